@@ -1,0 +1,19 @@
+"""The OpenAPI contract of the veo-3.1-extend task API: the single source of truth.
+
+`openapi/seed.yaml` and `openapi/current.yaml` describe the two versions of the provider's model
+page; `openapi/common.yaml` holds what they share. Load one with `Contract.load("seed")`,
+`Contract.load("current")` or `Contract.load(path)`: the result is bundled into one
+self-contained document and its request validators are compiled once.
+"""
+
+from contracts._contract import Contract, Operation, Violation
+from contracts._document import BUILTIN_NAMES, ContractError, load_document
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "Contract",
+    "ContractError",
+    "Operation",
+    "Violation",
+    "load_document",
+]

@@ -1,0 +1,193 @@
+"""A loaded contract: the bundled document plus request validators compiled once.
+
+`Contract.load("seed" | "current" | path)` reads and bundles the document and compiles, for every
+operation, a JSON-Schema validator for its JSON request body and for each query parameter.
+Validation then costs one `is_valid` call on the hot path; only a failing value pays for the
+detailed error (`Violation`), which names the offending field in `param` the way the provider's
+422 answers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from contracts._document import ContractError, load_document
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Why a value does not satisfy the contract, phrased for the provider's 422 body."""
+
+    message: str
+    param: str | None
+
+
+@dataclass(frozen=True)
+class QueryParameter:
+    name: str
+    required: bool
+    schema_type: str | None
+    validator: jsonschema_rs.Validator
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    body_required: bool = False
+    body_validator: jsonschema_rs.Validator | None = None
+    body_properties: frozenset[str] = frozenset()
+    body_defaults: dict[str, Any] = field(default_factory=dict)
+    query: tuple[QueryParameter, ...] = ()
+    responses: dict[str, Any] = field(default_factory=dict)
+
+    def check_body(self, body: Any) -> Violation | None:
+        """None when `body` satisfies the request schema, else the first violation."""
+        if self.body_validator is None or self.body_validator.is_valid(body):
+            return None
+        return _first_violation(self.body_validator, body, self.body_properties)
+
+    def check_query(self, params: dict[str, str]) -> Violation | None:
+        """Check raw query strings against the declared parameters (coercing booleans and numbers)."""
+        for parameter in self.query:
+            raw = params.get(parameter.name)
+            if raw is None:
+                if parameter.required:
+                    return Violation(f"Missing required query parameter '{parameter.name}'.", parameter.name)
+                continue
+            value = _coerce(raw, parameter.schema_type)
+            if not parameter.validator.is_valid(value):
+                expected = parameter.schema_type or "a valid value"
+                return Violation(
+                    f"Invalid value for query parameter '{parameter.name}': {raw!r} is not {expected}.",
+                    parameter.name,
+                )
+        return None
+
+
+def _coerce(raw: str, schema_type: str | None) -> Any:
+    if schema_type == "boolean":
+        return {"true": True, "false": False}.get(raw, raw)
+    if schema_type in ("integer", "number"):
+        try:
+            return int(raw) if schema_type == "integer" else float(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_violation(
+    validator: jsonschema_rs.Validator, body: Any, known: frozenset[str]
+) -> Violation:
+    error = next(iter(validator.iter_errors(body)))
+    path = ".".join(str(part) for part in error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        name = kind.property
+        param = f"{path}.{name}" if path else name
+        message = f"Missing required field '{param}'."
+        unknown = sorted(set(body) - known) if isinstance(body, dict) and not path and known else []
+        if unknown:
+            listed = ", ".join(f"'{item}'" for item in unknown)
+            message += f" The body also has {listed}, which this contract does not define."
+        return Violation(message, param)
+    if not path:
+        return Violation(f"The request body is invalid: {error.message}.", None)
+    return Violation(f"Invalid value for '{path}': {error.message}.", path)
+
+
+class Contract:
+    """One OpenAPI document, bundled, with its request validators compiled."""
+
+    def __init__(self, path: Path, document: dict[str, Any]) -> None:
+        self.path = path
+        self.document = document
+        self.title: str = document.get("info", {}).get("title", path.name)
+        self.version: str = str(document.get("info", {}).get("version", ""))
+        self.operations: dict[str, Operation] = {}
+        for route, item in document.get("paths", {}).items():
+            item = self._deref(item)
+            shared = item.get("parameters", [])
+            for method in _METHODS:
+                if method in item:
+                    operation = self._compile(route, method, item[method], shared)
+                    self.operations[operation.operation_id] = operation
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Contract:
+        path, document = load_document(name_or_path)
+        return cls(path, document)
+
+    def _deref(self, node: Any) -> Any:
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node:
+            pointer = node["$ref"]
+            if not pointer.startswith("#/") or seen > 32:
+                raise ContractError(f"{self.path}: cannot follow reference {pointer!r}")
+            node = self.document
+            for part in pointer[2:].split("/"):
+                node = node[part.replace("~1", "/").replace("~0", "~")]
+            seen += 1
+        return node
+
+    def _validator(self, schema: dict[str, Any], where: str) -> jsonschema_rs.Validator:
+        rooted = {**schema, "components": self.document.get("components", {})}
+        try:
+            return jsonschema_rs.Draft202012Validator(rooted, validate_formats=True)
+        except (jsonschema_rs.ValidationError, ValueError) as exc:
+            raise ContractError(f"{self.path}: the schema of {where} does not compile: {exc}") from exc
+
+    def _compile(self, route: str, method: str, spec: dict[str, Any], shared: list[Any]) -> Operation:
+        where = f"{method.upper()} {route}"
+        operation_id = spec.get("operationId") or where
+        operation = Operation(operation_id, method.upper(), route, responses=spec.get("responses", {}))
+        body = self._deref(spec.get("requestBody")) if spec.get("requestBody") else None
+        if body:
+            schema = body.get("content", {}).get("application/json", {}).get("schema")
+            if schema is not None:
+                operation.body_required = bool(body.get("required"))
+                operation.body_validator = self._validator(schema, where)
+                properties = self._deref(schema).get("properties", {})
+                operation.body_properties = frozenset(properties)
+                operation.body_defaults = {
+                    name: self._deref(prop)["default"]
+                    for name, prop in properties.items()
+                    if "default" in self._deref(prop)
+                }
+        query = []
+        for raw in [*shared, *spec.get("parameters", [])]:
+            parameter = self._deref(raw)
+            if parameter.get("in") != "query":
+                continue
+            schema = parameter.get("schema", {})
+            query.append(
+                QueryParameter(
+                    parameter["name"],
+                    bool(parameter.get("required")),
+                    self._deref(schema).get("type") if isinstance(schema, dict) else None,
+                    self._validator(schema, f"{where} query parameter {parameter['name']}"),
+                )
+            )
+        operation.query = tuple(query)
+        return operation
+
+    def operation(self, operation_id: str) -> Operation:
+        try:
+            return self.operations[operation_id]
+        except KeyError:
+            known = ", ".join(sorted(self.operations))
+            raise ContractError(
+                f"{self.path}: no operation {operation_id!r} (the document has: {known})"
+            ) from None

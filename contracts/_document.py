@@ -1,0 +1,124 @@
+"""Load an OpenAPI document and bundle its external references into one self-contained dict.
+
+The shipped documents share components through `common.yaml`. Every consumer (the fake,
+schemathesis, the tests) works on the bundled form, where each external reference
+`other.yaml#/components/<kind>/<name>` has become a local `#/components/<kind>/<name>` and the
+component it names has been copied in.
+
+Errors: `ContractError` (a `ValueError`) names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BUILTIN_DIR = Path(__file__).parent / "openapi"
+BUILTIN_NAMES = ("seed", "current")
+
+
+class ContractError(ValueError):
+    """A contract document cannot be found, read or bundled."""
+
+
+def resolve_location(name_or_path: str | Path) -> Path:
+    """`seed` / `current` name a shipped document; anything else is a file path."""
+    if str(name_or_path) in BUILTIN_NAMES:
+        return BUILTIN_DIR / f"{name_or_path}.yaml"
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ContractError(
+            f"contract {str(name_or_path)!r} is neither a shipped name ({', '.join(BUILTIN_NAMES)}) "
+            "nor a readable file"
+        )
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read the contract: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ContractError(f"{path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError(f"{path}: an OpenAPI document must be a mapping at the top level")
+    return data
+
+
+class _Bundler:
+    def __init__(self, root_path: Path) -> None:
+        self.root_path = root_path.resolve()
+        self.files: dict[Path, dict[str, Any]] = {}
+        self.own: dict[str, Any] = copy.deepcopy(self._load(self.root_path))
+        own_components = self.own.pop("components", None) or {}
+        self.origin: dict[tuple[str, str], Path] = {
+            (kind, name): self.root_path for kind, items in own_components.items() for name in items
+        }
+        self.components: dict[str, dict[str, Any]] = {kind: {} for kind in own_components}
+        self.own_components = own_components
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        if path not in self.files:
+            self.files[path] = _read(path)
+        return self.files[path]
+
+    def run(self) -> dict[str, Any]:
+        document = {key: self._walk(value, self.root_path) for key, value in self.own.items()}
+        for kind, items in self.own_components.items():
+            for name, value in items.items():
+                self.components[kind][name] = self._walk(value, self.root_path)
+        document["components"] = self.components
+        return document
+
+    def _walk(self, node: Any, base: Path) -> Any:
+        if isinstance(node, list):
+            return [self._walk(item, base) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            node = {**node, "$ref": self._import(ref, base)}
+        return {key: (value if key == "$ref" else self._walk(value, base)) for key, value in node.items()}
+
+    def _import(self, ref: str, base: Path) -> str:
+        file_part, _, pointer = ref.partition("#")
+        target = (base.parent / file_part).resolve() if file_part else base
+        if target == self.root_path:
+            return f"#{pointer}"
+        parts = pointer.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "components":
+            raise ContractError(
+                f"{base}: reference {ref!r} must point at '#/components/<kind>/<name>' of another file"
+            )
+        _, kind, name = parts
+        source = self._load(target)
+        try:
+            value = source["components"][kind][name]
+        except (KeyError, TypeError):
+            raise ContractError(f"{base}: reference {ref!r}: {target.name} has no {pointer}") from None
+        seen = self.origin.get((kind, name))
+        if seen is None:
+            self.origin[(kind, name)] = target
+            self.components.setdefault(kind, {})[name] = None  # placeholder against cycles
+            self.components[kind][name] = self._walk(copy.deepcopy(value), target)
+        elif seen != target:
+            raise ContractError(
+                f"{base}: component {kind}/{name} is defined in both {seen.name} and {target.name}"
+            )
+        return f"#/components/{kind}/{name}"
+
+
+def load_document(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Return the document's location and its bundled, self-contained form."""
+    path = resolve_location(name_or_path)
+    document = _Bundler(path).run()
+    if not str(document.get("openapi", "")).startswith("3."):
+        raise ContractError(f"{path}: not an OpenAPI 3.x document (no 'openapi: 3.x' field)")
+    return path, document

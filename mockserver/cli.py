@@ -1,0 +1,201 @@
+"""The `mockserver` command: serve the fake, list and validate scenarios.
+
+Every `serve` option can also come from a `MOCKSERVER_*` variable (named in `--help`); a flag
+wins over its variable. A broken contract or scenario file stops `serve` before it listens, with
+the file, line and field of the problem, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from contracts import ContractError
+from mockserver.app import create_app
+from mockserver.scenarios import Scenario, ScenarioError, load_directories, load_file, scenario_files
+from mockserver.settings import SHIPPED_SCENARIOS, Settings
+
+
+def _scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--no-shipped-scenarios",
+        "no_shipped",
+        is_flag=True,
+        envvar="MOCKSERVER_NO_SHIPPED_SCENARIOS",
+        help=f"Do not load the shipped scenarios ({SHIPPED_SCENARIOS}).",
+    )(command)
+    return click.option(
+        "--scenarios",
+        "scenario_dirs",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        envvar="MOCKSERVER_SCENARIOS",
+        help="A folder of scenario files, loaded after the shipped ones (a same-named scenario replaces "
+        "the shipped one). Repeatable; the variable takes a list separated by ':'.",
+    )(command)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"mockserver: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """An offline fake of the veo-3.1-extend video generation API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MOCKSERVER_HOST", help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), envvar="MOCKSERVER_PORT")
+@click.option(
+    "--contract",
+    default="seed",
+    show_default=True,
+    envvar="MOCKSERVER_CONTRACT",
+    help="'seed', 'current' or the path of an OpenAPI document: requests are validated against it.",
+)
+@_scenario_options
+@click.option(
+    "--scenario",
+    "default_scenario",
+    default="default",
+    show_default=True,
+    envvar="MOCKSERVER_SCENARIO",
+    help="Scenario for tasks that no header or rule assigns.",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="MOCKSERVER_SPEED",
+    help="Scenario seconds per real second (60 plays a 90 s lifecycle in 1.5 s).",
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["real", "manual"]),
+    default="real",
+    show_default=True,
+    envvar="MOCKSERVER_CLOCK",
+    help="'manual' stands still until POST /__admin/clock/advance moves it.",
+)
+@click.option("--seed", type=int, default=None, envvar="MOCKSERVER_SEED", help="Seed for task ids (reproducible runs).")
+@click.option(
+    "--public-url",
+    default=None,
+    envvar="MOCKSERVER_PUBLIC_URL",
+    help="Base of result URLs (default: the host the client called).",
+)
+@click.option("--journal-size", default=1000, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    envvar="MOCKSERVER_LOG_LEVEL",
+)
+def serve(
+    host: str,
+    port: int,
+    contract: str,
+    scenario_dirs: tuple[Path, ...],
+    no_shipped: bool,
+    default_scenario: str,
+    speed: float,
+    clock: str,
+    seed: int | None,
+    public_url: str | None,
+    journal_size: int,
+    log_level: str,
+) -> None:
+    """Serve the fake API (and its admin API under /__admin)."""
+    settings = Settings(
+        host=host,
+        port=port,
+        contract=contract,
+        scenario_dirs=scenario_dirs,
+        shipped_scenarios=not no_shipped,
+        default_scenario=default_scenario,
+        clock=clock,  # type: ignore[arg-type]
+        speed=speed,
+        seed=seed,
+        public_url=public_url,
+        journal_size=journal_size,
+        log_level=log_level,
+    )
+    try:
+        app = create_app(settings)
+    except (ContractError, ScenarioError, ValueError) as exc:
+        _fail(f"cannot start: {exc}")
+    runtime = app.state.runtime
+    click.echo(
+        f"mockserver: contract {runtime.contract.version!r} ({runtime.contract.path}), "
+        f"{len(runtime.scenarios)} scenarios, default {runtime.default.name!r}, "
+        f"clock {clock} x{speed:g}",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off", server_header=False)
+
+
+@main.group()
+def scenarios() -> None:
+    """List and validate scenario files."""
+
+
+@scenarios.command("list")
+@_scenario_options
+def list_scenarios(scenario_dirs: tuple[Path, ...], no_shipped: bool) -> None:
+    """Show every scenario the server would load, with its description."""
+    settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped)
+    try:
+        loaded = load_directories(settings.scenario_directories)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    table = Table(show_lines=True)
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("selected by")
+    table.add_column("description")
+    for scenario in loaded.values():
+        table.add_row(escape(scenario.name), escape(_selection(scenario)), escape(scenario.description))
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def _selection(scenario: Scenario) -> str:
+    ways = [f"X-Mock-Scenario: {scenario.name}"]
+    for rule in scenario.rules:
+        ways.append(" and ".join(f"{k}={v!r}" for k, v in rule.describe().items()))
+    return "\n".join(ways)
+
+
+@scenarios.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def validate_scenarios(paths: tuple[Path, ...]) -> None:
+    """Check scenario files (or folders of them); exit 1 if any is invalid."""
+    failed = 0
+    names: dict[str, Path] = {}
+    for path in paths:
+        for file in scenario_files(path) if path.is_dir() else [path]:
+            try:
+                scenario = load_file(file)
+            except ScenarioError as exc:
+                failed += 1
+                click.echo(f"invalid  {exc}")
+                continue
+            if scenario.name in names:
+                failed += 1
+                click.echo(f"invalid  {file}: name: '{scenario.name}' is already the name of {names[scenario.name]}")
+                continue
+            names[scenario.name] = file
+            click.echo(f"ok       {file} ({scenario.name})")
+    if failed:
+        click.echo(f"{failed} invalid scenario file(s)", err=True)
+        sys.exit(1)

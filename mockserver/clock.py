@@ -1,0 +1,70 @@
+"""Scenario time: real time times a speed factor, or a manual clock moved by hand.
+
+Both modes give seconds on the Unix scale (`created` of a task is `int(clock.now())`). The clock
+never moves backward: `advance()` refuses negative steps and switching mode or speed keeps the
+current reading, so lifecycle states computed from it never regress.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Literal
+
+Mode = Literal["real", "manual"]
+
+
+class ClockError(ValueError):
+    """A clock operation that would break monotonic scenario time."""
+
+
+class Clock:
+    def __init__(
+        self,
+        mode: Mode = "real",
+        speed: float = 1.0,
+        start: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (math.isfinite(speed) and speed > 0):
+            raise ClockError(f"speed must be above 0, got {speed}")
+        self._monotonic = monotonic
+        self.mode: Mode = mode
+        self.speed = speed
+        self._anchor_scenario = time.time() if start is None else start
+        self._anchor_real = monotonic()
+
+    def now(self) -> float:
+        if self.mode == "manual":
+            return self._anchor_scenario
+        return self._anchor_scenario + (self._monotonic() - self._anchor_real) * self.speed
+
+    def _reanchor(self) -> None:
+        self._anchor_scenario = self.now()
+        self._anchor_real = self._monotonic()
+
+    def advance(self, seconds: float) -> float:
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ClockError(f"the clock only moves forward; cannot advance by {seconds}")
+        self._reanchor()
+        self._anchor_scenario += seconds
+        return self.now()
+
+    def configure(self, mode: Mode | None = None, speed: float | None = None) -> None:
+        if speed is not None and not (math.isfinite(speed) and speed > 0):
+            raise ClockError(f"speed must be above 0, got {speed}")
+        self._reanchor()
+        if mode is not None:
+            self.mode = mode
+        if speed is not None:
+            self.speed = speed
+
+    def describe(self) -> dict[str, object]:
+        now = self.now()
+        return {
+            "mode": self.mode,
+            "speed": self.speed,
+            "now": round(now, 3),
+            "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        }

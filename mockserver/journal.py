@@ -1,0 +1,143 @@
+"""The request journal: what clients sent and what they got, most recent first, bounded in size.
+
+`JournalMiddleware` records every request outside `/__admin` after its answer is sent.
+Credentials never enter the journal: the Authorization header keeps only its scheme, other
+credential headers and credential-looking query parameters are replaced by `[redacted]`, and the
+API key is identified by `key_id`, a short one-way fingerprint (`key-` + 8 hex digits of SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REDACTED = "[redacted]"
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-admin-token"})
+SECRET_QUERY = re.compile(r"(?i)key|token|secret|password|auth|signature")
+BODY_PREVIEW = 4096
+TASK_KEY = "mockserver.task_id"
+SCENARIO_KEY = "mockserver.scenario"
+
+
+def key_id(api_key: str) -> str:
+    return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:8]
+
+
+def _redact_header(name: str, value: str) -> str:
+    if name == "authorization":
+        scheme, _, credentials = value.partition(" ")
+        return f"{scheme} {REDACTED}" if credentials else REDACTED
+    return REDACTED
+
+
+def _redact_query(query: str) -> str:
+    if not query or not SECRET_QUERY.search(query):
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, REDACTED if SECRET_QUERY.search(k) else v) for k, v in pairs])
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    time: float
+    wall_time: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    key_id: str | None
+    body: str
+    status: int
+    duration_ms: float
+    task_id: str | None
+    scenario: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    def __init__(self, size: int) -> None:
+        self._entries: deque[Entry] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(self, **fields: Any) -> None:
+        self._entries.append(Entry(id=next(self._ids), **fields))
+
+    def entries(self) -> Iterable[Entry]:
+        """Most recent first."""
+        return reversed(list(self._entries))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class JournalMiddleware:
+    """Record each non-admin request in the journal once its answer has been sent."""
+
+    def __init__(self, app: ASGIApp, journal: Journal, now: Callable[[], float], prefix: str = "/__admin") -> None:
+        self.app, self.journal, self.now, self.prefix = app, journal, now, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        body = bytearray()
+        status = 500
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) < BODY_PREVIEW:
+                body.extend(message.get("body", b"")[: BODY_PREVIEW - len(body)])
+            return message
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_note)
+        finally:
+            self._record(scope, bytes(body), status, started)
+
+    def _record(self, scope: Scope, body: bytes, status: int, started: float) -> None:
+        headers: dict[str, str] = {}
+        key = None
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            if name == "authorization":
+                _, _, credentials = value.partition(" ")
+                key = key_id(credentials.strip()) if credentials.strip() else None
+            headers[name] = _redact_header(name, value) if name in SECRET_HEADERS else value
+        self.journal.record(
+            time=self.now(),
+            wall_time=time.time(),
+            method=scope["method"],
+            path=scope["path"],
+            query=_redact_query(scope.get("query_string", b"").decode("latin-1")),
+            headers=headers,
+            key_id=key,
+            body=body.decode("utf-8", errors="replace"),
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            task_id=scope.get(TASK_KEY),
+            scenario=scope.get(SCENARIO_KEY),
+        )

@@ -1,0 +1,36 @@
+"""One settings object, built once (by the CLI from flags or `MOCKSERVER_*` variables, or by a
+test), then passed down. Nothing else in the package reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import scenarios as _shipped
+
+SHIPPED_SCENARIOS = _shipped.DIRECTORY
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    contract: str = "seed"
+    scenario_dirs: tuple[Path, ...] = ()
+    shipped_scenarios: bool = True
+    default_scenario: str = "default"
+    clock: Literal["real", "manual"] = "real"
+    speed: float = 1.0
+    clock_start: float | None = None
+    seed: int | None = None
+    public_url: str | None = None
+    journal_size: int = 1000
+    max_body_bytes: int = MAX_BODY_BYTES
+    log_level: str = "info"
+
+    @property
+    def scenario_directories(self) -> list[Path]:
+        shipped = [SHIPPED_SCENARIOS] if self.shipped_scenarios else []
+        return [*shipped, *self.scenario_dirs]

@@ -1,0 +1,61 @@
+"""The tasks the fake has accepted, by id.
+
+A task keeps only what its lifecycle needs: the scenario, when it was created, the request
+fields that shape its result, and how many polls have seen each held step. Its state is never
+stored; `mockserver.lifecycle.observe` computes it on every read.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mockserver.scenarios import Scenario
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    id: str
+    created: int
+    created_at: float
+    scenario: Scenario
+    model: str
+    aspect_ratio: str
+    generate_audio: bool
+    key_id: str
+    polls: int = 0
+    reads: dict[int, int] = field(default_factory=dict)
+
+
+class TaskStore:
+    def __init__(self, seed: int | None = None) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._random = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def new_id(self, created: int) -> str:
+        """`task-unified-{created}-{8 lowercase letters or digits}`, unique in this store."""
+        while True:
+            suffix = "".join(self._random.choices(_ID_ALPHABET, k=8))
+            task_id = f"task-unified-{created}-{suffix}"
+            if task_id not in self._tasks:
+                return task_id
+
+    def add(self, task: Task) -> Task:
+        self._tasks[task.id] = task
+        return task
+
+    def clear(self) -> None:
+        self._tasks.clear()

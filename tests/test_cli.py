@@ -1,0 +1,150 @@
+"""The `mockserver` command as a user runs it: a real process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, BODIES
+from tests.mp4 import read
+
+SCRIPT = Path(sys.executable).with_name("mockserver")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    if "MOCKSERVER_PORT" not in (env or {}):
+        args = [*args, "--port", str(port)]
+    else:
+        port = int(full_env["MOCKSERVER_PORT"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer within 20 s"
+            time.sleep(0.05)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_serve_plays_a_lifecycle_and_serves_the_video() -> None:
+    with running(["--clock", "manual", "--seed", "1"]) as (url, process), httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
+        body = {**BODIES["seed"], "aspect_ratio": "9:16"}
+        task_id = client.post("/v1/videos/generations", json=body).json()["id"]
+        statuses = []
+        for _ in range(10):
+            statuses.append(client.get(f"/v1/tasks/{task_id}").json()["status"])
+            client.post("/__admin/clock/advance", json={"seconds": 10})
+        assert statuses[0] == "pending" and "processing" in statuses and statuses[-1] == "completed"
+        video = client.get(client.get(f"/v1/tasks/{task_id}").json()["results"][0]["url"])
+        assert video.status_code == 200 and max(read(video.content).sizes) == (720, 1280)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it stopped
+        assert process.returncode in (0, -signal.SIGTERM)
+        assert "Finished server process" in stderr and "Traceback" not in stderr
+
+
+def test_options_come_from_mockserver_variables() -> None:
+    port = free_port()
+    env = {"MOCKSERVER_PORT": str(port), "MOCKSERVER_CONTRACT": "current", "MOCKSERVER_CLOCK": "manual", "MOCKSERVER_SCENARIO": "fast"}
+    with running([], env=env) as (url, _):
+        health = httpx.get(f"{url}/__admin/health").json()
+        assert health["contract"]["version"] == "current"
+        assert health["default_scenario"] == "fast" and health["clock"]["mode"] == "manual"
+        submitted = httpx.post(f"{url}/v1/videos/generations", json=BODIES["current"], headers={"Authorization": f"Bearer {API_KEY}"})
+        assert submitted.status_code == 200
+
+
+def test_a_flag_wins_over_its_variable() -> None:
+    with running(["--contract", "seed", "--clock", "manual"], env={"MOCKSERVER_CONTRACT": "current"}) as (url, _):
+        assert httpx.get(f"{url}/__admin/health").json()["contract"]["version"] == "seed"
+
+
+def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: pendng}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--scenarios", str(tmp_path), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{tmp_path / 'bad.yaml'}:4: timeline[0].status:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+def test_serve_refuses_an_unknown_contract() -> None:
+    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--contract", "v9"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "neither a shipped name" in result.stderr
+
+
+def test_scenarios_list_shows_every_scenario_with_its_description() -> None:
+    result = subprocess.run([str(SCRIPT), "scenarios", "list"], capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    for name in ("default", "fast", "content-policy", "generation-timeout", "completed-before-results", "never-finishes"):
+        assert name in result.stdout
+    assert "[mock:content-policy]" in result.stdout
+    assert "content_policy_violation" in result.stdout
+
+
+def test_scenarios_validate_reports_each_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\ndescription: d\ntimeline:\n  - {at: 0, status: pending}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: failed}\n")
+    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(good), str(bad)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"ok       {good} (good)" in result.stdout
+    assert f"invalid  {bad}:4: timeline[0]: missing required field 'error'" in result.stdout
+    shipped = subprocess.run([str(SCRIPT), "scenarios", "validate", "scenarios"], capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[1])
+    assert shipped.returncode == 0, shipped.stdout
+
+
+@pytest.mark.parametrize("args", [["--speed", "0"], ["--port", "70000"], ["--clock", "fast"]])
+def test_bad_options_are_refused_by_the_cli(args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "Invalid value" in result.stderr

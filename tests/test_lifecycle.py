@@ -1,0 +1,206 @@
+"""Task lifecycles played on the manual clock: every shipped scenario to its end, and the
+lifecycle invariants under a hypothesis state machine. No test sleeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule
+
+import scenarios as shipped
+from mockserver import Settings
+from mockserver.lifecycle import observe
+from mockserver.scenarios import load_directories, parse
+from tests.conftest import API_KEY, BODIES, Fake, validator_for
+from mockserver.testing import LiveServer
+
+RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2}
+
+# What each shipped scenario's description promises: final status, error code, when it ends.
+PROMISES: dict[str, tuple[str, str | None, float | None]] = {
+    "default": ("completed", None, 90),
+    "fast": ("completed", None, 5),
+    "content-policy": ("failed", "content_policy_violation", 12),
+    "generation-timeout": ("failed", "generation_timeout", 610),
+    "completed-before-results": ("completed", None, 60),
+    "never-finishes": ("processing", None, None),
+}
+
+
+def play(fake: Fake, task_id: str, until: float, step: float) -> list[dict[str, Any]]:
+    seen = []
+    elapsed = 0.0
+    while elapsed <= until:
+        seen.append({**fake.task(task_id), "elapsed": elapsed})
+        fake.advance(step)
+        elapsed += step
+    return seen
+
+
+def test_every_shipped_scenario_has_a_promise() -> None:
+    assert set(load_directories([shipped.DIRECTORY])) == set(PROMISES)
+
+
+@pytest.mark.parametrize("name", sorted(PROMISES))
+def test_each_shipped_scenario_plays_to_its_promised_end(fake: Fake, name: str) -> None:
+    final_status, code, ends_at = PROMISES[name]
+    task_id = fake.create(scenario=name)
+    horizon = (ends_at or 600) + 20
+    seen = play(fake, task_id, horizon, step=2.0)
+    for before, after in zip(seen, seen[1:]):
+        assert RANK[after["status"]] >= RANK[before["status"]], (before, after)
+        assert after["progress"] >= before["progress"], (before, after)
+        if before["status"] in ("completed", "failed"):
+            assert after["status"] == before["status"]
+    assert seen[0]["status"] == "pending"
+    assert any(s["status"] == "processing" for s in seen)
+    last = seen[-1]
+    assert last["status"] == final_status
+    if final_status == "completed":
+        first_done = next(s for s in seen if s["status"] == "completed")
+        assert first_done["elapsed"] >= ends_at and first_done["elapsed"] < ends_at + 2.01
+        assert last["progress"] == 100
+        assert last["results"][0]["url"].endswith(f"/files/{task_id}.mp4")
+        assert last["error"] is None
+    elif final_status == "failed":
+        first_failed = next(s for s in seen if s["status"] == "failed")
+        assert ends_at <= first_failed["elapsed"] < ends_at + 2.01
+        assert last["error"]["code"] == code and last["error"]["type"] == "task_error"
+        assert last["error"]["message"]
+        assert last["results"] is None
+    else:
+        fake.advance(7 * 24 * 3600)
+        stuck = fake.task(task_id)
+        assert stuck["status"] == "processing" and stuck["progress"] == 99
+
+
+def test_progress_rises_while_processing(fake: Fake) -> None:
+    task_id = fake.create()
+    progress = [s["progress"] for s in play(fake, task_id, 88, 2.0) if s["status"] == "processing"]
+    assert progress[0] < 10 and progress[-1] > 90
+    assert len(set(progress)) > 20  # it moves, not just jumps between steps
+
+
+def test_completed_before_results_is_filled_in_on_the_next_poll(fake: Fake) -> None:
+    task_id = fake.create(scenario="completed-before-results")
+    fake.advance(65)
+    quirk = fake.task(task_id)
+    assert (quirk["status"], quirk["progress"], quirk["results"]) == ("completed", 50, None)
+    filled = fake.task(task_id)  # no clock movement: the next poll fills it in
+    assert filled["status"] == "completed" and filled["progress"] == 100
+    assert filled["results"][0]["url"].endswith(".mp4")
+
+
+def test_the_quirk_is_seen_even_by_a_slow_poller(fake: Fake) -> None:
+    task_id = fake.create(scenario="completed-before-results")
+    fake.advance(3600)
+    assert fake.task(task_id)["results"] is None
+    assert fake.task(task_id)["results"] is not None
+
+
+def test_admin_views_do_not_count_as_polls(fake: Fake) -> None:
+    task_id = fake.create(scenario="completed-before-results")
+    fake.advance(65)
+    for _ in range(3):
+        assert fake.admin("GET", f"/tasks/{task_id}").json()["task"]["results"] is None
+    assert fake.task(task_id)["results"] is None
+
+
+def _scenario(timeline: list[dict[str, Any]]) -> Any:
+    return parse({"name": "t", "description": "test", "timeline": timeline}, "test")
+
+
+def test_ramp_is_linear_and_stops_below_the_next_step() -> None:
+    scenario = _scenario([{"at": 0, "status": "processing", "progress": 0}, {"at": 100, "status": "processing", "progress": 100}])
+    assert [observe(scenario, t, {}).progress for t in (0, 25, 50, 99.9, 100)] == [0, 25, 50, 99, 100]
+
+
+def test_ramp_false_holds_progress_flat() -> None:
+    scenario = _scenario(
+        [{"at": 0, "status": "processing", "progress": 40, "ramp": False}, {"at": 100, "status": "processing", "progress": 90}]
+    )
+    assert observe(scenario, 99, {}).progress == 40
+
+
+def test_a_state_before_the_first_step_is_pending_zero() -> None:
+    scenario = _scenario([{"at": 5, "status": "processing", "progress": 10}])
+    assert (observe(scenario, 1, {}).status, observe(scenario, 1, {}).progress) == ("pending", 0)
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """Random submits, clock moves and polls over every shipped scenario, through real HTTP."""
+
+    tasks = Bundle("tasks")
+    server: LiveServer | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert self.server is not None
+        self.client = httpx.Client(
+            base_url=self.server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+        )
+        self.client.post("/__admin/reset")
+        self.last: dict[str, dict[str, Any]] = {}
+        self.validator = validator_for("seed")
+
+    def teardown(self) -> None:
+        self.client.close()
+
+    def _checked(self, response: httpx.Response) -> httpx.Response:
+        self.validator.validate(response)
+        return response
+
+    @initialize()
+    def start(self) -> None:
+        self.names = sorted(PROMISES)
+
+    @rule(target=tasks, index=st.integers(0, len(PROMISES) - 1), portrait=st.booleans(), audio=st.booleans())
+    def submit(self, index: int, portrait: bool, audio: bool) -> str:
+        body = {**BODIES["seed"], "aspect_ratio": "9:16" if portrait else "16:9", "generate_audio": audio}
+        response = self._checked(
+            self.client.post("/v1/videos/generations", json=body, headers={"X-Mock-Scenario": self.names[index]})
+        )
+        assert response.status_code == 200
+        return response.json()["id"]
+
+    @rule(seconds=st.one_of(st.floats(0, 30), st.sampled_from([0.0, 59.9, 60.0, 600.0, 86_400.0])))
+    def advance(self, seconds: float) -> None:
+        assert self.client.post("/__admin/clock/advance", json={"seconds": seconds}).status_code == 200
+
+    @rule(task_id=tasks)
+    def poll(self, task_id: str) -> None:
+        task = self._checked(self.client.get(f"/v1/tasks/{task_id}")).json()
+        status = task["status"]
+        if task["results"] is not None:
+            assert status == "completed"
+        if status == "failed":
+            assert task["error"]["type"] == "task_error" and task["results"] is None
+        else:
+            assert task["error"] is None
+        before = self.last.get(task_id)
+        if before is not None:
+            assert RANK[status] >= RANK[before["status"]], (before, task)
+            assert task["progress"] >= before["progress"], (before, task)
+            if before["status"] in ("completed", "failed"):
+                assert status == before["status"]
+            if before["results"] is not None:
+                assert task["results"] == before["results"] and task["progress"] == 100
+        self.last[task_id] = task
+
+
+@pytest.fixture(scope="module")
+def machine_server() -> Any:
+    with LiveServer(Settings(clock="manual", seed=11)) as server:
+        LifecycleMachine.server = server
+        yield server
+        LifecycleMachine.server = None
+
+
+def test_lifecycle_invariants_hold_under_random_play(machine_server: LiveServer) -> None:
+    test_case = LifecycleMachine.TestCase
+    test_case.settings = hypothesis_settings(max_examples=60, stateful_step_count=40, deadline=None)
+    test_case().runTest()
