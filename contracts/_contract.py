@@ -36,17 +36,41 @@ class QueryParameter:
     validator: jsonschema_rs.Validator
 
 
+@dataclass(frozen=True)
+class ResponseSpec:
+    """What the contract says one status of an operation answers with."""
+
+    status: str
+    body: jsonschema_rs.Validator | None
+    headers: dict[str, jsonschema_rs.Validator]
+    error_type: str | None  # the `error.type` constant of an error body, if it pins one
+
+    def problems(self, body: Any, headers: dict[str, str] | None = None) -> list[str]:
+        found = []
+        if self.body is not None:
+            found.extend(f"body: {_shorten(e.message)}" for e in self.body.iter_errors(body))
+        for name, value in (headers or {}).items():
+            validator = self.headers.get(name.lower())
+            if validator is not None and not validator.is_valid(_coerce(value, "integer") if value.isdigit() else value):
+                found.append(f"header {name}: {value!r} does not match the contract")
+        return found
+
+
 @dataclass
 class Operation:
     operation_id: str
     method: str
     path: str
-    body_required: bool = False
     body_validator: jsonschema_rs.Validator | None = None
     body_properties: frozenset[str] = frozenset()
     body_defaults: dict[str, Any] = field(default_factory=dict)
     query: tuple[QueryParameter, ...] = ()
     responses: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, ResponseSpec] = field(default_factory=dict)
+
+    def answer(self, status: int) -> ResponseSpec | None:
+        """The documented response for `status` (exact code, then `4XX`-style ranges, then default)."""
+        return self.answers.get(str(status)) or self.answers.get(f"{str(status)[0]}XX") or self.answers.get("default")
 
     def check_body(self, body: Any) -> Violation | None:
         """None when `body` satisfies the request schema, else the first violation."""
@@ -74,7 +98,7 @@ class Operation:
 
 def _coerce(raw: str, schema_type: str | None) -> Any:
     if schema_type == "boolean":
-        return {"true": True, "false": False}.get(raw, raw)
+        return {"true": True, "false": False, "1": True, "0": False}.get(raw.lower(), raw)
     if schema_type in ("integer", "number"):
         try:
             return int(raw) if schema_type == "integer" else float(raw)
@@ -83,9 +107,9 @@ def _coerce(raw: str, schema_type: str | None) -> Any:
     return raw
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _shorten(message: str, limit: int = 200) -> str:
+    """Validator messages quote the value; a huge value must not be echoed back whole."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def _first_violation(
@@ -104,8 +128,8 @@ def _first_violation(
             message += f" The body also has {listed}, which this contract does not define."
         return Violation(message, param)
     if not path:
-        return Violation(f"The request body is invalid: {error.message}.", None)
-    return Violation(f"Invalid value for '{path}': {error.message}.", path)
+        return Violation(f"The request body is invalid: {_shorten(error.message)}.", None)
+    return Violation(f"Invalid value for '{path}': {_shorten(error.message)}.", path)
 
 
 class Contract:
@@ -153,11 +177,14 @@ class Contract:
         where = f"{method.upper()} {route}"
         operation_id = spec.get("operationId") or where
         operation = Operation(operation_id, method.upper(), route, responses=spec.get("responses", {}))
+        operation.answers = {
+            status: self._response(status, self._deref(response), f"{where} response {status}")
+            for status, response in operation.responses.items()
+        }
         body = self._deref(spec.get("requestBody")) if spec.get("requestBody") else None
         if body:
             schema = body.get("content", {}).get("application/json", {}).get("schema")
             if schema is not None:
-                operation.body_required = bool(body.get("required"))
                 operation.body_validator = self._validator(schema, where)
                 properties = self._deref(schema).get("properties", {})
                 operation.body_properties = frozenset(properties)
@@ -182,6 +209,41 @@ class Contract:
             )
         operation.query = tuple(query)
         return operation
+
+    def _error_type(self, schema: Any) -> str | None:
+        """The `error.type` constant a (possibly allOf-composed) error schema pins, if any."""
+        schema = self._deref(schema)
+        if not isinstance(schema, dict):
+            return None
+        const = schema.get("properties", {}).get("error", {}).get("properties", {}).get("type", {}).get("const")
+        if const is not None:
+            return const
+        for part in schema.get("allOf", []):
+            found = self._error_type(part)
+            if found is not None:
+                return found
+        return None
+
+    def _response(self, status: str, response: dict[str, Any], where: str) -> ResponseSpec:
+        schema = response.get("content", {}).get("application/json", {}).get("schema")
+        headers = {
+            name.lower(): self._validator(self._deref(header).get("schema", {}), f"{where} header {name}")
+            for name, header in response.get("headers", {}).items()
+        }
+        return ResponseSpec(
+            status,
+            self._validator(schema, where) if schema is not None else None,
+            headers,
+            self._error_type(schema) if schema is not None else None,
+        )
+
+    def schema_const(self, schema_name: str, prop: str) -> Any:
+        """The `const` a component schema pins for one property (e.g. Task.object)."""
+        schema = self._deref({"$ref": f"#/components/schemas/{schema_name}"})
+        value = self._deref(schema.get("properties", {}).get(prop, {})).get("const")
+        if value is None:
+            raise ContractError(f"{self.path}: schema {schema_name} pins no constant for {prop!r}")
+        return value
 
     def operation(self, operation_id: str) -> Operation:
         try:

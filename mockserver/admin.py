@@ -3,7 +3,15 @@
     GET    /__admin/health              liveness, versions and counts
     GET    /__admin/contract            the loaded OpenAPI document, bundled (JSON)
     GET    /__admin/scenarios           every loaded scenario; /__admin/scenarios/{name} one
+    PUT    /__admin/scenarios/default   {"scenario": NAME}: the default for new tasks
+    POST   /__admin/scenarios/next      {"scenario": NAME, "count": N}: the next N submissions
+                                        (GET shows the queue, DELETE empties it)
+    GET    /__admin/keys                the key map, by key fingerprint
     GET    /__admin/tasks               every task with its current state; /__admin/tasks/{id} one
+    POST   /__admin/tasks/{id}/fail     {"code", "message"}: fail a live task now
+    POST   /__admin/tasks/{id}/complete complete a live task now, with the fake's video
+    POST   /__admin/tasks/{id}/stall    stop the task's time (it stays as it is)
+    POST   /__admin/tasks/{id}/resume   let a stalled task run on from where it stood
     GET    /__admin/clock               mode, speed and scenario time
     PUT    /__admin/clock               {"mode": "manual"|"real", "speed": X}
     POST   /__admin/clock/advance       {"seconds": N} (or ?seconds=N)
@@ -23,11 +31,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import render
+from mockserver import lifecycle
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
-from mockserver.intake import parse_json, read_body
-from mockserver.lifecycle import observe
+from mockserver.intake import parse_json, read_body, whole_number
+from mockserver.journal import key_id
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Scenario
 from mockserver.store import Task
@@ -48,6 +56,15 @@ def _number(value: Any, name: str) -> float:
     return number
 
 
+def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ApiError(422, f"'{name}' must be a non-empty string, got {value!r}.", param=name)
+    return value
+
+
 def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": scenario.name,
@@ -55,16 +72,15 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
         "source": scenario.source,
         "default": scenario is default,
         "match": [rule.describe() for rule in scenario.rules],
+        "mix": [{"scenario": name, "weight": weight} for name, weight in scenario.mix],
     }
     if full:
-        submit = scenario.submit
-        out["submit"] = {
-            "status": submit.status,
-            "estimated_time": scenario.estimated_time if submit.status == 200 else None,
-            "error": submit.error,
-            "headers": dict(submit.headers),
-            "creates_task": submit.creates_task,
-        }
+        out["submit"] = [answer.describe() for answer in scenario.submit]
+        out["polls"] = [
+            {"on": sorted(rule.numbers), "first": rule.first, **rule.answer.describe()} for rule in scenario.polls
+        ]
+        out["latency"] = {kind: vars(delay) for kind, delay in scenario.latency.items()}
+        out["disappears_after"] = scenario.disappears_after
         out["timeline"] = [
             {
                 "at": step.at,
@@ -90,9 +106,13 @@ class AdminApi:
             Route("/health", self.health, methods=["GET"]),
             Route("/contract", self.contract, methods=["GET"]),
             Route("/scenarios", self.scenarios, methods=["GET"]),
+            Route("/scenarios/default", self.default_scenario, methods=["GET", "PUT"]),
+            Route("/scenarios/next", self.next_scenarios, methods=["GET", "POST", "DELETE"]),
             Route("/scenarios/{name}", self.scenario, methods=["GET"]),
+            Route("/keys", self.keys, methods=["GET"]),
             Route("/tasks", self.tasks, methods=["GET"]),
             Route("/tasks/{task_id}", self.task, methods=["GET"]),
+            Route("/tasks/{task_id}/{action:str}", self.task_action, methods=["POST"]),
             Route("/clock", self.clock, methods=["GET", "PUT"]),
             Route("/clock/advance", self.advance, methods=["POST"]),
             Route("/requests", self.requests, methods=["GET", "DELETE"]),
@@ -124,35 +144,60 @@ class AdminApi:
         )
 
     async def contract(self, request: Request) -> Response:
-        return JSONResponse(self.rt.contract.document)
+        """The loaded document, pointing at this fake (its own `servers` name the paid API)."""
+        fake = {"url": self.rt.base_url(request), "description": "This mock server (free, offline)."}
+        return JSONResponse({**self.rt.contract.document, "servers": [fake]})
 
     async def scenarios(self, request: Request) -> Response:
         default = self.rt.default
         return JSONResponse({"scenarios": [_scenario_json(s, default) for s in self.rt.scenarios.values()]})
 
     async def scenario(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        scenario = self.rt.scenarios.get(name)
-        if scenario is None:
-            known = ", ".join(sorted(self.rt.scenarios))
-            raise ApiError(404, f"No scenario named {name[:80]!r}. Known scenarios: {known}.")
+        scenario = self.rt.selector.named(request.path_params["name"])
         return JSONResponse(_scenario_json(scenario, self.rt.default, full=True))
 
+    async def default_scenario(self, request: Request) -> Response:
+        if request.method == "PUT":
+            self.rt.set_default(_text(await self._json(request), "scenario"))  # type: ignore[arg-type]
+        return JSONResponse({"scenario": self.rt.default.name, "configured": self.rt.settings.default_scenario})
+
+    async def next_scenarios(self, request: Request) -> Response:
+        if request.method == "POST":
+            data = await self._json(request)
+            count = data.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise ApiError(422, f"'count' must be a whole number, got {count!r}.", param="count")
+            self.rt.push(_text(data, "scenario"), count)  # type: ignore[arg-type]
+        elif request.method == "DELETE":
+            self.rt.selector.pushed.clear()
+        queue = [{"scenario": scenario.name, "count": left} for scenario, left in self.rt.selector.pushed]
+        return JSONResponse({"next": queue})
+
+    async def keys(self, request: Request) -> Response:
+        keys = [{"key_id": key_id(key), "scenario": name} for key, name in self.rt.selector.keys.items()]
+        return JSONResponse({"count": len(keys), "keys": keys})
+
     def _task_json(self, task: Task, request: Request) -> dict[str, Any]:
-        elapsed = self.rt.clock.now() - task.created_at
-        state = observe(task.scenario, elapsed, task.reads, poll=False)
-        following = task.scenario.timeline[state.step + 1] if state.step + 1 < len(task.scenario.timeline) else None
+        now = self.rt.clock.now()
+        elapsed = lifecycle.age(task, now)
+        state = lifecycle.task_state(task, now, poll=False)
+        timeline = task.scenario.timeline
+        following = timeline[state.step + 1] if 0 <= state.step + 1 < len(timeline) and task.forced is None else None
         return {
             "id": task.id,
             "scenario": task.scenario.name,
+            "mix": task.via,
+            "selected_by": task.selected_by,
             "key_id": task.key_id,
             "created": task.created,
             "elapsed": round(elapsed, 3),
             "polls": task.polls,
+            "forced": task.forced is not None,
+            "stalled": task.frozen is not None,
             "request": {"model": task.model, "aspect_ratio": task.aspect_ratio, "generate_audio": task.generate_audio},
             "step": state.step,
             "next_step": None if following is None else {"at": following.at, "status": following.status},
-            "task": render.task_body(task, state, self.rt.base_url(request), self.rt.media),
+            "task": self.rt.render.task(task, state, self.rt.base_url(request)),
         }
 
     async def tasks(self, request: Request) -> Response:
@@ -167,10 +212,24 @@ class AdminApi:
         return JSONResponse({"count": len(tasks), "tasks": tasks})
 
     async def task(self, request: Request) -> Response:
-        task_id = request.path_params["task_id"]
-        task = self.rt.store.get(task_id)
-        if task is None:
-            raise ApiError(404, f"No task with id {task_id[:100]!r}.", code="task_not_found")
+        return JSONResponse(self._task_json(self.rt.task(request.path_params["task_id"]), request))
+
+    async def task_action(self, request: Request) -> Response:
+        task_id, action = request.path_params["task_id"], request.path_params["action"]
+        if action == "fail":
+            data = await self._json(request)
+            code = _text(data, "code", required=False) or "generation_failed"
+            task = self.rt.fail_task(task_id, code, _text(data, "message", required=False))
+        elif action == "complete":
+            task = self.rt.complete_task(task_id)
+        elif action == "stall":
+            task = self.rt.stall_task(task_id)
+        elif action == "resume":
+            task = self.rt.resume_task(task_id)
+        else:
+            raise ApiError(
+                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
+            )
         return JSONResponse(self._task_json(task, request))
 
     async def clock(self, request: Request) -> Response:
@@ -204,9 +263,9 @@ class AdminApi:
             return JSONResponse({"count": 0, "requests": []})
         params = request.query_params
         limit_raw = params.get("limit", str(journal.size))
-        if not limit_raw.isdigit():
+        limit = whole_number(limit_raw)
+        if limit is None:
             raise ApiError(422, f"'limit' must be a whole number, got {limit_raw[:20]!r}.", param="limit")
-        limit = int(limit_raw)
         method = params.get("method", "").upper() or None
         path = params.get("path")
         task_id = params.get("task_id")

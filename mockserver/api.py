@@ -1,28 +1,44 @@
 """The provider's API as the fake plays it, one handler per route.
 
-Submit: bearer key -> JSON body -> contract -> scenario -> task stored -> answer.
-Query:  bearer key -> query parameters -> task -> state at the clock's now -> answer.
+Submit:   bearer key -> JSON body -> contract -> scenario -> its answer for this key's n-th
+          submission -> task stored (when the answer creates one) -> answer, maybe faulty.
+Query:    bearer key -> query parameters -> task (404 once it disappears) -> the scenario's
+          answer for this poll, or the state at the clock's now.
 Download: task -> completed with the fake's own video and not expired -> MP4 bytes.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import render
+from mockserver import lifecycle
 from mockserver.errors import ApiError
+from mockserver.faults import FaultyResponse
 from mockserver.intake import bearer_key, read_json
-from mockserver.journal import SCENARIO_KEY, TASK_KEY, key_id
-from mockserver.lifecycle import observe
-from mockserver.matching import SCENARIO_HEADER, choose
+from mockserver.journal import FAULT_KEY, SCENARIO_KEY, TASK_KEY, key_id
+from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import serve
 from mockserver.runtime import Runtime
-from mockserver.scenarios import UNSET, Scenario
+from mockserver.scenarios import UNSET, Answer, Scenario
 from mockserver.store import Task
 
 ID_HINT = "Task ids look like 'task-unified-1757165031-uyujaw3d' and come from POST /v1/videos/generations."
+
+
+def _answer(request: Request, answer: Answer, normal: Response | None) -> Response:
+    """The scripted answer: the normal response or the scripted error, delivered with its fault."""
+    if answer.status == 200:
+        response = normal if normal is not None else Response(b"")
+    else:
+        response = ApiError(answer.status, headers=dict(answer.headers), **answer.error).response()
+    if answer.fault is None:
+        return response
+    request.scope[FAULT_KEY] = answer.fault.kind
+    return FaultyResponse(response, answer.fault)
 
 
 class ProviderApi:
@@ -33,9 +49,10 @@ class ProviderApi:
         self.defaults = self.submit_operation.body_defaults
 
     def routes(self) -> list[BaseRoute]:
+        submit, query = self.submit_operation, self.query_operation
         return [
-            Route("/v1/videos/generations", self.submit, methods=["POST"]),
-            Route("/v1/tasks/{task_id}", self.query, methods=["GET"]),
+            Route(submit.path, self.submit, methods=[submit.method]),
+            Route(query.path, self.query, methods=[query.method]),
             Route("/files/{task_id}.mp4", self.download, methods=["GET", "HEAD"]),
         ]
 
@@ -45,29 +62,34 @@ class ProviderApi:
         violation = self.submit_operation.check_body(body)
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)
-        scenario = choose(self.rt.scenarios, self.rt.default, request.headers.get(SCENARIO_HEADER), api_key, body)
+        body = {**self.defaults, **body}  # the request as the provider reads it
+        scenario, selected_by, via = self.rt.selector.choose(request.headers.get(SCENARIO_HEADER), api_key, body)
         request.scope[SCENARIO_KEY] = scenario.name
-        behaviour = scenario.submit
-        if behaviour.status == 200 or behaviour.creates_task:
-            task = self._create(scenario, api_key, body)
+        await self.rt.delay(scenario, "submit")
+        key = key_id(api_key)
+        self.rt.submissions[(scenario.name, key)] += 1
+        answer = scenario.submit_answer(self.rt.submissions[(scenario.name, key)])
+        normal = None
+        if answer.makes_task:
+            task = self._create(scenario, key, body, selected_by, via)
             request.scope[TASK_KEY] = task.id
-        if behaviour.status != 200:
-            raise ApiError(behaviour.status, headers=dict(behaviour.headers), **behaviour.error)
-        return JSONResponse(render.task_created(task))
+            normal = JSONResponse(self.rt.render.created(task, scenario.estimated_time(answer)))
+        return _answer(request, answer, normal)
 
-    def _create(self, scenario: Scenario, api_key: str, body: dict) -> Task:
+    def _create(self, scenario: Scenario, key: str, body: dict[str, Any], selected_by: str, via: str | None) -> Task:
         now = self.rt.clock.now()
         created = int(now)
-        defaults = self.defaults
         task = Task(
             id=self.rt.store.new_id(created),
             created=created,
             created_at=now,
             scenario=scenario,
-            model=body.get("model") or defaults.get("model", ""),
-            aspect_ratio=body.get("aspect_ratio") or defaults.get("aspect_ratio", "16:9"),
-            generate_audio=body.get("generate_audio", defaults.get("generate_audio", True)),
-            key_id=key_id(api_key),
+            model=str(body.get("model", "")),
+            aspect_ratio=str(body.get("aspect_ratio", "16:9")),
+            generate_audio=bool(body.get("generate_audio", True)),
+            key_id=key,
+            via=via,
+            selected_by=selected_by,
         )
         return self.rt.store.add(task)
 
@@ -75,7 +97,10 @@ class ProviderApi:
         task_id = request.path_params["task_id"]
         request.scope[TASK_KEY] = task_id
         task = self.rt.store.get(task_id)
-        if task is None:
+        gone = task is not None and task.scenario.disappears_after is not None and (
+            lifecycle.age(task, self.rt.clock.now()) >= task.scenario.disappears_after
+        )
+        if task is None or gone:
             raise ApiError(404, f"No task with id {task_id[:100]!r}. {ID_HINT}", code="task_not_found")
         request.scope[SCENARIO_KEY] = task.scenario.name
         return task
@@ -86,19 +111,26 @@ class ProviderApi:
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)
         task = self._task(request)
-        state = observe(task.scenario, self.rt.clock.now() - task.created_at, task.reads)
-        task.polls += 1
-        return JSONResponse(render.task_body(task, state, self.rt.base_url(request), self.rt.media))
+        poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
+        if poll:
+            task.polls += 1
+        await self.rt.delay(task.scenario, "poll")
+        answer = task.scenario.poll_answer(task.polls) if poll else None
+        if answer is not None and answer.status != 200:
+            return _answer(request, answer, None)
+        state = lifecycle.task_state(task, self.rt.clock.now(), poll=poll)
+        normal = JSONResponse(self.rt.render.task(task, state, self.rt.base_url(request)))
+        return normal if answer is None else _answer(request, answer, normal)
 
     async def download(self, request: Request) -> Response:
         task = self._task(request)
+        await self.rt.delay(task.scenario, "download")
         now = self.rt.clock.now()
-        state = observe(task.scenario, now - task.created_at, task.reads, poll=False)
+        state = lifecycle.task_state(task, now, poll=False)
         if state.status != "completed" or state.results is not UNSET:
             raise ApiError(404, f"Task {task.id} has no video at this URL (it is {state.status}).", code="not_ready")
-        completed = task.scenario.completes_at or 0.0
-        expires = task.created_at + completed + task.scenario.result_url_ttl
-        if now >= expires:
+        expires = lifecycle.result_expires_at(task)
+        if expires is not None and now >= expires:
             raise ApiError(
                 403,
                 f"This result URL expired {now - expires:.0f} s ago: result URLs serve for "

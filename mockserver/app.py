@@ -48,6 +48,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    request.app.state.runtime.errors.append(exc)
     return ApiError(500, "The mock server failed unexpectedly; its log has the details.").response()
 
 
@@ -58,5 +59,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[Middleware(JournalMiddleware, journal=runtime.journal, now=runtime.clock.now)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
+    app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime
     return app

@@ -7,6 +7,7 @@ the file, line and field of the problem, and exit status 2.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +21,24 @@ from rich.table import Table
 
 from contracts import ContractError
 from mockserver.app import create_app
-from mockserver.scenarios import Scenario, ScenarioError, load_directories, load_file, scenario_files
+from mockserver.protocol import MockHttpProtocol
+from mockserver.clock import MAX_SPEED
+from mockserver.journal import RedactAccessLog, key_id
+from mockserver.keymap import key_map_files, load_key_maps
+from mockserver.scenarios import Scenario, load_directories, load_file, scenario_files
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
+from mockserver.yamlfile import FileProblem
 
 
 def _scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--keys",
+        "key_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        envvar="MOCKSERVER_KEYS",
+        help="A key map (YAML: API key -> scenario name), read after the keys.yaml of each scenario folder. Repeatable.",
+    )(command)
     command = click.option(
         "--no-shipped-scenarios",
         "no_shipped",
@@ -53,12 +67,15 @@ def main() -> None:
     """An offline fake of the veo-3.1-extend video generation API."""
 
 
+DEFAULTS = Settings()
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="MOCKSERVER_HOST", help="Interface to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), envvar="MOCKSERVER_PORT")
+@click.option("--host", default=DEFAULTS.host, show_default=True, envvar="MOCKSERVER_HOST", help="Interface to bind.")
+@click.option("--port", default=DEFAULTS.port, show_default=True, type=click.IntRange(0, 65535), envvar="MOCKSERVER_PORT")
 @click.option(
     "--contract",
-    default="seed",
+    default=DEFAULTS.contract,
     show_default=True,
     envvar="MOCKSERVER_CONTRACT",
     help="'seed', 'current' or the path of an OpenAPI document: requests are validated against it.",
@@ -67,23 +84,23 @@ def main() -> None:
 @click.option(
     "--scenario",
     "default_scenario",
-    default="default",
+    default=DEFAULTS.default_scenario,
     show_default=True,
     envvar="MOCKSERVER_SCENARIO",
     help="Scenario for tasks that no header or rule assigns.",
 )
 @click.option(
     "--speed",
-    default=1.0,
+    default=DEFAULTS.speed,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_SPEED),
     envvar="MOCKSERVER_SPEED",
     help="Scenario seconds per real second (60 plays a 90 s lifecycle in 1.5 s).",
 )
 @click.option(
     "--clock",
     type=click.Choice(["real", "manual"]),
-    default="real",
+    default=DEFAULTS.clock,
     show_default=True,
     envvar="MOCKSERVER_CLOCK",
     help="'manual' stands still until POST /__admin/clock/advance moves it.",
@@ -95,10 +112,10 @@ def main() -> None:
     envvar="MOCKSERVER_PUBLIC_URL",
     help="Base of result URLs (default: the host the client called).",
 )
-@click.option("--journal-size", default=1000, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
+@click.option("--journal-size", default=DEFAULTS.journal_size, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
 @click.option(
     "--log-level",
-    default="info",
+    default=DEFAULTS.log_level,
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     envvar="MOCKSERVER_LOG_LEVEL",
@@ -108,6 +125,7 @@ def serve(
     port: int,
     contract: str,
     scenario_dirs: tuple[Path, ...],
+    key_files: tuple[Path, ...],
     no_shipped: bool,
     default_scenario: str,
     speed: float,
@@ -125,6 +143,7 @@ def serve(
         scenario_dirs=scenario_dirs,
         shipped_scenarios=not no_shipped,
         default_scenario=default_scenario,
+        keys=key_files,
         clock=clock,  # type: ignore[arg-type]
         speed=speed,
         seed=seed,
@@ -134,7 +153,7 @@ def serve(
     )
     try:
         app = create_app(settings)
-    except (ContractError, ScenarioError, ValueError) as exc:
+    except (ContractError, FileProblem, ValueError) as exc:
         _fail(f"cannot start: {exc}")
     runtime = app.state.runtime
     click.echo(
@@ -143,7 +162,17 @@ def serve(
         f"clock {clock} x{speed:g}",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off", server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="off",
+        server_header=False,
+        http=MockHttpProtocol,
+    )
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
+    uvicorn.Server(config).run()
 
 
 @main.group()
@@ -153,26 +182,31 @@ def scenarios() -> None:
 
 @scenarios.command("list")
 @_scenario_options
-def list_scenarios(scenario_dirs: tuple[Path, ...], no_shipped: bool) -> None:
+def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool) -> None:
     """Show every scenario the server would load, with its description."""
-    settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped)
+    settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped, keys=key_files)
     try:
         loaded = load_directories(settings.scenario_directories)
-    except ScenarioError as exc:
+        keys = load_key_maps(key_map_files(settings.scenario_directories, settings.keys), loaded)
+    except FileProblem as exc:
         _fail(str(exc))
     table = Table(show_lines=True)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("selected by")
     table.add_column("description")
     for scenario in loaded.values():
-        table.add_row(escape(scenario.name), escape(_selection(scenario)), escape(scenario.description))
+        mapped = [key for key, name in keys.items() if name == scenario.name]
+        table.add_row(escape(scenario.name), escape(_selection(scenario, mapped)), escape(scenario.description))
     Console(width=max(Console().width, 120)).print(table)
 
 
-def _selection(scenario: Scenario) -> str:
+def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
     ways = [f"X-Mock-Scenario: {scenario.name}"]
+    ways.extend(f"api key {key_id(key)} (key map)" for key in mapped_keys)
     for rule in scenario.rules:
         ways.append(" and ".join(f"{k}={v!r}" for k, v in rule.describe().items()))
+    if scenario.mix:
+        ways.append("mix of " + ", ".join(f"{name} ({weight:g})" for name, weight in scenario.mix))
     return "\n".join(ways)
 
 
@@ -185,17 +219,18 @@ def validate_scenarios(paths: tuple[Path, ...]) -> None:
     for path in paths:
         for file in scenario_files(path) if path.is_dir() else [path]:
             try:
-                scenario = load_file(file)
-            except ScenarioError as exc:
+                loaded = load_file(file)
+            except FileProblem as exc:
                 failed += 1
                 click.echo(f"invalid  {exc}")
                 continue
-            if scenario.name in names:
-                failed += 1
-                click.echo(f"invalid  {file}: name: '{scenario.name}' is already the name of {names[scenario.name]}")
-                continue
-            names[scenario.name] = file
-            click.echo(f"ok       {file} ({scenario.name})")
+            for scenario in loaded:
+                if scenario.name in names:
+                    failed += 1
+                    click.echo(f"invalid  {file}: name: '{scenario.name}' is already the name of a scenario in {names[scenario.name]}")
+                    continue
+                names[scenario.name] = file
+                click.echo(f"ok       {file} ({scenario.name})")
     if failed:
         click.echo(f"{failed} invalid scenario file(s)", err=True)
         sys.exit(1)

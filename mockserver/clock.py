@@ -13,10 +13,18 @@ from collections.abc import Callable
 from typing import Literal
 
 Mode = Literal["real", "manual"]
+MAX_SPEED = 1_000_000.0
+LATEST = 253_402_300_799.0  # 9999-12-31T23:59:59Z: beyond it no date can be shown
 
 
 class ClockError(ValueError):
     """A clock operation that would break monotonic scenario time."""
+
+
+def _check_speed(speed: float) -> float:
+    if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+        raise ClockError(f"speed must be above 0 and at most {MAX_SPEED:g}, got {speed}")
+    return speed
 
 
 class Clock:
@@ -27,8 +35,7 @@ class Clock:
         start: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not (math.isfinite(speed) and speed > 0):
-            raise ClockError(f"speed must be above 0, got {speed}")
+        _check_speed(speed)
         self._monotonic = monotonic
         self.mode: Mode = mode
         self.speed = speed
@@ -47,13 +54,15 @@ class Clock:
     def advance(self, seconds: float) -> float:
         if not (math.isfinite(seconds) and seconds >= 0):
             raise ClockError(f"the clock only moves forward; cannot advance by {seconds}")
+        if self.now() + seconds > LATEST:
+            raise ClockError(f"advancing by {seconds:g} s would pass the year 9999")
         self._reanchor()
         self._anchor_scenario += seconds
         return self.now()
 
     def configure(self, mode: Mode | None = None, speed: float | None = None) -> None:
-        if speed is not None and not (math.isfinite(speed) and speed > 0):
-            raise ClockError(f"speed must be above 0, got {speed}")
+        if speed is not None:
+            _check_speed(speed)
         self._reanchor()
         if mode is not None:
             self.mode = mode
@@ -61,7 +70,7 @@ class Clock:
             self.speed = speed
 
     def describe(self) -> dict[str, object]:
-        now = self.now()
+        now = min(self.now(), LATEST)
         return {
             "mode": self.mode,
             "speed": self.speed,

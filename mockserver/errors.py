@@ -21,6 +21,7 @@ STATUS_TYPES = {
     403: "permission_error",
     404: "not_found",
     405: "invalid_request_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
     416: "invalid_request_error",
     422: "invalid_request_error",
@@ -45,6 +46,7 @@ class ApiError(Exception):
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = message.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates on the wire
         super().__init__(message)
         self.status = status
         self.message = message

@@ -9,6 +9,7 @@ The key itself never appears in a message.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -16,20 +17,33 @@ from starlette.requests import ClientDisconnect, Request
 from mockserver.errors import ApiError
 
 BEARER_HINT = "Send 'Authorization: Bearer <API key>'."
+_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "apikey", "api-key"})
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def split_authorization(header: str) -> tuple[str | None, str]:
+    """(scheme, credentials) of an Authorization header; scheme is None unless it is a known word,
+    so that a bare key sent without a scheme is never mistaken for one (and echoed)."""
+    parts = header.strip().split(None, 1)
+    if len(parts) == 2 and parts[0].lower() in _SCHEMES:
+        return parts[0], parts[1].strip()
+    return None, header.strip()
 
 
 def bearer_key(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(401, f"Missing Authorization header. {BEARER_HINT}", code="missing_api_key")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401,
-            f"The Authorization header is not a bearer token (scheme {scheme[:20]!r}). {BEARER_HINT}",
-            code="invalid_api_key",
-        )
-    return key.strip()
+    scheme, key = split_authorization(header)
+    if scheme is None or scheme.lower() != "bearer" or not key:
+        found = f"a {scheme} credential" if scheme else "no 'Bearer' scheme"
+        raise ApiError(401, f"The Authorization header has {found}. {BEARER_HINT}", code="invalid_api_key")
+    return key
+
+
+def whole_number(text: str) -> int | None:
+    """The value of a string of ASCII digits, else None (str.isdigit also accepts '²')."""
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def _reject_constant(name: str) -> Any:
@@ -57,9 +71,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 once it is over `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        size = whole_number(declared)
+        if size is None:
             raise ApiError(400, f"Content-Length {declared[:40]!r} is not a number of bytes.")
-        if int(declared) > limit:
+        if size > limit:
             raise _too_large(declared, limit)
     raw = bytearray()
     try:
@@ -79,8 +94,10 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"The request body is not valid UTF-8 (bad byte at offset {exc.start}).") from None
     if not text.strip():
         raise ApiError(400, "The request body is empty; expected a JSON object.")
+    if text.startswith("\ufeff"):
+        raise ApiError(400, "The request body starts with a byte order mark (BOM); send JSON without one.")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
@@ -89,6 +106,27 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise ApiError(400, "The request body is nested too deeply to be a request.") from None
+    if ("\\ud" in text or "\\uD" in text) and not _encodable(data):
+        raise ApiError(400, "The request body escapes a lone UTF-16 surrogate (like \\ud800), which is not a character.")
+    return data
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in a parsed JSON value is real Unicode (JSON escapes allow lone surrogates)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 async def read_json(request: Request, limit: int) -> Any:

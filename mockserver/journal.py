@@ -1,8 +1,9 @@
 """The request journal: what clients sent and what they got, most recent first, bounded in size.
 
 `JournalMiddleware` records every request outside `/__admin` after its answer is sent.
-Credentials never enter the journal: the Authorization header keeps only its scheme, other
-credential headers and credential-looking query parameters are replaced by `[redacted]`, and the
+Credentials never enter the journal: the Authorization header keeps only its scheme; cookies and
+every header or query parameter whose name looks like a credential (key, token, secret, auth,
+password, signature, session...) read `[redacted]`; and the
 API key is identified by `key_id`, a short one-way fingerprint (`key-` + 8 hex digits of SHA-256).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import re
 import time
 from collections import deque
@@ -20,12 +22,15 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mockserver.intake import split_authorization
+
 REDACTED = "[redacted]"
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-admin-token"})
-SECRET_QUERY = re.compile(r"(?i)key|token|secret|password|auth|signature")
+SECRET_NAME = re.compile(r"(?i)key|token|secret|password|passwd|auth|signature|session|credential")
+SECRET_HEADERS = frozenset({"cookie", "set-cookie"})  # besides any header whose name matches SECRET_NAME
 BODY_PREVIEW = 4096
 TASK_KEY = "mockserver.task_id"
 SCENARIO_KEY = "mockserver.scenario"
+FAULT_KEY = "mockserver.fault"
 
 
 def key_id(api_key: str) -> str:
@@ -34,16 +39,22 @@ def key_id(api_key: str) -> str:
 
 def _redact_header(name: str, value: str) -> str:
     if name == "authorization":
-        scheme, _, credentials = value.partition(" ")
-        return f"{scheme} {REDACTED}" if credentials else REDACTED
+        scheme, _ = split_authorization(value)
+        return f"{scheme} {REDACTED}" if scheme else REDACTED
     return REDACTED
 
 
+def redact_path(path: str) -> str:
+    """A path with query string, credential-looking parameters redacted (for access logs)."""
+    base, mark, query = path.partition("?")
+    return base + mark + _redact_query(query) if mark else path
+
+
 def _redact_query(query: str) -> str:
-    if not query or not SECRET_QUERY.search(query):
+    if not query or not SECRET_NAME.search(query):
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, REDACTED if SECRET_QUERY.search(k) else v) for k, v in pairs])
+    return urlencode([(k, REDACTED if SECRET_NAME.search(k) else v) for k, v in pairs])
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,7 @@ class Entry:
     duration_ms: float
     task_id: str | None
     scenario: str | None
+    fault: str | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +98,16 @@ class Journal:
         self._entries.clear()
 
 
+class RedactAccessLog(logging.Filter):
+    """uvicorn's access log prints the query string: redact credentials there as the journal does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
 class JournalMiddleware:
     """Record each non-admin request in the journal once its answer has been sent."""
 
@@ -98,7 +120,7 @@ class JournalMiddleware:
             return
         started = time.perf_counter()
         body = bytearray()
-        status = 500
+        status = 0  # stays 0 when no answer was sent (a connection fault)
 
         async def receive_and_keep() -> Message:
             message = await receive()
@@ -114,6 +136,9 @@ class JournalMiddleware:
 
         try:
             await self.app(scope, receive_and_keep, send_and_note)
+        except BaseException:
+            status = status or 500
+            raise
         finally:
             self._record(scope, bytes(body), status, started)
 
@@ -124,9 +149,10 @@ class JournalMiddleware:
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name == "authorization":
-                _, _, credentials = value.partition(" ")
-                key = key_id(credentials.strip()) if credentials.strip() else None
-            headers[name] = _redact_header(name, value) if name in SECRET_HEADERS else value
+                _, credentials = split_authorization(value)
+                key = key_id(credentials) if credentials else None
+            secret = name in SECRET_HEADERS or SECRET_NAME.search(name) is not None
+            headers[name] = _redact_header(name, value) if secret else value
         self.journal.record(
             time=self.now(),
             wall_time=time.time(),
@@ -140,4 +166,5 @@ class JournalMiddleware:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             task_id=scope.get(TASK_KEY),
             scenario=scope.get(SCENARIO_KEY),
+            fault=scope.get(FAULT_KEY),
         )

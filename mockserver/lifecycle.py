@@ -6,6 +6,10 @@ returned it, whatever the clock says, which is how "completed before the results
 filled in on the next poll" is expressed. Because the clock only moves forward, poll counts only
 grow and the timeline was checked at load time, a task's status never moves backward, its
 progress never falls and a terminal state is final.
+
+The admin API can step in (`task_state` honours it): force a terminal state (`force_failed`,
+`force_completed`, refused once the task is terminal) or stop the task's time (`stall`) and let
+it run on from where it stood (`resume`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from mockserver.scenarios import UNSET, Scenario
+from mockserver.scenarios import TERMINAL, UNSET, Scenario
+from mockserver.store import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +63,51 @@ def observe(scenario: Scenario, elapsed: float, reads: dict[int, int], *, poll: 
     return State(index, step.status, progress, step.results, step.error)
 
 
-def final_state(scenario: Scenario) -> State:
-    """The state the lifecycle ends in (what a poll sees once every step has been played)."""
-    last = len(scenario.timeline) - 1
-    step = scenario.timeline[last]
-    return State(last, step.status, step.progress, step.results, step.error)
+FORCED_STEP = -2
 
 
-def is_attached(state: State) -> bool:
-    """Completed with a result a client can download."""
-    return state.status == "completed" and state.results is not None
+def age(task: Task, now: float) -> float:
+    """Scenario seconds the task has lived, not counting time it spent stalled by the admin API."""
+    return task.frozen if task.frozen is not None else now - task.created_at
 
 
-__all__ = ["BEFORE_FIRST_STEP", "State", "UNSET", "final_state", "is_attached", "observe"]
+def task_state(task: Task, now: float, *, poll: bool = True) -> State:
+    """The task's state now: forced by the admin API, or as its scenario plays."""
+    if task.forced is not None:
+        return task.forced
+    return observe(task.scenario, age(task, now), task.reads, poll=poll)
+
+
+def is_terminal(state: State) -> bool:
+    return state.status in TERMINAL
+
+
+def result_expires_at(task: Task) -> float | None:
+    """Scenario time after which the task's own video URL stops serving."""
+    completed = task.completed_at if task.completed_at is not None else task.scenario.completes_at
+    if completed is None:
+        return None
+    return task.created_at + completed + task.scenario.result_url_ttl
+
+
+def force_failed(task: Task, now: float, code: str, message: str) -> State:
+    current = task_state(task, now, poll=False)
+    task.forced = State(FORCED_STEP, "failed", current.progress, None, {"type": "task_error", "code": code, "message": message})
+    return task.forced
+
+
+def force_completed(task: Task, now: float) -> State:
+    task.completed_at = age(task, now)
+    task.forced = State(FORCED_STEP, "completed", 100, UNSET, None)
+    return task.forced
+
+
+def stall(task: Task, now: float) -> None:
+    if task.frozen is None:
+        task.frozen = now - task.created_at
+
+
+def resume(task: Task, now: float) -> None:
+    if task.frozen is not None:
+        task.created_at = now - task.frozen
+        task.frozen = None

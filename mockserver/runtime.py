@@ -1,45 +1,67 @@
 """Everything one fake server holds, built once from the settings before it answers anything.
 
 Building a `Runtime` loads and compiles the contract, loads and checks every scenario file and
-reads the media clips; any mistake raises here (`ContractError`, `ScenarioError`, `ValueError`),
-so a broken set-up never starts serving.
+key map and reads the media clips; any mistake raises here (`ContractError`, `ScenarioError`,
+`KeyMapError`, `ValueError`), so a broken set-up never starts serving. The run-time controls
+(default scenario, pushed scenarios, forced task states) live here too, so the admin API and
+the pytest plugin share one implementation.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 
 from contracts import Contract
+from mockserver import conformity, lifecycle
 from mockserver.clock import Clock
+from mockserver.errors import ApiError
 from mockserver.journal import Journal
+from mockserver.keymap import key_map_files, load_key_maps
+from mockserver.matching import Selector
 from mockserver.media import Media
+from mockserver.render import Renderer
 from mockserver.scenarios import Scenario, ScenarioError, load_directories
 from mockserver.settings import Settings
-from mockserver.store import TaskStore
+from mockserver.store import Task, TaskStore
 
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.contract = Contract.load(settings.contract)
-        self.scenarios: dict[str, Scenario] = load_directories(settings.scenario_directories)
+        directories = settings.scenario_directories
+        self.scenarios: dict[str, Scenario] = load_directories(directories)
         if not self.scenarios:
-            folders = ", ".join(str(d) for d in settings.scenario_directories) or "(none)"
+            folders = ", ".join(str(d) for d in directories) or "(none)"
             raise ScenarioError(folders, None, None, "no scenario files (*.yaml) found")
-        self.default = self.scenario(settings.default_scenario)
+        if settings.default_scenario not in self.scenarios:
+            raise ValueError(
+                f"no scenario named {settings.default_scenario!r}; loaded: {', '.join(sorted(self.scenarios))}"
+            )
+        keys = load_key_maps(key_map_files(directories, settings.keys), self.scenarios)
+        self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.store = TaskStore(settings.seed)
         self.journal = Journal(settings.journal_size)
         self.media = Media()
+        self.render = Renderer(self.contract, self.media)
+        conformity.check(self.scenarios, self.contract, self.render)
+        if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
+            raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
+        self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits
+        self.random = random.Random(settings.seed)  # latency samples
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
 
-    def scenario(self, name: str) -> Scenario:
-        try:
-            return self.scenarios[name]
-        except KeyError:
-            raise ValueError(
-                f"no scenario named {name!r}; loaded: {', '.join(sorted(self.scenarios))}"
-            ) from None
+    @property
+    def default(self) -> Scenario:
+        return self.selector.default
 
     def base_url(self, request: Request) -> str:
         """Where result URLs point: the configured public URL, else the host the client used."""
@@ -47,8 +69,66 @@ class Runtime:
             return self.public_url
         return str(request.base_url).rstrip("/")
 
+    async def delay(self, scenario: Scenario, kind: str) -> None:
+        latency = scenario.latency.get(kind)
+        if latency is not None:
+            await self.sleep(latency.sample(self.random))
+
+    # Run-time controls, shared by the admin API and the pytest plugin.
+
+    def set_default(self, name: str) -> Scenario:
+        self.selector.default = self.selector.named(name)
+        return self.selector.default
+
+    def push(self, name: str, count: int = 1) -> None:
+        if count < 1:
+            raise ApiError(422, f"'count' must be at least 1, got {count}.", param="count")
+        self.selector.push(name, count)
+
+    def task(self, task_id: str) -> Task:
+        task = self.store.get(task_id)
+        if task is None:
+            raise ApiError(404, f"No task with id {task_id[:100]!r}.", code="task_not_found")
+        return task
+
+    def _live(self, task: Task, action: str) -> lifecycle.State:
+        state = lifecycle.task_state(task, self.clock.now(), poll=False)
+        if lifecycle.is_terminal(state):
+            raise ApiError(
+                409, f"Cannot {action} task {task.id}: it is already {state.status}, and terminal is final.", code="task_terminal"
+            )
+        return state
+
+    def fail_task(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> Task:
+        task = self.task(task_id)
+        self._live(task, "fail")
+        lifecycle.force_failed(task, self.clock.now(), code, message or f"Failed by the admin API with {code}.")
+        return task
+
+    def complete_task(self, task_id: str) -> Task:
+        task = self.task(task_id)
+        self._live(task, "complete")
+        lifecycle.force_completed(task, self.clock.now())
+        return task
+
+    def stall_task(self, task_id: str) -> Task:
+        task = self.task(task_id)
+        self._live(task, "stall")
+        lifecycle.stall(task, self.clock.now())
+        return task
+
+    def resume_task(self, task_id: str) -> Task:
+        task = self.task(task_id)
+        lifecycle.resume(task, self.clock.now())
+        return task
+
     def reset(self) -> None:
-        """Forget every task and journal entry and restore the configured default scenario."""
-        self.store.clear()
+        """Forget every task, journal entry, counter and run-time choice. The clock goes back to its
+        configured mode and speed but keeps its reading: scenario time never runs backward."""
+        self.store = TaskStore(self.settings.seed)
         self.journal.clear()
-        self.default = self.scenario(self.settings.default_scenario)
+        self.clock.configure(mode=self.settings.clock, speed=self.settings.speed)
+        self.selector.reset()
+        self.submissions.clear()
+        self.random = random.Random(self.settings.seed)
+        self.errors.clear()

@@ -1,15 +1,21 @@
 """Scenario files: safe YAML, validated against `scenario.schema.json`, then checked for sense.
 
-A scenario scripts one task lifecycle (see README, "Scenario format"). Everything is checked when
-the files are loaded, so a broken file stops the server before it answers anything:
+A scenario scripts what a task goes through (README, "Scenario format"): how submit is answered
+(once, or a sequence counted per API key), which polls get errors or connection faults, the
+lifecycle timeline, latency, and when the task or its video disappears. A scenario may instead be
+a weighted `mix` of other scenarios. Everything is checked when the files are loaded, so a broken
+file stops the server before it answers anything:
 
     ScenarioError (ValueError)      file, line and field of the first problem
 
-`load_directory()` reads every `*.yaml` / `*.yml` file of a folder; `load_file()` reads one.
+`load_directories()` reads every `*.yaml` / `*.yml` scenario file of some folders (`keys.yaml`
+is a key map, see `mockserver.keymap`); `load_file()` reads one file, which may hold several
+scenarios as YAML documents separated by `---`.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -18,31 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import yaml
 
 from mockserver.errors import STATUS_TYPES
+from mockserver.faults import Delay, Fault
+from mockserver.journal import key_id
+from mockserver.yamlfile import Document, FileProblem, read_documents
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
-MAX_FILE_BYTES = 256 * 1024
-MAX_NODES = 20_000
+KEYMAP_FILE = "keys.yaml"
 DEFAULT_RESULT_URL_TTL = 24 * 3600.0
 DEFAULT_CREDITS = 5
 
-STATUS_RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2}
-TERMINAL = frozenset({"completed", "failed"})
+STATUS_RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 
-_VALIDATOR = jsonschema_rs.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+_SCHEMA = json.loads(SCHEMA_PATH.read_text())
+_VALIDATOR = jsonschema_rs.Draft202012Validator(_SCHEMA)
 
 
-
-class ScenarioError(ValueError):
+class ScenarioError(FileProblem):
     """A scenario file is unreadable or invalid. `str()` reads `file:line: field: problem`."""
-
-    def __init__(self, source: str, line: int | None, field: str | None, problem: str) -> None:
-        self.source, self.line, self.field, self.problem = source, line, field, problem
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -65,19 +67,60 @@ class Rule:
         )
 
     def describe(self) -> dict[str, str]:
-        out = {k: v for k, v in vars(self).items() if v is not None and k != "prompt_regex"}
+        """The rule for people to read; an API key shows as its fingerprint, never in clear."""
+        out = {k: v for k, v in vars(self).items() if v is not None and k not in ("prompt_regex", "api_key")}
+        if self.api_key is not None:
+            out["api_key"] = key_id(self.api_key)
         if self.prompt_regex is not None:
             out["prompt_regex"] = self.prompt_regex.pattern
         return out
 
 
 @dataclass(frozen=True)
-class Submit:
+class Answer:
+    """How one request is answered instead of (or besides) the normal answer."""
+
     status: int = 200
     estimated_time: int | None = None
     error: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     creates_task: bool = False
+    fault: Fault | None = None
+    times: int | None = None
+
+    @property
+    def makes_task(self) -> bool:
+        """Whether the provider created the task (a reset or empty answer leaves no trace of one)."""
+        if self.creates_task:
+            return True
+        return self.status == 200 and (self.fault is None or self.fault.kind not in ("reset", "empty"))
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        for name in ("times", "estimated_time", "error", "fault"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.describe() if isinstance(value, Fault) else value
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        if self.creates_task:
+            out["creates_task"] = True
+        return out
+
+
+ACCEPT = Answer()
+
+
+@dataclass(frozen=True)
+class PollRule:
+    """Polls (1-based, per task) answered with `answer` instead of the task."""
+
+    numbers: frozenset[int]
+    first: int
+    answer: Answer
+
+    def applies(self, poll: int) -> bool:
+        return poll <= self.first or poll in self.numbers
 
 
 @dataclass(frozen=True)
@@ -96,206 +139,289 @@ class Scenario:
     name: str
     description: str
     source: str
-    timeline: tuple[Step, ...]
+    timeline: tuple[Step, ...] = ()
     rules: tuple[Rule, ...] = ()
-    submit: Submit = field(default_factory=Submit)
+    submit: tuple[Answer, ...] = (ACCEPT,)
+    polls: tuple[PollRule, ...] = ()
+    mix: tuple[tuple[str, float], ...] = ()
+    latency: dict[str, Delay] = field(default_factory=dict)
+    disappears_after: float | None = None
     result_url_ttl: float = DEFAULT_RESULT_URL_TTL
     credits_reserved: float = DEFAULT_CREDITS
+    off_contract: str | None = None
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
+    # Derived once from the timeline, for the request path:
     times: tuple[float, ...] = field(init=False, repr=False)
     held_steps: tuple[int, ...] = field(init=False, repr=False)
+    completes_at: float | None = field(init=False, repr=False)  # when the result is first attached
+    ends_at: float | None = field(init=False, repr=False)  # when the lifecycle turns terminal
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "times", tuple(step.at for step in self.timeline))
-        object.__setattr__(self, "held_steps", tuple(i for i, step in enumerate(self.timeline) if step.polls))
+        derived = {
+            "times": tuple(step.at for step in self.timeline),
+            "held_steps": tuple(i for i, step in enumerate(self.timeline) if step.polls),
+            "completes_at": next(
+                (s.at for s in self.timeline if s.status == "completed" and s.results is not None), None
+            ),
+            "ends_at": next((s.at for s in self.timeline if s.status in TERMINAL), None),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
-    @property
-    def completes_at(self) -> float | None:
-        """Scenario time at which the result is first attached, if it ever is."""
-        for step in self.timeline:
-            if step.status == "completed" and step.results is not None:
-                return step.at
+    def submit_answer(self, count: int) -> Answer:
+        """The answer to the `count`-th submission (1-based) of one API key."""
+        seen = 0
+        for answer in self.submit:
+            if answer.times is None:
+                return answer
+            seen += answer.times
+            if count <= seen:
+                return answer
+        return self.submit[-1]
+
+    def poll_answer(self, poll: int) -> Answer | None:
+        for rule in self.polls:
+            if rule.applies(poll):
+                return rule.answer
         return None
 
-    @property
-    def estimated_time(self) -> int:
-        if self.submit.estimated_time is not None:
-            return self.submit.estimated_time
-        end = next((s.at for s in self.timeline if s.status in TERMINAL), None)
-        return math.ceil(end) if end is not None else 45
+    def estimated_time(self, answer: Answer) -> int:
+        if answer.estimated_time is not None:
+            return answer.estimated_time
+        return math.ceil(self.ends_at) if self.ends_at is not None else 45
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], budget: list[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise ValueError("too many YAML nodes (is it an alias bomb?)")
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            _line_index(value_node, (*path, key_node.value), lines, budget)
-            lines[(*path, key_node.value)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _line_index(item, (*path, index), lines, budget)
+def _enum_message(value: Any, options: Any) -> str:
+    listed = ", ".join(json.dumps(option) for option in options)
+    return f"{json.dumps(value)} is not one of: {listed}"
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(source, None, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(source, None, None, f"cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(source, None, None, f"not UTF-8 text: {exc.reason}") from exc
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ScenarioError(source, None, None, "the file is empty")
-        lines: dict[tuple[Any, ...], int] = {}
-        _line_index(node, (), lines, [MAX_NODES])
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ScenarioError(source, line, None, f"not valid YAML: {exc.problem}") from exc
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(source, None, None, f"not valid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
-    return data, lines
+def _best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
+    """For `oneOf`, the error of the branch that fits the value's type, searched recursively."""
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
+        branches = [list(branch) for branch in kind.context]
+        fitting = [
+            branch
+            for branch in branches
+            if branch and not all(isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type) for e in branch)
+        ]
+        if fitting:
+            deepest = max((e for branch in fitting for e in branch), key=lambda e: len(list(e.instance_path)))
+            return _best_error(deepest)
+    return error
 
 
-def _field(path: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-class _Checker:
-    def __init__(self, source: str, lines: dict[tuple[Any, ...], int]) -> None:
-        self.source, self.lines = source, lines
-
-    def fail(self, path: tuple[Any, ...], problem: str) -> ScenarioError:
-        probe = tuple(path)
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        return ScenarioError(self.source, self.lines.get(probe), _field(path), problem)
-
-
-def _schema_error(data: Any, check: _Checker) -> ScenarioError | None:
-    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: len(list(e.instance_path)), reverse=True)
+def _schema_problem(document: Document) -> ScenarioError | None:
+    errors = sorted(_VALIDATOR.iter_errors(document.data), key=lambda e: len(list(e.instance_path)), reverse=True)
     if not errors:
         return None
-    error = errors[0]
+    error = _best_error(errors[0])
     path = tuple(error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
-        return check.fail(path, f"missing required field '{kind.property}'")
+        return document.problem(path, f"missing required field '{kind.property}'", ScenarioError)
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
-        unexpected = ", ".join(repr(p) for p in kind.unexpected)
-        return check.fail(path, f"unknown field {unexpected}; see mockserver/scenario.schema.json for the allowed ones")
-    return check.fail(path, error.message)
+        unexpected = list(kind.unexpected)
+        return document.problem((*path, unexpected[0]), _unknown_fields(unexpected, error.schema_path), ScenarioError)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        return document.problem(path, _enum_message(error.instance, kind.options), ScenarioError)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
+        return document.problem(path, f"{json.dumps(error.instance)} is not a valid value here", ScenarioError)
+    message = error.message
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Type) and isinstance(error.instance, str):
+        try:
+            float(error.instance)
+            message += f" (YAML read {error.instance} as text: write numbers like 1.5e+3 with a dot and a sign)"
+        except ValueError:
+            pass
+    return document.problem(path, message, ScenarioError)
 
 
-def _build_rules(raw: list[dict[str, Any]], check: _Checker) -> tuple[Rule, ...]:
-    rules = []
-    for index, item in enumerate(raw):
-        pattern = None
-        if "prompt_regex" in item:
-            try:
-                pattern = re.compile(item["prompt_regex"])
-            except re.error as exc:
-                raise check.fail(("match", index, "prompt_regex"), f"not a valid regular expression: {exc}") from None
-        rules.append(Rule(**{**item, "prompt_regex": pattern}))
-    return tuple(rules)
+def _allowed_fields(schema_path: list[Any]) -> list[str]:
+    node: Any = _SCHEMA
+    for part in list(schema_path)[:-1]:
+        node = node[part]
+        if isinstance(node, dict) and "$ref" in node:
+            node = _SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    return sorted(node.get("properties", {})) if isinstance(node, dict) else []
 
 
-def _build_submit(raw: dict[str, Any], check: _Checker) -> Submit:
-    status = raw.get("status", 200)
-    if status == 200:
-        for key in ("error", "headers", "creates_task"):
-            if key in raw:
-                raise check.fail(("submit", key), "only meaningful with an error status (submit.status other than 200)")
-        return Submit(estimated_time=raw.get("estimated_time"))
-    if "estimated_time" in raw:
-        raise check.fail(("submit", "estimated_time"), "only meaningful when submit.status is 200")
-    error = {"type": STATUS_TYPES[status], "message": f"Simulated HTTP {status} from the mock scenario.", **raw.get("error", {})}
-    headers = tuple((str(k), str(v)) for k, v in raw.get("headers", {}).items())
-    return Submit(status, None, error, headers, bool(raw.get("creates_task", False)))
+def _unknown_fields(unexpected: list[str], schema_path: Any) -> str:
+    allowed = _allowed_fields(list(schema_path))
+    message = "unknown field " + ", ".join(repr(name) for name in unexpected)
+    guesses = [guess for name in unexpected for guess in difflib.get_close_matches(name, allowed, n=1)]
+    if guesses:
+        message += f" (did you mean {', '.join(repr(g) for g in guesses)}?)"
+    return message + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
 
 
-def _build_timeline(raw: list[dict[str, Any]], check: _Checker) -> tuple[Step, ...]:
-    steps: list[Step] = []
-    for index, item in enumerate(raw):
+class _Builder:
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.data: dict[str, Any] = document.data
+
+    def fail(self, path: tuple[Any, ...], problem: str) -> ScenarioError:
+        return self.document.problem(path, problem, ScenarioError)
+
+    def rules(self) -> tuple[Rule, ...]:
+        rules = []
+        for index, item in enumerate(self.data.get("match", [])):
+            pattern = None
+            if "prompt_regex" in item:
+                try:
+                    pattern = re.compile(item["prompt_regex"])
+                except re.error as exc:
+                    raise self.fail(("match", index, "prompt_regex"), f"not a valid regular expression: {exc}") from None
+            rules.append(Rule(**{**item, "prompt_regex": pattern}))
+        return tuple(rules)
+
+    def answer(self, raw: dict[str, Any], path: tuple[Any, ...], default_status: int) -> Answer:
+        status = raw.get("status", default_status)
+        fault = Fault.parse(raw["fault"]) if "fault" in raw else None
+        if status == 200:
+            for key in ("error", "headers"):
+                if key in raw:
+                    raise self.fail((*path, key), "only meaningful with an error status (a 'status' other than 200)")
+        elif "estimated_time" in raw:
+            raise self.fail((*path, "estimated_time"), "only meaningful when 'status' is 200")
+        if raw.get("creates_task") and status < 500 and fault is None:
+            raise self.fail(
+                (*path, "creates_task"),
+                "only a 5xx or a connection fault can leave a task behind (a 200 always creates one; a 4xx, 429 included, never does)",
+            )
+        error = None
+        if status != 200:
+            error = {"type": STATUS_TYPES[status], "message": f"Simulated HTTP {status} from the mock scenario.", **raw.get("error", {})}
+        headers = tuple((str(k), str(v)) for k, v in raw.get("headers", {}).items())
+        return Answer(status, raw.get("estimated_time"), error, headers, bool(raw.get("creates_task")), fault, raw.get("times"))
+
+    def submit(self) -> tuple[Answer, ...]:
+        raw = self.data.get("submit", {})
+        if isinstance(raw, dict):
+            if "times" in raw:
+                raise self.fail(("submit", "times"), "'times' belongs to an entry of a submit sequence (a list)")
+            return (self.answer(raw, ("submit",), 200),)
+        answers = tuple(self.answer(item, ("submit", i), 200) for i, item in enumerate(raw))
+        for index, answer in enumerate(answers[:-1]):
+            if answer.times is None:
+                raise self.fail(("submit", index), "every entry but the last needs 'times' (how many submissions it answers)")
+        return answers
+
+    def polls(self) -> tuple[PollRule, ...]:
+        rules = []
+        for index, raw in enumerate(self.data.get("polls", [])):
+            path = ("polls", index)
+            if ("on" in raw) == ("first" in raw):
+                raise self.fail(path, "say which polls with either 'on: [3, 4]' or 'first: N'")
+            if "status" not in raw and "fault" not in raw:
+                raise self.fail(path, "say what those polls get: a 'status' (with an optional error) or a 'fault'")
+            answer = self.answer(raw, path, 200)
+            rules.append(PollRule(frozenset(raw.get("on", ())), raw.get("first", 0), answer))
+        return tuple(rules)
+
+    def timeline(self) -> tuple[Step, ...]:
+        steps: list[Step] = []
+        for index, item in enumerate(self.data.get("timeline", [])):
+            steps.append(self.step(index, item, steps[-1] if steps else None))
+        return tuple(steps)
+
+    def step(self, index: int, item: dict[str, Any], previous: Step | None) -> Step:
         path = ("timeline", index)
         status = item["status"]
-        previous = steps[-1] if steps else None
         if previous is not None:
             if item["at"] < previous.at:
-                raise check.fail((*path, "at"), f"{item['at']} is earlier than the step before ({previous.at}); steps go forward in time")
-            if previous.status == "failed":
-                raise check.fail((*path, "status"), "nothing can follow a 'failed' step: terminal is final")
+                raise self.fail((*path, "at"), f"{item['at']} is earlier than the step before ({previous.at}); steps go forward in time")
+            if previous.status in ("failed", "cancelled"):
+                raise self.fail((*path, "status"), f"nothing can follow a '{previous.status}' step: terminal is final")
             if previous.status == "completed" and status != "completed":
-                raise check.fail((*path, "status"), f"'{status}' cannot follow 'completed': terminal is final")
+                raise self.fail((*path, "status"), f"'{status}' cannot follow 'completed': terminal is final")
             if STATUS_RANK[status] < STATUS_RANK[previous.status]:
-                raise check.fail((*path, "status"), f"'{status}' cannot follow '{previous.status}': status never moves backward")
+                raise self.fail((*path, "status"), f"'{status}' cannot follow '{previous.status}': status never moves backward")
         default = 0 if previous is None else previous.progress
         progress = item.get("progress", 100 if status == "completed" else (0 if status == "pending" else default))
         if previous is not None and progress < previous.progress:
-            raise check.fail((*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls")
+            raise self.fail((*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls")
+        attached = previous is not None and previous.status == "completed" and previous.results is not None
+        if attached and item.get("results", UNSET) != previous.results:
+            raise self.fail((*path, "results"), "once a step has attached results, later steps keep the same results")
         if "results" in item and status != "completed":
-            raise check.fail((*path, "results"), "only a 'completed' step has results")
+            raise self.fail((*path, "results"), "only a 'completed' step has results")
         if status == "failed" and "error" not in item:
-            raise check.fail(path, "missing required field 'error' (a 'failed' step says why: code and message)")
-        if "error" in item and status != "failed":
-            raise check.fail((*path, "error"), "only a 'failed' step has an error")
-        error = {"type": "task_error", **item["error"]} if "error" in item else None
-        steps.append(
-            Step(
-                at=float(item["at"]),
-                status=status,
-                progress=progress,
-                ramp=item.get("ramp", status == "processing"),
-                polls=item.get("polls", 0),
-                results=item.get("results", UNSET),
-                error=error,
-            )
+            raise self.fail(path, "missing required field 'error' (a 'failed' step says why: code and message)")
+        if "error" in item and status not in ("failed", "cancelled"):
+            raise self.fail((*path, "error"), "only a 'failed' (or 'cancelled') step has an error")
+        return Step(
+            at=float(item["at"]),
+            status=status,
+            progress=progress,
+            ramp=item.get("ramp", status == "processing"),
+            polls=item.get("polls", 0),
+            results=item.get("results", UNSET),
+            error={"type": "task_error", **item["error"]} if "error" in item else None,
         )
-    return tuple(steps)
+
+    def build(self) -> Scenario:
+        data = self.data
+        timeline = self.timeline()
+        submit = self.submit()
+        mix = tuple((item["scenario"], float(item["weight"])) for item in data.get("mix", []))
+        if mix and ("timeline" in data or "submit" in data or "polls" in data):
+            raise self.fail(("mix",), "a mix only names other scenarios; put timeline, submit and polls in those")
+        if not mix and not timeline and any(answer.makes_task for answer in submit):
+            raise self.fail((), "missing required field 'timeline' (or 'mix'): this scenario creates tasks")
+        latency = {kind: Delay.parse(value) for kind, value in data.get("latency", {}).items()}
+        for kind, delay in latency.items():
+            if delay.problem:
+                raise self.fail(("latency", kind), delay.problem)
+        return Scenario(
+            name=data["name"],
+            description=" ".join(data["description"].split()),
+            source=self.document.source,
+            timeline=timeline,
+            rules=self.rules(),
+            submit=submit,
+            polls=self.polls(),
+            mix=mix,
+            latency=latency,
+            disappears_after=data.get("disappears_after"),
+            lines=self.document.lines,
+            result_url_ttl=float(data.get("result_url_ttl", DEFAULT_RESULT_URL_TTL)),
+            credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
+        )
 
 
 def parse(data: Any, source: str, lines: dict[tuple[Any, ...], int] | None = None) -> Scenario:
     """Build a Scenario from already-loaded data (as YAML would give it)."""
-    check = _Checker(source, lines or {})
-    problem = _schema_error(data, check)
+    document = Document(source, data, lines or {})
+    problem = _schema_problem(document)
     if problem is not None:
         raise problem
-    return Scenario(
-        name=data["name"],
-        description=data["description"].strip(),
-        source=source,
-        timeline=_build_timeline(data["timeline"], check),
-        rules=_build_rules(data.get("match", []), check),
-        submit=_build_submit(data.get("submit", {}), check),
-        result_url_ttl=float(data.get("result_url_ttl", DEFAULT_RESULT_URL_TTL)),
-        credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
-    )
+    return _Builder(document).build()
 
 
-def load_file(path: Path) -> Scenario:
-    data, lines = _read_yaml(path)
-    return parse(data, str(path), lines)
+def load_file(path: Path) -> list[Scenario]:
+    """Every scenario of one file (one per YAML document)."""
+    return [parse(doc.data, doc.source, doc.lines) for doc in read_documents(path, ScenarioError)]
 
 
 def scenario_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise ScenarioError(str(directory), None, None, "not a directory of scenario files")
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file() and p.name != KEYMAP_FILE
+    )
+
+
+def check_mixes(scenarios: dict[str, Scenario]) -> None:
+    """Every scenario a mix names exists and has a lifecycle of its own."""
+    for scenario in scenarios.values():
+        for index, (name, _) in enumerate(scenario.mix):
+            member = scenarios.get(name)
+            if member is None or member.mix:
+                problem = "is not a loaded scenario" if member is None else "is itself a mix; mixes cannot nest"
+                line = scenario.lines.get(("mix", index, "scenario"))
+                raise ScenarioError(scenario.source, line, f"mix[{index}].scenario", f"'{name}' {problem}")
 
 
 def load_directories(directories: list[Path]) -> dict[str, Scenario]:
@@ -304,11 +430,12 @@ def load_directories(directories: list[Path]) -> dict[str, Scenario]:
     for directory in directories:
         seen: dict[str, str] = {}
         for path in scenario_files(directory):
-            scenario = load_file(path)
-            if scenario.name in seen:
-                raise ScenarioError(
-                    str(path), None, "name", f"'{scenario.name}' is already the name of {seen[scenario.name]}"
-                )
-            seen[scenario.name] = str(path)
-            scenarios[scenario.name] = scenario
+            for scenario in load_file(path):
+                if scenario.name in seen:
+                    raise ScenarioError(
+                        str(path), None, "name", f"'{scenario.name}' is already the name of a scenario in {seen[scenario.name]}"
+                    )
+                seen[scenario.name] = str(path)
+                scenarios[scenario.name] = scenario
+    check_mixes(scenarios)
     return scenarios

@@ -21,6 +21,7 @@ class Settings:
     scenario_dirs: tuple[Path, ...] = ()
     shipped_scenarios: bool = True
     default_scenario: str = "default"
+    keys: tuple[Path, ...] = ()
     clock: Literal["real", "manual"] = "real"
     speed: float = 1.0
     clock_start: float | None = None

@@ -1,8 +1,9 @@
 """The tasks the fake has accepted, by id.
 
 A task keeps only what its lifecycle needs: the scenario, when it was created, the request
-fields that shape its result, and how many polls have seen each held step. Its state is never
-stored; `mockserver.lifecycle.observe` computes it on every read.
+fields that shape its result, how many polls it has had and how many polls have seen each held
+step, and what the admin API forced on it. Its state is never stored;
+`mockserver.lifecycle.task_state` computes it on every read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from mockserver.scenarios import Scenario
 
@@ -27,8 +29,13 @@ class Task:
     aspect_ratio: str
     generate_audio: bool
     key_id: str
+    via: str | None = None  # the mix the scenario was drawn from, if any
+    selected_by: str = "default"
     polls: int = 0
     reads: dict[int, int] = field(default_factory=dict)
+    forced: Any = None  # a lifecycle State the admin API fixed for good
+    completed_at: float | None = None  # elapsed seconds at a forced completion
+    frozen: float | None = None  # elapsed seconds at which the admin API stalled it
 
 
 class TaskStore:

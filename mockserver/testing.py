@@ -18,6 +18,7 @@ from types import TracebackType
 import uvicorn
 
 from mockserver.app import create_app
+from mockserver.protocol import MockHttpProtocol
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 
@@ -38,7 +39,9 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, http=MockHttpProtocol
+        )
         self._server = uvicorn.Server(config)
 
         def run() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 import scenarios as shipped
 from mockserver import ScenarioError, Settings, create_app
-from mockserver.scenarios import load_directories, load_file
+from mockserver.journal import key_id
+from mockserver.scenarios import Scenario, load_directories, load_file
 
 VALID = """\
 name: sample
@@ -18,6 +19,11 @@ timeline:
   - {at: 0, status: pending}
   - {at: 5, status: completed}
 """
+
+
+def load_one(path: Path) -> Scenario:
+    (scenario,) = load_file(path)
+    return scenario
 
 
 def write(tmp_path: Path, text: str, name: str = "broken.yaml") -> Path:
@@ -34,7 +40,7 @@ def test_every_shipped_scenario_loads_with_a_description() -> None:
 
 
 def test_a_valid_file_loads(tmp_path: Path) -> None:
-    scenario = load_file(write(tmp_path, VALID, "ok.yaml"))
+    scenario = load_one(write(tmp_path, VALID, "ok.yaml"))
     assert scenario.name == "sample"
     assert [s.status for s in scenario.timeline] == ["pending", "completed"]
 
@@ -44,7 +50,7 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
     [
         (VALID.replace("status: completed", "status: complete"), 5, "timeline[1].status", "is not one of"),
         (VALID.replace("description: A sample.\n", ""), 1, "(top level)", "missing required field 'description'"),
-        (VALID + "colour: blue\n", 1, "(top level)", "unknown field 'colour'"),
+        (VALID + "colour: blue\n", 6, "colour", "unknown field 'colour'"),
         (VALID.replace("{at: 5, status: completed}", "{at: -1, status: completed}"), 5, "timeline[1].at", "less than the minimum"),
         (VALID.replace("{at: 5,", "{at: 0,").replace("{at: 0, status: pending}", "{at: 9, status: pending}"), 5, "timeline[1].at", "earlier than the step before"),
         (
@@ -109,7 +115,7 @@ def test_a_broken_file_is_refused_with_file_line_and_field(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as caught:
-        load_file(path)
+        load_one(path)
     error = caught.value
     assert (error.source, error.line, error.field) == (str(path), line, field), str(error)
     assert problem in error.problem
@@ -134,13 +140,13 @@ def test_a_broken_file_is_refused_with_file_line_and_field(
 )
 def test_unreadable_yaml_is_refused(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(ScenarioError, match=problem):
-        load_file(write(tmp_path, text))
+        load_one(write(tmp_path, text))
 
 
 def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, VALID + "#" * 300_000 + "\n")
     with pytest.raises(ScenarioError, match="limit is"):
-        load_file(path)
+        load_one(path)
 
 
 def test_two_files_with_one_name_are_refused(tmp_path: Path) -> None:
@@ -170,10 +176,10 @@ def test_the_app_refuses_an_unknown_default_scenario() -> None:
 def test_the_readme_example_is_a_valid_scenario(tmp_path: Path) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     example = readme.split("### Scenario format", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    scenario = load_file(write(tmp_path, example, "example.yaml"))
+    scenario = load_one(write(tmp_path, example, "example.yaml"))
     assert scenario.name == "slow-then-fail"
     assert scenario.timeline[-1].error["code"] == "resource_exhausted"
     assert [rule.describe() for rule in scenario.rules] == [
-        {"api_key": "sk-qa-exhausted"},
+        {"api_key": key_id("sk-qa-exhausted")},
         {"prompt_contains": "[exhausted]", "model": "veo-3.1-extend-fast"},
     ]

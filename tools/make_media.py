@@ -14,9 +14,9 @@ Usage::
     python tools/make_media.py [--out mockserver/media]
 
 Four files are written, each ~7.0 s long (the fake API "extends a video by
-7 seconds"), H.264 (Main profile, yuv420p, 24 fps, CRF 38) with the moov
-atom at the front (``+faststart``) so players can stream them with HTTP Range
-requests:
+7 seconds"), H.264 (Main profile, level 3.1, yuv420p, 24 fps, CRF 38) with
+the moov atom at the front (``+faststart``) so players can stream them with
+HTTP Range requests:
 
     landscape_audio.mp4  1280x720  (16:9)  + mono AAC sine tone
     landscape.mp4        1280x720  (16:9)  no audio stream
@@ -136,17 +136,22 @@ def write_mp4(path: Path, width: int, height: int, with_audio: bool) -> None:
         format="mp4",
         options={"movflags": "+faststart"},
     )
-    v = container.add_stream(
-        "libx264",
-        rate=FPS,
-        options={
-            "crf": CRF,
-            "preset": PRESET,
-            "profile": "main",
-            "tune": "animation",
-            "threads": "1",  # deterministic output
-        },
-    )
+    x264_options = {
+        "crf": CRF,
+        "preset": PRESET,
+        "profile": "main",
+        "level": "3.1",  # caps x264 refs; veryslow alone would signal 5.0
+        "tune": "animation",
+        "threads": "1",  # deterministic output
+    }
+    if width % 64:
+        # With SIMD enabled, x264's input copy reads past the row end into
+        # uninitialised frame padding when the (chroma) width is not a
+        # multiple of the SIMD block, which made the 720-wide portrait output
+        # differ from run to run.  The C code paths are bit-exact and
+        # deterministic, just slower (~35 s per portrait file).
+        x264_options["x264-params"] = "asm=0"
+    v = container.add_stream("libx264", rate=FPS, options=x264_options)
     v.width = width
     v.height = height
     v.pix_fmt = "yuv420p"
@@ -218,6 +223,7 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
                     f"{cc.pix_fmt} {s.average_rate} fps {d:.3f}s"
                 )
                 assert cc.name == "h264", cc.name
+                assert cc.profile == "Main", cc.profile
                 assert (cc.width, cc.height) == (width, height)
                 assert cc.pix_fmt == "yuv420p"
                 assert s.average_rate <= FPS
@@ -255,9 +261,10 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
 
 def write_readme(out: Path, infos: list[dict]) -> None:
     lines = [
-        "Sample ~7 s MP4 clips served by the mock server: H.264 Main, yuv420p, 24 fps, "
-        "`+faststart` (moov before mdat); `*_audio.mp4` also carry a quiet mono AAC "
-        "440 Hz tone, the others have no audio stream. Measured:",
+        "Sample ~7 s MP4 clips served by the mock server: H.264 Main@3.1, "
+        "yuv420p, 24 fps, `+faststart` (moov before mdat); `*_audio.mp4` also "
+        "carry a quiet mono AAC 440 Hz tone, the others have no audio stream. "
+        "Measured:",
     ]
     for inf in infos:
         audio = inf["audio"] or "no audio"
