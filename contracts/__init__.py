@@ -6,7 +6,7 @@ page; `openapi/common.yaml` holds what they share. Load one with `Contract.load(
 self-contained document and its request validators are compiled once.
 """
 
-from contracts._contract import Contract, Operation, Violation
+from contracts._contract import Contract, Operation, ResponseSpec, Violation, describe_error
 from contracts._document import BUILTIN_NAMES, ContractError, load_document
 
 __all__ = [
@@ -14,6 +14,8 @@ __all__ = [
     "Contract",
     "ContractError",
     "Operation",
+    "ResponseSpec",
     "Violation",
+    "describe_error",
     "load_document",
 ]

@@ -9,6 +9,7 @@ detailed error (`Violation`), which names the offending field in `param` the way
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ class ResponseSpec:
     def problems(self, body: Any, headers: dict[str, str] | None = None) -> list[str]:
         found = []
         if self.body is not None:
-            found.extend(f"body: {_shorten(e.message)}" for e in self.body.iter_errors(body))
+            found.extend(f"body: {describe_error(e)}" for e in self.body.iter_errors(body))
         for name, value in (headers or {}).items():
             validator = self.headers.get(name.lower())
             if validator is not None and not validator.is_valid(_coerce(value, "integer") if value.isdigit() else value):
@@ -112,6 +113,15 @@ def _shorten(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
+def describe_error(error: jsonschema_rs.ValidationError) -> str:
+    """The validator's message, with every allowed value of an enum listed, and kept short."""
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        allowed = ", ".join(json.dumps(option) for option in kind.options)
+        return _shorten(f"{json.dumps(error.instance)} is not one of: {allowed}")
+    return _shorten(error.message)
+
+
 def _first_violation(
     validator: jsonschema_rs.Validator, body: Any, known: frozenset[str]
 ) -> Violation:
@@ -128,8 +138,8 @@ def _first_violation(
             message += f" The body also has {listed}, which this contract does not define."
         return Violation(message, param)
     if not path:
-        return Violation(f"The request body is invalid: {_shorten(error.message)}.", None)
-    return Violation(f"Invalid value for '{path}': {_shorten(error.message)}.", path)
+        return Violation(f"The request body is invalid: {describe_error(error)}.", None)
+    return Violation(f"Invalid value for '{path}': {describe_error(error)}.", path)
 
 
 class Contract:

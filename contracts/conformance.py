@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import schemathesis
@@ -70,9 +71,10 @@ class ResponseValidator:
         return None
 
     def validate(self, response: Any) -> bool:
-        """Check one response (httpx or requests). Returns False when the contract does not cover it."""
+        """Check one response (httpx or requests). Returns False when the contract does not cover it;
+        raises ContractViolation when it breaks the contract."""
         request = response.request
-        found = self.operation_for(request.method, request.url.path)
+        found = self.operation_for(request.method, urlsplit(str(request.url)).path)
         if found is None:
             return False
         operation, path_parameters = found

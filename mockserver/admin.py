@@ -17,36 +17,37 @@
     POST   /__admin/clock/advance       {"seconds": N} (or ?seconds=N)
     GET    /__admin/requests            the journal, most recent first (?limit=, filters)
     DELETE /__admin/requests            empty the journal
-    POST   /__admin/reset               forget tasks and journal, restore the default scenario
+    POST   /__admin/reset               forget tasks, journal and run-time choices (the clock keeps
+                                        its reading but gets its configured mode and speed back)
 
 Reading a task here never counts as a client poll.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from importlib.metadata import version
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import lifecycle
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
 from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Scenario
-from mockserver.store import Task
 
-VERSION = "0.1.0"
+VERSION = version("veo-mockserver")
 ADMIN_BODY_LIMIT = 64 * 1024
 
 
 def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ApiError(422, f"'{name}' must be a number of seconds, got {value!r}.", param=name)
+        raise ApiError(422, f"'{name}' must be a number, got {json.dumps(value)}.", param=name)
     try:
         number = float(value)
     except ValueError:
@@ -177,42 +178,13 @@ class AdminApi:
         keys = [{"key_id": key_id(key), "scenario": name} for key, name in self.rt.selector.keys.items()]
         return JSONResponse({"count": len(keys), "keys": keys})
 
-    def _task_json(self, task: Task, request: Request) -> dict[str, Any]:
-        now = self.rt.clock.now()
-        elapsed = lifecycle.age(task, now)
-        state = lifecycle.task_state(task, now, poll=False)
-        timeline = task.scenario.timeline
-        following = timeline[state.step + 1] if 0 <= state.step + 1 < len(timeline) and task.forced is None else None
-        return {
-            "id": task.id,
-            "scenario": task.scenario.name,
-            "mix": task.via,
-            "selected_by": task.selected_by,
-            "key_id": task.key_id,
-            "created": task.created,
-            "elapsed": round(elapsed, 3),
-            "polls": task.polls,
-            "forced": task.forced is not None,
-            "stalled": task.frozen is not None,
-            "request": {"model": task.model, "aspect_ratio": task.aspect_ratio, "generate_audio": task.generate_audio},
-            "step": state.step,
-            "next_step": None if following is None else {"at": following.at, "status": following.status},
-            "task": self.rt.render.task(task, state, self.rt.base_url(request)),
-        }
-
     async def tasks(self, request: Request) -> Response:
-        tasks = [self._task_json(task, request) for task in self.rt.store]
-        status = request.query_params.get("status")
-        scenario = request.query_params.get("scenario")
-        tasks = [
-            t
-            for t in tasks
-            if (status is None or t["task"]["status"] == status) and (scenario is None or t["scenario"] == scenario)
-        ]
+        params = request.query_params
+        tasks = self.rt.task_views(self.rt.base_url(request), params.get("status"), params.get("scenario"))
         return JSONResponse({"count": len(tasks), "tasks": tasks})
 
     async def task(self, request: Request) -> Response:
-        return JSONResponse(self._task_json(self.rt.task(request.path_params["task_id"]), request))
+        return JSONResponse(self.rt.task_view(self.rt.task(request.path_params["task_id"]), self.rt.base_url(request)))
 
     async def task_action(self, request: Request) -> Response:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
@@ -230,7 +202,7 @@ class AdminApi:
             raise ApiError(
                 404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
             )
-        return JSONResponse(self._task_json(task, request))
+        return JSONResponse(self.rt.task_view(task, self.rt.base_url(request)))
 
     async def clock(self, request: Request) -> Response:
         if request.method == "PUT":
@@ -265,20 +237,13 @@ class AdminApi:
         limit_raw = params.get("limit", str(journal.size))
         limit = whole_number(limit_raw)
         if limit is None:
-            raise ApiError(422, f"'limit' must be a whole number, got {limit_raw[:20]!r}.", param="limit")
-        method = params.get("method", "").upper() or None
-        path = params.get("path")
-        task_id = params.get("task_id")
-        status = params.get("status")
-        selected = [
-            entry.to_json()
-            for entry in journal.entries()
-            if (method is None or entry.method == method)
-            and (path is None or entry.path == path)
-            and (task_id is None or entry.task_id == task_id)
-            and (status is None or str(entry.status) == status)
-        ]
-        return JSONResponse({"count": len(selected), "requests": selected[:limit]})
+            raise ApiError(422, f"'limit' must be 0 or a positive whole number, got {limit_raw[:20]!r}.", param="limit")
+        status_raw = params.get("status")
+        status = whole_number(status_raw) if status_raw is not None else None
+        if status_raw is not None and status is None:
+            raise ApiError(422, f"'status' must be an HTTP status code, got {status_raw[:20]!r}.", param="status")
+        selected = journal.select(params.get("method"), params.get("path"), params.get("task_id"), status)
+        return JSONResponse({"count": len(selected), "requests": [entry.to_json() for entry in selected[:limit]]})
 
     async def reset(self, request: Request) -> Response:
         self.rt.reset()

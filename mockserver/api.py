@@ -94,14 +94,13 @@ class ProviderApi:
         return self.rt.store.add(task)
 
     def _task(self, request: Request) -> Task:
+        """The task a client asks for; 404 once its scenario makes it disappear."""
         task_id = request.path_params["task_id"]
         request.scope[TASK_KEY] = task_id
-        task = self.rt.store.get(task_id)
-        gone = task is not None and task.scenario.disappears_after is not None and (
-            lifecycle.age(task, self.rt.clock.now()) >= task.scenario.disappears_after
-        )
-        if task is None or gone:
-            raise ApiError(404, f"No task with id {task_id[:100]!r}. {ID_HINT}", code="task_not_found")
+        task = self.rt.task(task_id, hint=ID_HINT)
+        limit = task.scenario.disappears_after
+        if limit is not None and lifecycle.age(task, self.rt.clock.now()) >= limit:
+            raise self.rt.unknown_task(task_id, ID_HINT)
         request.scope[SCENARIO_KEY] = task.scenario.name
         return task
 

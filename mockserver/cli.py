@@ -63,6 +63,7 @@ def _fail(message: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="veo-mockserver", prog_name="mockserver")
 def main() -> None:
     """An offline fake of the veo-3.1-extend video generation API."""
 

@@ -94,6 +94,22 @@ class Journal:
         """Most recent first."""
         return reversed(list(self._entries))
 
+    def select(
+        self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
+    ) -> list[Entry]:
+        """Entries matching every filter given, most recent first. `path` matches exactly, or as a
+        prefix when it ends with `*` (`/v1/tasks/*`)."""
+        method = method.upper() if method else None
+        prefix = path[:-1] if path and path.endswith("*") else None
+        return [
+            entry
+            for entry in self.entries()
+            if (method is None or entry.method == method)
+            and (path is None or (entry.path.startswith(prefix) if prefix is not None else entry.path == path))
+            and (task_id is None or entry.task_id == task_id)
+            and (status is None or entry.status == status)
+        ]
+
     def clear(self) -> None:
         self._entries.clear()
 

@@ -31,7 +31,7 @@ def key_map_files(scenario_dirs: Iterable[Path], extra: Iterable[Path]) -> list[
 def load_key_maps(paths: Iterable[Path], scenarios: Mapping[str, Scenario]) -> dict[str, str]:
     keys: dict[str, str] = {}
     for path in paths:
-        documents = read_documents(path, KeyMapError)
+        documents = read_documents(path, KeyMapError, secret_keys=True)
         if len(documents) != 1 or not isinstance(documents[0].data, dict):
             raise KeyMapError(str(path), None, None, "a key map is one YAML mapping of API key to scenario name")
         document = documents[0]

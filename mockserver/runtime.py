@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 
@@ -36,9 +37,11 @@ class Runtime:
         self.contract = Contract.load(settings.contract)
         directories = settings.scenario_directories
         self.scenarios: dict[str, Scenario] = load_directories(directories)
+        if not directories:
+            raise ValueError("no scenario folders: --no-shipped-scenarios needs at least one --scenarios DIR")
         if not self.scenarios:
-            folders = ", ".join(str(d) for d in directories) or "(none)"
-            raise ScenarioError(folders, None, None, "no scenario files (*.yaml) found")
+            folders = ", ".join(str(d) for d in directories)
+            raise ScenarioError(folders, None, None, "no scenario files (*.yaml or *.yml) found")
         if settings.default_scenario not in self.scenarios:
             raise ValueError(
                 f"no scenario named {settings.default_scenario!r}; loaded: {', '.join(sorted(self.scenarios))}"
@@ -85,10 +88,14 @@ class Runtime:
             raise ApiError(422, f"'count' must be at least 1, got {count}.", param="count")
         self.selector.push(name, count)
 
-    def task(self, task_id: str) -> Task:
+    @staticmethod
+    def unknown_task(task_id: str, hint: str = "") -> ApiError:
+        return ApiError(404, f"No task with id {task_id[:100]!r}. {hint}".rstrip(), code="task_not_found")
+
+    def task(self, task_id: str, hint: str = "") -> Task:
         task = self.store.get(task_id)
         if task is None:
-            raise ApiError(404, f"No task with id {task_id[:100]!r}.", code="task_not_found")
+            raise self.unknown_task(task_id, hint)
         return task
 
     def _live(self, task: Task, action: str) -> lifecycle.State:
@@ -121,6 +128,40 @@ class Runtime:
         task = self.task(task_id)
         lifecycle.resume(task, self.clock.now())
         return task
+
+    def task_view(self, task: Task, base_url: str) -> dict[str, Any]:
+        """A task as the admin API shows it: how it was chosen, where it stands, and what a poll
+        would return now. Looking never counts as a poll."""
+        now = self.clock.now()
+        state = lifecycle.task_state(task, now, poll=False)
+        timeline = task.scenario.timeline
+        following = None
+        if task.forced is None and task.frozen is None and state.step + 1 < len(timeline):
+            following = {"at": timeline[state.step + 1].at, "status": timeline[state.step + 1].status}
+        return {
+            "id": task.id,
+            "scenario": task.scenario.name,
+            "mix": task.via,
+            "selected_by": task.selected_by,
+            "key_id": task.key_id,
+            "created": task.created,
+            "elapsed": round(lifecycle.age(task, now), 3),
+            "polls": task.polls,
+            "forced": task.forced is not None,
+            "stalled": task.frozen is not None,
+            "request": {"model": task.model, "aspect_ratio": task.aspect_ratio, "generate_audio": task.generate_audio},
+            "step": state.step,
+            "next_step": following,
+            "task": self.render.task(task, state, base_url),
+        }
+
+    def task_views(self, base_url: str, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
+        views = [self.task_view(task, base_url) for task in self.store]
+        return [
+            view
+            for view in views
+            if (status is None or view["task"]["status"] == status) and (scenario is None or view["scenario"] == scenario)
+        ]
 
     def reset(self) -> None:
         """Forget every task, journal entry, counter and run-time choice. The clock goes back to its

@@ -25,6 +25,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from contracts import describe_error
 from mockserver.errors import STATUS_TYPES
 from mockserver.faults import Delay, Fault
 from mockserver.journal import key_id
@@ -118,9 +119,10 @@ class PollRule:
     numbers: frozenset[int]
     first: int
     answer: Answer
+    every: bool = False
 
     def applies(self, poll: int) -> bool:
-        return poll <= self.first or poll in self.numbers
+        return self.every or poll <= self.first or poll in self.numbers
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,6 @@ class Scenario:
         return math.ceil(self.ends_at) if self.ends_at is not None else 45
 
 
-def _enum_message(value: Any, options: Any) -> str:
-    listed = ", ".join(json.dumps(option) for option in options)
-    return f"{json.dumps(value)} is not one of: {listed}"
-
-
 def _best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
     """For `oneOf`, the error of the branch that fits the value's type, searched recursively."""
     kind = error.kind
@@ -225,7 +222,7 @@ def _schema_problem(document: Document) -> ScenarioError | None:
         unexpected = list(kind.unexpected)
         return document.problem((*path, unexpected[0]), _unknown_fields(unexpected, error.schema_path), ScenarioError)
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
-        return document.problem(path, _enum_message(error.instance, kind.options), ScenarioError)
+        return document.problem(path, describe_error(error), ScenarioError)
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
         return document.problem(path, f"{json.dumps(error.instance)} is not a valid value here", ScenarioError)
     message = error.message
@@ -312,12 +309,13 @@ class _Builder:
         rules = []
         for index, raw in enumerate(self.data.get("polls", [])):
             path = ("polls", index)
-            if ("on" in raw) == ("first" in raw):
-                raise self.fail(path, "say which polls with either 'on: [3, 4]' or 'first: N'")
+            if "on" in raw and "first" in raw:
+                raise self.fail(path, "say which polls with 'on: [3, 4]' or 'first: N', not both (neither means every poll)")
             if "status" not in raw and "fault" not in raw:
                 raise self.fail(path, "say what those polls get: a 'status' (with an optional error) or a 'fault'")
             answer = self.answer(raw, path, 200)
-            rules.append(PollRule(frozenset(raw.get("on", ())), raw.get("first", 0), answer))
+            every = "on" not in raw and "first" not in raw
+            rules.append(PollRule(frozenset(raw.get("on", ())), raw.get("first", 0), answer, every))
         return tuple(rules)
 
     def timeline(self) -> tuple[Step, ...]:
@@ -388,6 +386,7 @@ class _Builder:
             lines=self.document.lines,
             result_url_ttl=float(data.get("result_url_ttl", DEFAULT_RESULT_URL_TTL)),
             credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
+            off_contract=data.get("off_contract"),
         )
 
 

@@ -12,12 +12,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000
 
 Lines = dict[tuple[Any, ...], int]
+_STR = "tag:yaml.org,2002:str"
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML where only true/false are booleans (as in YAML 1.2): `on`, `no`, `yes` stay text."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 class FileProblem(ValueError):
@@ -75,6 +90,8 @@ def _index(node: yaml.Node, path: tuple[Any, ...], lines: Lines, budget: list[in
     elif isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
+            if key_node.tag != _STR:
+                raise _NodeProblem(key_node, path, f"the key {key_node.value!r} must be text (quote it)")
             if key_node.value in seen:
                 raise _NodeProblem(key_node, (*path, key_node.value), "appears twice in this mapping")
             seen.add(key_node.value)
@@ -85,7 +102,9 @@ def _index(node: yaml.Node, path: tuple[Any, ...], lines: Lines, budget: list[in
             _index(item, (*path, index), lines, budget)
 
 
-def read_documents(path: Path, kind: type[FileProblem] = FileProblem) -> list[Document]:
+def read_documents(path: Path, kind: type[FileProblem] = FileProblem, *, secret_keys: bool = False) -> list[Document]:
+    """Every YAML document of the file. With `secret_keys` (key maps, whose keys are API keys), a
+    problem names its line but never the key."""
     source = str(path)
     try:
         size = path.stat().st_size
@@ -96,7 +115,7 @@ def read_documents(path: Path, kind: type[FileProblem] = FileProblem) -> list[Do
         raise kind(source, None, None, f"cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise kind(source, None, None, f"not UTF-8 text: {exc.reason}") from exc
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     documents = []
     try:
         while loader.check_node():
@@ -105,7 +124,8 @@ def read_documents(path: Path, kind: type[FileProblem] = FileProblem) -> list[Do
             _index(node, (), lines, [MAX_NODES])
             documents.append(Document(source, loader.construct_document(node), lines))
     except _NodeProblem as exc:
-        raise kind(source, exc.line, field_name(exc.path), str(exc)) from exc
+        field = "an API key" if secret_keys else field_name(exc.path)
+        raise kind(source, exc.line, field, str(exc)) from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise kind(source, line, None, f"not valid YAML: {exc.problem}") from exc

@@ -33,19 +33,28 @@ def validator_for(contract: str) -> ResponseValidator:
 
 
 class Fake:
-    """A running fake and a client for it. Every response to a contract operation is validated."""
+    """A running fake and a client for it. Every response to a contract operation is validated
+    (pass check_contract=False for a scenario that is off the contract on purpose), and any
+    unexpected failure inside the server is raised in the test."""
 
     def __init__(self, runtime: Runtime, client: httpx.Client | httpx.AsyncClient, portal: BlockingPortal | None):
         self.runtime = runtime
         self.client = client
         self.portal = portal
         self.contract = runtime.settings.contract
+        self.validator = validator_for(self.contract)
         self.body = dict(BODIES.get(self.contract, BODIES["seed"]))
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, check_contract: bool = True, **kwargs: Any) -> httpx.Response:
         if self.portal is not None:
-            return self.portal.call(lambda: self.client.request(method, path, **kwargs))
-        return self.client.request(method, path, **kwargs)
+            response = self.portal.call(lambda: self.client.request(method, path, **kwargs))
+        else:
+            response = self.client.request(method, path, **kwargs)
+        if self.runtime.errors:
+            raise self.runtime.errors.pop(0)
+        if check_contract:
+            self.validator.validate(response)
+        return response
 
     def submit(
         self,
@@ -87,33 +96,14 @@ class Fake:
         return self.request(method, f"/__admin{path}", **kwargs)
 
 
-def _sync_client(base_url: str, validator: ResponseValidator) -> httpx.Client:
-    def check(response: httpx.Response) -> None:
-        response.read()
-        validator.validate(response)
-
-    return httpx.Client(base_url=base_url, event_hooks={"response": [check]}, timeout=10)
-
-
-def _async_client(app: Any, validator: ResponseValidator) -> httpx.AsyncClient:
-    async def check(response: httpx.Response) -> None:
-        await response.aread()
-        validator.validate(response)
-
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://fake.test", event_hooks={"response": [check]}
-    )
-
-
 def start_fake(stack: ExitStack, settings: Settings, transport: str = "uvicorn") -> Fake:
-    validator = validator_for(settings.contract)
     if transport == "uvicorn":
         server = stack.enter_context(LiveServer(settings))
-        client = stack.enter_context(_sync_client(server.url, validator))
+        client = stack.enter_context(httpx.Client(base_url=server.url, timeout=10))
         return Fake(server.runtime, client, None)
     app = create_app(settings)
     portal = stack.enter_context(start_blocking_portal())
-    client = _async_client(app, validator)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fake.test")
     stack.callback(lambda: portal.call(client.aclose))
     return Fake(app.state.runtime, client, portal)
 

@@ -97,6 +97,7 @@ def test_task_object_allows_the_quirk_and_refuses_other_shapes(contract: Contrac
         "created": 1757165031,
         "results": None,
         "error": None,
+        "usage": {"credits_reserved": 5, "user_group": "default"},
     }
     assert validator.is_valid(task)
     assert validator.is_valid({**task, "progress": 100, "results": [{"url": "https://cdn.example.com/v.mp4"}]})

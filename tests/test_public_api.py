@@ -11,6 +11,15 @@ def test_mockserver_exports() -> None:
 
 
 def test_contracts_exports() -> None:
-    assert sorted(contracts.__all__) == ["BUILTIN_NAMES", "Contract", "ContractError", "Operation", "Violation", "load_document"]
+    assert sorted(contracts.__all__) == [
+        "BUILTIN_NAMES",
+        "Contract",
+        "ContractError",
+        "Operation",
+        "ResponseSpec",
+        "Violation",
+        "describe_error",
+        "load_document",
+    ]
     for name in contracts.__all__:
         assert getattr(contracts, name) is not None

@@ -1,0 +1,125 @@
+"""pytest plugin: the fake in-process, on a free loopback port, with a manual clock.
+
+Installed with the package (entry point `pytest11`), it gives every test suite a `mockserver`
+fixture. One server runs per session; each test gets it reset (no tasks, empty journal, the
+configured default scenario) and, after the test, any unexpected failure inside the server is
+raised in that test instead of vanishing into a log.
+
+    def test_my_client_survives_a_rate_limit(mockserver):
+        mockserver.push("rate-limited-then-ok", count=3)     # the next 3 submissions play it
+        result = my_client.generate(base_url=mockserver.url, api_key=mockserver.api_key)
+        assert mockserver.count(method="POST", path="/v1/videos/generations") == 3
+
+Override the `mockserver_settings` fixture (session scope) to change contract, scenarios or key
+maps: `return Settings(clock="manual", contract="current", scenario_dirs=(Path("qa"),))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mockserver.journal import Entry
+from mockserver.runtime import Runtime
+from mockserver.settings import Settings
+from mockserver.testing import LiveServer
+
+TEST_API_KEY = "sk-test-mockserver"
+
+
+class MockServer:
+    """A running fake for one test: its URL, and every admin control as a Python call."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self._server = server
+        self.url = server.url
+        self.api_key = TEST_API_KEY
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._server.runtime
+
+    # The clock.
+    def advance(self, seconds: float) -> float:
+        """Move scenario time forward; returns the new reading."""
+        return self.runtime.clock.advance(seconds)
+
+    def now(self) -> float:
+        return self.runtime.clock.now()
+
+    # Scenarios.
+    def set_default(self, name: str) -> None:
+        """The scenario for tasks that no header, pushed scenario, key or rule selects."""
+        self.runtime.set_default(name)
+
+    def push(self, name: str, count: int = 1) -> None:
+        """Play `name` for the next `count` submissions, whoever sends them."""
+        self.runtime.push(name, count)
+
+    # Tasks.
+    def tasks(self, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
+        return self.runtime.task_views(self.url, status, scenario)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self.runtime.task_view(self.runtime.task(task_id), self.url)
+
+    def fail(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> None:
+        self.runtime.fail_task(task_id, code, message)
+
+    def complete(self, task_id: str) -> None:
+        self.runtime.complete_task(task_id)
+
+    def stall(self, task_id: str) -> None:
+        self.runtime.stall_task(task_id)
+
+    def resume(self, task_id: str) -> None:
+        self.runtime.resume_task(task_id)
+
+    # The journal.
+    def requests(
+        self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
+    ) -> list[Entry]:
+        """Journal entries matching every filter given, most recent first (`path` may end in `*`)."""
+        return self.runtime.journal.select(method, path, task_id, status)
+
+    def count(self, **filters: Any) -> int:
+        return len(self.requests(**filters))
+
+    def assert_requested(self, method: str, path: str, times: int | None = None, **filters: Any) -> list[Entry]:
+        """Fail with the requests that came closest when no (or not `times`) request matched."""
+        found = self.requests(method=method, path=path, **filters)
+        if (times is None and found) or (times is not None and len(found) == times):
+            return found
+        wanted = f"{method.upper()} {path}" + (f" x{times}" if times is not None else "")
+        near = self.requests(method=method) or self.requests()
+        lines = [f"  {e.method} {e.path} -> {e.status}" for e in near[:10]] or ["  (no requests at all)"]
+        raise AssertionError(f"expected {wanted}, found {len(found)}; closest requests:\n" + "\n".join(lines))
+
+    def reset(self) -> None:
+        self.runtime.reset()
+
+
+@pytest.fixture(scope="session")
+def mockserver_settings() -> Settings:
+    """Settings of the session's fake. Override in a conftest.py to change them."""
+    return Settings(clock="manual")
+
+
+@pytest.fixture(scope="session")
+def _mockserver_session(mockserver_settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(mockserver_settings) as server:
+        yield server
+
+
+@pytest.fixture
+def mockserver(_mockserver_session: LiveServer) -> Iterator[MockServer]:
+    """The fake, reset for this test. Server-side failures are raised here after the test."""
+    handle = MockServer(_mockserver_session)
+    handle.reset()
+    yield handle
+    errors = list(handle.runtime.errors)
+    handle.runtime.errors.clear()
+    if errors:
+        raise errors[0]
