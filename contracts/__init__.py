@@ -6,7 +6,7 @@ page; `openapi/common.yaml` holds what they share. Load one with `Contract.load(
 self-contained document and its request validators are compiled once.
 """
 
-from contracts._contract import Contract, Operation, ResponseSpec, Violation, describe_error
+from contracts._contract import Contract, Operation, ResponseSpec, Violation, best_error, describe_error
 from contracts._document import BUILTIN_NAMES, ContractError, load_document
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Operation",
     "ResponseSpec",
     "Violation",
+    "best_error",
     "describe_error",
     "load_document",
 ]

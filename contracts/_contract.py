@@ -49,7 +49,10 @@ class ResponseSpec:
     def problems(self, body: Any, headers: dict[str, str] | None = None) -> list[str]:
         found = []
         if self.body is not None:
-            found.extend(f"body: {describe_error(e)}" for e in self.body.iter_errors(body))
+            for error in self.body.iter_errors(body):
+                error = best_error(error)
+                where = "/".join(str(part) for part in error.instance_path)
+                found.append(f"body{'/' + where if where else ''}: {describe_error(error)}")
         for name, value in (headers or {}).items():
             validator = self.headers.get(name.lower())
             if validator is not None and not validator.is_valid(_coerce(value, "integer") if value.isdigit() else value):
@@ -113,8 +116,26 @@ def _shorten(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
+def best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
+    """For `oneOf`, the error of the branch that fits the value's type, searched recursively."""
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
+        branches = [list(branch) for branch in kind.context]
+        fitting = [
+            branch
+            for branch in branches
+            if branch and not all(isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type) for e in branch)
+        ]
+        if fitting:
+            deepest = max((e for branch in fitting for e in branch), key=lambda e: len(list(e.instance_path)))
+            return best_error(deepest)
+    return error
+
+
 def describe_error(error: jsonschema_rs.ValidationError) -> str:
-    """The validator's message, with every allowed value of an enum listed, and kept short."""
+    """The validator's message (of the fitting `oneOf` branch), with every allowed value of an
+    enum listed, and kept short."""
+    error = best_error(error)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
         allowed = ", ".join(json.dumps(option) for option in kind.options)

@@ -19,13 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contracts import ContractError
+from contracts import Contract, ContractError
+from mockserver import conformity
 from mockserver.app import create_app
 from mockserver.protocol import MockHttpProtocol
 from mockserver.clock import MAX_SPEED
 from mockserver.journal import RedactAccessLog, key_id
 from mockserver.keymap import key_map_files, load_key_maps
-from mockserver.scenarios import Scenario, load_directories, load_file, scenario_files
+from mockserver.media import Media
+from mockserver.render import Renderer
+from mockserver.scenarios import Scenario, ScenarioError, check_mixes, load_directories, load_file, scenario_files
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.yamlfile import FileProblem
 
@@ -213,25 +216,45 @@ def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
 
 @scenarios.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def validate_scenarios(paths: tuple[Path, ...]) -> None:
-    """Check scenario files (or folders of them); exit 1 if any is invalid."""
+@click.option(
+    "--contract",
+    default=DEFAULTS.contract,
+    show_default=True,
+    help="Check the scripted answers against this contract too ('seed', 'current' or a path).",
+)
+def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
+    """Check scenario files (or folders of them); exit 1 if any is invalid.
+
+    Mixes may name shipped scenarios as well as the ones given here."""
     failed = 0
-    names: dict[str, Path] = {}
+    found: dict[str, Scenario] = {}
+    try:
+        loaded_contract = Contract.load(contract)
+    except ContractError as exc:
+        _fail(str(exc))
+    renderer = Renderer(loaded_contract, Media())
     for path in paths:
         for file in scenario_files(path) if path.is_dir() else [path]:
             try:
                 loaded = load_file(file)
+                for scenario in loaded:
+                    if scenario.name in found:
+                        raise ScenarioError(
+                            str(file), None, "name", f"'{scenario.name}' is already the name of a scenario in {found[scenario.name].source}"
+                        )
+                    conformity.check({scenario.name: scenario}, loaded_contract, renderer)
+                    found[scenario.name] = scenario
             except FileProblem as exc:
                 failed += 1
                 click.echo(f"invalid  {exc}")
                 continue
             for scenario in loaded:
-                if scenario.name in names:
-                    failed += 1
-                    click.echo(f"invalid  {file}: name: '{scenario.name}' is already the name of a scenario in {names[scenario.name]}")
-                    continue
-                names[scenario.name] = file
-                click.echo(f"ok       {file} ({scenario.name})")
+                click.echo(f"ok       {file} ({scenario.name})" + (" [off contract]" if scenario.off_contract else ""))
+    try:
+        check_mixes({**load_directories([SHIPPED_SCENARIOS]), **found})
+    except ScenarioError as exc:
+        failed += 1
+        click.echo(f"invalid  {exc}")
     if failed:
         click.echo(f"{failed} invalid scenario file(s)", err=True)
         sys.exit(1)

@@ -37,7 +37,8 @@ def problems(scenario: Scenario, contract: Contract, renderer: Renderer) -> list
     found: list[tuple[tuple[Any, ...], str]] = []
     submit, query = contract.operation("createVideoGeneration"), contract.operation("getTask")
     for index, answer in enumerate(scenario.submit):
-        found += [(("submit", index), problem) for problem in _answer_problems(submit, answer)]
+        where = ("submit", index) if len(scenario.submit) > 1 else ("submit",)
+        found += [(where, problem) for problem in _answer_problems(submit, answer)]
     for index, rule in enumerate(scenario.polls):
         found += [(("polls", index), problem) for problem in _answer_problems(query, rule.answer)]
     task_schema = query.answer(200)

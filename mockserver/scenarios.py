@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from contracts import describe_error
+from contracts import best_error, describe_error
 from mockserver.errors import STATUS_TYPES
 from mockserver.faults import Delay, Fault
 from mockserver.journal import key_id
@@ -193,27 +193,11 @@ class Scenario:
         return math.ceil(self.ends_at) if self.ends_at is not None else 45
 
 
-def _best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
-    """For `oneOf`, the error of the branch that fits the value's type, searched recursively."""
-    kind = error.kind
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
-        branches = [list(branch) for branch in kind.context]
-        fitting = [
-            branch
-            for branch in branches
-            if branch and not all(isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type) for e in branch)
-        ]
-        if fitting:
-            deepest = max((e for branch in fitting for e in branch), key=lambda e: len(list(e.instance_path)))
-            return _best_error(deepest)
-    return error
-
-
 def _schema_problem(document: Document) -> ScenarioError | None:
     errors = sorted(_VALIDATOR.iter_errors(document.data), key=lambda e: len(list(e.instance_path)), reverse=True)
     if not errors:
         return None
-    error = _best_error(errors[0])
+    error = best_error(errors[0])
     path = tuple(error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):

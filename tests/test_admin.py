@@ -19,11 +19,9 @@ def test_health(fake: Fake) -> None:
     assert body["clock"]["mode"] == "manual"
 
 
-def test_contract_is_served_bundled(fake: Fake) -> None:
+def test_contract_is_served_as_loaded(fake: Fake) -> None:
     document = fake.admin("GET", "/contract").json()
-    assert document["openapi"].startswith("3.1")
-    refs = [ref for ref in json.dumps(document).split("\"$ref\": ")[1:]]
-    assert refs and all(ref.startswith("\"#/components/") for ref in refs)
+    assert document["paths"] == fake.runtime.contract.document["paths"]
 
 
 def test_scenarios_list_and_detail(fake: Fake) -> None:
@@ -142,3 +140,42 @@ def test_key_id_is_stable_and_distinct(fake: Fake) -> None:
     fake.create(key="sk-someone-else")
     ids = {t["key_id"] for t in fake.admin("GET", "/tasks").json()["tasks"]}
     assert len(ids) == 2 and all(i.startswith("key-") for i in ids)
+
+
+def test_the_clock_refuses_readings_it_could_not_show(fake: Fake) -> None:
+    assert fake.admin("POST", "/clock/advance", json={"seconds": 1e20}).status_code == 422
+    assert fake.admin("PUT", "/clock", json={"speed": 1e308}).status_code == 422
+    assert fake.admin("GET", "/health").status_code == 200
+
+
+def test_odd_digits_are_not_numbers(fake: Fake) -> None:
+    response = fake.admin("GET", "/requests?limit=\u00b2")
+    assert response.status_code == 422 and response.json()["error"]["param"] == "limit"
+
+
+def test_reset_restores_the_configured_clock_but_keeps_its_reading(fake: Fake) -> None:
+    fake.admin("PUT", "/clock", json={"mode": "real", "speed": 1000})
+    before = fake.admin("GET", "/clock").json()["now"]
+    fake.admin("POST", "/reset")
+    clock = fake.admin("GET", "/clock").json()
+    assert (clock["mode"], clock["speed"]) == ("manual", 1.0)
+    assert clock["now"] >= before
+
+
+def test_reset_makes_seeded_ids_repeat(make_fake) -> None:
+    fake = make_fake(seed=9, clock_start=1_800_000_000)
+    first = fake.create()
+    fake.admin("POST", "/reset")
+    assert fake.create() == first
+
+
+def test_the_served_contract_points_at_the_fake(live: Fake) -> None:
+    document = live.admin("GET", "/contract").json()
+    assert document["servers"][0]["url"] == str(live.client.base_url).rstrip("/")
+
+
+def test_a_public_url_must_be_a_url() -> None:
+    from mockserver import Settings, create_app
+
+    with pytest.raises(ValueError, match="absolute http"):
+        create_app(Settings(public_url="notaurl"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -238,3 +239,63 @@ def test_seed_contract_refuses_video_url(fake: Fake) -> None:
     response = fake.submit({"model": "veo-3.1-extend", "prompt": "p", "video_url": "https://example.com/in.mp4"})
     assert response.status_code == 422
     assert error_of(response)["param"] == "video"
+
+
+@pytest.mark.parametrize("header", ["sk-live-SECRET-1234", "sk-abc SECRET-1234", "Bearer\tSECRET-1234x"])
+def test_a_key_sent_without_a_known_scheme_is_never_echoed(fake: Fake, header: str) -> None:
+    response = fake.request("POST", SUBMIT, json=fake.body, headers={"Authorization": header})
+    assert response.status_code in (200, 401)
+    assert "SECRET" not in response.text
+    entry = fake.admin("GET", "/requests").json()["requests"][0]
+    assert "SECRET" not in json.dumps(entry)
+
+
+def test_path_tricks_on_the_task_route_are_unknown_tasks(fake: Fake) -> None:
+    for task_id in ("..%2F..%2Fetc%2Fpasswd", "task-unified-1-aaaaaaaa%00", "%2e%2e"):
+        response = fake.request("GET", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] in ("task_not_found", "unknown_route")
+
+
+def test_a_trailing_slash_is_not_redirected(fake: Fake) -> None:
+    response = fake.request("POST", SUBMIT + "/", json=fake.body, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_route"
+    assert fake.admin("GET", "/tasks").json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(b'{"prompt": "\\ud800"}', "lone UTF-16 surrogate"), (b'\xef\xbb\xbf{"prompt": "x"}', "byte order mark")],
+)
+def test_json_that_is_not_quite_text_gets_400(fake: Fake, content: bytes, fragment: str) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    response = fake.request("POST", SUBMIT, content=content, headers=headers)
+    assert response.status_code == 400 and fragment in response.json()["error"]["message"]
+
+
+def test_paired_surrogate_escapes_are_fine(fake: Fake) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    body = json.dumps({**fake.body, "prompt": "a cat \U0001f408"}, ensure_ascii=True).encode()
+    assert b"\\ud83d" in body
+    assert fake.request("POST", SUBMIT, content=body, headers=headers).status_code == 200
+
+
+def test_a_huge_wrong_value_is_not_echoed_back_whole(fake: Fake) -> None:
+    response = fake.submit(aspect_ratio="x" * 100_000)
+    assert response.status_code == 422 and len(response.text) < 1000
+
+
+def test_head_on_a_task_does_not_count_as_a_poll(fake: Fake) -> None:
+    task_id = fake.create(scenario="completed-before-results")
+    fake.advance(65)
+    head = fake.request("HEAD", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {API_KEY}"}, check_contract=False)
+    assert head.status_code == 200
+    assert fake.admin("GET", f"/tasks/{task_id}").json()["polls"] == 0
+    assert fake.task(task_id)["results"] is None  # the quirk is still there for the first real poll
+
+
+def test_any_model_string_renders_under_the_current_contract(make_fake) -> None:
+    fake = make_fake(contract="current")
+    response = fake.submit(model="veo-3.1-extend[audio] \u00e9\u4e2d")
+    assert response.status_code == 200
+    assert fake.task(response.json()["id"])["model"] == "veo-3.1-extend[audio] \u00e9\u4e2d"

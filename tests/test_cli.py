@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -148,3 +149,43 @@ def test_bad_options_are_refused_by_the_cli(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "mockserver", "serve", *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "Invalid value" in result.stderr
+
+
+def test_the_access_log_never_shows_credentials() -> None:
+    with running(["--clock", "manual"]) as (url, process):
+        httpx.get(f"{url}/v1/tasks/task-unified-1-aaaaaaaa", params={"api_key": "sk-live-LEAK-ME", "x": "1"})
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    assert "GET /v1/tasks/task-unified-1-aaaaaaaa?api_key=%5Bredacted%5D&x=1" in stdout  # uvicorn's access log
+    assert "LEAK-ME" not in stdout + stderr
+
+
+def test_requests_too_broken_for_the_app_still_get_the_provider_shape() -> None:
+    with running(["--clock", "manual"]) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        for raw in (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(raw)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+            assert json.loads(body)["error"]["type"] == "invalid_request_error"
+
+
+def test_version() -> None:
+    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("mockserver, version ")
+
+
+def test_scenarios_validate_checks_the_contract(tmp_path: Path) -> None:
+    (tmp_path / "gateway.yaml").write_text("name: gateway\ndescription: d\nsubmit: {status: 502}\n")
+    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "gateway.yaml:3: submit: would break the contract (seed.yaml): HTTP 502 is not documented" in result.stdout
+    (tmp_path / "gateway.yaml").write_text(
+        "name: gateway\ndescription: d\noff_contract: proxies answer 502\nsubmit: {status: 502}\n"
+    )
+    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "(gateway) [off contract]" in result.stdout

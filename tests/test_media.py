@@ -98,3 +98,34 @@ def test_result_urls_use_the_public_url_when_configured(make_fake) -> None:
 def test_result_urls_follow_the_host_the_client_used(live: Fake) -> None:
     url = completed_url(live)
     assert url.startswith(str(live.client.base_url).rstrip("/") + "/files/")
+
+
+def test_if_range_with_another_etag_gets_the_whole_file(fake: Fake) -> None:
+    url = completed_url(fake)
+    etag = fake.request("HEAD", url).headers["etag"]
+    same = fake.request("GET", url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status_code == 206
+    other = fake.request("GET", url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert other.status_code == 200 and len(other.content) > 10
+
+
+def test_a_scenario_may_give_results_of_its_own(make_fake, tmp_path) -> None:
+    (tmp_path / "cdn.yaml").write_text(
+        "name: cdn\ndescription: Results on a CDN.\ntimeline:\n  - {at: 0, status: pending}\n"
+        "  - {at: 5, status: completed, results: [{url: 'https://cdn.example.com/v.mp4', content_type: video/mp4}]}\n"
+    )
+    fake = make_fake(scenario_dirs=(tmp_path,))
+    task_id = fake.create(scenario="cdn")
+    fake.advance(5)
+    assert fake.task(task_id)["results"] == [{"url": "https://cdn.example.com/v.mp4", "content_type": "video/mp4"}]
+    assert fake.request("GET", f"/files/{task_id}.mp4").status_code == 404  # the fake serves only its own video
+
+
+def test_results_that_break_the_contract_are_refused_at_start(tmp_path) -> None:
+    from mockserver import ScenarioError, Settings, create_app
+
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: completed, results: [{url: not a url}]}\n"
+    )
+    with pytest.raises(ScenarioError, match=r"bad\.yaml:4: timeline\[0\]: would break the contract \(seed\.yaml\): body/results/0/url: \"not a url\" is not a \"uri\""):
+        create_app(Settings(scenario_dirs=(tmp_path,)))

@@ -18,6 +18,7 @@ def test_contracts_exports() -> None:
         "Operation",
         "ResponseSpec",
         "Violation",
+        "best_error",
         "describe_error",
         "load_document",
     ]
