@@ -268,6 +268,19 @@ class Contract:
             self._error_type(schema) if schema is not None else None,
         )
 
+    def request_schema(self, operation_id: str) -> dict[str, Any]:
+        """The JSON request body schema of an operation, with each property's own schema resolved."""
+        spec = self._find(operation_id)
+        body = self._deref(spec.get("requestBody", {}))
+        schema = self._deref(body.get("content", {}).get("application/json", {}).get("schema", {}))
+        properties = {name: self._deref(prop) for name, prop in schema.get("properties", {}).items()}
+        return {**schema, "properties": properties}
+
+    def _find(self, operation_id: str) -> dict[str, Any]:
+        operation = self.operation(operation_id)
+        item = self._deref(self.document["paths"][operation.path])
+        return item[operation.method.lower()]
+
     def schema_const(self, schema_name: str, prop: str) -> Any:
         """The `const` a component schema pins for one property (e.g. Task.object)."""
         schema = self._deref({"$ref": f"#/components/schemas/{schema_name}"})

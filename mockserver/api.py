@@ -57,7 +57,7 @@ class ProviderApi:
         ]
 
     async def submit(self, request: Request) -> Response:
-        api_key = bearer_key(request)
+        api_key = bearer_key(request, self.rt.accepted_keys)
         body = await read_json(request, self.rt.settings.max_body_bytes)
         violation = self.submit_operation.check_body(body)
         if violation is not None:
@@ -105,7 +105,7 @@ class ProviderApi:
         return task
 
     async def query(self, request: Request) -> Response:
-        bearer_key(request)
+        bearer_key(request, self.rt.accepted_keys)
         violation = self.query_operation.check_query(request.query_params)
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)

@@ -109,7 +109,14 @@ DEFAULTS = Settings()
     envvar="MOCKSERVER_CLOCK",
     help="'manual' stands still until POST /__admin/clock/advance moves it.",
 )
-@click.option("--seed", type=int, default=None, envvar="MOCKSERVER_SEED", help="Seed for task ids (reproducible runs).")
+@click.option(
+    "--api-keys",
+    default=DEFAULTS.api_keys,
+    show_default=True,
+    envvar="MOCKSERVER_API_KEYS",
+    help="The API keys the fake accepts: a regular expression matched against the whole key; others get 401.",
+)
+@click.option("--seed", type=int, default=None, envvar="MOCKSERVER_SEED", help="Seed for task ids and mixes (reproducible runs).")
 @click.option(
     "--public-url",
     default=None,
@@ -134,6 +141,7 @@ def serve(
     default_scenario: str,
     speed: float,
     clock: str,
+    api_keys: str,
     seed: int | None,
     public_url: str | None,
     journal_size: int,
@@ -148,6 +156,7 @@ def serve(
         shipped_scenarios=not no_shipped,
         default_scenario=default_scenario,
         keys=key_files,
+        api_keys=api_keys,
         clock=clock,  # type: ignore[arg-type]
         speed=speed,
         seed=seed,
@@ -177,6 +186,75 @@ def serve(
     )
     logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
     uvicorn.Server(config).run()
+
+
+@main.command()
+@click.option("--base-url", required=True, help="The deployment to check, e.g. https://api.foxapi.cc or http://127.0.0.1:8000.")
+@click.option(
+    "--token",
+    envvar="MOCKSERVER_CHECK_TOKEN",
+    help="The API key to use. Prefer the MOCKSERVER_CHECK_TOKEN variable: a flag shows in the process list.",
+)
+@click.option("--contract", default=DEFAULTS.contract, show_default=True, help="'seed', 'current' or the path of an OpenAPI document.")
+@click.option(
+    "--billable",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Also submit at most this many valid (billable) tasks and follow each to its end. 0 spends nothing.",
+)
+@click.option("--video-url", default=None, help="A public video to extend in billable tasks (default: the contract's example URL).")
+@click.option("--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0), help="Seconds between polls of a billable task.")
+@click.option("--max-wait", default=900.0, show_default=True, type=click.FloatRange(0), help="Seconds to follow each billable task.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds per request.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
+def check(
+    base_url: str,
+    token: str | None,
+    contract: str,
+    billable: int,
+    video_url: str | None,
+    poll_interval: float,
+    max_wait: float,
+    timeout: float,
+    junit_path: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Check a deployment of the API (the real one included) against the contract.
+
+    By default only requests the contract says must be refused, or that create nothing, are sent:
+    it costs nothing. --billable N adds at most N real tasks. Exit status 1 on any violation."""
+    try:
+        from contracts.deployment import DeploymentCheck, RunFinished
+        from contracts.reporting import ConsoleReporter, write_json, write_junit
+    except ImportError as exc:  # pragma: no cover - depends on how the package was installed
+        _fail(f"mockserver check needs schemathesis: pip install 'veo-mockserver[check]' ({exc})")
+    if not token:
+        _fail("no API key: set MOCKSERVER_CHECK_TOKEN (or pass --token)")
+    try:
+        loaded = Contract.load(contract)
+        runner = DeploymentCheck(
+            base_url, token, loaded, billable=billable, poll_interval=poll_interval, max_wait=max_wait,
+            video_url=video_url, timeout=timeout,
+        )  # fmt: skip
+    except (ContractError, ValueError) as exc:
+        _fail(str(exc))
+    console = Console()
+    if billable:
+        console.print(f"[yellow]This run may create up to {billable} billable task(s) on {escape(base_url)}.[/]")
+    reporter = ConsoleReporter(console)
+    report = None
+    for event in runner.run():
+        reporter.handle(event)
+        if isinstance(event, RunFinished):
+            report = event.report
+    assert report is not None
+    if junit_path is not None:
+        write_junit(report, junit_path)
+    if json_path is not None:
+        write_json(report, json_path)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.group()

@@ -30,7 +30,8 @@ def split_authorization(header: str) -> tuple[str | None, str]:
     return None, header.strip()
 
 
-def bearer_key(request: Request) -> str:
+def bearer_key(request: Request, accepted: re.Pattern[str] | None = None) -> str:
+    """The API key of a request; 401 unless it is a bearer token that `accepted` matches whole."""
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(401, f"Missing Authorization header. {BEARER_HINT}", code="missing_api_key")
@@ -38,6 +39,12 @@ def bearer_key(request: Request) -> str:
     if scheme is None or scheme.lower() != "bearer" or not key:
         found = f"a {scheme} credential" if scheme else "no 'Bearer' scheme"
         raise ApiError(401, f"The Authorization header has {found}. {BEARER_HINT}", code="invalid_api_key")
+    if accepted is not None and accepted.fullmatch(key) is None:
+        raise ApiError(
+            401,
+            f"Invalid API key. This fake accepts keys matching {accepted.pattern!r} (see --api-keys).",
+            code="invalid_api_key",
+        )
     return key
 
 

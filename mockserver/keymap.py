@@ -28,7 +28,10 @@ def key_map_files(scenario_dirs: Iterable[Path], extra: Iterable[Path]) -> list[
     return [*found, *extra]
 
 
-def load_key_maps(paths: Iterable[Path], scenarios: Mapping[str, Scenario]) -> dict[str, str]:
+def load_key_maps(
+    paths: Iterable[Path], scenarios: Mapping[str, Scenario], sources: dict[str, Path] | None = None
+) -> dict[str, str]:
+    """API key -> scenario name; `sources`, when given, is filled with the file of each key."""
     keys: dict[str, str] = {}
     for path in paths:
         documents = read_documents(path, KeyMapError, secret_keys=True)
@@ -44,4 +47,6 @@ def load_key_maps(paths: Iterable[Path], scenarios: Mapping[str, Scenario]) -> d
                 known = ", ".join(sorted(scenarios))
                 raise KeyMapError(str(path), line, f"entry {number}", f"{name!r} is not a loaded scenario (loaded: {known})")
             keys[key] = name
+            if sources is not None:
+                sources[key] = path
     return keys

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -26,8 +28,8 @@ from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.matching import Selector
 from mockserver.media import Media
 from mockserver.render import Renderer
-from mockserver.scenarios import Scenario, ScenarioError, load_directories
-from mockserver.settings import Settings
+from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, load_directories
+from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.store import Task, TaskStore
 
 
@@ -46,7 +48,18 @@ class Runtime:
             raise ValueError(
                 f"no scenario named {settings.default_scenario!r}; loaded: {', '.join(sorted(self.scenarios))}"
             )
-        keys = load_key_maps(key_map_files(directories, settings.keys), self.scenarios)
+        try:
+            self.accepted_keys = re.compile(settings.api_keys)
+        except re.error as exc:
+            raise ValueError(f"--api-keys {settings.api_keys!r} is not a regular expression: {exc}") from None
+        sources: dict[str, Path] = {}
+        keys = load_key_maps(key_map_files(directories, settings.keys), self.scenarios, sources)
+        shipped = SHIPPED_SCENARIOS / KEYMAP_FILE
+        unusable = sorted({str(sources[key]) for key in keys if sources[key] != shipped and not self.accepted_keys.fullmatch(key)})
+        if unusable:
+            raise ValueError(
+                f"{', '.join(unusable)}: some keys do not match --api-keys {settings.api_keys!r}, so no client could use them"
+            )
         self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.store = TaskStore(settings.seed)

@@ -22,6 +22,7 @@ class Settings:
     shipped_scenarios: bool = True
     default_scenario: str = "default"
     keys: tuple[Path, ...] = ()
+    api_keys: str = r"sk-\S+"  # the keys the fake accepts (a regular expression, matched whole)
     clock: Literal["real", "manual"] = "real"
     speed: float = 1.0
     clock_start: float | None = None

@@ -299,3 +299,27 @@ def test_any_model_string_renders_under_the_current_contract(make_fake) -> None:
     response = fake.submit(model="veo-3.1-extend[audio] \u00e9\u4e2d")
     assert response.status_code == 200
     assert fake.task(response.json()["id"])["model"] == "veo-3.1-extend[audio] \u00e9\u4e2d"
+
+
+def test_keys_that_do_not_look_like_keys_are_refused(fake: Fake) -> None:
+    response = fake.submit(key="test")
+    assert response.status_code == 401
+    assert "keys matching 'sk-\\\\S+'" in response.json()["error"]["message"]
+    assert fake.poll("task-unified-1-aaaaaaaa", key="test").status_code == 401
+
+
+def test_the_accepted_keys_are_configurable(make_fake) -> None:
+    fake = make_fake(api_keys=r"team-[a-z]+")
+    assert fake.submit(key="team-qa").status_code == 200
+    assert fake.submit(key="sk-anything").status_code == 401
+
+
+def test_an_invalid_key_pattern_or_an_unusable_key_map_stops_the_server(tmp_path) -> None:
+    from mockserver import Settings, create_app
+
+    with pytest.raises(ValueError, match="not a regular expression"):
+        create_app(Settings(api_keys="(unclosed"))
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("sk-qa-mine: fast\n")
+    with pytest.raises(ValueError, match=r"keys\.yaml: some keys do not match --api-keys"):
+        create_app(Settings(api_keys=r"team-\S+", keys=(keys,)))

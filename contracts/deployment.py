@@ -1,0 +1,428 @@
+"""Check any deployment of the API (the real one, a staging proxy, the fake) against a contract.
+
+    check = DeploymentCheck(base_url, token, Contract.load("current"), billable=0)
+    for event in check.run():          # ProbeStarted, Polled, ProbeFinished, RunFinished
+        ...                            # nothing here prints; reporters consume the events
+
+By default it spends nothing. Every request it sends either carries no valid key, or asks for a
+task that does not exist, or has a body the contract says must be refused: malformed JSON, the
+wrong content type, a missing required field, a value of the wrong type or outside its enum.
+The body probes go from the safest to the least safe, and stop at the first one the deployment
+accepts: a deployment that breaks its contract that way may have created one task, and the
+report says so.
+
+With `billable=N` it also submits at most N valid tasks (never more, whatever happens: a submit
+that fails or times out is counted as spent and never retried) and follows each to a terminal
+state within a polling budget, checking every answer against the contract and the lifecycle
+rules, and downloading the result.
+
+Every response is checked with schemathesis's checks (status code, content type, headers,
+schema) through `contracts.conformance`. The token never appears in events or reports: requests
+are recorded with `Authorization: Bearer ***`, and any echo of the token in a body is masked.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from contracts._contract import Contract
+from contracts.conformance import ContractViolation, ResponseValidator
+from contracts.rules import is_done, task_problems, transition_problems
+
+MASK = "***"
+INVALID_KEY = "mockserver-check-invalid-key"
+UNKNOWN_TASK = "task-unified-1700000000-mchk0000"
+BODY_EXCERPT = 2000
+
+
+@dataclass
+class Exchange:
+    """One request and what came back, with the token masked."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str | None
+    status: int | None = None
+    response: str = ""
+    elapsed: float = 0.0
+    error: str | None = None
+
+    def curl(self) -> str:
+        parts = ["curl", "-sS", "-X", self.method, self.url]
+        for name, value in self.headers.items():
+            parts += ["-H", f"{name}: {value}"]
+        if self.body is not None:
+            parts += ["--data-raw", self.body]
+        return " ".join(shlex.quote(part) for part in parts)
+
+
+@dataclass
+class Finding:
+    check: str
+    message: str
+    exchange: Exchange
+
+
+@dataclass
+class ProbeResult:
+    name: str
+    description: str
+    exchanges: list[Exchange] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass
+class Report:
+    base_url: str
+    contract: str
+    billable: int
+    probes: list[ProbeResult] = field(default_factory=list)
+    spent: int = 0  # tasks that may have been created (and billed)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(probe.ok for probe in self.probes)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for probe in self.probes for finding in probe.findings]
+
+
+@dataclass
+class ProbeStarted:
+    name: str
+    description: str
+
+
+@dataclass
+class Polled:
+    probe: str
+    task_id: str
+    status: str | None
+    progress: int | None
+    polls: int
+
+
+@dataclass
+class ProbeFinished:
+    result: ProbeResult
+
+
+@dataclass
+class RunFinished:
+    report: Report
+
+
+Event = ProbeStarted | Polled | ProbeFinished | RunFinished
+
+
+@dataclass
+class _Probe:
+    name: str
+    description: str
+    method: str
+    path: str
+    expected: frozenset[int]
+    key: str | None = None  # "token", "invalid" or None
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str | None = "application/json"
+    field: str | None = None  # the body field the probe breaks
+    risky: bool = False  # sent with the real key: a deployment breaking its contract may bill it
+
+
+class DeploymentCheck:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        contract: Contract,
+        *,
+        billable: int = 0,
+        poll_interval: float = 5.0,
+        max_wait: float = 900.0,
+        video_url: str | None = None,
+        timeout: float = 30.0,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if billable < 0:
+            raise ValueError("billable must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.contract = contract
+        self.validator = ResponseValidator(contract)
+        self.billable = billable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self._owns_client = client is None
+        self.client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self.sleep = sleep
+        self.submit = contract.operation("createVideoGeneration")
+        self.query = contract.operation("getTask")
+        self.schema = contract.request_schema("createVideoGeneration")
+        self.valid_body = self._valid_body(video_url)
+        self.report = Report(self.base_url, contract.version or str(contract.path), billable)
+
+    # Building requests from the contract.
+
+    def _valid_body(self, video_url: str | None) -> dict[str, Any]:
+        """The required fields, plus any optional one the contract gives an example for (the model)."""
+        body = {}
+        required = self.schema.get("required", [])
+        for name, prop in self.schema.get("properties", {}).items():
+            if name not in required and "example" not in prop and not prop.get("examples"):
+                continue
+            if prop.get("format") == "uri" and video_url:
+                body[name] = video_url
+            elif "example" in prop or prop.get("examples"):
+                body[name] = prop.get("example", (prop.get("examples") or [None])[0])
+            elif "default" in prop:
+                body[name] = prop["default"]
+            elif prop.get("enum"):
+                body[name] = prop["enum"][0]
+            else:
+                raise ValueError(f"the contract gives no example for the required field {name!r}")
+        return body
+
+    def _probes(self) -> list[_Probe]:
+        submit, query = self.submit.path, self.query.path.replace("{task_id}", UNKNOWN_TASK)
+        body = self.valid_body
+        probes = [
+            _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
+            _Probe("submit-invalid-key", "Submit a valid body with an invalid API key", "POST", submit, frozenset({401}), "invalid", body),
+            _Probe("query-without-key", "Query a task with no API key", "GET", query, frozenset({401})),
+            _Probe("query-invalid-key", "Query a task with an invalid API key", "GET", query, frozenset({401}), "invalid"),
+            _Probe("query-unknown-task", "Query a task id that does not exist", "GET", query, frozenset({404}), "token"),
+        ]
+        risky = [
+            _Probe("submit-malformed-json", "Submit a body that is not JSON", "POST", submit, frozenset({400}), "token", raw=b'{"prompt": '),
+            _Probe("submit-empty-body", "Submit an empty body", "POST", submit, frozenset({400}), "token", raw=b""),
+            _Probe(
+                "submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, frozenset({400}), "token",
+                raw=json.dumps(body).encode(), content_type="text/plain",
+            ),
+            _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, frozenset({400, 422}), "token", body=[body]),
+        ]  # fmt: skip
+        for name in self.schema.get("required", []):
+            broken = {k: v for k, v in body.items() if k != name}
+            risky.append(
+                _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST", submit,
+                       frozenset({422}), "token", broken, field=name)
+            )  # fmt: skip
+        for name in self.schema.get("required", []):
+            if not _types(self.schema["properties"][name]) & {"integer", "number"}:
+                risky.append(
+                    _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", submit,
+                           frozenset({422}), "token", {**body, name: 12345}, field=name)
+                )  # fmt: skip
+        for name, prop in self.schema.get("properties", {}).items():
+            if prop.get("enum"):
+                risky.append(
+                    _Probe(f"submit-bad-{name}", f"Submit '{name}' outside its enum", "POST", submit,
+                           frozenset({422}), "token", {**body, name: "mockserver-check-not-allowed"}, field=name)
+                )  # fmt: skip
+        for probe in risky:
+            probe.risky = True
+        return probes + risky
+
+    # Sending and judging.
+
+    def _mask(self, text: str) -> str:
+        return text.replace(self.token, MASK) if self.token else text
+
+    def _send(self, method: str, path: str, key: str | None, body: Any = None, raw: bytes | None = None,
+              content_type: str | None = None, url: str | None = None, headers: dict[str, str] | None = None) -> tuple[Exchange, httpx.Response | None]:  # fmt: skip
+        target = url or f"{self.base_url}{path}"
+        sent = dict(headers or {})
+        shown = dict(headers or {})
+        if key == "token":
+            sent["Authorization"], shown["Authorization"] = f"Bearer {self.token}", f"Bearer {MASK}"
+        elif key == "invalid":
+            sent["Authorization"] = shown["Authorization"] = f"Bearer {INVALID_KEY}"
+        content = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if content is not None and content_type:
+            sent["Content-Type"] = shown["Content-Type"] = content_type
+        exchange = Exchange(method, target, shown, self._mask(content.decode("utf-8", "replace")) if content is not None else None)
+        started = time.perf_counter()
+        try:
+            response = self.client.request(method, target, headers=sent, content=content)
+        except httpx.HTTPError as exc:
+            exchange.elapsed = time.perf_counter() - started
+            exchange.error = f"{type(exc).__name__}: {self._mask(str(exc))}"
+            return exchange, None
+        exchange.elapsed = time.perf_counter() - started
+        exchange.status = response.status_code
+        exchange.response = self._mask(response.text[:BODY_EXCERPT])
+        return exchange, response
+
+    def _judge(self, result: ProbeResult, exchange: Exchange, response: httpx.Response | None, expected: frozenset[int] | None) -> None:  # fmt: skip
+        result.exchanges.append(exchange)
+        if response is None:
+            result.findings.append(Finding("transport", f"No answer: {exchange.error}", exchange))
+            return
+        if expected is not None and response.status_code not in expected:
+            wanted = " or ".join(str(s) for s in sorted(expected))
+            error = _json(response)
+            said = ""
+            if isinstance(error, dict) and isinstance(error.get("error"), dict):
+                said = f" ({error['error'].get('type')}: {self._mask(str(error['error'].get('message')))[:300]})"
+            result.findings.append(
+                Finding("expected_status", f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.", exchange)
+            )
+        try:
+            self.validator.validate(response)
+        except ContractViolation as violation:
+            result.findings.append(Finding("contract", self._mask(_strip_reproduce(str(violation))), exchange))
+
+    def _check_param(self, result: ProbeResult, probe: _Probe, exchange: Exchange, response: httpx.Response | None) -> None:  # fmt: skip
+        """A refusal that names, in `param`, a field the contract does not define points at drift."""
+        if response is None or response.status_code != 422 or probe.field is None:
+            return
+        try:
+            param = response.json().get("error", {}).get("param")
+        except (ValueError, AttributeError):
+            return
+        known = set(self.schema.get("properties", {}))
+        if isinstance(param, str) and param != probe.field and param.split(".")[0] not in known:
+            result.findings.append(
+                Finding(
+                    "refused_field",
+                    f"The probe left out or broke '{probe.field}', and the deployment refused it naming "
+                    f"'{param}', a field this contract does not define: the deployment expects another "
+                    f"version of the request body than {self.contract.path.name}.",
+                    exchange,
+                )
+            )
+
+    def _run_probe(self, probe: _Probe) -> ProbeResult:
+        result = ProbeResult(probe.name, probe.description)
+        started = time.perf_counter()
+        exchange, response = self._send(probe.method, probe.path, probe.key, probe.body, probe.raw, probe.content_type)
+        self._judge(result, exchange, response, probe.expected)
+        self._check_param(result, probe, exchange, response)
+        if probe.risky and (response is None or response.is_success):
+            self.report.spent += 1  # accepted (or unknown outcome): it may have created a task
+        result.duration = time.perf_counter() - started
+        return result
+
+    # The billable part.
+
+    def _follow(self, probe: ProbeResult, task_id: str) -> Iterator[Event]:
+        path = self.query.path.replace("{task_id}", task_id)
+        before: dict[str, Any] | None = None
+        deadline = time.monotonic() + self.max_wait
+        budget = max(1, int(self.max_wait / self.poll_interval) + 1) if self.poll_interval > 0 else 10_000
+        for poll in range(1, budget + 1):
+            url = f"{self.base_url}{path}?sync_upstream=true"
+            exchange, response = self._send("GET", path, "token", url=url)
+            self._judge(probe, exchange, response, frozenset({200}))
+            task = _json(response) if response is not None and response.status_code == 200 else None
+            if isinstance(task, dict):
+                problems = task_problems(task) + (transition_problems(before, task) if before else [])
+                probe.findings += [Finding("lifecycle", p, exchange) for p in problems]
+                before = task
+                yield Polled(probe.name, task_id, task.get("status"), task.get("progress"), poll)
+                if is_done(task):
+                    if task.get("status") == "completed":
+                        self._download(probe, task)
+                    return
+            if time.monotonic() > deadline:
+                break
+            self.sleep(self.poll_interval)
+        status = before.get("status") if before else "unknown"
+        probe.findings.append(
+            Finding("polling_budget", f"Task {task_id} was still {status!r} when the polling budget ran out "
+                    f"({budget} polls, {self.max_wait:g} s); expected completed or failed.", probe.exchanges[-1])
+        )  # fmt: skip
+
+    def _download(self, probe: ProbeResult, task: dict[str, Any]) -> None:
+        results = task.get("results")
+        first = results[0] if isinstance(results, list) and results else None
+        url = first.get("url") if isinstance(first, dict) else None
+        if not isinstance(url, str):
+            return  # the shape is wrong: the contract check has said so
+        exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"})
+        probe.exchanges.append(exchange)
+        if response is None:
+            probe.findings.append(Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
+        elif response.status_code not in (200, 206) or not response.content:
+            probe.findings.append(
+                Finding("download", f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.", exchange)
+            )
+        elif not response.headers.get("content-type", "").startswith(("video/", "application/octet-stream")):
+            probe.findings.append(
+                Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
+            )
+
+    def _billable(self, index: int) -> Iterator[Event]:
+        probe = ProbeResult(f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end")
+        yield ProbeStarted(probe.name, probe.description)
+        started = time.perf_counter()
+        self.report.spent += 1  # counted before sending: a submit is never retried
+        exchange, response = self._send("POST", self.submit.path, "token", self.valid_body, content_type="application/json")
+        self._judge(probe, exchange, response, frozenset({200}))
+        created = _json(response) if response is not None and response.status_code == 200 else None
+        if isinstance(created, dict) and isinstance(created.get("id"), str):
+            yield from self._follow(probe, created["id"])
+        probe.duration = time.perf_counter() - started
+        yield ProbeFinished(probe)
+        self.report.probes.append(probe)
+
+    def run(self) -> Iterator[Event]:
+        try:
+            yield from self._run()
+        finally:
+            if self._owns_client:
+                self.client.close()
+
+    def _run(self) -> Iterator[Event]:
+        started = time.perf_counter()
+        accepted_one = False
+        for probe in self._probes():
+            if probe.risky and accepted_one:
+                continue  # stop spending on a deployment that accepts what it must refuse
+            yield ProbeStarted(probe.name, probe.description)
+            result = self._run_probe(probe)
+            accepted_one = accepted_one or (probe.risky and self.report.spent > 0)
+            self.report.probes.append(result)
+            yield ProbeFinished(result)
+        for index in range(1, self.billable + 1):
+            if self.report.spent >= self.billable:
+                break  # the budget covers tasks a broken probe may have created too
+            yield from self._billable(index)
+        self.report.duration = time.perf_counter() - started
+        yield RunFinished(self.report)
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    return set(kind) if isinstance(kind, list) else ({kind} if isinstance(kind, str) else set())
+
+
+def _json(response: httpx.Response | None) -> Any:
+    if response is None:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _strip_reproduce(text: str) -> str:
+    """schemathesis ends its report with its own curl line; ours, masked, is in the finding."""
+    return text.split("\nReproduce with:", 1)[0].strip()

@@ -1,0 +1,229 @@
+"""`mockserver check`: passes on the fake, fails with a usable message on every kind of drift,
+never spends more than it is allowed, and never shows the token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts import Contract
+from contracts.deployment import DeploymentCheck, Report, RunFinished
+from mockserver import Settings
+from mockserver.testing import LiveServer
+from tests.drift import DRIFTS, RewriteAnswers
+
+TOKEN = "sk-live-VERY-SECRET-0042"
+CONTRACTS = Path(__file__).parents[1] / "contracts" / "openapi"
+
+
+def run_check(server: LiveServer, contract: str | Path = "seed", billable: int = 0, **options: Any) -> Report:
+    """Run the check against a fake on a manual clock: waiting between polls moves that clock."""
+    check = DeploymentCheck(
+        server.url, TOKEN, Contract.load(contract), billable=billable, poll_interval=5, max_wait=1200,
+        sleep=lambda seconds: server.runtime.clock.advance(seconds), **options,
+    )  # fmt: skip
+    events = list(check.run())
+    assert isinstance(events[-1], RunFinished)
+    return events[-1].report
+
+
+def messages(report: Report) -> str:
+    return "\n".join(f"{f.check}: {f.message}" for f in report.findings)
+
+
+@contextmanager
+def drifted(name: str, **settings: Any) -> Iterator[LiveServer]:
+    server = LiveServer(Settings(clock="manual", **settings))
+    server.app = RewriteAnswers(server.app, DRIFTS[name])
+    with server:
+        yield server
+
+
+def drifted_contract(tmp_path: Path, change: str) -> Path:
+    """A copy of the seed contract where the server has relaxed a rule."""
+    (tmp_path / "common.yaml").write_text((CONTRACTS / "common.yaml").read_text())
+    seed = (CONTRACTS / "seed.yaml").read_text()
+    assert change in seed
+    (tmp_path / "seed.yaml").write_text(seed.replace(change, "required: [model, video]"))
+    return tmp_path / "seed.yaml"
+
+
+@pytest.mark.parametrize("contract", ["seed", "current"])
+def test_the_fake_passes_the_free_check(contract: str) -> None:
+    with LiveServer(Settings(clock="manual", contract=contract)) as server:
+        report = run_check(server, contract)
+        assert report.ok, messages(report)
+        assert report.spent == 0
+        assert len(report.probes) >= 14
+        assert server.runtime.store.__len__() == 0  # nothing was created
+
+
+@pytest.mark.parametrize("contract", ["seed", "current"])
+def test_the_fake_passes_the_billable_check(contract: str) -> None:
+    with LiveServer(Settings(clock="manual", contract=contract)) as server:
+        report = run_check(server, contract, billable=3)
+        assert report.ok, messages(report)
+        assert report.spent == 3 and len(server.runtime.store) == 3
+        billable = [probe for probe in report.probes if probe.name.startswith("billable")]
+        statuses = [json.loads(e.response)["status"] for e in billable[0].exchanges[1:-1]]
+        assert statuses[0] == "pending" and statuses[-1] == "completed" and "processing" in statuses
+        assert billable[0].exchanges[-1].status == 206  # the video downloaded (its first 64 KiB)
+
+
+@pytest.mark.parametrize("scenario", ["content-policy", "completed-before-results", "flaky-polls"])
+def test_the_billable_check_follows_the_realities_the_contract_allows(scenario: str) -> None:
+    with LiveServer(Settings(clock="manual", default_scenario=scenario)) as server:
+        report = run_check(server, billable=1)
+        if scenario == "flaky-polls":  # a documented 500/429/503 on a poll is a finding: the deployment failed a poll
+            assert {f.check for f in report.findings} == {"expected_status"}
+        else:
+            assert report.ok, messages(report)
+
+
+def test_a_task_that_never_ends_exhausts_the_polling_budget() -> None:
+    with LiveServer(Settings(clock="manual", default_scenario="never-finishes")) as server:
+        report = run_check(server, billable=1)
+    assert [f.check for f in report.findings] == ["polling_budget"]
+    assert "still 'processing' when the polling budget ran out" in report.findings[0].message
+
+
+def test_the_current_fake_fails_the_seed_check_naming_the_fields() -> None:
+    with LiveServer(Settings(clock="manual", contract="current")) as server:
+        report = run_check(server, "seed")
+    assert not report.ok and report.spent == 0
+    assert "The probe left out or broke 'video', and the deployment refused it naming 'video_url'" in messages(report)
+
+
+def test_the_seed_fake_fails_the_current_check_naming_the_fields() -> None:
+    with LiveServer(Settings(clock="manual", contract="seed")) as server:
+        report = run_check(server, "current")
+    assert not report.ok and report.spent == 0
+    assert "The probe left out or broke 'video_url', and the deployment refused it naming 'video'" in messages(report)
+
+
+def test_a_valid_body_of_the_other_version_is_refused_in_billable_mode() -> None:
+    with LiveServer(Settings(clock="manual", contract="current")) as server:
+        report = run_check(server, "seed", billable=1)
+    billable = next(p for p in report.probes if p.name == "billable-task-1")
+    assert "Received HTTP 422 (invalid_request_error: Missing required field 'video_url'. The body also has 'video'" in (
+        billable.findings[0].message
+    )
+
+
+@pytest.mark.parametrize(
+    ("drift", "billable", "expected"),
+    [
+        ("renamed-status", 1, '"running" is not one of'),
+        ("missing-object", 1, '"object" is a required property'),
+        ("results-shape", 1, "/components/schemas/Task/properties/results"),
+        ("500-for-malformed-body", 0, "Received HTTP 500 (server_error: Internal server error); the contract expects 400"),
+        ("error-shape", 0, '"error" is a required property'),
+    ],
+)
+def test_each_drifted_server_fails_with_a_precise_message(drift: str, billable: int, expected: str) -> None:
+    with drifted(drift) as server:
+        report = run_check(server, billable=billable)
+    assert not report.ok
+    assert expected in messages(report), messages(report)
+
+
+def test_a_200_for_a_body_missing_prompt_fails_and_stops_spending(tmp_path: Path) -> None:
+    contract = drifted_contract(tmp_path, "required: [model, prompt, video]")
+    with LiveServer(Settings(clock="manual", contract=str(contract))) as server:
+        report = run_check(server, "seed")
+        accepted = len(server.runtime.store)
+    finding = next(f for f in report.findings if f.exchange.body and '"prompt"' not in f.exchange.body)
+    assert "Received HTTP 200; the contract expects 422 here." in finding.message
+    assert report.spent == 1 and accepted == 1  # it stopped at the first body it should not have accepted
+
+
+def test_billable_never_exceeds_its_budget(tmp_path: Path) -> None:
+    contract = drifted_contract(tmp_path, "required: [model, prompt, video]")
+    with LiveServer(Settings(clock="manual", contract=str(contract), default_scenario="fast")) as server:
+        report = run_check(server, "seed", billable=2)
+        created = len(server.runtime.store)
+    assert report.spent == 2 and created == 2  # one probe it should have refused, one billable task
+
+
+def test_submits_that_fail_are_not_retried() -> None:
+    with LiveServer(Settings(clock="manual", default_scenario="server-error-task-created")) as server:
+        report = run_check(server, billable=3)
+        posts = server.runtime.journal.select(method="POST")
+        from_token = [e for e in posts if e.status in (200, 500) and '"prompt"' in e.body]
+    assert report.spent == 3 and len(from_token) == 3
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MOCKSERVER_CHECK_TOKEN": TOKEN, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_the_cli_passes_on_the_fake_and_writes_reports(tmp_path: Path) -> None:
+    (tmp_path / "instant.yaml").write_text(
+        "name: instant\ndescription: Done at once.\ntimeline:\n  - {at: 0, status: pending}\n  - {at: 0, status: completed}\n"
+    )
+    with LiveServer(Settings(clock="manual", scenario_dirs=(tmp_path,), default_scenario="instant")) as server:
+        result = _cli("--base-url", server.url, "--billable", "3", "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The deployment keeps its contract." in result.stdout
+    assert "up to 3 billable task(s)" in result.stdout
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) >= 18
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["ok"] is True and data["spent"] == 3
+
+
+def test_the_cli_reports_failures_with_a_masked_curl_line(tmp_path: Path) -> None:
+    with drifted("error-shape") as server:
+        result = _cli("--base-url", server.url, "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 1
+    out = result.stdout
+    assert "The deployment breaks its contract." in out
+    assert "Reproduce: curl -sS -X GET" in out and "'Authorization: Bearer ***'" in out
+    assert "Request:  POST" in out and "Received: HTTP 401" in out
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    assert int(suite.get("failures")) >= 1
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "Reproduce: curl" in failure.text
+    for text in (out, result.stderr, (tmp_path / "j.xml").read_text(), (tmp_path / "r.json").read_text()):
+        assert TOKEN not in text
+
+
+def test_a_token_the_server_echoes_back_is_masked(tmp_path: Path) -> None:
+    def echo(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+        if status == 404:
+            return 404, {"error": {"message": f"no task for key {TOKEN}", "type": "not_found"}}
+        return status, body
+
+    server = LiveServer(Settings(clock="manual"))
+    server.app = RewriteAnswers(server.app, echo)
+    with server:
+        result = _cli("--base-url", server.url, "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0
+    report = (tmp_path / "r.json").read_text()
+    assert "no task for key ***" in report and TOKEN not in report + result.stdout
+
+
+def test_the_cli_needs_a_token() -> None:
+    result = _cli("--base-url", "http://127.0.0.1:9", env={"MOCKSERVER_CHECK_TOKEN": ""})
+    assert result.returncode == 2 and "MOCKSERVER_CHECK_TOKEN" in result.stderr
+
+
+def test_an_unreachable_deployment_is_a_failure_not_a_crash() -> None:
+    result = _cli("--base-url", "http://127.0.0.1:9", "--timeout", "2")
+    assert result.returncode == 1
+    assert "No answer: ConnectError" in result.stdout and "Traceback" not in result.stderr
