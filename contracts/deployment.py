@@ -12,9 +12,9 @@ accepts: a deployment that breaks its contract that way may have created one tas
 report says so.
 
 With `billable=N` it also submits at most N valid tasks (never more, whatever happens: a submit
-that fails or times out is counted as spent and never retried) and follows each to a terminal
-state within a polling budget, checking every answer against the contract and the lifecycle
-rules, and downloading the result.
+that fails or times out is counted as spent and never retried) and follows them, side by side,
+to a terminal state within a polling budget, checking every answer against the contract and the
+lifecycle rules, and downloading each result.
 
 Every response is checked with schemathesis's checks (status code, content type, headers,
 schema) through `contracts.conformance`. The token never appears in events or reports: requests
@@ -145,6 +145,18 @@ class _Probe:
     risky: bool = False  # sent with the real key: a deployment breaking its contract may bill it
 
 
+@dataclass
+class _Tracked:
+    """A billable task being followed."""
+
+    probe: ProbeResult
+    task_id: str
+    started: float
+    polls: int = 0
+    last: dict[str, Any] | None = None
+    done: bool = False
+
+
 class DeploymentCheck:
     def __init__(
         self,
@@ -177,6 +189,7 @@ class DeploymentCheck:
         self.schema = contract.request_schema("createVideoGeneration")
         self.valid_body = self._valid_body(video_url)
         self.report = Report(self.base_url, contract.version or str(contract.path), billable)
+        self._tracked: list[_Tracked] = []
 
     # Building requests from the contract.
 
@@ -322,33 +335,23 @@ class DeploymentCheck:
 
     # The billable part.
 
-    def _follow(self, probe: ProbeResult, task_id: str) -> Iterator[Event]:
-        path = self.query.path.replace("{task_id}", task_id)
-        before: dict[str, Any] | None = None
-        deadline = time.monotonic() + self.max_wait
-        budget = max(1, int(self.max_wait / self.poll_interval) + 1) if self.poll_interval > 0 else 10_000
-        for poll in range(1, budget + 1):
-            url = f"{self.base_url}{path}?sync_upstream=true"
-            exchange, response = self._send("GET", path, "token", url=url)
-            self._judge(probe, exchange, response, frozenset({200}))
-            task = _json(response) if response is not None and response.status_code == 200 else None
-            if isinstance(task, dict):
-                problems = task_problems(task) + (transition_problems(before, task) if before else [])
-                probe.findings += [Finding("lifecycle", p, exchange) for p in problems]
-                before = task
-                yield Polled(probe.name, task_id, task.get("status"), task.get("progress"), poll)
-                if is_done(task):
-                    if task.get("status") == "completed":
-                        self._download(probe, task)
-                    return
-            if time.monotonic() > deadline:
-                break
-            self.sleep(self.poll_interval)
-        status = before.get("status") if before else "unknown"
-        probe.findings.append(
-            Finding("polling_budget", f"Task {task_id} was still {status!r} when the polling budget ran out "
-                    f"({budget} polls, {self.max_wait:g} s); expected completed or failed.", probe.exchanges[-1])
-        )  # fmt: skip
+    def _poll(self, tracked: _Tracked) -> Event | None:
+        """One poll of a billable task, judged; None once it is over."""
+        path = self.query.path.replace("{task_id}", tracked.task_id)
+        exchange, response = self._send("GET", path, "token", url=f"{self.base_url}{path}?sync_upstream=true")
+        self._judge(tracked.probe, exchange, response, frozenset({200}))
+        tracked.polls += 1
+        task = _json(response) if response is not None and response.status_code == 200 else None
+        if not isinstance(task, dict):
+            return Polled(tracked.probe.name, tracked.task_id, None, None, tracked.polls)
+        problems = task_problems(task) + (transition_problems(tracked.last, task) if tracked.last else [])
+        tracked.probe.findings += [Finding("lifecycle", problem, exchange) for problem in problems]
+        tracked.last = task
+        if is_done(task):
+            if task.get("status") == "completed":
+                self._download(tracked.probe, task)
+            tracked.done = True
+        return Polled(tracked.probe.name, tracked.task_id, task.get("status"), task.get("progress"), tracked.polls)
 
     def _download(self, probe: ProbeResult, task: dict[str, Any]) -> None:
         results = task.get("results")
@@ -369,19 +372,52 @@ class DeploymentCheck:
                 Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
             )
 
-    def _billable(self, index: int) -> Iterator[Event]:
+    def _submit_task(self, index: int) -> Iterator[Event]:
         probe = ProbeResult(f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end")
         yield ProbeStarted(probe.name, probe.description)
-        started = time.perf_counter()
         self.report.spent += 1  # counted before sending: a submit is never retried
         exchange, response = self._send("POST", self.submit.path, "token", self.valid_body, content_type="application/json")
         self._judge(probe, exchange, response, frozenset({200}))
         created = _json(response) if response is not None and response.status_code == 200 else None
+        probe.duration = exchange.elapsed
         if isinstance(created, dict) and isinstance(created.get("id"), str):
-            yield from self._follow(probe, created["id"])
-        probe.duration = time.perf_counter() - started
-        yield ProbeFinished(probe)
+            self._tracked.append(_Tracked(probe, created["id"], time.perf_counter() - exchange.elapsed))
+        else:
+            yield from self._finish(probe)
+
+    def _finish(self, probe: ProbeResult) -> Iterator[Event]:
         self.report.probes.append(probe)
+        yield ProbeFinished(probe)
+
+    def _follow_all(self) -> Iterator[Event]:
+        """Poll every live task in turn, one round per interval, until each ends or the budget runs out."""
+        deadline = time.monotonic() + self.max_wait
+        rounds = max(1, int(self.max_wait / self.poll_interval) + 1) if self.poll_interval > 0 else 10_000
+        for _ in range(rounds):
+            live = [tracked for tracked in self._tracked if not tracked.done]
+            if not live:
+                return
+            for tracked in live:
+                event = self._poll(tracked)
+                if event is not None:
+                    yield event
+                if tracked.done:
+                    tracked.probe.duration = time.perf_counter() - tracked.started
+                    yield from self._finish(tracked.probe)
+            if all(tracked.done for tracked in self._tracked) or time.monotonic() > deadline:
+                break
+            self.sleep(self.poll_interval)
+        for tracked in self._tracked:
+            if not tracked.done:
+                status = tracked.last.get("status") if tracked.last else "unknown"
+                tracked.probe.findings.append(
+                    Finding("polling_budget", f"Task {tracked.task_id} was still {status!r} when the polling budget ran "
+                            f"out ({tracked.polls} polls, {self.max_wait:g} s); expected completed or failed.",
+                            tracked.probe.exchanges[-1])
+                )  # fmt: skip
+                tracked.probe.duration = time.perf_counter() - tracked.started
+                tracked.done = True
+                yield from self._finish(tracked.probe)
 
     def run(self) -> Iterator[Event]:
         try:
@@ -404,7 +440,8 @@ class DeploymentCheck:
         for index in range(1, self.billable + 1):
             if self.report.spent >= self.billable:
                 break  # the budget covers tasks a broken probe may have created too
-            yield from self._billable(index)
+            yield from self._submit_task(index)
+        yield from self._follow_all()
         self.report.duration = time.perf_counter() - started
         yield RunFinished(self.report)
 
