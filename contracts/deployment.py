@@ -222,28 +222,26 @@ class DeploymentCheck:
             _Probe("query-invalid-key", "Query a task with an invalid API key", "GET", query, frozenset({401}), "invalid"),
             _Probe("query-unknown-task", "Query a task id that does not exist", "GET", query, frozenset({404}), "token"),
         ]
+        # Ordered from the safest to the least safe: a field with a default may be filled in by a
+        # lenient server, and some servers parse JSON whatever its Content-Type says.
+        required = self.schema.get("required", [])
+        properties = self.schema.get("properties", {})
+        essential = [name for name in required if "default" not in properties[name]]
+        defaulted = [name for name in required if "default" in properties[name]]
         risky = [
             _Probe("submit-malformed-json", "Submit a body that is not JSON", "POST", submit, frozenset({400}), "token", raw=b'{"prompt": '),
             _Probe("submit-empty-body", "Submit an empty body", "POST", submit, frozenset({400}), "token", raw=b""),
-            _Probe(
-                "submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, frozenset({400}), "token",
-                raw=json.dumps(body).encode(), content_type="text/plain",
-            ),
             _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, frozenset({400, 422}), "token", body=[body]),
         ]  # fmt: skip
-        for name in self.schema.get("required", []):
-            broken = {k: v for k, v in body.items() if k != name}
-            risky.append(
-                _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST", submit,
-                       frozenset({422}), "token", broken, field=name)
-            )  # fmt: skip
-        for name in self.schema.get("required", []):
-            if not _types(self.schema["properties"][name]) & {"integer", "number"}:
-                risky.append(
-                    _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", submit,
-                           frozenset({422}), "token", {**body, name: 12345}, field=name)
-                )  # fmt: skip
-        for name, prop in self.schema.get("properties", {}).items():
+        risky += [self._missing(name, body) for name in essential]
+        risky += [self._wrong_type(name, body) for name in essential if not _types(properties[name]) & {"integer", "number"}]
+        risky.append(
+            _Probe("submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, frozenset({400}), "token",
+                   raw=json.dumps(body).encode(), content_type="text/plain")
+        )  # fmt: skip
+        risky += [self._missing(name, body) for name in defaulted]
+        risky += [self._wrong_type(name, body) for name in defaulted if not _types(properties[name]) & {"integer", "number"}]
+        for name, prop in properties.items():
             if prop.get("enum"):
                 risky.append(
                     _Probe(f"submit-bad-{name}", f"Submit '{name}' outside its enum", "POST", submit,
@@ -252,6 +250,15 @@ class DeploymentCheck:
         for probe in risky:
             probe.risky = True
         return probes + risky
+
+    def _missing(self, name: str, body: dict[str, Any]) -> _Probe:
+        broken = {key: value for key, value in body.items() if key != name}
+        return _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST",
+                      self.submit.path, frozenset({422}), "token", broken, field=name)  # fmt: skip
+
+    def _wrong_type(self, name: str, body: dict[str, Any]) -> _Probe:
+        return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit.path,
+                      frozenset({422}), "token", {**body, name: 12345}, field=name)  # fmt: skip
 
     # Sending and judging.
 
