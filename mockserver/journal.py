@@ -1,6 +1,7 @@
 """The request journal: what clients sent and what they got, most recent first, bounded in size.
 
-`JournalMiddleware` records every request outside `/__admin` after its answer is sent.
+`JournalMiddleware` records every request outside `/__admin` after its answer is sent, with the
+answer's status, headers and (for JSON) the first 4 KiB of its body: what the client got.
 Credentials never enter the journal: the Authorization header keeps only its scheme; cookies and
 every header or query parameter whose name looks like a credential (key, token, secret, auth,
 password, signature, session...) read `[redacted]`; and the
@@ -61,7 +62,7 @@ def _redact_query(query: str) -> str:
 class Entry:
     id: int
     time: float
-    wall_time: float
+    wall_time: float  # when the request arrived (Unix seconds, real time)
     method: str
     path: str
     query: str
@@ -73,6 +74,8 @@ class Entry:
     task_id: str | None
     scenario: str | None
     fault: str | None
+    response_headers: dict[str, str]
+    response: str  # the first BODY_PREVIEW bytes of a JSON answer ("" for other answers)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,8 +138,11 @@ class JournalMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        arrived = time.time()
         body = bytearray()
+        answer = bytearray()
         status = 0  # stays 0 when no answer was sent (a connection fault)
+        answer_headers: dict[str, str] = {}
 
         async def receive_and_keep() -> Message:
             message = await receive()
@@ -148,6 +154,11 @@ class JournalMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for raw_name, raw_value in message.get("headers", []):
+                    answer_headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+            elif message["type"] == "http.response.body" and len(answer) < BODY_PREVIEW:
+                if answer_headers.get("content-type", "").startswith("application/json"):
+                    answer.extend(message.get("body", b"")[: BODY_PREVIEW - len(answer)])
             await send(message)
 
         try:
@@ -156,9 +167,18 @@ class JournalMiddleware:
             status = status or 500
             raise
         finally:
-            self._record(scope, bytes(body), status, started)
+            self._record(scope, bytes(body), status, started, arrived, answer_headers, bytes(answer))
 
-    def _record(self, scope: Scope, body: bytes, status: int, started: float) -> None:
+    def _record(
+        self,
+        scope: Scope,
+        body: bytes,
+        status: int,
+        started: float,
+        arrived: float,
+        answer_headers: dict[str, str],
+        answer: bytes,
+    ) -> None:
         headers: dict[str, str] = {}
         key = None
         for raw_name, raw_value in scope["headers"]:
@@ -171,7 +191,7 @@ class JournalMiddleware:
             headers[name] = _redact_header(name, value) if secret else value
         self.journal.record(
             time=self.now(),
-            wall_time=time.time(),
+            wall_time=arrived,
             method=scope["method"],
             path=scope["path"],
             query=_redact_query(scope.get("query_string", b"").decode("latin-1")),
@@ -183,4 +203,6 @@ class JournalMiddleware:
             task_id=scope.get(TASK_KEY),
             scenario=scope.get(SCENARIO_KEY),
             fault=scope.get(FAULT_KEY),
+            response_headers=answer_headers,
+            response=answer.decode("utf-8", errors="replace"),
         )

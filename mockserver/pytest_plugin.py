@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from contracts.client_properties import Broken, ClientRun, Judge, Properties
 from mockserver.journal import Entry
+from mockserver.scenarios import parse
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
@@ -99,6 +101,20 @@ class MockServer:
 
     def reset(self) -> None:
         self.runtime.reset()
+
+    # Generated behaviours (with contracts.strategies.behaviours) and client properties.
+    def play(self, behaviour: dict[str, Any]) -> None:
+        """Reset, then play a generated (or hand-written) scenario for every new task."""
+        self.reset()
+        self.runtime.add_scenario(parse(behaviour, f"<{behaviour.get('name', 'generated')}>"))
+        self.runtime.set_default(behaviour["name"])
+
+    def judge(self, exit_code: int, output: str = "", properties: Properties | None = None) -> list[Broken]:
+        """Judge the client run that just happened against the client properties. Waits are measured
+        on the manual clock, so the client's sleep must be `mockserver.advance`."""
+        entries = [entry.to_json() for entry in reversed(list(self.runtime.journal.entries()))]
+        judge = Judge(self.runtime.contract, properties or Properties().without("time-limit"), timebase="time")
+        return judge.judge(ClientRun(entries, exit_code, output))
 
 
 @pytest.fixture(scope="session")

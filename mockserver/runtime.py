@@ -28,7 +28,7 @@ from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.matching import Selector
 from mockserver.media import Media
 from mockserver.render import Renderer
-from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, load_directories
+from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, check_mixes, load_directories
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.store import Task, TaskStore
 
@@ -61,6 +61,7 @@ class Runtime:
                 f"{', '.join(unusable)}: some keys do not match --api-keys {settings.api_keys!r}, so no client could use them"
             )
         self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
+        self._loaded = dict(self.scenarios)  # what reset goes back to
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.store = TaskStore(settings.seed)
         self.journal = Journal(settings.journal_size)
@@ -91,6 +92,15 @@ class Runtime:
             await self.sleep(latency.sample(self.random))
 
     # Run-time controls, shared by the admin API and the pytest plugin.
+
+    def add_scenario(self, scenario: Scenario) -> Scenario:
+        """Load one more scenario at run time (or replace one of the same name), checked against
+        the contract like those read at start-up."""
+        conformity.check({scenario.name: scenario}, self.contract, self.render)
+        if scenario.mix:
+            check_mixes({**self.scenarios, scenario.name: scenario})
+        self.scenarios[scenario.name] = scenario
+        return scenario
 
     def set_default(self, name: str) -> Scenario:
         self.selector.default = self.selector.named(name)
@@ -177,9 +187,12 @@ class Runtime:
         ]
 
     def reset(self) -> None:
-        """Forget every task, journal entry, counter and run-time choice. The clock goes back to its
+        """Forget every task, journal entry, counter, run-time choice and scenario added at run time.
+        The clock goes back to its
         configured mode and speed but keeps its reading: scenario time never runs backward."""
         self.store = TaskStore(self.settings.seed)
+        self.scenarios.clear()
+        self.scenarios.update(self._loaded)
         self.journal.clear()
         self.clock.configure(mode=self.settings.clock, speed=self.settings.speed)
         self.selector.reset()

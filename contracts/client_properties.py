@@ -1,0 +1,297 @@
+"""Properties a client of the API must keep, judged from what it sent and how it ended.
+
+The evidence is the fake's request journal for one run (entries as `Entry.to_json()` gives
+them, oldest first: what the client sent, when, and what it got back), the client's exit status
+and its output. Every property can be switched off or tuned through `Properties`.
+
+    valid-requests       every request is one the contract describes, authenticated, with a
+                         body and parameters the contract accepts
+    poll-rate            polls of one task are at least `min_poll_interval` seconds apart
+    stops-polling        at most `polls_after_terminal` polls of a task once it answered a
+                         terminal state (failed, completed with results, or gone)
+    no-early-success     exit status 0 only after receiving the task completed with results
+    exit-code            exit status 0 when it received the task completed with results;
+                         non-zero when the task failed or every submission was refused
+    retry-after          after a 429 with Retry-After: N, the next request of that kind waits N s
+    no-duplicate-submit  no second submission after one that may have created the task (a 200,
+                         a 5xx or no answer), unless the output says so (`ambiguous_retry_pattern`)
+    time-limit           the client ends within the time limit
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from contracts._contract import Contract
+
+PROPERTY_NAMES = (
+    "valid-requests",
+    "poll-rate",
+    "stops-polling",
+    "no-early-success",
+    "exit-code",
+    "retry-after",
+    "no-duplicate-submit",
+    "time-limit",
+)
+TOLERANCE = 0.05  # seconds of timing slack when judging waits
+
+
+@dataclass(frozen=True)
+class Properties:
+    """Which properties to judge, and their knobs."""
+
+    enabled: frozenset[str] = frozenset(PROPERTY_NAMES)
+    min_poll_interval: float = 0.05
+    polls_after_terminal: int = 1
+    ambiguous_retry_pattern: str = r"(?i)\b(retry|retrying|resubmit\w*|duplicate)\b"
+
+    def without(self, *names: str) -> Properties:
+        unknown = set(names) - set(PROPERTY_NAMES)
+        if unknown:
+            raise ValueError(f"unknown properties: {', '.join(sorted(unknown))}; known: {', '.join(PROPERTY_NAMES)}")
+        return Properties(self.enabled - set(names), self.min_poll_interval, self.polls_after_terminal, self.ambiguous_retry_pattern)
+
+
+@dataclass
+class ClientRun:
+    entries: list[dict[str, Any]]
+    exit_code: int | None  # None when the client was stopped before it ended
+    output: str = ""
+    duration: float = 0.0
+    time_limit: float = 0.0
+    stopped: str | None = None  # "time-limit", or "broken" when stopped as soon as a property broke
+
+
+# Properties that, once broken, stay broken whatever the client does next: a runner may stop
+# the client as soon as one of them breaks.
+FINAL = ("valid-requests", "poll-rate", "stops-polling", "retry-after", "no-duplicate-submit")
+
+
+@dataclass
+class Broken:
+    """A property the client broke, with the requests that show it."""
+
+    property: str
+    message: str
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _answer(entry: dict[str, Any]) -> Any:
+    try:
+        return json.loads(entry.get("response") or "null")
+    except ValueError:
+        return None
+
+
+def _is_terminal(entry: dict[str, Any]) -> bool:
+    """Whether this poll told the client its task is over."""
+    if entry["status"] == 404:
+        return True
+    task = _answer(entry)
+    if entry["status"] != 200 or not isinstance(task, dict):
+        return False
+    status = task.get("status")
+    return status in ("failed", "cancelled") or (status == "completed" and task.get("results") is not None)
+
+
+def _completed(entry: dict[str, Any]) -> bool:
+    task = _answer(entry)
+    return entry["status"] == 200 and isinstance(task, dict) and task.get("status") == "completed" and task.get("results") is not None
+
+
+class Judge:
+    """`timebase` is the clock waits are measured on: "wall_time" (real seconds, for a client in
+    another process) or "time" (scenario seconds, for an in-process client whose sleeps move the
+    fake's manual clock)."""
+
+    def __init__(self, contract: Contract, properties: Properties | None = None, timebase: str = "wall_time") -> None:
+        if timebase not in ("wall_time", "time"):
+            raise ValueError(f"timebase must be 'wall_time' or 'time', got {timebase!r}")
+        self.timebase = timebase
+        self.properties = properties or Properties()
+        self.submit = contract.operation("createVideoGeneration")
+        self.query = contract.operation("getTask")
+        prefix, _, suffix = self.query.path.partition("{task_id}")
+        self._poll_path = re.compile(f"^{re.escape(prefix)}[^/]+{re.escape(suffix)}$")
+
+    def _arrived(self, entry: dict[str, Any]) -> float:
+        return entry[self.timebase]
+
+    def _ended(self, entry: dict[str, Any]) -> float:
+        took = entry["duration_ms"] / 1000 if self.timebase == "wall_time" else 0.0
+        return entry[self.timebase] + took
+
+    def kind(self, entry: dict[str, Any]) -> str:
+        method, path = entry["method"], entry["path"]
+        if path == self.submit.path and method == self.submit.method:
+            return "submit"
+        if self._poll_path.match(path) and method in (self.query.method, "HEAD"):
+            return "poll"
+        if path.startswith("/files/") and method in ("GET", "HEAD"):
+            return "download"
+        return "other"
+
+    def judge(self, run: ClientRun, only: tuple[str, ...] = PROPERTY_NAMES) -> list[Broken]:
+        found: list[Broken] = []
+        checks = {
+            "valid-requests": self._valid_requests,
+            "poll-rate": self._poll_rate,
+            "stops-polling": self._stops_polling,
+            "no-early-success": self._no_early_success,
+            "exit-code": self._exit_code,
+            "retry-after": self._retry_after,
+            "no-duplicate-submit": self._no_duplicate_submit,
+            "time-limit": self._time_limit,
+        }
+        for name, check in checks.items():
+            if name in self.properties.enabled and name in only:
+                found += check(run)
+        return found
+
+    def _valid_requests(self, run: ClientRun) -> list[Broken]:
+        for entry in run.entries:
+            kind = self.kind(entry)
+            problem = None
+            if kind == "other":
+                problem = f"sent {entry['method']} {entry['path']}, which the API does not have"
+            elif kind in ("submit", "poll") and entry.get("key_id") is None:
+                problem = f"sent {entry['method']} {entry['path']} without 'Authorization: Bearer <key>'"
+            elif kind == "submit":
+                problem = self._body_problem(entry)
+            elif kind == "poll":
+                violation = self.query.check_query(dict(parse_qsl(entry.get("query", ""))))
+                problem = violation.message if violation else None
+            if problem:
+                return [Broken("valid-requests", f"The client {problem}.", [entry])]
+        return []
+
+    def _body_problem(self, entry: dict[str, Any]) -> str | None:
+        content_type = entry["headers"].get("content-type", "")
+        if not content_type.startswith("application/json"):
+            return f"submitted a body with Content-Type {content_type or '(none)'!r}, not application/json"
+        try:
+            body = json.loads(entry.get("body") or "")
+        except ValueError:
+            return "submitted a body that is not JSON"
+        violation = self.submit.check_body(body)
+        return f"submitted a body the contract refuses: {violation.message}" if violation else None
+
+    def _polls_by_task(self, run: ClientRun) -> dict[str, list[dict[str, Any]]]:
+        polls: dict[str, list[dict[str, Any]]] = {}
+        for entry in run.entries:
+            if self.kind(entry) == "poll" and entry.get("task_id"):
+                polls.setdefault(entry["task_id"], []).append(entry)
+        return polls
+
+    def _poll_rate(self, run: ClientRun) -> list[Broken]:
+        limit = self.properties.min_poll_interval
+        for task_id, polls in self._polls_by_task(run).items():
+            gaps = [(self._arrived(later) - self._ended(earlier), earlier, later) for earlier, later in zip(polls, polls[1:])]
+            fast = [gap for gap in gaps if gap[0] < limit]
+            if fast:
+                smallest = min(fast, key=lambda gap: gap[0])
+                return [
+                    Broken(
+                        "poll-rate",
+                        f"The client polled task {task_id} {len(polls)} times; {len(fast)} polls came less than "
+                        f"{limit:g} s after the answer to the one before (the closest {max(smallest[0], 0) * 1000:.1f} ms apart).",
+                        [smallest[1], smallest[2]],
+                    )
+                ]
+        return []
+
+    def _stops_polling(self, run: ClientRun) -> list[Broken]:
+        allowed = self.properties.polls_after_terminal
+        for task_id, polls in self._polls_by_task(run).items():
+            ended = next((index for index, entry in enumerate(polls) if _is_terminal(entry)), None)
+            if ended is not None and len(polls) - ended - 1 > allowed:
+                extra = len(polls) - ended - 1
+                what = f"HTTP {polls[ended]['status']}" if polls[ended]["status"] == 404 else f"'{(_answer(polls[ended]) or {}).get('status')}'"
+                return [
+                    Broken(
+                        "stops-polling",
+                        f"Task {task_id} answered {what} (terminal) on poll {ended + 1}, and the client polled it "
+                        f"{extra} more time(s); at most {allowed} expected.",
+                        polls[ended : ended + 3],
+                    )
+                ]
+        return []
+
+    def _no_early_success(self, run: ClientRun) -> list[Broken]:
+        if run.exit_code == 0 and not any(self.kind(e) == "poll" and _completed(e) for e in run.entries):
+            polls = [e for e in run.entries if self.kind(e) == "poll"]
+            last = f"; the last poll answered {polls[-1]['status']} {(_answer(polls[-1]) or {}).get('status', '')}" if polls else ""
+            return [
+                Broken(
+                    "no-early-success",
+                    f"The client exited 0 (success) without ever receiving its task completed with results{last}.",
+                    polls[-2:],
+                )
+            ]
+        return []
+
+    def _exit_code(self, run: ClientRun) -> list[Broken]:
+        completed = [e for e in run.entries if self.kind(e) == "poll" and _completed(e)]
+        if completed and run.exit_code not in (0, None):
+            return [
+                Broken(
+                    "exit-code",
+                    f"The client received its task completed with results, then exited {run.exit_code}; expected 0.",
+                    completed[:1],
+                )
+            ]
+        return []
+
+    def _retry_after(self, run: ClientRun) -> list[Broken]:
+        for index, entry in enumerate(run.entries):
+            wait = entry.get("response_headers", {}).get("retry-after")
+            if entry["status"] != 429 or wait is None or not wait.isdigit():
+                continue
+            kind = self.kind(entry)
+            following = next(
+                (e for e in run.entries[index + 1 :] if self.kind(e) == kind and (kind != "poll" or e.get("task_id") == entry.get("task_id"))),
+                None,
+            )
+            if following is not None:
+                gap = self._arrived(following) - self._ended(entry)
+                if gap + TOLERANCE < int(wait):
+                    return [
+                        Broken(
+                            "retry-after",
+                            f"A {kind} got 429 with Retry-After: {wait}, and the client sent the next {kind} "
+                            f"{gap:.2f} s later; expected at least {wait} s.",
+                            [entry, following],
+                        )
+                    ]
+        return []
+
+    def _no_duplicate_submit(self, run: ClientRun) -> list[Broken]:
+        submits = [e for e in run.entries if self.kind(e) == "submit"]
+        for index, entry in enumerate(submits[:-1]):
+            may_have_created = entry["status"] == 200 or entry["status"] >= 500 or entry["status"] == 0
+            if not may_have_created:
+                continue
+            if entry["status"] != 200 and re.search(self.properties.ambiguous_retry_pattern, run.output):
+                continue  # the client said it is retrying an ambiguous submission
+            outcome = "was accepted" if entry["status"] == 200 else (
+                f"got HTTP {entry['status']}" if entry["status"] else "got no answer"
+            )
+            return [
+                Broken(
+                    "no-duplicate-submit",
+                    f"Submission {index + 1} {outcome}, so it may have created (and billed) a task, and the client "
+                    f"submitted again{'' if entry['status'] == 200 else ' without saying so'}.",
+                    [entry, submits[index + 1]],
+                )
+            ]
+        return []
+
+    def _time_limit(self, run: ClientRun) -> list[Broken]:
+        if run.stopped == "time-limit":
+            return [Broken("time-limit", f"The client was still running after {run.time_limit:g} s and was stopped.", run.entries[-2:])]
+        return []

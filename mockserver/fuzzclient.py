@@ -1,0 +1,228 @@
+"""`mockserver fuzz-client`: generated server behaviours against a client, in any language.
+
+For each behaviour hypothesis generates (`contracts.strategies.behaviours`), the fake plays it as
+its default scenario, the client command runs with `MOCK_BASE_URL` and `MOCK_API_KEY` in its
+environment (plus `--env` mappings), and `contracts.client_properties` judges the run from the
+request journal, the exit status and the output. On a failure hypothesis shrinks the behaviour
+to the smallest that still breaks the client; the runner writes it as a scenario file with a
+one-line command that replays it.
+
+    FuzzRun(options).run()       -> FuzzReport        (events go to `on_event`; nothing prints)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.errors import FlakyFailure, FlakyReplay
+
+from contracts import Contract
+from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
+from contracts.strategies import behaviours
+from mockserver.scenarios import parse
+from mockserver.settings import Settings
+from mockserver.testing import LiveServer
+
+API_KEY = "sk-fuzz-client"
+OUTPUT_LIMIT = 20_000
+
+
+@dataclass
+class FuzzOptions:
+    command: list[str]
+    examples: int = 100
+    seed: int | None = None
+    time_limit: float = 30.0
+    out: Path = Path("fuzz-client-failures")
+    env: dict[str, str] = field(default_factory=dict)  # NAME -> value with {base_url} / {api_key}
+    speed: float = 20.0
+    contract: str = "seed"
+    properties: Properties = field(default_factory=Properties)
+    strategy: dict[str, Any] = field(default_factory=dict)  # options for behaviours()
+    replay: Path | None = None
+
+
+@dataclass
+class Example:
+    number: int
+    description: str
+    passed: bool
+    duration: float
+    broken: list[Broken] = field(default_factory=list)
+
+
+@dataclass
+class Failure:
+    behaviour: dict[str, Any]
+    run: ClientRun
+    broken: list[Broken]
+    scenario_file: Path | None = None
+    replay: str = ""
+
+
+@dataclass
+class FuzzReport:
+    examples: list[Example] = field(default_factory=list)
+    failure: Failure | None = None
+    duration: float = 0.0
+    flaky: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def generated(self) -> list[Example]:
+        return [example for example in self.examples if example.number > 0]
+
+
+class _Broke(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.broken[0].message)
+        self.failure = failure
+
+
+def _size(behaviour: dict[str, Any]) -> int:
+    return len(yaml.safe_dump(behaviour))
+
+
+class FuzzRun:
+    def __init__(self, options: FuzzOptions, on_event: Callable[[Example], None] | None = None) -> None:
+        self.options = options
+        self.on_event = on_event or (lambda example: None)
+        self.judge = Judge(Contract.load(options.contract), options.properties)
+        self.report = FuzzReport()
+        self._smallest: Failure | None = None
+        self._server: LiveServer | None = None
+
+    def _environment(self, base_url: str) -> dict[str, str]:
+        env = {**os.environ, "MOCK_BASE_URL": base_url, "MOCK_API_KEY": API_KEY}
+        for name, value in self.options.env.items():
+            env[name] = value.replace("{base_url}", base_url).replace("{api_key}", API_KEY)
+        return env
+
+    def play(self, behaviour: dict[str, Any]) -> ClientRun:
+        """Run the client once against the fake playing `behaviour`."""
+        assert self._server is not None
+        runtime = self._server.runtime
+        runtime.reset()
+        runtime.add_scenario(parse(behaviour, f"<{behaviour['name']}>"))
+        runtime.set_default(behaviour["name"])
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            self.options.command,
+            env=self._environment(self._server.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        output = bytearray()
+        reader = threading.Thread(target=lambda: output.extend(process.stdout.read()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        stopped = None
+        deadline = started + self.options.time_limit
+        while process.poll() is None:
+            if time.perf_counter() > deadline:
+                stopped = "time-limit"
+            elif self.judge.judge(ClientRun(self._entries(), None), only=FINAL):
+                stopped = "broken"  # no need to wait: what it did cannot be undone
+            if stopped:
+                process.kill()
+                break
+            time.sleep(0.02)
+        process.wait()
+        reader.join(timeout=5)
+        process.stdout.close()  # type: ignore[union-attr]
+        text = output.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
+        exit_code = None if stopped else process.returncode
+        return ClientRun(self._entries(), exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped)
+
+    def _entries(self) -> list[dict[str, Any]]:
+        assert self._server is not None
+        return [entry.to_json() for entry in reversed(list(self._server.runtime.journal.entries()))]
+
+    def _example(self, behaviour: dict[str, Any], number: int) -> None:
+        run = self.play(behaviour)
+        broken = self.judge.judge(run)
+        example = Example(number, behaviour["description"], not broken, run.duration, broken)
+        self.report.examples.append(example)
+        self.on_event(example)
+        if broken:
+            failure = Failure(behaviour, run, broken)
+            if self._smallest is None or _size(behaviour) <= _size(self._smallest.behaviour):
+                self._smallest = failure
+            raise _Broke(failure)
+
+    def run(self) -> FuzzReport:
+        started = time.perf_counter()
+        settings_ = Settings(clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed)
+        with LiveServer(settings_) as self._server:
+            try:
+                if self.options.replay is not None:
+                    self._replay(self.options.replay)
+                else:
+                    self._search()
+            except _Broke as broke:
+                self.report.failure = broke.failure
+            except (FlakyFailure, FlakyReplay):
+                self.report.flaky = True  # the client did not fail the same way twice
+                self.report.failure = self._smallest
+        if self.report.failure is not None and self.options.replay is None:
+            self._write(self.report.failure)
+        self.report.duration = time.perf_counter() - started
+        return self.report
+
+    def _replay(self, path: Path) -> None:
+        behaviour = yaml.safe_load(path.read_text())
+        self._example(behaviour, 0)
+
+    def _search(self) -> None:
+        numbers = iter(range(1, 1_000_000))
+
+        @settings(
+            max_examples=self.options.examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+            print_blob=False,
+        )
+        @given(behaviour=behaviours(**self.options.strategy))
+        def example(behaviour: dict[str, Any]) -> None:
+            self._example(behaviour, next(numbers))
+
+        if self.options.seed is not None:
+            example = seed(self.options.seed)(example)
+        example()
+
+    def _write(self, failure: Failure) -> None:
+        out = self.options.out
+        out.mkdir(parents=True, exist_ok=True)
+        prop = failure.broken[0].property
+        behaviour = {**failure.behaviour, "name": f"fuzz-{prop}"}
+        behaviour["description"] = f"Breaks the client's '{prop}' property. {failure.behaviour['description']}"
+        path = out / f"{prop}.yaml"
+        path.write_text(yaml.safe_dump(behaviour, sort_keys=False, allow_unicode=True))
+        failure.behaviour = behaviour
+        failure.scenario_file = path
+        env = " ".join(f"--env {shlex.quote(f'{name}={value}')}" for name, value in self.options.env.items())
+        env += "".join(f" --skip {name}" for name in sorted(set(PROPERTY_NAMES) - self.options.properties.enabled))
+        failure.replay = re.sub(
+            r"\s+",
+            " ",
+            f"mockserver fuzz-client --replay {shlex.quote(str(path))} --contract {self.options.contract} "
+            f"--speed {self.options.speed:g} --time-limit {self.options.time_limit:g} {env} -- {shlex.join(self.options.command)}",
+        )

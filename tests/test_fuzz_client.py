@@ -1,0 +1,188 @@
+"""`mockserver fuzz-client`: the reference client passes generated behaviours; each deliberately
+broken client is caught with the right property and a small, replayable scenario."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+from contracts import Contract
+from contracts.client_properties import ClientRun, Judge, Properties
+from contracts.strategies import behaviours
+from mockserver.fuzzclient import FuzzOptions, FuzzRun
+from mockserver.scenarios import parse
+
+ROOT = Path(__file__).parents[1]
+REFERENCE = [sys.executable, str(ROOT / "examples" / "reference_client.py")]
+BROKEN = [sys.executable, str(ROOT / "tests" / "clients" / "broken.py")]
+# The reference client reads its own variable names: mapped with --env.
+REFERENCE_ENV = {
+    "VEO_BASE_URL": "{base_url}",
+    "VEO_API_KEY": "{api_key}",
+    "VEO_POLL_INTERVAL": "0.1",
+    "VEO_MAX_WAIT": "2",
+    "VEO_BACKOFF": "0.1",
+}
+# Short lifecycles on a fast clock keep each run well under a second.
+QUICK = {"max_steps": 3, "max_step_seconds": 10.0}
+
+
+def fuzz(command: list[str], tmp_path: Path, **options: Any) -> Any:
+    settings_ = {"examples": 60, "seed": 1, "time_limit": 1.5, "speed": 200.0, "out": tmp_path, "strategy": QUICK}
+    return FuzzRun(FuzzOptions(command=command, **{**settings_, **options})).run()
+
+
+def test_every_generated_behaviour_is_a_scenario_the_fake_accepts() -> None:
+    from mockserver import Settings, create_app
+
+    runtime = create_app(Settings(clock="manual")).state.runtime
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(behaviour=behaviours())
+    def check(behaviour: dict[str, Any]) -> None:
+        runtime.add_scenario(parse(yaml.safe_load(yaml.safe_dump(behaviour)), "<generated>"))
+
+    check()
+
+
+def test_the_reference_client_passes_generated_behaviours(tmp_path: Path) -> None:
+    # The time limit leaves room for the client's own limits: two Retry-After waits and VEO_MAX_WAIT.
+    report = fuzz(REFERENCE, tmp_path, examples=25, time_limit=12, speed=100.0, env=REFERENCE_ENV)
+    assert report.ok, report.failure and report.failure.broken
+    assert len(report.generated) == 25 and all(example.passed for example in report.generated)
+    assert not list(tmp_path.iterdir())  # nothing to replay
+
+
+@pytest.mark.parametrize(
+    ("bug", "property_", "shape"),
+    [
+        ("poll-after-failed", "stops-polling", lambda b: b["timeline"][-1]["status"] == "failed"),
+        ("ignore-retry-after", "retry-after", lambda b: "Retry-After" in json.dumps(b)),
+        ("success-on-completed", "no-early-success", lambda b: any(s.get("results", 1) is None for s in b["timeline"])),
+        ("tight-loop", "poll-rate", lambda b: len(b["timeline"]) <= 3),
+        ("invalid-body", "valid-requests", lambda b: "submit" not in b and "polls" not in b),
+    ],
+)
+def test_each_broken_client_is_caught_with_a_small_replayable_scenario(
+    tmp_path: Path, bug: str, property_: str, shape: Any
+) -> None:
+    report = fuzz([*BROKEN, bug], tmp_path / "out", env={"MOCK_MAX_WAIT": "1"})
+    failure = report.failure
+    assert failure is not None, f"{bug} was not caught in {len(report.examples)} runs"
+    assert failure.broken[0].property == property_, [b.message for b in failure.broken]
+    written = yaml.safe_load(failure.scenario_file.read_text())
+    assert written["name"] == f"fuzz-{property_}" and property_ in written["description"]
+    assert shape(written), written
+    assert len(failure.scenario_file.read_text().splitlines()) <= 30  # shrunk: no noise left
+    assert failure.replay.startswith(f"mockserver fuzz-client --replay {failure.scenario_file}")
+    replayed = FuzzRun(
+        FuzzOptions(command=[*BROKEN, bug], replay=failure.scenario_file, time_limit=1.5, speed=200.0, env={"MOCK_MAX_WAIT": "1"})
+    ).run()
+    assert replayed.failure is not None and replayed.failure.broken[0].property == property_
+
+
+def test_the_cli_shows_the_broken_property_requests_and_replay(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "20", "--seed", "2", "--speed", "200",
+         "--time-limit", "2", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "report.json"),
+         "--", *BROKEN, "tight-loop"],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "The client broke 'poll-rate'" in out
+    assert "The client's requests" in out and "GET  /v1/tasks/task-unified-" in out
+    assert "Replay it with:" in out and "--replay" in out
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["ok"] is False and data["failure"]["broken"][0]["property"] == "poll-rate"
+    assert data["seconds_per_run"] > 0
+
+
+def test_the_cli_passes_a_good_client_with_its_own_variable_names(tmp_path: Path) -> None:
+    env = [arg for name, value in REFERENCE_ENV.items() for arg in ("--env", f"{name}={value}")]
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "5", "--seed", "4", "--speed", "200",
+         "--time-limit", "10", "--out", str(tmp_path), *env, "--", *REFERENCE],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The client kept every property." in result.stdout
+
+
+def _entry(method: str, path: str, status: int, at: float, **extra: Any) -> dict[str, Any]:
+    base = {
+        "method": method, "path": path, "status": status, "wall_time": at, "time": at, "duration_ms": 1.0,
+        "headers": {"content-type": "application/json"}, "key_id": "key-1", "query": "", "body": "",
+        "task_id": None, "response": "", "response_headers": {}, "fault": None,
+    }  # fmt: skip
+    return {**base, **extra}
+
+
+SUBMIT_BODY = json.dumps({"model": "veo-3.1-extend", "prompt": "p", "video": "https://example.com/v.mp4"})
+
+
+def test_the_judge_accepts_a_retry_the_client_announced() -> None:
+    entries = [
+        _entry("POST", "/v1/videos/generations", 500, 0.0, body=SUBMIT_BODY),
+        _entry("POST", "/v1/videos/generations", 200, 1.0, body=SUBMIT_BODY, task_id="t"),
+    ]
+    judge = Judge(Contract.load("seed"), Properties().without("no-early-success"))
+    assert [b.property for b in judge.judge(ClientRun(entries, 1, output="HTTP 500: retrying"))] == []
+    assert [b.property for b in judge.judge(ClientRun(entries, 1, output=""))] == ["no-duplicate-submit"]
+
+
+def test_the_judge_measures_retry_after_from_the_end_of_the_answer() -> None:
+    entries = [
+        _entry("POST", "/v1/videos/generations", 429, 0.0, body=SUBMIT_BODY, response_headers={"retry-after": "2"}),
+        _entry("POST", "/v1/videos/generations", 200, 1.96, body=SUBMIT_BODY, task_id="t"),
+    ]
+    judge = Judge(Contract.load("seed"), Properties().without("no-early-success"))
+    assert [b.property for b in judge.judge(ClientRun(entries, 1))] == []  # within the 50 ms tolerance
+    entries[1]["wall_time"] = 1.5
+    broken = judge.judge(ClientRun(entries, 1))
+    assert broken[0].property == "retry-after" and "1.50 s later; expected at least 2 s" in broken[0].message
+
+
+def client(base_url: str, api_key: str, sleep: Any) -> int:
+    """A small client written the way a user would, with its sleep injectable."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}) as http:
+        body = {"model": "veo-3.1-extend", "prompt": "p", "video": "https://example.com/v.mp4"}
+        for _ in range(3):
+            response = http.post("/v1/videos/generations", json=body)
+            if response.status_code != 429:
+                break
+            sleep(float(response.headers.get("retry-after", "2")))
+        if response.status_code != 200:
+            return 2
+        task_id = response.json()["id"]
+        for _ in range(200):
+            sleep(5)
+            polled = http.get(f"/v1/tasks/{task_id}")
+            if polled.status_code == 404:
+                return 4
+            if polled.status_code != 200:
+                continue
+            task = polled.json()
+            if task["status"] == "completed" and task["results"]:
+                return 0
+            if task["status"] not in ("pending", "processing", "completed"):
+                return 1
+        return 5
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(behaviour=behaviours(faults=False, latency=False))
+def test_in_process_a_python_client_under_generated_behaviours(mockserver: Any, behaviour: dict[str, Any]) -> None:
+    """The in-process way: the pytest fixture plays each behaviour on the manual clock, and the
+    client's sleeps move that clock, so hundreds of lifecycles take seconds."""
+    mockserver.play(behaviour)
+    exit_code = client(mockserver.url, mockserver.api_key, sleep=mockserver.advance)
+    assert mockserver.judge(exit_code) == []
