@@ -198,7 +198,7 @@ class Judge:
                 return [
                     Broken(
                         "poll-rate",
-                        f"The client polled task {task_id} {len(polls)} times; {len(fast)} polls came less than "
+                        f"The client polled task {task_id} {len(polls)} times; {len(fast)} poll(s) came less than "
                         f"{limit:g} s after the answer to the one before (the closest {max(smallest[0], 0) * 1000:.1f} ms apart).",
                         [smallest[1], smallest[2]],
                     )

@@ -63,7 +63,10 @@ def describe_failure(console: Console, failure: Failure, flaky: bool) -> None:
         console.print(escape(_request_line(entry, t0)), soft_wrap=True)
     if len(entries) > 40:
         console.print(f"  ... {len(entries) - 40} more")
-    exit_text = "stopped at the time limit" if failure.run.exit_code is None else f"exit status {failure.run.exit_code}"
+    exit_text = {
+        "time-limit": "stopped at the time limit",
+        "broken": "stopped as soon as the property broke",
+    }.get(failure.run.stopped or "", f"exit status {failure.run.exit_code}")
     console.print(f"\nThe client's output ({exit_text}):")
     console.print(escape(failure.run.output[-2000:] or "(none)"), soft_wrap=True)
     if failure.scenario_file is not None:
