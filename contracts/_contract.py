@@ -69,6 +69,7 @@ class Operation:
     body_properties: frozenset[str] = frozenset()
     body_defaults: dict[str, Any] = field(default_factory=dict)
     query: tuple[QueryParameter, ...] = ()
+    requires_query: bool = False  # whether any query parameter is required
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
 
@@ -239,6 +240,7 @@ class Contract:
                 )
             )
         operation.query = tuple(query)
+        operation.requires_query = any(parameter.required for parameter in query)
         return operation
 
     def _error_type(self, schema: Any) -> str | None:

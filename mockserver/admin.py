@@ -31,11 +31,14 @@ from importlib.metadata import version
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from mockserver.responses import JsonResponse
 from starlette.routing import BaseRoute, Route
 
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
+from mockserver.incoming import Incoming
 from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id
 from mockserver.runtime import Runtime
@@ -121,7 +124,7 @@ class AdminApi:
         ]
 
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await read_body(request, ADMIN_BODY_LIMIT)
+        raw = await read_body(Incoming(request.scope, request.receive), ADMIN_BODY_LIMIT)
         if not raw.strip():
             return {}
         data = parse_json(raw)
@@ -131,7 +134,7 @@ class AdminApi:
 
     async def health(self, request: Request) -> Response:
         rt = self.rt
-        return JSONResponse(
+        return JsonResponse(
             {
                 "status": "ok",
                 "version": VERSION,
@@ -147,20 +150,20 @@ class AdminApi:
     async def contract(self, request: Request) -> Response:
         """The loaded document, pointing at this fake (its own `servers` name the paid API)."""
         fake = {"url": self.rt.base_url(request), "description": "This mock server (free, offline)."}
-        return JSONResponse({**self.rt.contract.document, "servers": [fake]})
+        return JsonResponse({**self.rt.contract.document, "servers": [fake]})
 
     async def scenarios(self, request: Request) -> Response:
         default = self.rt.default
-        return JSONResponse({"scenarios": [_scenario_json(s, default) for s in self.rt.scenarios.values()]})
+        return JsonResponse({"scenarios": [_scenario_json(s, default) for s in self.rt.scenarios.values()]})
 
     async def scenario(self, request: Request) -> Response:
         scenario = self.rt.selector.named(request.path_params["name"])
-        return JSONResponse(_scenario_json(scenario, self.rt.default, full=True))
+        return JsonResponse(_scenario_json(scenario, self.rt.default, full=True))
 
     async def default_scenario(self, request: Request) -> Response:
         if request.method == "PUT":
             self.rt.set_default(_text(await self._json(request), "scenario"))  # type: ignore[arg-type]
-        return JSONResponse({"scenario": self.rt.default.name, "configured": self.rt.settings.default_scenario})
+        return JsonResponse({"scenario": self.rt.default.name, "configured": self.rt.settings.default_scenario})
 
     async def next_scenarios(self, request: Request) -> Response:
         if request.method == "POST":
@@ -172,19 +175,19 @@ class AdminApi:
         elif request.method == "DELETE":
             self.rt.selector.pushed.clear()
         queue = [{"scenario": scenario.name, "count": left} for scenario, left in self.rt.selector.pushed]
-        return JSONResponse({"next": queue})
+        return JsonResponse({"next": queue})
 
     async def keys(self, request: Request) -> Response:
         keys = [{"key_id": key_id(key), "scenario": name} for key, name in self.rt.selector.keys.items()]
-        return JSONResponse({"count": len(keys), "keys": keys})
+        return JsonResponse({"count": len(keys), "keys": keys})
 
     async def tasks(self, request: Request) -> Response:
         params = request.query_params
         tasks = self.rt.task_views(self.rt.base_url(request), params.get("status"), params.get("scenario"))
-        return JSONResponse({"count": len(tasks), "tasks": tasks})
+        return JsonResponse({"count": len(tasks), "tasks": tasks})
 
     async def task(self, request: Request) -> Response:
-        return JSONResponse(self.rt.task_view(self.rt.task(request.path_params["task_id"]), self.rt.base_url(request)))
+        return JsonResponse(self.rt.task_view(self.rt.task(request.path_params["task_id"]), self.rt.base_url(request)))
 
     async def task_action(self, request: Request) -> Response:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
@@ -202,7 +205,7 @@ class AdminApi:
             raise ApiError(
                 404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
             )
-        return JSONResponse(self.rt.task_view(task, self.rt.base_url(request)))
+        return JsonResponse(self.rt.task_view(task, self.rt.base_url(request)))
 
     async def clock(self, request: Request) -> Response:
         if request.method == "PUT":
@@ -215,7 +218,7 @@ class AdminApi:
                 self.rt.clock.configure(mode=mode, speed=speed)
             except ClockError as exc:
                 raise ApiError(422, str(exc), param="speed") from None
-        return JSONResponse(self.rt.clock.describe())
+        return JsonResponse(self.rt.clock.describe())
 
     async def advance(self, request: Request) -> Response:
         data = await self._json(request)
@@ -226,13 +229,13 @@ class AdminApi:
             self.rt.clock.advance(_number(raw, "seconds"))
         except ClockError as exc:
             raise ApiError(422, str(exc), param="seconds") from None
-        return JSONResponse(self.rt.clock.describe())
+        return JsonResponse(self.rt.clock.describe())
 
     async def requests(self, request: Request) -> Response:
         journal = self.rt.journal
         if request.method == "DELETE":
             journal.clear()
-            return JSONResponse({"count": 0, "requests": []})
+            return JsonResponse({"count": 0, "requests": []})
         params = request.query_params
         limit_raw = params.get("limit", str(journal.size))
         limit = whole_number(limit_raw)
@@ -243,8 +246,8 @@ class AdminApi:
         if status_raw is not None and status is None:
             raise ApiError(422, f"'status' must be an HTTP status code, got {status_raw[:20]!r}.", param="status")
         selected = journal.select(params.get("method"), params.get("path"), params.get("task_id"), status)
-        return JSONResponse({"count": len(selected), "requests": [entry.to_json() for entry in selected[:limit]]})
+        return JsonResponse({"count": len(selected), "requests": [entry.to_json() for entry in selected[:limit]]})
 
     async def reset(self, request: Request) -> Response:
         self.rt.reset()
-        return JSONResponse({"status": "reset", "default_scenario": self.rt.default.name})
+        return JsonResponse({"status": "reset", "default_scenario": self.rt.default.name})

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver import lifecycle
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
+from mockserver.incoming import Incoming
 from mockserver.intake import bearer_key, read_json
 from mockserver.journal import FAULT_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import serve
+from mockserver.responses import JsonBytes, JsonResponse
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Answer, Scenario
 from mockserver.store import Task
@@ -29,7 +33,19 @@ from mockserver.store import Task
 ID_HINT = "Task ids look like 'task-unified-1757165031-uyujaw3d' and come from POST /v1/videos/generations."
 
 
-def _answer(request: Request, answer: Answer, normal: Response | None) -> Response:
+Handler = Callable[[Incoming], Awaitable[Response]]
+
+
+def route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint for a handler that reads an `Incoming`."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handler(Incoming(request.scope, request.receive, request.path_params.get("task_id")))
+
+    return endpoint
+
+
+def _answer(request: Incoming, answer: Answer, normal: Response | None) -> Response:
     """The scripted answer: the normal response or the scripted error, delivered with its fault."""
     if answer.status == 200:
         response = normal if normal is not None else Response(b"")
@@ -51,19 +67,19 @@ class ProviderApi:
     def routes(self) -> list[BaseRoute]:
         submit, query = self.submit_operation, self.query_operation
         return [
-            Route(submit.path, self.submit, methods=[submit.method]),
-            Route(query.path, self.query, methods=[query.method]),
-            Route("/files/{task_id}.mp4", self.download, methods=["GET", "HEAD"]),
+            Route(submit.path, route(self.submit), methods=[submit.method]),
+            Route(query.path, route(self.query), methods=[query.method]),
+            Route("/files/{task_id}.mp4", route(self.download), methods=["GET", "HEAD"]),
         ]
 
-    async def submit(self, request: Request) -> Response:
+    async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
         body = await read_json(request, self.rt.settings.max_body_bytes)
         violation = self.submit_operation.check_body(body)
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)
         body = {**self.defaults, **body}  # the request as the provider reads it
-        scenario, selected_by, via = self.rt.selector.choose(request.headers.get(SCENARIO_HEADER), api_key, body)
+        scenario, selected_by, via = self.rt.selector.choose(request.header(SCENARIO_HEADER), api_key, body)
         request.scope[SCENARIO_KEY] = scenario.name
         await self.rt.delay(scenario, "submit")
         key = key_id(api_key)
@@ -73,7 +89,7 @@ class ProviderApi:
         if answer.makes_task:
             task = self._create(scenario, key, body, selected_by, via)
             request.scope[TASK_KEY] = task.id
-            normal = JSONResponse(self.rt.render.created(task, scenario.estimated_time(answer)))
+            normal = JsonBytes(self.rt.render.created_json(task, scenario.estimated_time(answer)))
         return _answer(request, answer, normal)
 
     def _create(self, scenario: Scenario, key: str, body: dict[str, Any], selected_by: str, via: str | None) -> Task:
@@ -93,9 +109,9 @@ class ProviderApi:
         )
         return self.rt.store.add(task)
 
-    def _task(self, request: Request) -> Task:
+    def _task(self, request: Incoming) -> Task:
         """The task a client asks for; 404 once its scenario makes it disappear."""
-        task_id = request.path_params["task_id"]
+        task_id = request.task_id or ""
         request.scope[TASK_KEY] = task_id
         task = self.rt.task(task_id, hint=ID_HINT)
         limit = task.scenario.disappears_after
@@ -104,11 +120,12 @@ class ProviderApi:
         request.scope[SCENARIO_KEY] = task.scenario.name
         return task
 
-    async def query(self, request: Request) -> Response:
+    async def query(self, request: Incoming) -> Response:
         bearer_key(request, self.rt.accepted_keys)
-        violation = self.query_operation.check_query(request.query_params)
-        if violation is not None:
-            raise ApiError(422, violation.message, param=violation.param)
+        if request.query_string or self.query_operation.requires_query:
+            violation = self.query_operation.check_query(request.query_params())
+            if violation is not None:
+                raise ApiError(422, violation.message, param=violation.param)
         task = self._task(request)
         poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
         if poll:
@@ -118,10 +135,11 @@ class ProviderApi:
         if answer is not None and answer.status != 200:
             return _answer(request, answer, None)
         state = lifecycle.task_state(task, self.rt.clock.now(), poll=poll)
-        normal = JSONResponse(self.rt.render.task(task, state, self.rt.base_url(request)))
+        base_url = self.rt.base_url(request) if state.status == "completed" else ""  # only results need it
+        normal = JsonResponse(self.rt.render.task(task, state, base_url))
         return normal if answer is None else _answer(request, answer, normal)
 
-    async def download(self, request: Request) -> Response:
+    async def download(self, request: Incoming) -> Response:
         task = self._task(request)
         await self.rt.delay(task.scenario, "download")
         now = self.rt.clock.now()

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the Starlette application of one fake server.
+"""`create_app(settings)`: the ASGI application of one fake server.
 
 Routes: the provider API (`mockserver.api`), the admin API under `/__admin` (`mockserver.admin`).
 Every error, including unknown routes, wrong methods and anything unexpected, is answered in the
@@ -7,6 +7,8 @@ provider's error shape, never as HTML or a stack trace.
 
 from __future__ import annotations
 
+import time
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -14,10 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from mockserver.admin import AdminApi
-from mockserver.api import ProviderApi
+from mockserver.api import Handler, ProviderApi
 from mockserver.errors import ApiError
-from mockserver.journal import JournalMiddleware
+from mockserver.faults import FaultyResponse
+from mockserver.incoming import Incoming
+from mockserver.journal import BODY_PREVIEW, Capture, JournalMiddleware
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 
@@ -47,18 +53,93 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error.response()
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    request.app.state.runtime.errors.append(exc)
+def _server_error() -> Response:
     return ApiError(500, "The mock server failed unexpectedly; its log has the details.").response()
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    request.app.state.runtime.errors.append(exc)
+    return _server_error()
+
+
+class MockApp:
+    """The fake's ASGI application: a fast path for the two provider routes every client hits on
+    every poll, in front of the Starlette application that serves everything else (HEAD,
+    downloads, the admin API, unknown routes) and that holds `state.runtime`.
+
+    The fast path reads the request straight from the ASGI scope: no router walk, no Request
+    object, no middleware layers. It calls the same handlers as the Starlette routes, answers
+    errors in the same shape, and records its own journal entries."""
+
+    def __init__(self, app: Starlette, api: ProviderApi) -> None:
+        self.app = app
+        self.state = app.state
+        self.api = api
+        self.errors = api.rt.errors
+        self.journal = api.rt.journal
+        self.now = api.rt.clock.now
+        self.submit_path = api.submit_operation.path
+        self.submit_method = api.submit_operation.method
+        self.query_method = api.query_operation.method
+        self.prefix, _, self.suffix = api.query_operation.path.partition("{task_id}")
+
+    def _task_id(self, path: str) -> str | None:
+        if not path.startswith(self.prefix) or not path.endswith(self.suffix):
+            return None
+        task_id = path[len(self.prefix) : len(path) - len(self.suffix)]
+        return task_id if task_id and "/" not in task_id else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            handler = None
+            if method == self.submit_method and path == self.submit_path:
+                handler, task_id = self.api.submit, None
+            elif method == self.query_method and (task_id := self._task_id(path)) is not None:
+                handler = self.api.query
+            if handler is not None:
+                await self._serve(handler, Incoming(scope, receive, task_id), send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, handler: Handler, request: Incoming, send: Send) -> None:
+        """Answer, then record the exchange in the journal from what was sent."""
+        started, arrived = time.perf_counter(), time.time()
+        scope = request.scope
+        try:
+            response = await handler(request)
+        except ApiError as error:
+            response = error.response()
+        except Exception as exc:  # as ServerErrorMiddleware does for the Starlette routes
+            self.errors.append(exc)
+            response = _server_error()
+            await response(scope, request.receive, send)
+            self._record(request, 500, started, arrived, tuple(response.raw_headers), response.body)
+            raise
+        if isinstance(response, FaultyResponse):  # what goes out is not what was rendered: watch it
+            capture = Capture(send)
+            try:
+                await response(scope, request.receive, capture)
+            finally:
+                self._record(request, capture.status, started, arrived, capture.headers, bytes(capture.answer))
+            return
+        await response(scope, request.receive, send)
+        self._record(request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW])
+
+    def _record(self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes) -> None:
+        self.journal.record_exchange(
+            self.now(), request.scope, request.raw_body[:BODY_PREVIEW], status, started, arrived, headers, bytes(answer)
+        )
+
+
+def create_app(settings: Settings | None = None) -> MockApp:
     runtime = Runtime(settings or Settings())
+    api = ProviderApi(runtime)
     app = Starlette(
-        routes=[*ProviderApi(runtime).routes(), Mount("/__admin", routes=AdminApi(runtime).routes())],
+        routes=[*api.routes(), Mount("/__admin", routes=AdminApi(runtime).routes())],
         middleware=[Middleware(JournalMiddleware, journal=runtime.journal, now=runtime.clock.now)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
     app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime
-    return app
+    return MockApp(app, api)

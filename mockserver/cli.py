@@ -183,6 +183,7 @@ def serve(
         lifespan="off",
         server_header=False,
         http=MockHttpProtocol,
+        proxy_headers=False,  # result URLs follow the Host header or --public-url, not X-Forwarded-*
     )
     logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
     uvicorn.Server(config).run()

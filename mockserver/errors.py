@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.responses import JSONResponse
+from mockserver.responses import JsonResponse
 
 STATUS_TYPES = {
     400: "invalid_request_error",
@@ -63,5 +63,5 @@ class ApiError(Exception):
             error["param"] = self.param
         return {"error": error}
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+    def response(self) -> JsonResponse:
+        return JsonResponse(self.body(), status_code=self.status, headers=self.headers)

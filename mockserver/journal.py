@@ -10,6 +10,7 @@ API key is identified by `key_id`, a short one-way fingerprint (`key-` + 8 hex d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
@@ -17,8 +18,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +34,7 @@ SCENARIO_KEY = "mockserver.scenario"
 FAULT_KEY = "mockserver.fault"
 
 
+@functools.lru_cache(maxsize=1024)
 def key_id(api_key: str) -> str:
     return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:8]
 
@@ -58,44 +59,152 @@ def _redact_query(query: str) -> str:
     return urlencode([(k, REDACTED if SECRET_NAME.search(k) else v) for k, v in pairs])
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+_SECRET_NAMES: dict[bytes, bool] = {}  # header name -> holds a credential (a cache: names repeat)
+_AUTHORIZATIONS: dict[bytes, tuple[str | None, bytes]] = {}  # header value -> (key_id, redacted value)
+
+
+def _authorization(value: bytes) -> tuple[str | None, bytes]:
+    """The key fingerprint and the redacted header for an Authorization value (cached: clients
+    send the same one again and again; the cache lives only in memory, like the request)."""
+    known = _AUTHORIZATIONS.get(value)
+    if known is None:
+        text = value.decode("latin-1")
+        _, credentials = split_authorization(text)
+        known = (key_id(credentials) if credentials else None, _redact_header("authorization", text).encode("latin-1"))
+        if len(_AUTHORIZATIONS) >= 1024:
+            _AUTHORIZATIONS.clear()
+        _AUTHORIZATIONS[value] = known
+    return known
+
+
+def _is_secret(raw_name: bytes) -> bool:
+    secret = _SECRET_NAMES.get(raw_name)
+    if secret is None:
+        name = raw_name.decode("latin-1").lower()
+        secret = name == "authorization" or name in SECRET_HEADERS or SECRET_NAME.search(name) is not None
+        if len(_SECRET_NAMES) < 4096:
+            _SECRET_NAMES[raw_name] = secret
+    return secret
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _header_dict(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+
+
+class Entry(NamedTuple):
+    """One request. Recorded as the bytes that came and went (credentials already replaced), and
+    decoded only when read, to keep the request path cheap."""
+
     id: int
     time: float
     wall_time: float  # when the request arrived (Unix seconds, real time)
     method: str
     path: str
     query: str
-    headers: dict[str, str]
+    raw_headers: tuple[tuple[bytes, bytes], ...]
     key_id: str | None
-    body: str
+    raw_body: bytes
     status: int
     duration_ms: float
     task_id: str | None
     scenario: str | None
     fault: str | None
-    response_headers: dict[str, str]
-    response: str  # the first BODY_PREVIEW bytes of a JSON answer ("" for other answers)
+    raw_response_headers: tuple[tuple[bytes, bytes], ...]
+    raw_response: bytes  # the first BODY_PREVIEW bytes of a JSON answer (b"" for other answers)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return _header_dict(self.raw_headers)
+
+    @property
+    def body(self) -> str:
+        return _text(self.raw_body)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "id": self.id,
+            "time": self.time,
+            "wall_time": self.wall_time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "key_id": self.key_id,
+            "body": self.body,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "task_id": self.task_id,
+            "scenario": self.scenario,
+            "fault": self.fault,
+            "response_headers": _header_dict(self.raw_response_headers),
+            "response": _text(self.raw_response),
+        }
 
 
 class Journal:
     def __init__(self, size: int) -> None:
-        self._entries: deque[Entry] = deque(maxlen=size)
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=size)  # Entry fields, as plain tuples
         self._ids = itertools.count(1)
         self.size = size
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def record(self, **fields: Any) -> None:
-        self._entries.append(Entry(id=next(self._ids), **fields))
+    def record(self, *fields: Any) -> None:
+        """Append an entry; `fields` are those of `Entry` after `id`, in order."""
+        self._entries.append((next(self._ids), *fields))  # a plain tuple: the cheapest record to make
+
+    def record_exchange(
+        self,
+        now: float,
+        scope: Scope,
+        body: bytes,
+        status: int,
+        started: float,
+        arrived: float,
+        answer_headers: tuple[tuple[bytes, bytes], ...],
+        answer: bytes,
+    ) -> None:
+        """Record one request and its answer, replacing credentials on the way in."""
+        key = None
+        headers = []
+        secret_names = _SECRET_NAMES
+        for name, value in scope["headers"]:
+            secret = secret_names.get(name)
+            if secret is None:
+                secret = _is_secret(name)
+            if secret:
+                if name == b"authorization":
+                    key, value = _authorization(value)
+                else:
+                    value = REDACTED.encode()
+            headers.append((name, value))
+        query = scope.get("query_string", b"")
+        self.record(
+            now,
+            arrived,
+            scope["method"],
+            scope["path"],
+            _redact_query(query.decode("latin-1")) if query else "",
+            tuple(headers),
+            key,
+            body,
+            status,
+            round((time.perf_counter() - started) * 1000, 3),
+            scope.get(TASK_KEY),
+            scope.get(SCENARIO_KEY),
+            scope.get(FAULT_KEY),
+            answer_headers,
+            answer,
+        )
 
     def entries(self) -> Iterable[Entry]:
         """Most recent first."""
-        return reversed(list(self._entries))
+        return [Entry._make(fields) for fields in reversed(self._entries)]
 
     def select(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
@@ -127,8 +236,31 @@ class RedactAccessLog(logging.Filter):
         return True
 
 
+class Capture:
+    """Wraps an ASGI `send`, keeping what the journal records of the answer."""
+
+    __slots__ = ("send", "status", "headers", "answer", "keep")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0  # stays 0 when no answer was sent (a connection fault)
+        self.headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.answer = bytearray()
+        self.keep = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = tuple(message.get("headers", ()))
+            self.keep = any(n == b"content-type" and v.startswith(b"application/json") for n, v in self.headers)
+        elif self.keep and message["type"] == "http.response.body" and len(self.answer) < BODY_PREVIEW:
+            self.answer.extend(message.get("body", b"")[: BODY_PREVIEW - len(self.answer)])
+        await self.send(message)
+
+
 class JournalMiddleware:
-    """Record each non-admin request in the journal once its answer has been sent."""
+    """Record each non-admin request in the journal once its answer has been sent (the provider's
+    hot routes record themselves: see `mockserver.app.FastPath`)."""
 
     def __init__(self, app: ASGIApp, journal: Journal, now: Callable[[], float], prefix: str = "/__admin") -> None:
         self.app, self.journal, self.now, self.prefix = app, journal, now, prefix
@@ -140,9 +272,7 @@ class JournalMiddleware:
         started = time.perf_counter()
         arrived = time.time()
         body = bytearray()
-        answer = bytearray()
-        status = 0  # stays 0 when no answer was sent (a connection fault)
-        answer_headers: dict[str, str] = {}
+        capture = Capture(send)
 
         async def receive_and_keep() -> Message:
             message = await receive()
@@ -150,59 +280,12 @@ class JournalMiddleware:
                 body.extend(message.get("body", b"")[: BODY_PREVIEW - len(body)])
             return message
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for raw_name, raw_value in message.get("headers", []):
-                    answer_headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
-            elif message["type"] == "http.response.body" and len(answer) < BODY_PREVIEW:
-                if answer_headers.get("content-type", "").startswith("application/json"):
-                    answer.extend(message.get("body", b"")[: BODY_PREVIEW - len(answer)])
-            await send(message)
-
         try:
-            await self.app(scope, receive_and_keep, send_and_note)
+            await self.app(scope, receive_and_keep, capture)
         except BaseException:
-            status = status or 500
+            capture.status = capture.status or 500
             raise
         finally:
-            self._record(scope, bytes(body), status, started, arrived, answer_headers, bytes(answer))
-
-    def _record(
-        self,
-        scope: Scope,
-        body: bytes,
-        status: int,
-        started: float,
-        arrived: float,
-        answer_headers: dict[str, str],
-        answer: bytes,
-    ) -> None:
-        headers: dict[str, str] = {}
-        key = None
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name == "authorization":
-                _, credentials = split_authorization(value)
-                key = key_id(credentials) if credentials else None
-            secret = name in SECRET_HEADERS or SECRET_NAME.search(name) is not None
-            headers[name] = _redact_header(name, value) if secret else value
-        self.journal.record(
-            time=self.now(),
-            wall_time=arrived,
-            method=scope["method"],
-            path=scope["path"],
-            query=_redact_query(scope.get("query_string", b"").decode("latin-1")),
-            headers=headers,
-            key_id=key,
-            body=body.decode("utf-8", errors="replace"),
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            task_id=scope.get(TASK_KEY),
-            scenario=scope.get(SCENARIO_KEY),
-            fault=scope.get(FAULT_KEY),
-            response_headers=answer_headers,
-            response=answer.decode("utf-8", errors="replace"),
-        )
+            self.journal.record_exchange(
+                self.now(), scope, bytes(body), capture.status, started, arrived, capture.headers, bytes(capture.answer)
+            )

@@ -34,7 +34,7 @@ class State:
 BEFORE_FIRST_STEP = State(-1, "pending", 0)
 
 
-def observe(scenario: Scenario, elapsed: float, reads: dict[int, int], *, poll: bool = True) -> State:
+def observe(scenario: Scenario, elapsed: float, reads: dict[int, int] | None, *, poll: bool = True) -> State:
     """The state at `elapsed` seconds after submit.
 
     `reads` is the task's count, per held step, of the polls that returned it. A poll
@@ -44,14 +44,17 @@ def observe(scenario: Scenario, elapsed: float, reads: dict[int, int], *, poll: 
     index = bisect_right(scenario.times, elapsed) - 1
     if index < 0:
         return BEFORE_FIRST_STEP
+    counts = reads or {}
     for held in scenario.held_steps:
         if held > index:
             break
-        if reads.get(held, 0) < timeline[held].polls:
+        if counts.get(held, 0) < timeline[held].polls:
             index = held
             break
     step = timeline[index]
     if poll and step.polls:
+        if reads is None:
+            raise ValueError("counting a poll needs the task's reads dict")
         reads[index] = reads.get(index, 0) + 1
     progress = step.progress
     if step.ramp and index + 1 < len(timeline):
@@ -75,6 +78,8 @@ def task_state(task: Task, now: float, *, poll: bool = True) -> State:
     """The task's state now: forced by the admin API, or as its scenario plays."""
     if task.forced is not None:
         return task.forced
+    if poll and task.scenario.held_steps and task.reads is None:
+        task.reads = {}
     return observe(task.scenario, age(task, now), task.reads, poll=poll)
 
 

@@ -13,6 +13,7 @@ source, so the same seed and the same submissions give the same blend.
 from __future__ import annotations
 
 import random
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from mockserver.errors import ApiError
 from mockserver.scenarios import Scenario
 
-SCENARIO_HEADER = "x-mock-scenario"
+SCENARIO_HEADER = b"x-mock-scenario"
 
 
 def unknown_scenario(name: str, scenarios: Mapping[str, Scenario], where: str) -> ApiError:
@@ -31,7 +32,7 @@ def unknown_scenario(name: str, scenarios: Mapping[str, Scenario], where: str) -
         + (" in the X-Mock-Scenario header" if where == "header" else "")
         + f". Known scenarios: {known}.",
         code="unknown_scenario",
-        param=SCENARIO_HEADER if where == "header" else "scenario",
+        param=SCENARIO_HEADER.decode() if where == "header" else "scenario",
     )
 
 
@@ -44,6 +45,17 @@ class Selector:
         self.pushed: deque[list[Any]] = deque()  # [scenario, submissions left]
         self._seed = seed
         self.random = random.Random(seed)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Index the rules of the loaded scenarios (again, after scenarios change).
+
+        Most rules only look for a marker in the prompt: one regular expression finds whether any
+        of them can match, so a submission with no marker pays for one search, not one per rule."""
+        self._rules = [(rule, scenario) for scenario in self.scenarios.values() for rule in scenario.rules]
+        markers = [rule.prompt_contains for rule, _ in self._rules if rule.prompt_only]
+        self._markers = re.compile("|".join(re.escape(m) for m in markers)) if markers else None
+        self._general = [(rule, scenario) for rule, scenario in self._rules if not rule.prompt_only]
 
     def named(self, name: str, where: str = "admin") -> Scenario:
         scenario = self.scenarios.get(name)
@@ -81,8 +93,9 @@ class Selector:
         mapped = self.keys.get(api_key)
         if mapped is not None:
             return self.scenarios[mapped], "key"
-        for scenario in self.scenarios.values():
-            for rule in scenario.rules:
-                if rule.matches(api_key, body):
-                    return scenario, "rule"
+        prompt = body.get("prompt")
+        marked = self._markers is not None and isinstance(prompt, str) and self._markers.search(prompt) is not None
+        for rule, scenario in self._rules if marked else self._general:
+            if rule.matches(api_key, body):
+                return scenario, "rule"
         return self.default, "default"

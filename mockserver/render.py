@@ -6,6 +6,7 @@ The constants of those bodies (`object`, `type`) are read from the contract once
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from contracts import Contract
@@ -15,11 +16,23 @@ from mockserver.scenarios import UNSET
 from mockserver.store import Task
 
 
+_quote = json.encoder.encode_basestring  # the JSON string of a str, as the json module writes it
+
+
 class Renderer:
     def __init__(self, contract: Contract, media: Media) -> None:
         self.media = media
         self.object = contract.schema_const("Task", "object")
         self.type = contract.schema_const("Task", "type")
+        # The submit answer has one shape: fill in a template rather than encode a dict each time.
+        self._created = (
+            '{"created":%d,"id":%s,"model":%s,"object":' + _quote(self.object) + ',"progress":0,"status":"pending",'
+            '"task_info":{"can_cancel":true,"estimated_time":%d},"type":' + _quote(self.type) + "}"
+        )
+
+    def created_json(self, task: Task, estimated_time: int) -> bytes:
+        """`created()`, already encoded: the same JSON, made faster on the submit path."""
+        return (self._created % (task.created, _quote(task.id), _quote(task.model), estimated_time)).encode("utf-8")
 
     def created(self, task: Task, estimated_time: int) -> dict[str, Any]:
         """The answer to a successful submit, as the provider's page shows it."""

@@ -100,6 +100,7 @@ class Runtime:
         if scenario.mix:
             check_mixes({**self.scenarios, scenario.name: scenario})
         self.scenarios[scenario.name] = scenario
+        self.selector.refresh()
         return scenario
 
     def set_default(self, name: str) -> Scenario:
@@ -193,6 +194,7 @@ class Runtime:
         self.store = TaskStore(self.settings.seed)
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
+        self.selector.refresh()
         self.journal.clear()
         self.clock.configure(mode=self.settings.clock, speed=self.settings.speed)
         self.selector.reset()

@@ -56,6 +56,11 @@ class Rule:
     model: str | None = None
     aspect_ratio: str | None = None
 
+    @property
+    def prompt_only(self) -> bool:
+        """Whether the rule only looks for a marker in the prompt (the common case)."""
+        return self.prompt_contains is not None and not (self.api_key or self.prompt_regex or self.model or self.aspect_ratio)
+
     def matches(self, api_key: str, body: dict[str, Any]) -> bool:
         prompt = body.get("prompt")
         prompt = prompt if isinstance(prompt, str) else ""

@@ -323,3 +323,13 @@ def test_an_invalid_key_pattern_or_an_unusable_key_map_stops_the_server(tmp_path
     keys.write_text("sk-qa-mine: fast\n")
     with pytest.raises(ValueError, match=r"keys\.yaml: some keys do not match --api-keys"):
         create_app(Settings(api_keys=r"team-\S+", keys=(keys,)))
+
+
+def test_the_fast_submit_answer_is_the_rendered_one(fake: Fake) -> None:
+    """The submit path fills a template for speed; it must say exactly what `created()` says."""
+    import json as _json
+
+    task = fake.runtime.store.get(fake.create(model='veo-3.1-extend-fast'))
+    assert _json.loads(fake.runtime.render.created_json(task, 90)) == fake.runtime.render.created(task, 90)
+    task.model = 'quote " back\\\\slash \u00e9 \U0001f408 \x01'
+    assert _json.loads(fake.runtime.render.created_json(task, 7)) == fake.runtime.render.created(task, 7)

@@ -60,7 +60,7 @@ def test_a_failure_inside_the_server_fails_the_test_that_caused_it(pytester: pyt
         def test_it(mockserver):
             def broken(*args, **kwargs):
                 raise RuntimeError("renderer exploded")
-            mockserver.runtime.render.created = broken
+            mockserver.runtime.render.created_json = broken
             response = httpx.post(
                 mockserver.url + "/v1/videos/generations",
                 json={"model": "veo-3.1-extend", "prompt": "p", "video": "https://example.com/v.mp4"},

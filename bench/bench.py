@@ -1,0 +1,333 @@
+"""Benchmark the fake against a bare Starlette ceiling and its peers, Prism and WireMock.
+
+    python bench/bench.py [--runs 3] [--duration 5] [--connections 32] [--peers] [--million]
+
+Each server runs pinned to CPU 0 (taskset), the load generator (wrk, from Debian's packages) on
+CPU 1. For each server: start-up time to the first answered request, idle memory (RSS), then
+submit and query, each warmed up and then measured `--runs` times; the table shows the median
+requests per second with the spread (min-max), p50 and p99 latency from the median run, memory
+after the load, and the ratio to the bare Starlette app measured in the same run.
+
+`--peers` also measures Prism and WireMock (installed with npm into bench/.peers on first use;
+WireMock needs Java). `--million` fills the fake with one million live tasks through its API and
+measures query throughput and memory there, against the same figure with a thousand tasks.
+
+This is not a test: nothing in `make test` runs it or depends on timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT / "bench" / ".peers"
+SERVER_CPU, LOAD_CPU = "0", "1"
+KEY = "sk-bench-0000"
+BODY = {"model": "veo-3.1-extend", "prompt": "The camera continues to pan", "video": "https://example.com/in.mp4"}
+SUBMIT_PATH = "/v1/videos/generations"
+
+
+@dataclass
+class Measure:
+    rps: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)  # milliseconds
+    p99: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def median_run(self) -> int:
+        ordered = sorted(range(len(self.rps)), key=lambda i: self.rps[i])
+        return ordered[len(ordered) // 2]
+
+
+@dataclass
+class Result:
+    server: str
+    startup: float | None = None
+    idle_mb: float | None = None
+    loaded_mb: float | None = None
+    measures: dict[str, Measure] = field(default_factory=dict)
+    note: str = ""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (Prism and WireMock run under launchers)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pids += [int(child) for child in children]
+        except (OSError, AttributeError):
+            continue
+    return total / 1024
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    def to_ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", output).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(match.group(1))
+    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        errors += sum(int(x) for x in match.groups())
+    return rps, p50, p99, errors
+
+
+def wrk_script(method: str, body: dict | None, headers: dict[str, str]) -> Path:
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+    for name, value in headers.items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    handle.write("\n".join(lines) + "\n")
+    handle.close()
+    return Path(handle.name)
+
+
+def wrk(url: str, script: Path, seconds: float, connections: int) -> str:
+    command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], ready_url: str, env: dict[str, str] | None = None) -> None:
+        self.name, self.command, self.ready_url = name, command, ready_url
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *self.command],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = started + 120
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(self.ready_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=1).status_code < 500:
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.name} did not answer within 120 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def measure(base: str, path: str, method: str, body: dict | None, args: argparse.Namespace, warm: float) -> Measure:
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    script = wrk_script(method, body, headers)
+    try:
+        wrk(base + path, script, warm, args.connections)
+        result = Measure()
+        for _ in range(args.runs):
+            rps, p50, p99, errors = parse_wrk(wrk(base + path, script, args.duration, args.connections))
+            result.rps.append(rps)
+            result.p50.append(p50)
+            result.p99.append(p99)
+            result.errors += errors
+        return result
+    finally:
+        script.unlink()
+
+
+def python_server(name: str, argv: list[str], port: int, ready_path: str) -> Server:
+    return Server(name, [sys.executable, *argv], f"http://127.0.0.1:{port}{ready_path}")
+
+
+def run_server(server: Server, base: str, query_path: str, args: argparse.Namespace, warm: float, prepare=None) -> Result:
+    result = Result(server.name)
+    try:
+        result.startup = server.start()
+        time.sleep(0.5)
+        result.idle_mb = rss_mb(server.process.pid)
+        path = prepare(base) if prepare else query_path
+        result.measures["query"] = measure(base, path, "GET", None, args, warm)
+        result.measures["submit"] = measure(base, SUBMIT_PATH, "POST", BODY, args, warm)
+        result.loaded_mb = rss_mb(server.process.pid)
+    finally:
+        server.stop()
+    return result
+
+
+def fake_tasks(base: str, count: int) -> str:
+    """Create `count` tasks through the API and return the query path of the last one."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        for _ in range(count):
+            task_id = client.post(SUBMIT_PATH, json=BODY).json()["id"]
+    return f"/v1/tasks/{task_id}"
+
+
+def install_peers() -> Path:
+    binaries = PEERS / "node_modules" / ".bin"
+    if not (binaries / "prism").exists() or not (binaries / "wiremock").exists():
+        PEERS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEERS), "@stoplight/prism-cli@5", "wiremock@3"],
+            check=True,
+            capture_output=True,
+        )
+    return binaries
+
+
+def wiremock_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="wiremock-"))
+    (root / "mappings").mkdir()
+    created = {"created": 1757165031, "id": "task-unified-1757165031-uyujaw3d", "model": "veo-3.1-extend",
+               "object": "video.generation.task", "progress": 0, "status": "pending",
+               "task_info": {"can_cancel": True, "estimated_time": 90}, "type": "video"}  # fmt: skip
+    task = {**created, "results": None, "error": None, "usage": {"credits_reserved": 5, "user_group": "default"}}
+    del task["task_info"]
+    mappings = [
+        {"request": {"method": "POST", "url": SUBMIT_PATH}, "response": {"status": 200, "jsonBody": created}},
+        {"request": {"method": "GET", "urlPathPattern": "/v1/tasks/.*"}, "response": {"status": 200, "jsonBody": task}},
+    ]
+    (root / "mappings" / "api.json").write_text(json.dumps({"mappings": mappings}))
+    return root
+
+
+def million(args: argparse.Namespace) -> dict[str, float]:
+    """Query throughput and memory with 1,000 live tasks, then with 1,000,000."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = python_server("fake", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
+    out: dict[str, float] = {}
+    try:
+        server.start()
+        path = fake_tasks(base, 1000)
+        out["query_1k"] = statistics.median(measure(base, path, "GET", None, args, 2).rps)
+        out["rss_1k_mb"] = rss_mb(server.process.pid)
+        script = wrk_script("POST", BODY, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        started = time.perf_counter()
+        while (tasks := httpx.get(f"{base}/__admin/health").json()["tasks"]) < 1_000_000:
+            remaining = 1_000_000 - tasks
+            wrk(base + SUBMIT_PATH, script, max(1, min(20, remaining // 8000)), 64)
+        out["fill_s"] = time.perf_counter() - started
+        script.unlink()
+        out["tasks"] = httpx.get(f"{base}/__admin/health").json()["tasks"]
+        out["rss_1m_mb"] = rss_mb(server.process.pid)
+        out["query_1m"] = statistics.median(measure(base, path, "GET", None, args, 2).rps)
+    finally:
+        server.stop()
+    return out
+
+
+def table(results: list[Result], bare: Result) -> str:
+    rows = [
+        "| server | endpoint | req/s median (min-max) | vs bare | p50 ms | p99 ms | non-2xx | idle MB | MB after | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for endpoint, m in result.measures.items():
+            i = m.median_run()
+            ceiling = statistics.median(bare.measures[endpoint].rps)
+            rows.append(
+                f"| {result.server} | {endpoint} | {statistics.median(m.rps):,.0f} ({min(m.rps):,.0f}-{max(m.rps):,.0f}) "
+                f"| {statistics.median(m.rps) / ceiling:.0%} | {m.p50[i]:.2f} | {m.p99[i]:.2f} | {m.errors} "
+                f"| {result.idle_mb:.0f} | {result.loaded_mb:.0f} | {result.startup:.2f} |"
+            )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--peers", action="store_true", help="also measure Prism and WireMock")
+    parser.add_argument("--million", action="store_true", help="also measure the fake with a million live tasks")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is missing (apt-get install wrk util-linux)")
+    results = []
+    port = free_port()
+    bare = run_server(
+        python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/"),
+        f"http://127.0.0.1:{port}", "/v1/tasks/any", args, warm=2,
+    )  # fmt: skip
+    results.append(bare)
+    port = free_port()
+    fake = python_server("mockserver", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
+    results.append(run_server(fake, f"http://127.0.0.1:{port}", "", args, warm=2, prepare=lambda base: fake_tasks(base, 1000)))
+    if args.peers:
+        binaries = install_peers()
+        document = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        sys.path.insert(0, str(ROOT))
+        from contracts import Contract
+
+        json.dump(Contract.load("seed").document, document)
+        document.close()
+        port = free_port()
+        prism = Server("Prism 5", [str(binaries / "prism"), "mock", "-h", "127.0.0.1", "-p", str(port), "-v", "warn", document.name],
+                       f"http://127.0.0.1:{port}/v1/tasks/task-unified-1757165031-uyujaw3d")  # fmt: skip
+        results.append(run_server(prism, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=3))
+        port = free_port()
+        root = wiremock_root()
+        wiremock = Server("WireMock 3", [str(binaries / "wiremock"), "--port", str(port), "--root-dir", str(root),
+                          "--max-request-journal-entries", "1000", "--disable-banner"],
+                          f"http://127.0.0.1:{port}/__admin/health")  # fmt: skip
+        results.append(run_server(wiremock, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=15))
+    print(f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n")
+    print(table(results, bare))
+    figures = {"results": [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
+                            "measures": {k: vars(v) for k, v in r.measures.items()}} for r in results]}  # fmt: skip
+    if args.million:
+        big = million(args)
+        figures["million"] = big
+        print(
+            f"\nOne million live tasks: {big['tasks']:,.0f} tasks made through the API in {big['fill_s']:.0f} s; "
+            f"query {big['query_1m']:,.0f} req/s vs {big['query_1k']:,.0f} with 1,000 tasks "
+            f"({big['query_1m'] / big['query_1k'] - 1:+.1%}); memory {big['rss_1m_mb']:,.0f} MB "
+            f"(vs {big['rss_1k_mb']:,.0f} MB)."
+        )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
