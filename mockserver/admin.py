@@ -25,6 +25,7 @@ Reading a task here never counts as a client poll.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 from importlib.metadata import version
@@ -35,6 +36,7 @@ from starlette.responses import Response
 
 from mockserver.responses import JsonResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
@@ -42,6 +44,7 @@ from mockserver.incoming import Incoming
 from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id
 from mockserver.runtime import Runtime
+from mockserver.settings import Settings
 from mockserver.scenarios import UNSET, Scenario
 
 VERSION = version("veo-mockserver")
@@ -101,6 +104,40 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
     return out
 
 
+class AdminGuard:
+    """Who may use the admin API. On loopback it is open, unless a token is set; anywhere else it
+    requires `Authorization: Bearer <admin token>` (compared in constant time) and refuses every
+    request while no token is set. `/health` stays open: it says nothing secret, and health checks
+    (Docker's) need it."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.token = settings.admin_token.encode() if settings.admin_token else None
+        self.closed = self.token is None and not settings.loopback
+        self.host = settings.host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].endswith("/health") and (self.token or self.closed):
+            refusal = self._refusal(Incoming(scope, receive).header(b"authorization"))
+            if refusal is not None:
+                await refusal.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, header: str | None) -> ApiError | None:
+        if self.token is None:
+            return ApiError(
+                403,
+                f"The admin API is closed: this fake listens on {self.host}, not loopback. Start it with "
+                "--admin-token (or MOCKSERVER_ADMIN_TOKEN) and send 'Authorization: Bearer <admin token>'.",
+                code="admin_closed",
+            )
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token):
+            return ApiError(401, "The admin API needs 'Authorization: Bearer <admin token>'.", code="admin_token_required")
+        return None
+
+
 class AdminApi:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -124,7 +161,7 @@ class AdminApi:
         ]
 
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await read_body(Incoming(request.scope, request.receive), ADMIN_BODY_LIMIT)
+        raw = await read_body(Incoming(request.scope, request.receive), ADMIN_BODY_LIMIT, self.rt.settings.body_timeout)
         if not raw.strip():
             return {}
         data = parse_json(raw)
@@ -142,6 +179,7 @@ class AdminApi:
                 "scenarios": len(rt.scenarios),
                 "default_scenario": rt.default.name,
                 "tasks": len(rt.store),
+                "evicted": rt.store.evicted,
                 "journal": len(rt.journal),
                 "clock": rt.clock.describe(),
             }

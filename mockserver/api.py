@@ -74,7 +74,7 @@ class ProviderApi:
 
     async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
-        body = await read_json(request, self.rt.settings.max_body_bytes)
+        body = await read_json(request, self.rt.settings.max_body_bytes, self.rt.settings.body_timeout)
         violation = self.submit_operation.check_body(body)
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)
@@ -95,6 +95,7 @@ class ProviderApi:
     def _create(self, scenario: Scenario, key: str, body: dict[str, Any], selected_by: str, via: str | None) -> Task:
         now = self.rt.clock.now()
         created = int(now)
+        self.rt.store.evict(now)
         task = Task(
             id=self.rt.store.new_id(created),
             created=created,
@@ -109,13 +110,15 @@ class ProviderApi:
         )
         return self.rt.store.add(task)
 
-    def _task(self, request: Incoming) -> Task:
-        """The task a client asks for; 404 once its scenario makes it disappear."""
+    def _task(self, request: Incoming, retained: bool = True) -> Task:
+        """The task a client asks for; 404 once its scenario makes it disappear, or (`retained`)
+        once it is past the task retention, evicted or not yet."""
         task_id = request.task_id or ""
         request.scope[TASK_KEY] = task_id
         task = self.rt.task(task_id, hint=ID_HINT)
+        now = self.rt.clock.now()
         limit = task.scenario.disappears_after
-        if limit is not None and lifecycle.age(task, self.rt.clock.now()) >= limit:
+        if (limit is not None and lifecycle.age(task, now) >= limit) or (retained and self.rt.store.expired(task, now)):
             raise self.rt.unknown_task(task_id, ID_HINT)
         request.scope[SCENARIO_KEY] = task.scenario.name
         return task
@@ -140,7 +143,7 @@ class ProviderApi:
         return normal if answer is None else _answer(request, answer, normal)
 
     async def download(self, request: Incoming) -> Response:
-        task = self._task(request)
+        task = self._task(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
         await self.rt.delay(task.scenario, "download")
         now = self.rt.clock.now()
         state = lifecycle.task_state(task, now, poll=False)

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mockserver.admin import AdminApi
+from mockserver.admin import AdminApi, AdminGuard
 from mockserver.api import Handler, ProviderApi
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
@@ -136,7 +136,10 @@ def create_app(settings: Settings | None = None) -> MockApp:
     runtime = Runtime(settings or Settings())
     api = ProviderApi(runtime)
     app = Starlette(
-        routes=[*api.routes(), Mount("/__admin", routes=AdminApi(runtime).routes())],
+        routes=[
+            *api.routes(),
+            Mount("/__admin", routes=AdminApi(runtime).routes(), middleware=[Middleware(AdminGuard, settings=runtime.settings)]),
+        ],
         middleware=[Middleware(JournalMiddleware, journal=runtime.journal, now=runtime.clock.now)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )

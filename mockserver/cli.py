@@ -22,7 +22,7 @@ from rich.table import Table
 from contracts import Contract, ContractError
 from mockserver import conformity
 from mockserver.app import create_app
-from mockserver.protocol import MockHttpProtocol
+from mockserver.protocol import protocol_class
 from mockserver.clock import MAX_SPEED
 from mockserver.journal import RedactAccessLog, key_id
 from mockserver.keymap import key_map_files, load_key_maps
@@ -123,6 +123,25 @@ DEFAULTS = Settings()
     envvar="MOCKSERVER_PUBLIC_URL",
     help="Base of result URLs (default: the host the client called).",
 )
+@click.option(
+    "--admin-token",
+    default=None,
+    envvar="MOCKSERVER_ADMIN_TOKEN",
+    help="Token the admin API requires (Authorization: Bearer <token>). Required off loopback, where the "
+    "admin API refuses every request without it. Prefer the variable: a flag shows in the process list.",
+)
+@click.option(
+    "--task-retention",
+    default=DEFAULTS.task_retention,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    envvar="MOCKSERVER_TASK_RETENTION",
+    help="Scenario seconds a task is kept once finished (24 hours, as the provider keeps result URLs); then 404.",
+)
+@click.option("--header-timeout", default=DEFAULTS.header_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_HEADER_TIMEOUT", help="Seconds a client may take to send a request's headers (then 408).")
+@click.option("--body-timeout", default=DEFAULTS.body_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_BODY_TIMEOUT", help="Seconds a client may take to send a request's body (then 408).")
+@click.option("--keep-alive-timeout", default=DEFAULTS.keep_alive_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_KEEP_ALIVE_TIMEOUT", help="Seconds an idle keep-alive connection stays open.")
+@click.option("--max-connections", default=DEFAULTS.max_connections, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_MAX_CONNECTIONS", help="Open connections at most; more are answered 503 and closed.")
 @click.option("--journal-size", default=DEFAULTS.journal_size, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
 @click.option(
     "--log-level",
@@ -144,6 +163,12 @@ def serve(
     api_keys: str,
     seed: int | None,
     public_url: str | None,
+    admin_token: str | None,
+    task_retention: float,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
+    max_connections: int,
     journal_size: int,
     log_level: str,
 ) -> None:
@@ -161,6 +186,12 @@ def serve(
         speed=speed,
         seed=seed,
         public_url=public_url,
+        admin_token=admin_token or None,
+        task_retention=task_retention,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        max_connections=max_connections,
         journal_size=journal_size,
         log_level=log_level,
     )
@@ -175,6 +206,12 @@ def serve(
         f"clock {clock} x{speed:g}",
         err=True,
     )
+    if not settings.loopback and settings.admin_token is None:
+        click.echo(
+            f"mockserver: listening on {host}, not loopback: the admin API refuses every request "
+            "until you set --admin-token (MOCKSERVER_ADMIN_TOKEN)",
+            err=True,
+        )
     config = uvicorn.Config(
         app,
         host=host,
@@ -182,8 +219,9 @@ def serve(
         log_level=log_level,
         lifespan="off",
         server_header=False,
-        http=MockHttpProtocol,
+        http=protocol_class(settings.header_timeout, settings.max_connections),
         proxy_headers=False,  # result URLs follow the Host header or --public-url, not X-Forwarded-*
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
     uvicorn.Server(config).run()

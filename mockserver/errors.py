@@ -21,6 +21,7 @@ STATUS_TYPES = {
     403: "permission_error",
     404: "not_found",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     409: "invalid_request_error",
     413: "invalid_request_error",
     416: "invalid_request_error",

@@ -150,6 +150,7 @@ class Journal:
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=size)  # Entry fields, as plain tuples
         self._ids = itertools.count(1)
         self.size = size
+        self.recorded = 0  # every request ever recorded, including those the bound has dropped
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -157,6 +158,7 @@ class Journal:
     def record(self, *fields: Any) -> None:
         """Append an entry; `fields` are those of `Entry` after `id`, in order."""
         self._entries.append((next(self._ids), *fields))  # a plain tuple: the cheapest record to make
+        self.recorded += 1
 
     def record_exchange(
         self,

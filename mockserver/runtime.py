@@ -63,7 +63,7 @@ class Runtime:
         self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
         self._loaded = dict(self.scenarios)  # what reset goes back to
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
-        self.store = TaskStore(settings.seed)
+        self.store = TaskStore(settings.seed, settings.task_retention)
         self.journal = Journal(settings.journal_size)
         self.media = Media()
         self.render = Renderer(self.contract, self.media)
@@ -191,7 +191,7 @@ class Runtime:
         """Forget every task, journal entry, counter, run-time choice and scenario added at run time.
         The clock goes back to its
         configured mode and speed but keeps its reading: scenario time never runs backward."""
-        self.store = TaskStore(self.settings.seed)
+        self.store = TaskStore(self.settings.seed, self.settings.task_retention)
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
         self.selector.refresh()

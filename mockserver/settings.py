@@ -3,6 +3,7 @@ test), then passed down. Nothing else in the package reads the environment."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,22 @@ class Settings:
     journal_size: int = 1000
     max_body_bytes: int = MAX_BODY_BYTES
     log_level: str = "info"
+    admin_token: str | None = None  # required by the admin API when set, and off loopback
+    task_retention: float = 24 * 3600.0  # scenario seconds a finished task is kept
+    header_timeout: float = 10.0  # real seconds a client may take to send a request's headers
+    body_timeout: float = 30.0  # real seconds a client may take to send a request's body
+    keep_alive_timeout: float = 5.0  # real seconds an idle keep-alive connection stays open
+    max_connections: int = 1000  # open connections; more are answered 503 and closed
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the fake listens on loopback only (then the admin API may stay open)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def scenario_directories(self) -> list[Path]:

@@ -42,9 +42,33 @@ class Task:
 
 
 class TaskStore:
-    def __init__(self, seed: int | None = None) -> None:
+    """Tasks by id, in the order they were created. A task is kept until `retention` scenario
+    seconds after its lifecycle ends (or after it was created, for one that never ends); then it
+    is gone, as the provider forgets tasks, and the memory it held is freed."""
+
+    def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0) -> None:
         self._tasks: dict[str, Task] = {}
         self._random = random.Random(seed)
+        self.retention = retention
+        self.evicted = 0
+
+    def expired(self, task: Task, now: float) -> bool:
+        ends = task.scenario.ends_at or 0.0
+        if task.forced is not None or task.frozen is not None:
+            ends = max(ends, task.completed_at or 0.0, task.frozen or 0.0)
+        return now - task.created_at - ends > self.retention
+
+    def evict(self, now: float, most: int = 64) -> int:
+        """Forget up to `most` of the oldest tasks that have expired; cheap enough for every submit."""
+        gone = []
+        for task_id, task in self._tasks.items():
+            if len(gone) >= most or not self.expired(task, now):
+                break  # the oldest live task holds the line: it is enough to look at the front
+            gone.append(task_id)
+        for task_id in gone:
+            del self._tasks[task_id]
+        self.evicted += len(gone)
+        return len(gone)
 
     def __len__(self) -> int:
         return len(self._tasks)

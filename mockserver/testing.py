@@ -18,7 +18,7 @@ from types import TracebackType
 import uvicorn
 
 from mockserver.app import create_app
-from mockserver.protocol import MockHttpProtocol
+from mockserver.protocol import protocol_class
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 
@@ -39,8 +39,14 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+        settings = self.settings
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", access_log=False, http=MockHttpProtocol
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            http=protocol_class(settings.header_timeout, settings.max_connections),
+            timeout_keep_alive=settings.keep_alive_timeout,
         )
         self._server = uvicorn.Server(config)
 

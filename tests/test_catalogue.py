@@ -154,8 +154,10 @@ def test_never_finishes_stays_at_99(fake: Fake) -> None:
     task_id = fake.create(key=key)
     fake.advance(120)
     assert (fake.task(task_id)["status"], fake.task(task_id)["progress"]) == ("processing", 99)
-    fake.advance(30 * 24 * 3600)
+    fake.advance(23 * 3600)
     assert (fake.task(task_id)["status"], fake.task(task_id)["progress"]) == ("processing", 99)
+    fake.advance(3600)  # 24 hours after it was created, the fake forgets it (--task-retention)
+    assert fake.poll(task_id, key=key).status_code == 404
 
 
 def test_stalled_progress_holds_for_four_minutes_then_completes(fake: Fake) -> None:

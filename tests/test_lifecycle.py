@@ -125,6 +125,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.client.post("/__admin/reset")
         self.last: dict[str, dict[str, Any]] = {}
         self.scenario_of: dict[str, Any] = {}
+        self.age: dict[str, float] = {}
         self.gone: set[str] = set()
         self.validator = validator_for("seed")
 
@@ -147,17 +148,20 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         assert response.status_code == 200
         self.scenario_of[response.json()["id"]] = SHIPPED[self.names[index]]
+        self.age[response.json()["id"]] = 0.0
         return response.json()["id"]
 
     @rule(seconds=st.one_of(st.floats(0, 30), st.sampled_from([0.0, 59.9, 60.0, 600.0, 86_400.0])))
     def advance(self, seconds: float) -> None:
         assert self.client.post("/__admin/clock/advance", json={"seconds": seconds}).status_code == 200
+        for task_id in self.age:
+            self.age[task_id] += seconds
 
     @rule(task_id=tasks)
     def poll(self, task_id: str) -> None:
         response = self._checked(self.client.get(f"/v1/tasks/{task_id}"))
-        if response.status_code == 404:  # only a scenario that says so may lose a task, and for good
-            assert self.scenario_of[task_id].disappears_after is not None
+        if response.status_code == 404:  # only a scenario that says so, or 24 h, may lose a task, for good
+            assert self.scenario_of[task_id].disappears_after is not None or self.age[task_id] > 24 * 3600
             self.gone.add(task_id)
             return
         assert task_id not in self.gone and response.status_code == 200

@@ -183,3 +183,19 @@ def test_the_readme_example_is_a_valid_scenario(tmp_path: Path) -> None:
         {"api_key": key_id("sk-qa-exhausted")},
         {"prompt_contains": "[exhausted]", "model": "veo-3.1-extend-fast"},
     ]
+
+
+def test_a_scenario_cannot_make_the_fake_read_a_file(make_fake, tmp_path: Path) -> None:
+    """Result URLs are text the fake returns; nothing in a scenario is a path it opens."""
+    (tmp_path / "sneaky.yaml").write_text(
+        "name: sneaky\ndescription: Tries to point at local files.\noff_contract: a relative result URL\n"
+        "timeline:\n  - {at: 0, status: pending}\n"
+        "  - {at: 1, status: completed, results: [{url: 'file:///etc/passwd'}, {url: '../../etc/passwd'}]}\n"
+    )
+    fake = make_fake(scenario_dirs=(tmp_path,))
+    task_id = fake.create(scenario="sneaky")
+    fake.advance(2)
+    polled = fake.request("GET", f"/v1/tasks/{task_id}", headers={"Authorization": "Bearer sk-test-1"}, check_contract=False)
+    assert [r["url"] for r in polled.json()["results"]] == ["file:///etc/passwd", "../../etc/passwd"]
+    assert "root:" not in polled.text
+    assert fake.request("GET", f"/files/{task_id}.mp4").status_code == 404  # not the fake's own video: nothing served

@@ -1,0 +1,198 @@
+"""Shared environments: the admin API's token, limits against slow or idle clients, task
+eviction, and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mockserver import Settings
+from mockserver.testing import LiveServer
+from tests.conftest import API_KEY, BODIES, Fake
+
+TOKEN = "admin-SECRET-7f3a"
+
+
+def test_admin_is_open_on_loopback_without_a_token(fake: Fake) -> None:
+    assert fake.admin("GET", "/tasks").status_code == 200
+
+
+def test_a_token_on_loopback_is_required_everywhere_but_health(make_fake) -> None:
+    fake = make_fake(admin_token=TOKEN)
+    assert fake.admin("GET", "/health").status_code == 200
+    refused = fake.admin("GET", "/tasks")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "admin_token_required"
+    assert fake.admin("GET", "/tasks", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert fake.admin("GET", "/tasks", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert fake.admin("POST", "/reset", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_off_loopback_the_admin_api_refuses_everything_without_a_token(make_fake) -> None:
+    fake = make_fake(host="0.0.0.0")  # the settings say 0.0.0.0; the test server still binds 127.0.0.1
+    assert fake.admin("GET", "/health").status_code == 200
+    for method, path in (("GET", "/tasks"), ("POST", "/clock/advance"), ("GET", "/requests"), ("POST", "/reset")):
+        refused = fake.admin(method, path)
+        assert refused.status_code == 403, path
+        assert "--admin-token" in refused.json()["error"]["message"]
+    assert fake.submit().status_code == 200  # the provider API is not affected
+
+
+def test_off_loopback_with_a_token(make_fake) -> None:
+    fake = make_fake(host="0.0.0.0", admin_token=TOKEN)
+    assert fake.admin("GET", "/tasks").status_code == 401
+    assert fake.admin("GET", "/tasks", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    fake.submit()
+    journal = fake.admin("GET", "/requests", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert TOKEN not in journal
+
+
+def _raw(server: LiveServer, data: bytes, wait: float = 5.0) -> bytes:
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.fixture
+def strict() -> LiveServer:
+    with LiveServer(Settings(clock="manual", header_timeout=0.3, body_timeout=0.3, keep_alive_timeout=0.3, max_connections=40)) as server:
+        yield server
+
+
+def _error(answer: bytes) -> tuple[int, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)["error"]
+
+
+def test_headers_that_never_finish_get_408(strict: LiveServer) -> None:
+    status, error = _error(_raw(strict, b"GET /v1/tasks/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bear"))
+    assert status == 408 and "headers did not arrive within 0.3 s" in error["message"]
+
+
+def test_a_silent_connection_is_closed(strict: LiveServer) -> None:
+    status, _ = _error(_raw(strict, b""))
+    assert status == 408
+
+
+def test_a_body_that_never_finishes_gets_408(strict: LiveServer) -> None:
+    head = (
+        b"POST /v1/videos/generations HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + API_KEY.encode() + b"\r\nContent-Length: 500\r\n\r\n{\"prompt\": "
+    )
+    status, error = _error(_raw(strict, head))
+    assert status == 408 and "body did not arrive within 0.3 s" in error["message"]
+    assert len(strict.runtime.store) == 0
+
+
+def test_idle_connections_cannot_exhaust_the_server(strict: LiveServer) -> None:
+    host, port = strict.url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(60)]
+    try:
+        answers = [sock.recv(65536) for sock in idle]  # the first 40 get 408 once idle too long; the rest 503 at once
+        statuses = sorted(int(answer.split(b" ", 2)[1]) for answer in answers)
+        assert statuses.count(503) >= 15 and statuses.count(408) >= 20
+        assert all(sock.recv(10) == b"" for sock in idle)  # and each was closed
+    finally:
+        for sock in idle:
+            sock.close()
+    assert httpx.get(f"{strict.url}/__admin/health").status_code == 200
+
+
+def test_finished_tasks_are_evicted_after_the_retention(make_fake) -> None:
+    fake = make_fake(task_retention=3600)
+    old = [fake.create(scenario="fast") for _ in range(5)]
+    fake.advance(3600 + 5)
+    assert fake.task(old[0])["status"] == "completed"  # 3600 s after completing: still kept
+    fake.advance(1)
+    assert fake.poll(old[0]).status_code == 404  # past the retention: gone for the client...
+    assert len(fake.runtime.store) == 5
+    fake.create()  # ...and evicted from memory by the next submission
+    assert len(fake.runtime.store) == 1 and fake.runtime.store.evicted == 5
+
+
+def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
+    (tmp_path / "slow.yaml").write_text(
+        "name: slow\ndescription: A submit that takes a second.\nlatency: {submit: 1}\ntimeline:\n  - {at: 0, status: pending}\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--scenarios", str(tmp_path), "--scenario", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        answers: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+            )
+        )
+        request.start()
+        time.sleep(0.4)  # the submit is now waiting out its scripted second
+        process.send_signal(signal.SIGTERM)
+        request.join(timeout=10)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert answers and answers[0].status_code == 200 and answers[0].json()["status"] == "pending"
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Waiting for connections to close" in stderr or "Finished server process" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MOCKSERVER_ADMIN_TOKEN": TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--log-level", "debug"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    key = "sk-live-LOGLEAK-99"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": f"Bearer {key}"})
+        httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": key})
+        httpx.get(f"{url}/v1/tasks/x", params={"token": key})
+        httpx.get(f"{url}/__admin/tasks", headers={"Authorization": f"Bearer {TOKEN}"})
+        httpx.get(f"{url}/__admin/tasks", headers={"Authorization": "Bearer wrong-admin-token"})
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    for secret in (key, TOKEN, "wrong-admin-token"):
+        assert secret not in stdout + stderr
