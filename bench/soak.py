@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import SERVER_CPU, LOAD_CPU, Server, free_port, rss_mb  # noqa: E402
+from bench import LOAD_CPU, Server, free_port, rss_mb  # noqa: E402
 
 LUA = r"""
 local ids, n, kept = {}, 0, 0

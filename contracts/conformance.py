@@ -43,7 +43,7 @@ def _with_readable_request(response: Any) -> Any:
     if not isinstance(response, httpx.Response):
         return response
     try:
-        response.request.content
+        _ = response.request.content  # raises for a streamed request body
     except httpx.RequestNotRead:
         request = response.request
         replay = httpx.Request(request.method, request.url, headers=request.headers, content=b"(streamed body)")

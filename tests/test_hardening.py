@@ -4,11 +4,8 @@ eviction, and a graceful stop on SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 from mockserver import Settings
 from mockserver.testing import LiveServer
 from tests.conftest import API_KEY, BODIES, Fake
+from tests.processes import running
 
 TOKEN = "admin-SECRET-7f3a"
 
@@ -127,23 +125,7 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
     (tmp_path / "slow.yaml").write_text(
         "name: slow\ndescription: A submit that takes a second.\nlatency: {submit: 1}\ntimeline:\n  - {at: 0, status: pending}\n"
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--scenarios", str(tmp_path), "--scenario", "slow"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with running(["--scenarios", str(tmp_path), "--scenario", "slow"]) as (url, process):
         answers: list[httpx.Response] = []
         request = threading.Thread(
             target=lambda: answers.append(
@@ -155,34 +137,15 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         request.join(timeout=10)
         _, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert answers and answers[0].status_code == 200 and answers[0].json()["status"] == "pending"
     assert process.returncode in (0, -signal.SIGTERM)
     assert "Waiting for connections to close" in stderr or "Finished server process" in stderr
     assert "Traceback" not in stderr
 
 
-def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "MOCKSERVER_ADMIN_TOKEN": TOKEN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--log-level", "debug"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+def test_secrets_never_reach_the_log() -> None:
     key = "sk-live-LOGLEAK-99"
-    try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with running(["--log-level", "debug"], env={"MOCKSERVER_ADMIN_TOKEN": TOKEN}) as (url, process):
         httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": f"Bearer {key}"})
         httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": key})
         httpx.get(f"{url}/v1/tasks/x", params={"token": key})
@@ -190,9 +153,5 @@ def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
         httpx.get(f"{url}/__admin/tasks", headers={"Authorization": "Bearer wrong-admin-token"})
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     for secret in (key, TOKEN, "wrong-admin-token"):
         assert secret not in stdout + stderr
