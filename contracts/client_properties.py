@@ -4,6 +4,8 @@ The evidence is the fake's request journal for one run (entries as `Entry.to_jso
 them, oldest first: what the client sent, when, and what it got back), the client's exit status
 and its output. Every property can be switched off or tuned through `Properties`.
 
+    submits              the client submits its generation (a client that crashes on start, or
+                         never calls the API, keeps no property by doing nothing)
     valid-requests       every request is one the contract describes, authenticated, with a
                          body and parameters the contract accepts
     poll-rate            polls of one task are at least `min_poll_interval` seconds apart
@@ -29,6 +31,7 @@ from urllib.parse import parse_qsl
 from contracts._contract import Contract
 
 PROPERTY_NAMES = (
+    "submits",
     "valid-requests",
     "poll-rate",
     "stops-polling",
@@ -79,6 +82,9 @@ class Broken:
     property: str
     message: str
     evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # short, for assertion messages: the evidence is in the object
+        return f"Broken({self.property!r}: {self.message})"
 
 
 def _answer(entry: dict[str, Any]) -> Any:
@@ -139,6 +145,7 @@ class Judge:
     def judge(self, run: ClientRun, only: tuple[str, ...] = PROPERTY_NAMES) -> list[Broken]:
         found: list[Broken] = []
         checks = {
+            "submits": self._submits,
             "valid-requests": self._valid_requests,
             "poll-rate": self._poll_rate,
             "stops-polling": self._stops_polling,
@@ -152,6 +159,17 @@ class Judge:
             if name in self.properties.enabled and name in only:
                 found += check(run)
         return found
+
+    def _submits(self, run: ClientRun) -> list[Broken]:
+        if run.stopped is None and not any(self.kind(entry) == "submit" for entry in run.entries):
+            return [
+                Broken(
+                    "submits",
+                    f"The client exited {run.exit_code} without submitting anything; expected one submission "
+                    "(did it start? see its output).",
+                )
+            ]
+        return []
 
     def _valid_requests(self, run: ClientRun) -> list[Broken]:
         for entry in run.entries:

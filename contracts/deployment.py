@@ -34,7 +34,7 @@ import httpx
 
 from contracts._contract import Contract
 from contracts.conformance import ContractViolation, ResponseValidator
-from contracts.rules import is_done, task_problems, transition_problems
+from contracts.rules import RANK, is_done, task_problems, transition_problems
 
 MASK = "***"
 INVALID_KEY = "mockserver-check-invalid-key"
@@ -78,10 +78,18 @@ class ProbeResult:
     exchanges: list[Exchange] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
+    repeats: int = 0  # findings not listed again because an identical one already is
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def add(self, finding: Finding) -> None:
+        """Keep a finding once: the same problem on every poll of a task is one problem."""
+        if any(f.check == finding.check and f.message == finding.message for f in self.findings):
+            self.repeats += 1
+        else:
+            self.findings.append(finding)
 
 
 @dataclass
@@ -157,6 +165,11 @@ class _Tracked:
     done: bool = False
 
 
+class CheckAborted(Exception):
+    """The check cannot say anything about the contract (the deployment is out of reach, or
+    refuses the key): a usage problem, not drift."""
+
+
 class DeploymentCheck:
     def __init__(
         self,
@@ -174,6 +187,8 @@ class DeploymentCheck:
     ) -> None:
         if billable < 0:
             raise ValueError("billable must be 0 or more")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the base URL must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.contract = contract
@@ -293,7 +308,7 @@ class DeploymentCheck:
     def _judge(self, result: ProbeResult, exchange: Exchange, response: httpx.Response | None, expected: frozenset[int] | None) -> None:  # fmt: skip
         result.exchanges.append(exchange)
         if response is None:
-            result.findings.append(Finding("transport", f"No answer: {exchange.error}", exchange))
+            result.add(Finding("transport", f"No answer: {exchange.error}", exchange))
             return
         if expected is not None and response.status_code not in expected:
             wanted = " or ".join(str(s) for s in sorted(expected))
@@ -301,13 +316,13 @@ class DeploymentCheck:
             said = ""
             if isinstance(error, dict) and isinstance(error.get("error"), dict):
                 said = f" ({error['error'].get('type')}: {self._mask(str(error['error'].get('message')))[:300]})"
-            result.findings.append(
+            result.add(
                 Finding("expected_status", f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.", exchange)
             )
         try:
             self.validator.validate(response)
         except ContractViolation as violation:
-            result.findings.append(Finding("contract", self._mask(_strip_reproduce(str(violation))), exchange))
+            result.add(Finding("contract", self._mask(_strip_reproduce(str(violation))), exchange))
 
     def _check_param(self, result: ProbeResult, probe: _Probe, exchange: Exchange, response: httpx.Response | None) -> None:  # fmt: skip
         """A refusal that names, in `param`, a field the contract does not define points at drift."""
@@ -319,7 +334,7 @@ class DeploymentCheck:
             return
         known = set(self.schema.get("properties", {}))
         if isinstance(param, str) and param != probe.field and param.split(".")[0] not in known:
-            result.findings.append(
+            result.add(
                 Finding(
                     "refused_field",
                     f"The probe left out or broke '{probe.field}', and the deployment refused it naming "
@@ -352,12 +367,15 @@ class DeploymentCheck:
         if not isinstance(task, dict):
             return Polled(tracked.probe.name, tracked.task_id, None, None, tracked.polls)
         problems = task_problems(task) + (transition_problems(tracked.last, task) if tracked.last else [])
-        tracked.probe.findings += [Finding("lifecycle", problem, exchange) for problem in problems]
+        for problem in problems:
+            tracked.probe.add(Finding("lifecycle", problem, exchange))
         tracked.last = task
         if is_done(task):
             if task.get("status") == "completed":
                 self._download(tracked.probe, task)
             tracked.done = True
+        elif task.get("status") not in RANK:
+            tracked.done = True  # a status outside the enum (reported above): nothing to wait for
         return Polled(tracked.probe.name, tracked.task_id, task.get("status"), task.get("progress"), tracked.polls)
 
     def _download(self, probe: ProbeResult, task: dict[str, Any]) -> None:
@@ -369,13 +387,13 @@ class DeploymentCheck:
         exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"})
         probe.exchanges.append(exchange)
         if response is None:
-            probe.findings.append(Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
+            probe.add(Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
         elif response.status_code not in (200, 206) or not response.content:
-            probe.findings.append(
+            probe.add(
                 Finding("download", f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.", exchange)
             )
         elif not response.headers.get("content-type", "").startswith(("video/", "application/octet-stream")):
-            probe.findings.append(
+            probe.add(
                 Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
             )
 
@@ -417,7 +435,7 @@ class DeploymentCheck:
         for tracked in self._tracked:
             if not tracked.done:
                 status = tracked.last.get("status") if tracked.last else "unknown"
-                tracked.probe.findings.append(
+                tracked.probe.add(
                     Finding("polling_budget", f"Task {tracked.task_id} was still {status!r} when the polling budget ran "
                             f"out ({tracked.polls} polls, {self.max_wait:g} s); expected completed or failed.",
                             tracked.probe.exchanges[-1])
@@ -433,7 +451,20 @@ class DeploymentCheck:
             if self._owns_client:
                 self.client.close()
 
+    def _preflight(self) -> None:
+        """One free request first: is the deployment there, and does it take the key?"""
+        path = self.query.path.replace("{task_id}", UNKNOWN_TASK)
+        exchange, response = self._send("GET", path, "token")
+        if response is None:
+            raise CheckAborted(f"cannot reach {self.base_url}: {exchange.error}")
+        if response.status_code == 401:
+            raise CheckAborted(
+                f"{self.base_url} refused the API key (HTTP 401 to {exchange.method} {path}): check "
+                "MOCKSERVER_CHECK_TOKEN. Nothing else was sent."
+            )
+
     def _run(self) -> Iterator[Event]:
+        self._preflight()
         started = time.perf_counter()
         accepted_one = False
         for probe in self._probes():

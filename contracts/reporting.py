@@ -39,7 +39,8 @@ class ConsoleReporter:
             self._stop()
             result = event.result
             mark = "[green]ok    [/]" if result.ok else "[red]FAILED[/]"
-            found = "" if result.ok else f" [red]({len(result.findings)} finding(s))[/]"
+            again = f", {result.repeats} repeated" if result.repeats else ""
+            found = "" if result.ok else f" [red]({len(result.findings)} finding(s){again})[/]"
             self.console.print(f"{mark} {escape(result.description)}{found} [dim]{result.duration:.2f} s[/]")
         elif isinstance(event, RunFinished):
             self._stop()

@@ -28,7 +28,15 @@ from mockserver.journal import RedactAccessLog, key_id
 from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.media import Media
 from mockserver.render import Renderer
-from mockserver.scenarios import Scenario, ScenarioError, check_mixes, load_directories, load_file, scenario_files
+from mockserver.scenarios import (
+    KEYMAP_FILE,
+    Scenario,
+    ScenarioError,
+    check_mixes,
+    load_directories,
+    load_file,
+    scenario_files,
+)
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.yamlfile import FileProblem
 
@@ -265,7 +273,7 @@ def check(
     By default only requests the contract says must be refused, or that create nothing, are sent:
     it costs nothing. --billable N adds at most N real tasks. Exit status 1 on any violation."""
     try:
-        from contracts.deployment import DeploymentCheck, RunFinished
+        from contracts.deployment import CheckAborted, DeploymentCheck, RunFinished
         from contracts.reporting import ConsoleReporter, write_json, write_junit
     except ImportError as exc:  # pragma: no cover - depends on how the package was installed
         _fail(f"mockserver check needs schemathesis: pip install 'veo-mockserver[check]' ({exc})")
@@ -284,10 +292,13 @@ def check(
         console.print(f"[yellow]This run may create up to {billable} billable task(s) on {escape(base_url)}.[/]")
     reporter = ConsoleReporter(console)
     report = None
-    for event in runner.run():
-        reporter.handle(event)
-        if isinstance(event, RunFinished):
-            report = event.report
+    try:
+        for event in runner.run():
+            reporter.handle(event)
+            if isinstance(event, RunFinished):
+                report = event.report
+    except CheckAborted as exc:
+        _fail(str(exc))
     assert report is not None
     if junit_path is not None:
         write_junit(report, junit_path)
@@ -339,6 +350,7 @@ def fuzz_client(
 
     \b
     The client gets MOCK_BASE_URL and MOCK_API_KEY in its environment, and is judged on:
+      submits              it submits its generation (a client that cannot start does not pass)
       valid-requests       every request valid under the contract and authenticated
       poll-rate            polls of a task at least --min-poll-interval apart
       stops-polling        no more than --polls-after-terminal polls once the task is over
@@ -382,24 +394,28 @@ def scenarios() -> None:
 def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool) -> None:
     """Show every scenario the server would load, with its description."""
     settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped, keys=key_files)
+    sources: dict[str, Path] = {}
     try:
         loaded = load_directories(settings.scenario_directories)
-        keys = load_key_maps(key_map_files(settings.scenario_directories, settings.keys), loaded)
+        keys = load_key_maps(key_map_files(settings.scenario_directories, settings.keys), loaded, sources)
     except FileProblem as exc:
         _fail(str(exc))
+    shipped_keys = SHIPPED_SCENARIOS / KEYMAP_FILE
     table = Table(show_lines=True)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("selected by")
     table.add_column("description")
     for scenario in loaded.values():
-        mapped = [key for key, name in keys.items() if name == scenario.name]
+        # The shipped QA keys are public (README, scenarios/keys.yaml): shown as they are. Keys
+        # from your own maps show only as fingerprints.
+        mapped = [key if sources[key] == shipped_keys else key_id(key) for key, name in keys.items() if name == scenario.name]
         table.add_row(escape(scenario.name), escape(_selection(scenario, mapped)), escape(scenario.description))
     Console(width=max(Console().width, 120)).print(table)
 
 
 def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
     ways = [f"X-Mock-Scenario: {scenario.name}"]
-    ways.extend(f"api key {key_id(key)} (key map)" for key in mapped_keys)
+    ways.extend(f"api key {key}" for key in mapped_keys)
     for rule in scenario.rules:
         ways.append(" and ".join(f"{k}={v!r}" for k, v in rule.describe().items()))
     if scenario.mix:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import shlex
 import subprocess
@@ -30,7 +31,8 @@ from hypothesis.errors import FlakyFailure, FlakyReplay
 from contracts import Contract
 from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
 from contracts.strategies import behaviours
-from mockserver.scenarios import parse
+from mockserver.scenarios import ScenarioError, parse
+from mockserver.yamlfile import read_documents
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
 
@@ -60,6 +62,8 @@ class Example:
     passed: bool
     duration: float
     broken: list[Broken] = field(default_factory=list)
+    phase: str = "generate"  # generate, shrink (after a first failure) or replay
+    run: ClientRun | None = None
 
 
 @dataclass
@@ -112,12 +116,12 @@ class FuzzRun:
             env[name] = value.replace("{base_url}", base_url).replace("{api_key}", API_KEY)
         return env
 
-    def play(self, behaviour: dict[str, Any]) -> ClientRun:
+    def play(self, behaviour: dict[str, Any], source: str | None = None, lines: dict | None = None) -> ClientRun:
         """Run the client once against the fake playing `behaviour`."""
         assert self._server is not None
         runtime = self._server.runtime
         runtime.reset()
-        runtime.add_scenario(parse(behaviour, f"<{behaviour['name']}>"))
+        runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines))
         runtime.set_default(behaviour["name"])
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -152,10 +156,11 @@ class FuzzRun:
         assert self._server is not None
         return [entry.to_json() for entry in reversed(list(self._server.runtime.journal.entries()))]
 
-    def _example(self, behaviour: dict[str, Any], number: int) -> None:
-        run = self.play(behaviour)
+    def _example(self, behaviour: dict[str, Any], number: int, source: str | None = None, lines: dict | None = None) -> None:
+        run = self.play(behaviour, source, lines)
         broken = self.judge.judge(run)
-        example = Example(number, behaviour["description"], not broken, run.duration, broken)
+        phase = "replay" if number == 0 else ("shrink" if self._smallest is not None else "generate")
+        example = Example(number, behaviour["description"], not broken, run.duration, broken, phase, run)
         self.report.examples.append(example)
         self.on_event(example)
         if broken:
@@ -164,7 +169,14 @@ class FuzzRun:
                 self._smallest = failure
             raise _Broke(failure)
 
+    def _check_command(self) -> None:
+        program = self.options.command[0]
+        found = shutil.which(program) if os.sep not in program else (program if os.access(program, os.X_OK) else None)
+        if found is None:
+            raise ValueError(f"cannot run {program!r}: no such executable (give a path, or a program on PATH)")
+
     def run(self) -> FuzzReport:
+        self._check_command()
         started = time.perf_counter()
         settings_ = Settings(clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed)
         with LiveServer(settings_) as self._server:
@@ -184,8 +196,8 @@ class FuzzRun:
         return self.report
 
     def _replay(self, path: Path) -> None:
-        behaviour = yaml.safe_load(path.read_text())
-        self._example(behaviour, 0)
+        (document,) = read_documents(path, ScenarioError)[:1]
+        self._example(document.data, 0, str(path), document.lines)
 
     def _search(self) -> None:
         numbers = iter(range(1, 1_000_000))

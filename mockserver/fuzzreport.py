@@ -20,10 +20,12 @@ class ConsoleProgress:
         self.started = time.perf_counter()
 
     def example(self, example: Example) -> None:
-        if example.number == 0:
+        if example.phase == "replay":
             label = "replay"
+        elif example.phase == "shrink":
+            label = "shrinking"
         else:
-            label = f"{example.number}/{self.options.examples}" if example.passed else f"shrinking ({example.number})"
+            label = f"{example.number}/{self.options.examples}"
         mark = "[green]pass[/]" if example.passed else f"[red]FAIL {escape(example.broken[0].property)}[/]"
         self.console.print(f"[dim]{label:>16}[/] {mark} {escape(example.description)} [dim]{example.duration:.2f} s[/]")
 
@@ -83,8 +85,10 @@ def write_json(report: FuzzReport, options: FuzzOptions, path: Path) -> None:
         "seconds_per_run": round(sum(e.duration for e in report.examples) / max(len(report.examples), 1), 3),
         "command": options.command,
         "examples": [
-            {"number": e.number, "description": e.description, "passed": e.passed, "duration_s": round(e.duration, 3),
-             "broken": [b.property for b in e.broken]}
+            {"number": e.number, "phase": e.phase, "description": e.description, "passed": e.passed,
+             "duration_s": round(e.duration, 3), "broken": [b.property for b in e.broken],
+             "exit_code": e.run.exit_code if e.run else None, "stopped": e.run.stopped if e.run else None,
+             "requests": len(e.run.entries) if e.run else None}
             for e in report.examples
         ],
         "failure": None,

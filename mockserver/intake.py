@@ -41,7 +41,7 @@ def bearer_key(request: Incoming, accepted: re.Pattern[str] | None = None) -> st
     if accepted is not None and accepted.fullmatch(key) is None:
         raise ApiError(
             401,
-            f"Invalid API key. This fake accepts keys matching {accepted.pattern!r} (see --api-keys).",
+            f"Invalid API key. This fake accepts keys matching '{accepted.pattern}' (see --api-keys).",
             code="invalid_api_key",
         )
     return key

@@ -223,7 +223,30 @@ def test_the_cli_needs_a_token() -> None:
     assert result.returncode == 2 and "MOCKSERVER_CHECK_TOKEN" in result.stderr
 
 
-def test_an_unreachable_deployment_is_a_failure_not_a_crash() -> None:
+def test_an_unreachable_deployment_is_a_usage_error_not_drift() -> None:
     result = _cli("--base-url", "http://127.0.0.1:9", "--timeout", "2")
-    assert result.returncode == 1
-    assert "No answer: ConnectError" in result.stdout and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert "cannot reach http://127.0.0.1:9: ConnectError" in result.stderr and "Traceback" not in result.stderr
+    assert "breaks its contract" not in result.stdout
+
+
+def test_a_base_url_without_a_scheme_is_refused() -> None:
+    result = _cli("--base-url", "127.0.0.1:9")
+    assert result.returncode == 2 and "must start with http:// or https://" in result.stderr
+
+
+def test_a_refused_key_is_said_plainly_and_nothing_more_is_sent() -> None:
+    with LiveServer(Settings(clock="manual")) as server:
+        result = _cli("--base-url", server.url, "--billable", "1", env={"MOCKSERVER_CHECK_TOKEN": "not-a-key"})
+        sent = server.runtime.journal.recorded
+    assert result.returncode == 2
+    assert "refused the API key (HTTP 401" in result.stderr and "Nothing else was sent" in result.stderr
+    assert sent == 1 and "not-a-key" not in result.stdout + result.stderr
+
+
+def test_a_status_outside_the_enum_is_reported_once_and_not_waited_on() -> None:
+    with LiveServer(Settings(clock="manual", default_scenario="cancelled-status")) as server:
+        report = run_check(server, billable=1)
+    task = next(p for p in report.probes if p.name == "billable-task-1")
+    assert [f.check for f in task.findings] == ["contract", "lifecycle"] and "cancelled" in task.findings[0].message
+    assert len(task.exchanges) < 10  # it stopped following the task once its status left the enum

@@ -89,6 +89,30 @@ def test_each_broken_client_is_caught_with_a_small_replayable_scenario(
     assert replayed.failure is not None and replayed.failure.broken[0].property == property_
 
 
+def test_a_client_that_never_runs_does_not_pass(tmp_path: Path) -> None:
+    report = fuzz(["false"], tmp_path, examples=5)
+    assert report.failure is not None and report.failure.broken[0].property == "submits"
+    assert "exited 1 without submitting anything" in report.failure.broken[0].message
+
+
+def test_a_command_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "1", "--", str(tmp_path / "no-such-client")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "no such executable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_replaying_a_broken_file_names_its_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "bad.yaml"
+    broken.write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: pendng}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "fuzz-client", "--replay", str(broken), "--", *BROKEN, "tight-loop"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and f"{broken}:4: timeline[0].status" in result.stderr
+
+
 def test_the_cli_shows_the_broken_property_requests_and_replay(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "20", "--seed", "2", "--speed", "200",
