@@ -16,7 +16,8 @@ and its output. Every property can be switched off or tuned through `Properties`
                          non-zero when the task failed or every submission was refused
     retry-after          after a 429 with Retry-After: N, the next request of that kind waits N s
     no-duplicate-submit  no second submission after one that may have created the task (a 200,
-                         a 5xx or no answer), unless the output says so (`ambiguous_retry_pattern`)
+                         a 5xx or no answer), unless the client said so (`ambiguous_retry_pattern`)
+                         in its output between the two
     time-limit           the client ends within the time limit
 """
 
@@ -26,8 +27,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
-
 from contracts._contract import Contract
 
 PROPERTY_NAMES = (
@@ -68,6 +67,7 @@ class ClientRun:
     duration: float = 0.0
     time_limit: float = 0.0
     stopped: str | None = None  # "time-limit", or "broken" when stopped as soon as a property broke
+    lines: list[tuple[float, str]] = field(default_factory=list)  # output lines with when they came
 
 
 # Properties that, once broken, stay broken whatever the client does next: a runner may stop
@@ -172,32 +172,24 @@ class Judge:
         return []
 
     def _valid_requests(self, run: ClientRun) -> list[Broken]:
+        """Judged from the fake's own answers: it validates every request against the contract,
+        and refuses an invalid one before any scenario is chosen (so `scenario` is empty); a
+        refusal a scenario scripted names its scenario."""
+        created = {e["task_id"] for e in run.entries if self.kind(e) == "submit" and e.get("task_id")}
         for entry in run.entries:
             kind = self.kind(entry)
             problem = None
             if kind == "other":
                 problem = f"sent {entry['method']} {entry['path']}, which the API does not have"
-            elif kind in ("submit", "poll") and entry.get("key_id") is None:
-                problem = f"sent {entry['method']} {entry['path']} without 'Authorization: Bearer <key>'"
-            elif kind == "submit":
-                problem = self._body_problem(entry)
-            elif kind == "poll":
-                violation = self.query.check_query(dict(parse_qsl(entry.get("query", ""))))
-                problem = violation.message if violation else None
+            elif kind in ("submit", "poll") and entry["status"] in (400, 401, 413, 422) and entry.get("scenario") is None:
+                error = (_answer(entry) or {}).get("error") if isinstance(_answer(entry), dict) else None
+                said = error.get("message") if isinstance(error, dict) else f"HTTP {entry['status']}"
+                problem = f"sent {entry['method']} {entry['path']}, which the fake refused (HTTP {entry['status']}): {said}"
+            elif kind == "poll" and entry["status"] == 404 and entry.get("task_id") not in created:
+                problem = f"polled {entry['path']}, a task id no submission of this run returned"
             if problem:
                 return [Broken("valid-requests", f"The client {problem}.", [entry])]
         return []
-
-    def _body_problem(self, entry: dict[str, Any]) -> str | None:
-        content_type = entry["headers"].get("content-type", "")
-        if not content_type.startswith("application/json"):
-            return f"submitted a body with Content-Type {content_type or '(none)'!r}, not application/json"
-        try:
-            body = json.loads(entry.get("body") or "")
-        except ValueError:
-            return "submitted a body that is not JSON"
-        violation = self.submit.check_body(body)
-        return f"submitted a body the contract refuses: {violation.message}" if violation else None
 
     def _polls_by_task(self, run: ClientRun) -> dict[str, list[dict[str, Any]]]:
         polls: dict[str, list[dict[str, Any]]] = {}
@@ -288,14 +280,23 @@ class Judge:
                     ]
         return []
 
+    def _announced(self, run: ClientRun, after: float, before: float) -> bool:
+        """Whether the client said it is retrying between two moments (from its timed output lines;
+        without them, anywhere in its output)."""
+        pattern = self.properties.ambiguous_retry_pattern
+        if not run.lines:
+            return re.search(pattern, run.output) is not None
+        return any(after <= at <= before and re.search(pattern, text) for at, text in run.lines)
+
     def _no_duplicate_submit(self, run: ClientRun) -> list[Broken]:
         submits = [e for e in run.entries if self.kind(e) == "submit"]
         for index, entry in enumerate(submits[:-1]):
             may_have_created = entry["status"] == 200 or entry["status"] >= 500 or entry["status"] == 0
             if not may_have_created:
                 continue
-            if entry["status"] != 200 and re.search(self.properties.ambiguous_retry_pattern, run.output):
-                continue  # the client said it is retrying an ambiguous submission
+            following = submits[index + 1]
+            if entry["status"] != 200 and self._announced(run, entry["wall_time"], following["wall_time"]):
+                continue  # the client said, before doing it, that it is retrying an ambiguous submission
             outcome = "was accepted" if entry["status"] == 200 else (
                 f"got HTTP {entry['status']}" if entry["status"] else "got no answer"
             )
@@ -304,7 +305,7 @@ class Judge:
                     "no-duplicate-submit",
                     f"Submission {index + 1} {outcome}, so it may have created (and billed) a task, and the client "
                     f"submitted again{'' if entry['status'] == 200 else ' without saying so'}.",
-                    [entry, submits[index + 1]],
+                    [entry, following],
                 )
             ]
         return []

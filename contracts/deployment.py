@@ -7,9 +7,10 @@
 By default it spends nothing. Every request it sends either carries no valid key, or asks for a
 task that does not exist, or has a body the contract says must be refused: malformed JSON, the
 wrong content type, a missing required field, a value of the wrong type or outside its enum.
-The body probes go from the safest to the least safe, and stop at the first one the deployment
-accepts: a deployment that breaks its contract that way may have created one task, and the
-report says so.
+The submissions go from the safest to the least safe, and stop at the first one the deployment
+accepts, answers with a 5xx or leaves unanswered: such a deployment may have created one task
+(a proxy that adds its own key could, even for a request sent with none), and the report says
+so. That one counts against `billable` too.
 
 With `billable=N` it also submits at most N valid tasks (never more, whatever happens: a submit
 that fails or times out is counted as spent and never retried) and follows them, side by side,
@@ -150,7 +151,6 @@ class _Probe:
     raw: bytes | None = None
     content_type: str | None = "application/json"
     field: str | None = None  # the body field the probe breaks
-    risky: bool = False  # sent with the real key: a deployment breaking its contract may bill it
 
 
 @dataclass
@@ -262,8 +262,6 @@ class DeploymentCheck:
                     _Probe(f"submit-bad-{name}", f"Submit '{name}' outside its enum", "POST", submit,
                            frozenset({422}), "token", {**body, name: "mockserver-check-not-allowed"}, field=name)
                 )  # fmt: skip
-        for probe in risky:
-            probe.risky = True
         return probes + risky
 
     def _missing(self, name: str, body: dict[str, Any]) -> _Probe:
@@ -278,10 +276,21 @@ class DeploymentCheck:
     # Sending and judging.
 
     def _mask(self, text: str) -> str:
-        return text.replace(self.token, MASK) if self.token else text
+        """The text with the token, and its escaped spellings, replaced by ***."""
+        if not self.token:
+            return text
+        for spelling in {self.token, repr(self.token)[1:-1], json.dumps(self.token)[1:-1]}:
+            text = text.replace(spelling, MASK)
+        return text
+
+    def _add(self, probe: ProbeResult, finding: Finding) -> None:
+        """Every finding goes through here: its message is masked before anything can show it."""
+        finding.message = self._mask(finding.message)
+        probe.add(finding)
 
     def _send(self, method: str, path: str, key: str | None, body: Any = None, raw: bytes | None = None,
-              content_type: str | None = None, url: str | None = None, headers: dict[str, str] | None = None) -> tuple[Exchange, httpx.Response | None]:  # fmt: skip
+              content_type: str | None = None, url: str | None = None, headers: dict[str, str] | None = None,
+              follow: bool = False) -> tuple[Exchange, httpx.Response | None]:  # fmt: skip
         target = url or f"{self.base_url}{path}"
         sent = dict(headers or {})
         shown = dict(headers or {})
@@ -295,20 +304,20 @@ class DeploymentCheck:
         exchange = Exchange(method, target, shown, self._mask(content.decode("utf-8", "replace")) if content is not None else None)
         started = time.perf_counter()
         try:
-            response = self.client.request(method, target, headers=sent, content=content)
+            response = self.client.request(method, target, headers=sent, content=content, follow_redirects=follow)
         except httpx.HTTPError as exc:
             exchange.elapsed = time.perf_counter() - started
             exchange.error = f"{type(exc).__name__}: {self._mask(str(exc))}"
             return exchange, None
         exchange.elapsed = time.perf_counter() - started
         exchange.status = response.status_code
-        exchange.response = self._mask(response.text[:BODY_EXCERPT])
+        exchange.response = self._mask(response.text)[:BODY_EXCERPT]  # mask first: a cut could split the token
         return exchange, response
 
     def _judge(self, result: ProbeResult, exchange: Exchange, response: httpx.Response | None, expected: frozenset[int] | None) -> None:  # fmt: skip
         result.exchanges.append(exchange)
         if response is None:
-            result.add(Finding("transport", f"No answer: {exchange.error}", exchange))
+            self._add(result, Finding("transport", f"No answer: {exchange.error}", exchange))
             return
         if expected is not None and response.status_code not in expected:
             wanted = " or ".join(str(s) for s in sorted(expected))
@@ -316,13 +325,12 @@ class DeploymentCheck:
             said = ""
             if isinstance(error, dict) and isinstance(error.get("error"), dict):
                 said = f" ({error['error'].get('type')}: {self._mask(str(error['error'].get('message')))[:300]})"
-            result.add(
-                Finding("expected_status", f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.", exchange)
+            self._add(result, Finding("expected_status", f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.", exchange)
             )
         try:
             self.validator.validate(response)
         except ContractViolation as violation:
-            result.add(Finding("contract", self._mask(_strip_reproduce(str(violation))), exchange))
+            self._add(result, Finding("contract", self._mask(_strip_reproduce(str(violation))), exchange))
 
     def _check_param(self, result: ProbeResult, probe: _Probe, exchange: Exchange, response: httpx.Response | None) -> None:  # fmt: skip
         """A refusal that names, in `param`, a field the contract does not define points at drift."""
@@ -334,8 +342,7 @@ class DeploymentCheck:
             return
         known = set(self.schema.get("properties", {}))
         if isinstance(param, str) and param != probe.field and param.split(".")[0] not in known:
-            result.add(
-                Finding(
+            self._add(result, Finding(
                     "refused_field",
                     f"The probe left out or broke '{probe.field}', and the deployment refused it naming "
                     f"'{param}', a field this contract does not define: the deployment expects another "
@@ -350,8 +357,8 @@ class DeploymentCheck:
         exchange, response = self._send(probe.method, probe.path, probe.key, probe.body, probe.raw, probe.content_type)
         self._judge(result, exchange, response, probe.expected)
         self._check_param(result, probe, exchange, response)
-        if probe.risky and (response is None or response.is_success):
-            self.report.spent += 1  # accepted (or unknown outcome): it may have created a task
+        if probe.method == self.submit.method and probe.path == self.submit.path and _may_have_billed(response):
+            self.report.spent += 1
         result.duration = time.perf_counter() - started
         return result
 
@@ -368,7 +375,7 @@ class DeploymentCheck:
             return Polled(tracked.probe.name, tracked.task_id, None, None, tracked.polls)
         problems = task_problems(task) + (transition_problems(tracked.last, task) if tracked.last else [])
         for problem in problems:
-            tracked.probe.add(Finding("lifecycle", problem, exchange))
+            self._add(tracked.probe, Finding("lifecycle", problem, exchange))
         tracked.last = task
         if is_done(task):
             if task.get("status") == "completed":
@@ -384,17 +391,16 @@ class DeploymentCheck:
         url = first.get("url") if isinstance(first, dict) else None
         if not isinstance(url, str):
             return  # the shape is wrong: the contract check has said so
-        exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"})
+        # The result lives on a CDN, which may redirect; it gets no key, so following is safe.
+        exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"}, follow=True)
         probe.exchanges.append(exchange)
         if response is None:
-            probe.add(Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
+            self._add(probe, Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
         elif response.status_code not in (200, 206) or not response.content:
-            probe.add(
-                Finding("download", f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.", exchange)
+            self._add(probe, Finding("download", f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.", exchange)
             )
-        elif not response.headers.get("content-type", "").startswith(("video/", "application/octet-stream")):
-            probe.add(
-                Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
+        elif not response.headers.get("content-type", "").startswith(("video/", "application/octet-stream", "binary/octet-stream")):
+            self._add(probe, Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
             )
 
     def _submit_task(self, index: int) -> Iterator[Event]:
@@ -435,8 +441,7 @@ class DeploymentCheck:
         for tracked in self._tracked:
             if not tracked.done:
                 status = tracked.last.get("status") if tracked.last else "unknown"
-                tracked.probe.add(
-                    Finding("polling_budget", f"Task {tracked.task_id} was still {status!r} when the polling budget ran "
+                self._add(tracked.probe, Finding("polling_budget", f"Task {tracked.task_id} was still {status!r} when the polling budget ran "
                             f"out ({tracked.polls} polls, {self.max_wait:g} s); expected completed or failed.",
                             tracked.probe.exchanges[-1])
                 )  # fmt: skip
@@ -466,13 +471,11 @@ class DeploymentCheck:
     def _run(self) -> Iterator[Event]:
         self._preflight()
         started = time.perf_counter()
-        accepted_one = False
         for probe in self._probes():
-            if probe.risky and accepted_one:
-                continue  # stop spending on a deployment that accepts what it must refuse
+            if self.report.spent and probe.path == self.submit.path:
+                continue  # a submission may already have cost something: send no more of them
             yield ProbeStarted(probe.name, probe.description)
             result = self._run_probe(probe)
-            accepted_one = accepted_one or (probe.risky and self.report.spent > 0)
             self.report.probes.append(result)
             yield ProbeFinished(result)
         for index in range(1, self.billable + 1):
@@ -482,6 +485,11 @@ class DeploymentCheck:
         yield from self._follow_all()
         self.report.duration = time.perf_counter() - started
         yield RunFinished(self.report)
+
+
+def _may_have_billed(response: httpx.Response | None) -> bool:
+    """A submission accepted, answered 5xx, or not answered at all may have created a task."""
+    return response is None or response.is_success or response.status_code >= 500
 
 
 def _types(schema: dict[str, Any]) -> set[str]:

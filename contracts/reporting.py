@@ -33,7 +33,7 @@ class ConsoleReporter:
         elif isinstance(event, Polled):
             if self._status is not None:
                 self._status.update(
-                    f"Following {event.task_id}: {event.status} {event.progress}% (poll {event.polls})"
+                    escape(f"Following {event.task_id}: {event.status} {event.progress}% (poll {event.polls})")
                 )
         elif isinstance(event, ProbeFinished):
             self._stop()

@@ -110,21 +110,23 @@ class AdminGuard:
     request while no token is set. `/health` stays open: it says nothing secret, and health checks
     (Docker's) need it."""
 
+    OPEN = "/__admin/health"
+
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.token = settings.admin_token.encode() if settings.admin_token else None
+        self.token = settings.admin_token.encode("utf-8") if settings.admin_token else None
         self.closed = self.token is None and not settings.loopback
         self.host = settings.host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].endswith("/health") and (self.token or self.closed):
-            refusal = self._refusal(Incoming(scope, receive).header(b"authorization"))
+        if scope["type"] == "http" and scope["path"] != self.OPEN and (self.token or self.closed):
+            refusal = self._refusal(dict(scope["headers"]).get(b"authorization"))
             if refusal is not None:
                 await refusal.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, header: str | None) -> ApiError | None:
+    def _refusal(self, header: bytes | None) -> ApiError | None:
         if self.token is None:
             return ApiError(
                 403,
@@ -132,8 +134,8 @@ class AdminGuard:
                 "--admin-token (or MOCKSERVER_ADMIN_TOKEN) and send 'Authorization: Bearer <admin token>'.",
                 code="admin_closed",
             )
-        scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.token):
+        scheme, _, token = (header or b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.token):
             return ApiError(401, "The admin API needs 'Authorization: Bearer <admin token>'.", code="admin_token_required")
         return None
 

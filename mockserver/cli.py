@@ -8,6 +8,7 @@ the file, line and field of the problem, and exit status 2.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -200,6 +201,7 @@ def serve(
         body_timeout=body_timeout,
         keep_alive_timeout=keep_alive_timeout,
         max_connections=max_connections,
+        gc_freeze=True,
         journal_size=journal_size,
         log_level=log_level,
     )
@@ -279,6 +281,8 @@ def check(
         _fail(f"mockserver check needs schemathesis: pip install 'veo-mockserver[check]' ({exc})")
     if not token:
         _fail("no API key: set MOCKSERVER_CHECK_TOKEN (or pass --token)")
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        _fail("the API key has spaces, control or non-ASCII characters (a stray newline from a file?); it is not shown")
     try:
         loaded = Contract.load(contract)
         runner = DeploymentCheck(
@@ -291,20 +295,20 @@ def check(
     if billable:
         console.print(f"[yellow]This run may create up to {billable} billable task(s) on {escape(base_url)}.[/]")
     reporter = ConsoleReporter(console)
-    report = None
+    finished = False
     try:
         for event in runner.run():
             reporter.handle(event)
-            if isinstance(event, RunFinished):
-                report = event.report
+            finished = finished or isinstance(event, RunFinished)
     except CheckAborted as exc:
         _fail(str(exc))
-    assert report is not None
-    if junit_path is not None:
-        write_junit(report, junit_path)
-    if json_path is not None:
-        write_json(report, json_path)
-    sys.exit(0 if report.ok else 1)
+    finally:
+        # Even a run that crashed leaves its reports: they list what was sent, and what may have been billed.
+        if junit_path is not None:
+            write_junit(runner.report, junit_path)
+        if json_path is not None:
+            write_json(runner.report, json_path)
+    sys.exit(0 if finished and runner.report.ok else 1)
 
 
 def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:

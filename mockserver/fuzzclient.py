@@ -13,8 +13,8 @@ one-line command that replays it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
+import signal
 import threading
 import shlex
 import subprocess
@@ -97,6 +97,36 @@ class _Broke(Exception):
         self.failure = failure
 
 
+_BROKE: dict[str, type[_Broke]] = {}
+
+
+def _broke(prop: str) -> type[_Broke]:
+    """One exception class per property: hypothesis then treats each broken property as its own
+    bug, and shrinking a failure of one never wanders off to another."""
+    if prop not in _BROKE:
+        _BROKE[prop] = type(f"Broke_{prop.replace('-', '_')}", (_Broke,), {})
+    return _BROKE[prop]
+
+
+def _read_lines(stream: Any, lines: list[tuple[float, str]]) -> None:
+    """Collect the client's output line by line, with when each line came, up to OUTPUT_LIMIT."""
+    size = 0
+    for raw in iter(stream.readline, b""):
+        if size < OUTPUT_LIMIT:
+            text = raw.decode("utf-8", "replace")
+            lines.append((time.time(), text))
+            size += len(text)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the client and anything it started (its process group), then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 def _size(behaviour: dict[str, Any]) -> int:
     return len(yaml.safe_dump(behaviour))
 
@@ -123,38 +153,47 @@ class FuzzRun:
         runtime.reset()
         runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines))
         runtime.set_default(behaviour["name"])
-        started = time.perf_counter()
+        started, since = time.perf_counter(), time.time()
         process = subprocess.Popen(
             self.options.command,
             env=self._environment(self._server.url),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopping it stops what it started too
         )
-        output = bytearray()
-        reader = threading.Thread(target=lambda: output.extend(process.stdout.read()), daemon=True)  # type: ignore[union-attr]
+        lines: list[tuple[float, str]] = []
+        reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
         reader.start()
         stopped = None
         deadline = started + self.options.time_limit
-        while process.poll() is None:
-            if time.perf_counter() > deadline:
-                stopped = "time-limit"
-            elif self.judge.judge(ClientRun(self._entries(), None), only=FINAL):
-                stopped = "broken"  # no need to wait: what it did cannot be undone
-            if stopped:
-                process.kill()
-                break
-            time.sleep(0.02)
-        process.wait()
-        reader.join(timeout=5)
-        process.stdout.close()  # type: ignore[union-attr]
-        text = output.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
+        try:
+            while process.poll() is None:
+                if time.perf_counter() > deadline:
+                    stopped = "time-limit"
+                elif self.judge.judge(ClientRun(self._entries(since), None), only=FINAL):
+                    stopped = "broken"  # no need to wait: what it did cannot be undone
+                if stopped:
+                    break
+                time.sleep(0.02)
+        finally:
+            _stop_group(process)
+            reader.join(timeout=5)
+            process.stdout.close()  # type: ignore[union-attr]
+        text = "".join(line for _, line in lines)[-OUTPUT_LIMIT:]
         exit_code = None if stopped else process.returncode
-        return ClientRun(self._entries(), exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped)
+        entries = self._entries(since)
+        return ClientRun(entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines)
 
-    def _entries(self) -> list[dict[str, Any]]:
+    def _entries(self, since: float) -> list[dict[str, Any]]:
+        """This run's requests, oldest first: a request of an earlier, stopped client that was still
+        being answered when this run began arrived before `since` and is left out."""
         assert self._server is not None
-        return [entry.to_json() for entry in reversed(list(self._server.runtime.journal.entries()))]
+        journal = self._server.runtime.journal
+        entries = [entry.to_json() for entry in reversed(journal.entries()) if entry.wall_time >= since]
+        if len(entries) >= journal.size:
+            raise ValueError(f"the client sent {journal.size} requests or more in one run: too many to judge")
+        return entries
 
     def _example(self, behaviour: dict[str, Any], number: int, source: str | None = None, lines: dict | None = None) -> None:
         run = self.play(behaviour, source, lines)
@@ -167,7 +206,7 @@ class FuzzRun:
             failure = Failure(behaviour, run, broken)
             if self._smallest is None or _size(behaviour) <= _size(self._smallest.behaviour):
                 self._smallest = failure
-            raise _Broke(failure)
+            raise _broke(broken[0].property)(failure)
 
     def _check_command(self) -> None:
         program = self.options.command[0]
@@ -178,7 +217,9 @@ class FuzzRun:
     def run(self) -> FuzzReport:
         self._check_command()
         started = time.perf_counter()
-        settings_ = Settings(clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed)
+        settings_ = Settings(
+            clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed, journal_size=100_000
+        )
         with LiveServer(settings_) as self._server:
             try:
                 if self.options.replay is not None:
@@ -230,11 +271,13 @@ class FuzzRun:
         path.write_text(yaml.safe_dump(behaviour, sort_keys=False, allow_unicode=True))
         failure.behaviour = behaviour
         failure.scenario_file = path
-        env = " ".join(f"--env {shlex.quote(f'{name}={value}')}" for name, value in self.options.env.items())
-        env += "".join(f" --skip {name}" for name in sorted(set(PROPERTY_NAMES) - self.options.properties.enabled))
-        failure.replay = re.sub(
-            r"\s+",
-            " ",
-            f"mockserver fuzz-client --replay {shlex.quote(str(path))} --contract {self.options.contract} "
-            f"--speed {self.options.speed:g} --time-limit {self.options.time_limit:g} {env} -- {shlex.join(self.options.command)}",
-        )
+        options, properties = self.options, self.options.properties
+        words = ["mockserver", "fuzz-client", "--replay", str(path), "--contract", options.contract,
+                 "--speed", f"{options.speed:g}", "--time-limit", f"{options.time_limit:g}",
+                 "--min-poll-interval", f"{properties.min_poll_interval:g}",
+                 "--polls-after-terminal", str(properties.polls_after_terminal)]  # fmt: skip
+        for name, value in options.env.items():
+            words += ["--env", f"{name}={value}"]
+        for name in sorted(set(PROPERTY_NAMES) - properties.enabled):
+            words += ["--skip", name]
+        failure.replay = shlex.join([*words, "--", *options.command])

@@ -206,7 +206,8 @@ class Journal:
 
     def entries(self) -> Iterable[Entry]:
         """Most recent first."""
-        return [Entry._make(fields) for fields in reversed(self._entries)]
+        snapshot = list(self._entries)  # one step: another thread may be appending meanwhile
+        return [Entry._make(fields) for fields in reversed(snapshot)]
 
     def select(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None

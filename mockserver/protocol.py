@@ -8,6 +8,7 @@
   starting the request, or it gets 408 and is disconnected (uvicorn itself waits for ever, so one
   slow client per connection could hold the server's connections: "slowloris").
 - Beyond `max_connections` open connections, a new one is answered 503 and closed.
+- A connection whose request body is still arriving when the answer has been sent is closed.
 
 `protocol_class(settings)` makes the class uvicorn is given, with those limits.
 """
@@ -74,6 +75,14 @@ class MockHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_header_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # A request whose body is still coming when its answer has gone (a route that does not
+        # read bodies, or an error answer): a slow sender could trickle that body for ever, each
+        # byte resetting the keep-alive timer. Close the connection instead.
+        if self.cycle is not None and self.cycle.more_body:
+            self.transport.close()
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()

@@ -63,7 +63,7 @@ class Runtime:
         self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
         self._loaded = dict(self.scenarios)  # what reset goes back to
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
-        self.store = TaskStore(settings.seed, settings.task_retention)
+        self.store = TaskStore(settings.seed, settings.task_retention, settings.gc_freeze)
         self.journal = Journal(settings.journal_size)
         self.media = Media()
         self.render = Renderer(self.contract, self.media)
@@ -71,7 +71,7 @@ class Runtime:
         if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
-        self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits
+        self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits, bounded
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
@@ -191,7 +191,7 @@ class Runtime:
         """Forget every task, journal entry, counter, run-time choice and scenario added at run time.
         The clock goes back to its
         configured mode and speed but keeps its reading: scenario time never runs backward."""
-        self.store = TaskStore(self.settings.seed, self.settings.task_retention)
+        self.store = TaskStore(self.settings.seed, self.settings.task_retention, self.settings.gc_freeze)
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
         self.selector.refresh()

@@ -4,7 +4,7 @@ test), then passed down. Nothing else in the package reads the environment."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,12 +32,13 @@ class Settings:
     journal_size: int = 1000
     max_body_bytes: int = MAX_BODY_BYTES
     log_level: str = "info"
-    admin_token: str | None = None  # required by the admin API when set, and off loopback
+    admin_token: str | None = field(default=None, repr=False)  # required by the admin API when set, and off loopback
     task_retention: float = 24 * 3600.0  # scenario seconds a finished task is kept
     header_timeout: float = 10.0  # real seconds a client may take to send a request's headers
     body_timeout: float = 30.0  # real seconds a client may take to send a request's body
     keep_alive_timeout: float = 5.0  # real seconds an idle keep-alive connection stays open
     max_connections: int = 1000  # open connections; more are answered 503 and closed
+    gc_freeze: bool = False  # move long-lived tasks out of the cyclic GC (the server does; tests need not)
 
     @property
     def loopback(self) -> bool:

@@ -46,11 +46,13 @@ class TaskStore:
     seconds after its lifecycle ends (or after it was created, for one that never ends); then it
     is gone, as the provider forgets tasks, and the memory it held is freed."""
 
-    def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0) -> None:
+    def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0, gc_freeze: bool = False) -> None:
         self._tasks: dict[str, Task] = {}
         self._random = random.Random(seed)
         self.retention = retention
         self.evicted = 0
+        self._gc_freeze = gc_freeze
+        self._frozen_at = 0  # the store size at the last freeze
 
     def expired(self, task: Task, now: float) -> bool:
         ends = task.scenario.ends_at or 0.0
@@ -93,11 +95,15 @@ class TaskStore:
 
     def add(self, task: Task) -> Task:
         self._tasks[task.id] = task
-        if len(self._tasks) % _FREEZE_EVERY == 0:
+        if self._gc_freeze and len(self._tasks) >= self._frozen_at + _FREEZE_EVERY:
             # Tasks live long and hold no reference cycles: move them out of the cyclic garbage
             # collector's reach, so that a million of them do not make each full collection (and
             # the requests it pauses) slower. Reference counting still frees them when removed.
+            # Collect first, so that no cyclic garbage is frozen with them; freeze again only once
+            # the store has grown by another _FREEZE_EVERY.
+            gc.collect()
             gc.freeze()
+            self._frozen_at = len(self._tasks)
         return task
 
     def clear(self) -> None:

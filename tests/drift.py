@@ -17,6 +17,7 @@ class RewriteAnswers:
 
     def __init__(self, app: ASGIApp, rewrite: Rewrite) -> None:
         self.app, self.rewrite = app, rewrite
+        self.state = getattr(app, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):

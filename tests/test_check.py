@@ -250,3 +250,110 @@ def test_a_status_outside_the_enum_is_reported_once_and_not_waited_on() -> None:
     task = next(p for p in report.probes if p.name == "billable-task-1")
     assert [f.check for f in task.findings] == ["contract", "lifecycle"] and "cancelled" in task.findings[0].message
     assert len(task.exchanges) < 10  # it stopped following the task once its status left the enum
+
+
+def test_a_token_echoed_anywhere_is_masked_in_every_report(tmp_path: Path) -> None:
+    """In a task's error (a lifecycle finding), and across the point where bodies are cut short."""
+
+    def echo(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+        if method == "GET" and status == 200 and isinstance(body, dict):
+            body["error"] = {"code": "x", "message": f"key {TOKEN} refused", "type": "task_error"}
+        if status == 404:
+            return 404, {"error": {"message": "p" * 1990 + TOKEN, "type": "not_found"}}
+        return status, body
+
+    server = LiveServer(Settings(clock="manual", default_scenario="fast"))
+    server.app = RewriteAnswers(server.app, echo)
+    with server:
+        result = _cli("--base-url", server.url, "--billable", "1", "--poll-interval", "0.05", "--max-wait", "0.2",
+                      "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"))  # fmt: skip
+    everything = result.stdout + result.stderr + (tmp_path / "j.xml").read_text() + (tmp_path / "r.json").read_text()
+    assert "lifecycle" in everything and "key *** refused" in everything
+    assert TOKEN not in everything and TOKEN[:-1] not in everything
+
+
+def test_a_token_with_a_stray_newline_is_refused_without_showing_it() -> None:
+    result = _cli("--base-url", "http://127.0.0.1:9", env={"MOCKSERVER_CHECK_TOKEN": TOKEN + "\n"})
+    assert result.returncode == 2 and "stray newline" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_deployment_answering_5xx_to_submissions_costs_at_most_one() -> None:
+    def fail(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+        if method == "POST":
+            return 500, {"error": {"message": "boom", "type": "server_error"}}
+        return status, body
+
+    server = LiveServer(Settings(clock="manual"))
+    server.app = RewriteAnswers(server.app, fail)
+    with server:
+        report = run_check(server, billable=2)
+        sent = len(server.runtime.journal.select(method="POST"))
+    assert report.spent == 2 and sent == 2  # one probe, then one billable task: never more than the budget
+
+
+def test_a_proxy_that_adds_its_own_key_costs_at_most_one(tmp_path: Path) -> None:
+    """A deployment that accepts submissions without a (valid) key: the first such probe counts
+    as spent, and no other submission is sent in the free mode."""
+    contract = drifted_contract(tmp_path, "required: [model, prompt, video]")
+    with LiveServer(Settings(clock="manual", contract=str(contract), api_keys=r".*")) as server:
+        server.app = _keyless(server.app)
+        report = run_check(server, "seed")
+        created = len(server.runtime.store)
+    assert report.spent == 1 and created == 1
+
+
+def _keyless(app: Any) -> Any:
+    """ASGI middleware standing for a proxy that sends its own key upstream."""
+
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            scope = {**scope, "headers": [*headers, (b"authorization", b"Bearer sk-proxy-own-key")]}
+        await app(scope, receive, send)
+
+    proxy.state = app.state  # type: ignore[attr-defined]
+    return proxy
+
+
+def test_server_text_that_looks_like_markup_does_not_crash_the_report(tmp_path: Path) -> None:
+    def markup(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+        if method == "GET" and status == 200 and isinstance(body, dict):
+            body["status"] = "[/]"
+        return status, body
+
+    server = LiveServer(Settings(clock="manual", default_scenario="fast"))
+    server.app = RewriteAnswers(server.app, markup)
+    with server:
+        result = _cli("--base-url", server.url, "--billable", "1", "--max-wait", "0.2", "--poll-interval", "0.05",
+                      "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["spent"] == 1
+
+
+def test_a_result_url_that_redirects_is_followed() -> None:
+    def redirect(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
+        if method == "GET" and status == 200 and isinstance(body, dict) and body.get("results"):
+            url = body["results"][0]["url"]
+            body["results"][0]["url"] = url + "?redirect=1"  # answered with a 302 to the plain URL
+        return status, body
+
+    class Redirecting:
+        def __init__(self, app: Any) -> None:
+            self.app, self.state = app, app.state
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/files/") and scope.get("query_string") == b"redirect=1":
+                target = scope["path"].encode()
+                await send({"type": "http.response.start", "status": 302, "headers": [(b"location", target), (b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self.app(scope, receive, send)
+
+    server = LiveServer(Settings(clock="manual", default_scenario="fast"))
+    server.app = Redirecting(RewriteAnswers(server.app, redirect))
+    with server:
+        report = run_check(server, billable=1)
+    assert report.ok, messages(report)
+    task = next(p for p in report.probes if p.name == "billable-task-1")
+    assert task.exchanges[-1].status == 206
