@@ -8,7 +8,8 @@
   starting the request, or it gets 408 and is disconnected (uvicorn itself waits for ever, so one
   slow client per connection could hold the server's connections: "slowloris").
 - Beyond `max_connections` open connections, a new one is answered 503 and closed.
-- A connection whose request body is still arriving when the answer has been sent is closed.
+- A connection whose request body is still arriving when the answer has been sent is closed if
+  the rest does not come within `header_timeout` seconds.
 
 `protocol_class(settings)` makes the class uvicorn is given, with those limits.
 """
@@ -76,16 +77,33 @@ class MockHttpProtocol(HttpToolsProtocol):
         self._stop_header_timer()
         super().on_headers_complete()
 
+    _drain_timer: asyncio.TimerHandle | None = None
+
     def on_response_complete(self) -> None:
         # A request whose body is still coming when its answer has gone (a route that does not
         # read bodies, or an error answer): a slow sender could trickle that body for ever, each
-        # byte resetting the keep-alive timer. Close the connection instead.
+        # byte resetting the keep-alive timer. Give the rest of the body `header_timeout` seconds
+        # to arrive (a body in flight does), then close the connection.
+        if self.cycle is not None and self.cycle.more_body and self._drain_timer is None:
+            self._drain_timer = self.loop.call_later(self.header_timeout, self._body_too_slow)
+        super().on_response_complete()
+
+    def _body_too_slow(self) -> None:
+        self._drain_timer = None
         if self.cycle is not None and self.cycle.more_body:
             self.transport.close()
-        super().on_response_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
