@@ -163,7 +163,7 @@ class AdminApi:
         ]
 
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await read_body(Incoming(request.scope, request.receive), ADMIN_BODY_LIMIT, self.rt.settings.body_timeout)
+        raw = await read_body(Incoming(request.scope, request.receive), ADMIN_BODY_LIMIT)
         if not raw.strip():
             return {}
         data = parse_json(raw)

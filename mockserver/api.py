@@ -74,7 +74,7 @@ class ProviderApi:
 
     async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
-        body = await read_json(request, self.rt.settings.max_body_bytes, self.rt.settings.body_timeout)
+        body = await read_json(request, self.rt.settings.max_body_bytes)
         violation = self.submit_operation.check_body(body)
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)

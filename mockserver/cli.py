@@ -229,7 +229,7 @@ def serve(
         log_level=log_level,
         lifespan="off",
         server_header=False,
-        http=protocol_class(settings.header_timeout, settings.max_connections),
+        http=protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections),
         proxy_headers=False,  # result URLs follow the Host header or --public-url, not X-Forwarded-*
         timeout_keep_alive=settings.keep_alive_timeout,
     )

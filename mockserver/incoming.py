@@ -8,7 +8,6 @@ fast path in front of them (`mockserver.app`).
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope
@@ -48,18 +47,12 @@ class Incoming:
             host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
         return f"{self.scope.get('scheme', 'http')}://{host}{self.scope.get('root_path', '')}"
 
-    async def body(self, limit: int, timeout: float = 30.0) -> bytes:
-        """The whole body, refused with 413 once it is over `limit` bytes, and with 408 when it
-        takes more than `timeout` seconds to arrive."""
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refused with 413 once it is over `limit` bytes. (A body that comes too
+        slowly is cut off by the protocol: `mockserver.protocol`.)"""
         chunks = bytearray()
-        deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            try:
-                message = await asyncio.wait_for(self.receive(), max(deadline - asyncio.get_running_loop().time(), 0))
-            except TimeoutError:
-                raise ApiError(
-                    408, f"The request body did not arrive within {timeout:g} s.", headers={"connection": "close"}
-                ) from None
+            message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ApiError(400, "The client went away before the request body was complete.")
             chunks += message.get("body", b"")

@@ -76,8 +76,8 @@ def _too_large(size: str, limit: int) -> ApiError:
     return ApiError(413, f"The request body is {size} bytes; the limit is {limit} bytes.")
 
 
-async def read_body(request: Incoming, limit: int, timeout: float = 30.0) -> bytes:
-    """The raw body, refused with 413 once it is over `limit` bytes (408 if it comes too slowly)."""
+async def read_body(request: Incoming, limit: int) -> bytes:
+    """The raw body, refused with 413 once it is over `limit` bytes."""
     declared = request.header(b"content-length")
     if declared is not None:
         size = whole_number(declared)
@@ -85,7 +85,7 @@ async def read_body(request: Incoming, limit: int, timeout: float = 30.0) -> byt
             raise ApiError(400, f"Content-Length {declared[:40]!r} is not a number of bytes.")
         if size > limit:
             raise _too_large(declared, limit)
-    return await request.body(limit, timeout)
+    return await request.body(limit)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -130,7 +130,7 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-async def read_json(request: Incoming, limit: int, timeout: float = 30.0) -> Any:
+async def read_json(request: Incoming, limit: int) -> Any:
     """The parsed JSON body of a request that must send one with `Content-Type: application/json`."""
     _check_content_type(request)
-    return parse_json(await read_body(request, limit, timeout))
+    return parse_json(await read_body(request, limit))

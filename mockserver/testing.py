@@ -45,7 +45,7 @@ class LiveServer:
             log_level="warning",
             lifespan="off",
             access_log=False,
-            http=protocol_class(settings.header_timeout, settings.max_connections),
+            http=protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections),
             timeout_keep_alive=settings.keep_alive_timeout,
         )
         self._server = uvicorn.Server(config)
