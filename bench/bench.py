@@ -60,7 +60,6 @@ class Result:
     idle_mb: float | None = None
     loaded_mb: float | None = None
     measures: dict[str, Measure] = field(default_factory=dict)
-    note: str = ""
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ detailed error (`Violation`), which names the offending field in `param` the way
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,12 @@ class Operation:
     requires_query: bool = False  # whether any query parameter is required
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
+
+    @property
+    def path_regex(self) -> re.Pattern[str]:
+        """Matches a request path of this operation, with a named group per path parameter."""
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        return re.compile(f"^{pattern}$")
 
     def answer(self, status: int) -> ResponseSpec | None:
         """The documented response for `status` (exact code, then `4XX`-style ranges, then default)."""

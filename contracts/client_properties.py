@@ -122,8 +122,7 @@ class Judge:
         self.properties = properties or Properties()
         self.submit = contract.operation("createVideoGeneration")
         self.query = contract.operation("getTask")
-        prefix, _, suffix = self.query.path.partition("{task_id}")
-        self._poll_path = re.compile(f"^{re.escape(prefix)}[^/]+{re.escape(suffix)}$")
+        self._poll_path = self.query.path_regex
 
     def _arrived(self, entry: dict[str, Any]) -> float:
         return entry[self.timebase]

@@ -21,11 +21,14 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from mockserver.errors import ApiError
+
 TRANSPORT_EXTENSION = "mockserver.transport"
 
 
-def _error_bytes(status: int, kind: str, message: str) -> bytes:
-    body = json.dumps({"error": {"message": message, "type": kind}}).encode()
+def _error_bytes(status: int, message: str) -> bytes:
+    """A whole HTTP answer in the provider's error shape, for errors the application never sees."""
+    body = json.dumps(ApiError(status, message).body()).encode()
     head = STATUS_LINE[status] + b"".join(
         [
             b"content-type: application/json\r\n",
@@ -50,7 +53,7 @@ class MockHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             message = f"Too many open connections (the limit is {self.max_connections}); try again."
-            transport.write(_error_bytes(503, "service_unavailable_error", message))
+            transport.write(_error_bytes(503, message))
             transport.close()
             return
         self._arm("headers")  # a client that connects and says nothing
@@ -75,7 +78,7 @@ class MockHttpProtocol(HttpToolsProtocol):
         if self.cycle is None or not self.cycle.response_started:
             seconds = self.header_timeout if waiting == "headers" else self.body_timeout
             message = f"The request's {waiting} did not arrive within {seconds:g} s."
-            self.transport.write(_error_bytes(408, "invalid_request_error", message))
+            self.transport.write(_error_bytes(408, message))
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -106,7 +109,7 @@ class MockHttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()
-        self.transport.write(_error_bytes(400, "invalid_request_error", f"{msg.rstrip('.')}: the request is not valid HTTP/1.1."))
+        self.transport.write(_error_bytes(400, f"{msg.rstrip('.')}: the request is not valid HTTP/1.1."))
         self.transport.close()
 
 

@@ -167,3 +167,14 @@ def test_the_response_validator_reads_requests_responses_too() -> None:
     missing._content = b'{"error": "gone"}'
     with pytest.raises(ContractViolation):
         validator.validate(missing)
+
+
+def test_the_fakes_error_types_are_the_contracts(contract: Contract) -> None:
+    """ApiError picks `error.type` from its status; for every status the contract documents, that
+    must be the constant the contract pins, or the fake would answer outside its own contract."""
+    from mockserver.errors import STATUS_TYPES
+
+    for operation in contract.operations.values():
+        for status, spec in operation.answers.items():
+            if spec.error_type is not None:
+                assert STATUS_TYPES[int(status)] == spec.error_type, (operation.operation_id, status)
