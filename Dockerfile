@@ -1,5 +1,6 @@
 # The fake API in a container: `docker build -t veo-mockserver .`
 # then `docker run --rm -p 8000:8000 veo-mockserver` (add flags after the image name, e.g. --speed 60).
+# Replicas share state through Redis: `-e MOCKSERVER_STORE=redis://:PASSWORD@redis:6379/0`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +13,7 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY mockserver ./mockserver
 COPY scenarios ./scenarios
-RUN pip install . \
+RUN pip install '.[redis]' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mockserver
 
 USER 10001

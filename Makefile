@@ -1,5 +1,6 @@
 # `make serve` and `make test` set everything up on a fresh machine: they create .venv with
-# the project and its test extra installed, then run. Pass options through ARGS, e.g.
+# the project and its test extra installed (and `make test` the system programs the tests drive,
+# with tools/system-deps.sh: redis-server), then run. Pass options through ARGS, e.g.
 #   make serve ARGS="--speed 60"        make test ARGS="-k lifecycle"
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,11 +21,13 @@ serve: $(STAMP)
 	$(BIN)/mockserver serve $(ARGS)
 
 test: $(STAMP)
+	./tools/system-deps.sh
 	$(BIN)/python -m pytest $(ARGS)
 
-# Not part of `make test`: needs wrk (apt-get install wrk) and, for the peers, npm and Java.
+# Not part of `make test`: needs wrk and redis-server (apt-get install wrk redis-server) and, for
+# the peers, npm and Java.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py --peers --million $(ARGS)
+	$(BIN)/python bench/bench.py --redis --peers --million $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

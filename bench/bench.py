@@ -8,6 +8,9 @@ submit and query, each warmed up and then measured `--runs` times; the table sho
 requests per second with the spread (min-max), p50 and p99 latency from the median run, memory
 after the load, and the ratio to the bare Starlette app measured in the same run.
 
+`--redis` also measures the fake with its state on Redis (Debian's redis-server, persistence
+off, pinned to CPU 1 beside wrk: the fake keeps its one core), counts the Redis commands each
+request costs, and fills it with live tasks to report Redis's own memory per task.
 `--peers` also measures Prism and WireMock (installed with npm into bench/.peers on first use;
 WireMock needs Java). `--million` fills the fake with one million live tasks through its API and
 measures query throughput and memory there, against the same figure with a thousand tasks.
@@ -254,6 +257,80 @@ def million(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+class RedisProcess:
+    """redis-server on a free port, persistence off, on the load generator's CPU."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        import redis
+
+        self.client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def commands(self) -> int:
+        return int(self.client.info("stats")["total_commands_processed"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def redis_rows(args: argparse.Namespace, redis_server: RedisProcess) -> tuple[Result, dict[str, float]]:
+    """The fake on Redis: the table rows, Redis commands per request, and Redis memory per live task."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning", "--store", redis_server.url]
+    server = python_server("mockserver (Redis)", command, port, "/__admin/health")
+    result = Result(server.name)
+    extra: dict[str, float] = {}
+    try:
+        result.startup = server.start()
+        time.sleep(0.5)
+        result.idle_mb = rss_mb(server.process.pid)
+        path = fake_tasks(base, 1000)
+        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        for endpoint, (method, target, body) in {"query": ("GET", path, None), "submit": ("POST", SUBMIT_PATH, BODY)}.items():
+            result.measures[endpoint] = measure(base, target, method, body, args, 2)
+            script = wrk_script(method, body, headers)  # one more run, counting what Redis was asked
+            try:
+                before = redis_server.commands()
+                output = wrk(base + target, script, 3, args.connections)
+                total = int(re.search(r"(\d+) requests in", output).group(1))
+                extra[f"{endpoint}_commands_per_request"] = (redis_server.commands() - before) / total
+            finally:
+                script.unlink()
+        result.loaded_mb = rss_mb(server.process.pid)
+        redis_server.client.flushall()
+        server.stop()
+        server.start()
+        used = int(redis_server.client.info("memory")["used_memory"])
+        script = wrk_script("POST", BODY, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        try:
+            wrk(base + SUBMIT_PATH, script, 5, args.connections)
+        finally:
+            script.unlink()
+        tasks = httpx.get(f"{base}/__admin/health").json()["tasks"]
+        extra["tasks"] = tasks
+        extra["bytes_per_task"] = (int(redis_server.client.info("memory")["used_memory"]) - used) / tasks
+    finally:
+        server.stop()
+    return result, extra
+
+
 def table(results: list[Result], bare: Result) -> str:
     rows = [
         "| server | endpoint | req/s median (min-max) | vs bare | p50 ms | p99 ms | non-2xx | idle MB | MB after | start-up s |",
@@ -278,6 +355,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--peers", action="store_true", help="also measure Prism and WireMock")
     parser.add_argument("--million", action="store_true", help="also measure the fake with a million live tasks")
+    parser.add_argument("--redis", action="store_true", help="also measure the fake with its state on Redis")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -293,6 +371,17 @@ def main() -> None:
     port = free_port()
     fake = python_server("mockserver", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
     results.append(run_server(fake, f"http://127.0.0.1:{port}", "", args, warm=2, prepare=lambda base: fake_tasks(base, 1000)))
+    memory = results[-1]
+    shared: dict[str, float] | None = None
+    if args.redis:
+        if shutil.which("redis-server") is None:
+            sys.exit("bench: redis-server is missing (apt-get install redis-server)")
+        redis_server = RedisProcess()
+        try:
+            on_redis, shared = redis_rows(args, redis_server)
+        finally:
+            redis_server.stop()
+        results.append(on_redis)
     if args.peers:
         binaries = install_peers()
         document = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
@@ -315,6 +404,15 @@ def main() -> None:
     print(table(results, bare))
     figures = {"results": [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
                             "measures": {k: vars(v) for k, v in r.measures.items()}} for r in results]}  # fmt: skip
+    if shared is not None:
+        on_redis = next(r for r in results if r.server == "mockserver (Redis)")
+        ratios = {e: statistics.median(on_redis.measures[e].rps) / statistics.median(memory.measures[e].rps) for e in ("query", "submit")}
+        figures["redis"] = {**shared, **{f"{e}_vs_memory": r for e, r in ratios.items()}}
+        print(
+            f"\nRedis store vs memory store: query {ratios['query']:.0%}, submit {ratios['submit']:.0%}; Redis commands per "
+            f"request: query {shared['query_commands_per_request']:.2f}, submit {shared['submit_commands_per_request']:.2f}; "
+            f"Redis memory per live task: {shared['bytes_per_task']:,.0f} bytes ({shared['tasks']:,.0f} tasks)."
+        )
     if args.million:
         big = million(args)
         figures["million"] = big

@@ -33,8 +33,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-
-from mockserver.responses import JsonResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,9 +41,11 @@ from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
 from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id
+from mockserver.responses import JsonResponse
 from mockserver.runtime import Runtime
-from mockserver.settings import Settings
 from mockserver.scenarios import UNSET, Scenario
+from mockserver.settings import Settings
+from mockserver.state import StoreUnavailable
 
 VERSION = version("veo-mockserver")
 ADMIN_BODY_LIMIT = 64 * 1024
@@ -172,20 +172,33 @@ class AdminApi:
         return data
 
     async def health(self, request: Request) -> Response:
+        """Status, versions, the store and counts. 503 with status "degraded" while the store is
+        unreachable: the replica is alive but cannot serve."""
         rt = self.rt
-        return JsonResponse(
+        store = await rt.state.status()
+        body: dict[str, Any] = {
+            "status": "ok" if store["status"] == "up" else "degraded",
+            "version": VERSION,
+            "contract": {"title": rt.contract.title, "version": rt.contract.version},
+            "store": {"kind": store["kind"], "status": store["status"]},
+        }
+        if store["status"] != "up":
+            return JsonResponse(body, status_code=503)
+        try:
+            counts, clock, default = await rt.state.counts(), await rt.clock(), await rt.default()
+        except StoreUnavailable:
+            return JsonResponse({**body, "status": "degraded", "store": {"kind": store["kind"], "status": "down"}}, status_code=503)
+        body["store"] = store
+        body["contract"]["path"] = str(rt.contract.path)
+        body.update(
             {
-                "status": "ok",
-                "version": VERSION,
-                "contract": {"title": rt.contract.title, "version": rt.contract.version, "path": str(rt.contract.path)},
                 "scenarios": len(rt.scenarios),
-                "default_scenario": rt.default.name,
-                "tasks": len(rt.store),
-                "evicted": rt.store.evicted,
-                "journal": len(rt.journal),
-                "clock": rt.clock.describe(),
+                "default_scenario": default.name,
+                **counts,
+                "clock": clock.describe(),
             }
         )
+        return JsonResponse(body)
 
     async def contract(self, request: Request) -> Response:
         """The loaded document, pointing at this fake (its own `servers` name the paid API)."""
@@ -193,17 +206,18 @@ class AdminApi:
         return JsonResponse({**self.rt.contract.document, "servers": [fake]})
 
     async def scenarios(self, request: Request) -> Response:
-        default = self.rt.default
+        default = await self.rt.default()
         return JsonResponse({"scenarios": [_scenario_json(s, default) for s in self.rt.scenarios.values()]})
 
     async def scenario(self, request: Request) -> Response:
         scenario = self.rt.selector.named(request.path_params["name"])
-        return JsonResponse(_scenario_json(scenario, self.rt.default, full=True))
+        return JsonResponse(_scenario_json(scenario, await self.rt.default(), full=True))
 
     async def default_scenario(self, request: Request) -> Response:
         if request.method == "PUT":
-            self.rt.set_default(_text(await self._json(request), "scenario"))  # type: ignore[arg-type]
-        return JsonResponse({"scenario": self.rt.default.name, "configured": self.rt.settings.default_scenario})
+            await self.rt.set_default(_text(await self._json(request), "scenario"))  # type: ignore[arg-type]
+        default = await self.rt.default()
+        return JsonResponse({"scenario": default.name, "configured": self.rt.settings.default_scenario})
 
     async def next_scenarios(self, request: Request) -> Response:
         if request.method == "POST":
@@ -211,10 +225,10 @@ class AdminApi:
             count = data.get("count", 1)
             if isinstance(count, bool) or not isinstance(count, int):
                 raise ApiError(422, f"'count' must be a whole number, got {count!r}.", param="count")
-            self.rt.push(_text(data, "scenario"), count)  # type: ignore[arg-type]
+            await self.rt.push(_text(data, "scenario"), count)  # type: ignore[arg-type]
         elif request.method == "DELETE":
-            self.rt.selector.pushed.clear()
-        queue = [{"scenario": scenario.name, "count": left} for scenario, left in self.rt.selector.pushed]
+            await self.rt.clear_pushed()
+        queue = [{"scenario": scenario.name, "count": left} for scenario, left in await self.rt.pushed()]
         return JsonResponse({"next": queue})
 
     async def keys(self, request: Request) -> Response:
@@ -223,29 +237,30 @@ class AdminApi:
 
     async def tasks(self, request: Request) -> Response:
         params = request.query_params
-        tasks = self.rt.task_views(self.rt.base_url(request), params.get("status"), params.get("scenario"))
+        tasks = await self.rt.task_views(self.rt.base_url(request), params.get("status"), params.get("scenario"))
         return JsonResponse({"count": len(tasks), "tasks": tasks})
 
     async def task(self, request: Request) -> Response:
-        return JsonResponse(self.rt.task_view(self.rt.task(request.path_params["task_id"]), self.rt.base_url(request)))
+        found = await self.rt.task(request.path_params["task_id"])
+        return JsonResponse(self.rt.task_view(found, self.rt.base_url(request)))
 
     async def task_action(self, request: Request) -> Response:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
         if action == "fail":
             data = await self._json(request)
             code = _text(data, "code", required=False) or "generation_failed"
-            task = self.rt.fail_task(task_id, code, _text(data, "message", required=False))
+            found = await self.rt.fail_task(task_id, code, _text(data, "message", required=False))
         elif action == "complete":
-            task = self.rt.complete_task(task_id)
+            found = await self.rt.complete_task(task_id)
         elif action == "stall":
-            task = self.rt.stall_task(task_id)
+            found = await self.rt.stall_task(task_id)
         elif action == "resume":
-            task = self.rt.resume_task(task_id)
+            found = await self.rt.resume_task(task_id)
         else:
             raise ApiError(
                 404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
             )
-        return JsonResponse(self.rt.task_view(task, self.rt.base_url(request)))
+        return JsonResponse(self.rt.task_view(found, self.rt.base_url(request)))
 
     async def clock(self, request: Request) -> Response:
         if request.method == "PUT":
@@ -255,10 +270,12 @@ class AdminApi:
                 raise ApiError(422, f"'mode' must be 'real' or 'manual', got {mode!r}.", param="mode")
             speed = _number(data["speed"], "speed") if "speed" in data else None
             try:
-                self.rt.clock.configure(mode=mode, speed=speed)
+                reading = await self.rt.configure_clock(mode=mode, speed=speed)
             except ClockError as exc:
                 raise ApiError(422, str(exc), param="speed") from None
-        return JsonResponse(self.rt.clock.describe())
+        else:
+            reading = await self.rt.clock()
+        return JsonResponse(reading.describe())
 
     async def advance(self, request: Request) -> Response:
         data = await self._json(request)
@@ -266,18 +283,18 @@ class AdminApi:
         if raw is None:
             raise ApiError(422, "Say how far to move the clock: {\"seconds\": 90} or ?seconds=90.", param="seconds")
         try:
-            self.rt.clock.advance(_number(raw, "seconds"))
+            reading = await self.rt.advance(_number(raw, "seconds"))
         except ClockError as exc:
             raise ApiError(422, str(exc), param="seconds") from None
-        return JsonResponse(self.rt.clock.describe())
+        return JsonResponse(reading.describe())
 
     async def requests(self, request: Request) -> Response:
-        journal = self.rt.journal
         if request.method == "DELETE":
-            journal.clear()
+            await self.rt.clear_journal()
             return JsonResponse({"count": 0, "requests": []})
         params = request.query_params
-        limit_raw = params.get("limit", str(journal.size))
+        size = self.rt.settings.journal_size
+        limit_raw = params.get("limit", str(size))
         limit = whole_number(limit_raw)
         if limit is None:
             raise ApiError(422, f"'limit' must be 0 or a positive whole number, got {limit_raw[:20]!r}.", param="limit")
@@ -285,9 +302,9 @@ class AdminApi:
         status = whole_number(status_raw) if status_raw is not None else None
         if status_raw is not None and status is None:
             raise ApiError(422, f"'status' must be an HTTP status code, got {status_raw[:20]!r}.", param="status")
-        selected = journal.select(params.get("method"), params.get("path"), params.get("task_id"), status)
+        selected = await self.rt.requests(params.get("method"), params.get("path"), params.get("task_id"), status)
         return JsonResponse({"count": len(selected), "requests": [entry.to_json() for entry in selected[:limit]]})
 
     async def reset(self, request: Request) -> Response:
-        self.rt.reset()
-        return JsonResponse({"status": "reset", "default_scenario": self.rt.default.name})
+        await self.rt.reset()
+        return JsonResponse({"status": "reset", "default_scenario": (await self.rt.default()).name})

@@ -9,8 +9,6 @@ Download: task -> completed with the fake's own video and not expired -> MP4 byt
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -22,13 +20,13 @@ from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
 from mockserver.incoming import Incoming
 from mockserver.intake import bearer_key, read_json
-from mockserver.journal import FAULT_KEY, SCENARIO_KEY, TASK_KEY, key_id
+from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import serve
 from mockserver.responses import JsonBytes, JsonResponse
 from mockserver.runtime import Runtime
-from mockserver.scenarios import UNSET, Answer, Scenario
-from mockserver.store import Task
+from mockserver.scenarios import UNSET, Answer
+from mockserver.state import Found, Submission
 
 ID_HINT = "Task ids look like 'task-unified-1757165031-uyujaw3d' and come from POST /v1/videos/generations."
 
@@ -79,51 +77,44 @@ class ProviderApi:
         if violation is not None:
             raise ApiError(422, violation.message, param=violation.param)
         body = {**self.defaults, **body}  # the request as the provider reads it
-        scenario, selected_by, via = self.rt.selector.choose(request.header(SCENARIO_HEADER), api_key, body)
+        selector = self.rt.selector
+        if self.rt.unshared:
+            await self.rt.share()
+        header = selector.header(request.header(SCENARIO_HEADER))
+        fallback, fallback_by = (None, "default") if header is not None else selector.fallback(api_key, body)
+        submitted = await self.rt.state.submit(
+            Submission(
+                key_id=key_id(api_key),
+                model=str(body.get("model", "")),
+                aspect_ratio=str(body.get("aspect_ratio", "16:9")),
+                generate_audio=bool(body.get("generate_audio", True)),
+                header=header,
+                fallback=fallback,
+                fallback_by=fallback_by,
+            )
+        )
+        scenario = submitted.scenario
         request.scope[SCENARIO_KEY] = scenario.name
+        request.scope[NOW_KEY] = submitted.now
         await self.rt.delay(scenario, "submit")
-        key = key_id(api_key)
-        if len(self.rt.submissions) >= 100_000:  # any key is accepted: do not grow for ever
-            self.rt.submissions.clear()
-        self.rt.submissions[(scenario.name, key)] += 1
-        answer = scenario.submit_answer(self.rt.submissions[(scenario.name, key)])
+        answer = scenario.submit_answer(submitted.count)
         normal = None
-        if answer.makes_task:
-            task = self._create(scenario, key, body, selected_by, via)
-            request.scope[TASK_KEY] = task.id
-            normal = JsonBytes(self.rt.render.created_json(task, scenario.estimated_time(answer)))
+        if submitted.task is not None:
+            request.scope[TASK_KEY] = submitted.task.id
+            normal = JsonBytes(self.rt.render.created_json(submitted.task, scenario.estimated_time(answer)))
         return _answer(request, answer, normal)
 
-    def _create(self, scenario: Scenario, key: str, body: dict[str, Any], selected_by: str, via: str | None) -> Task:
-        now = self.rt.clock.now()
-        created = int(now)
-        self.rt.store.evict(now)
-        task = Task(
-            id=self.rt.store.new_id(created),
-            created=created,
-            created_at=now,
-            scenario=scenario,
-            model=str(body.get("model", "")),
-            aspect_ratio=str(body.get("aspect_ratio", "16:9")),
-            generate_audio=bool(body.get("generate_audio", True)),
-            key_id=key,
-            via=via,
-            selected_by=selected_by,
-        )
-        return self.rt.store.add(task)
-
-    def _task(self, request: Incoming, retained: bool = True) -> Task:
+    async def _found(self, request: Incoming, *, count: bool = False, retained: bool = True) -> Found:
         """The task a client asks for; 404 once its scenario makes it disappear, or (`retained`)
         once it is past the task retention, evicted or not yet."""
         task_id = request.task_id or ""
         request.scope[TASK_KEY] = task_id
-        task = self.rt.task(task_id, hint=ID_HINT)
-        now = self.rt.clock.now()
-        limit = task.scenario.disappears_after
-        if (limit is not None and lifecycle.age(task, now) >= limit) or (retained and self.rt.store.expired(task, now)):
+        found = await self.rt.state.poll(task_id, count=count, retained=retained)
+        if found is None or found.gone:
             raise self.rt.unknown_task(task_id, ID_HINT)
-        request.scope[SCENARIO_KEY] = task.scenario.name
-        return task
+        request.scope[SCENARIO_KEY] = found.task.scenario.name
+        request.scope[NOW_KEY] = found.now
+        return found
 
     async def query(self, request: Incoming) -> Response:
         bearer_key(request, self.rt.accepted_keys)
@@ -131,23 +122,22 @@ class ProviderApi:
             violation = self.query_operation.check_query(request.query_params())
             if violation is not None:
                 raise ApiError(422, violation.message, param=violation.param)
-        task = self._task(request)
         poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
-        if poll:
-            task.polls += 1
+        found = await self._found(request, count=poll)
+        task = found.task
         await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None
         if answer is not None and answer.status != 200:
             return _answer(request, answer, None)
-        state = lifecycle.task_state(task, self.rt.clock.now(), poll=poll)
+        state = lifecycle.task_state(task, found.now, poll=poll)
         base_url = self.rt.base_url(request) if state.status == "completed" else ""  # only results need it
         normal = JsonResponse(self.rt.render.task(task, state, base_url))
         return normal if answer is None else _answer(request, answer, normal)
 
     async def download(self, request: Incoming) -> Response:
-        task = self._task(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
+        found = await self._found(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
+        task, now = found.task, found.now
         await self.rt.delay(task.scenario, "download")
-        now = self.rt.clock.now()
         state = lifecycle.task_state(task, now, poll=False)
         if state.status != "completed" or state.results is not UNSET:
             raise ApiError(404, f"Task {task.id} has no video at this URL (it is {state.status}).", code="not_ready")

@@ -7,7 +7,9 @@ provider's error shape, never as HTML or a stack trace.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,7 +17,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
-
 from starlette.types import Receive, Scope, Send
 
 from mockserver.admin import AdminApi, AdminGuard
@@ -23,9 +24,10 @@ from mockserver.api import Handler, ProviderApi
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
 from mockserver.incoming import Incoming
-from mockserver.journal import BODY_PREVIEW, Capture, JournalMiddleware
+from mockserver.journal import BODY_PREVIEW, NOW_KEY, Capture, JournalMiddleware, exchange
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
+from mockserver.state import StoreUnavailable
 
 ROUTES_HINT = (
     "The API has POST /v1/videos/generations and GET /v1/tasks/{task_id}; "
@@ -53,6 +55,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error.response()
 
 
+def store_unavailable(exc: StoreUnavailable) -> ApiError:
+    return ApiError(503, f"The mock server's store is unavailable: {exc}. Retry shortly.", code="store_unavailable")
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    return store_unavailable(exc).response()
+
+
 def _server_error() -> Response:
     return ApiError(500, "The mock server failed unexpectedly; its log has the details.").response()
 
@@ -60,6 +71,18 @@ def _server_error() -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     request.app.state.runtime.errors.append(exc)
     return _server_error()
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start the store with the server (a shared store connects, and keeps this replica on its
+    list of live ones), and close it when the server stops."""
+    state = app.state.runtime.state
+    await state.start()
+    try:
+        yield
+    finally:
+        await state.close()
 
 
 class MockApp:
@@ -76,8 +99,8 @@ class MockApp:
         self.state = app.state
         self.api = api
         self.errors = api.rt.errors
-        self.journal = api.rt.journal
-        self.now = api.rt.clock.now
+        self.store = api.rt.state
+        self.shared = api.rt.state.kind != "memory"  # its journal must be written before the answer goes
         self.submit_path = api.submit_operation.path
         self.submit_method = api.submit_operation.method
         self.query_method = api.query_operation.method
@@ -103,13 +126,17 @@ class MockApp:
         await self.app(scope, receive, send)
 
     async def _serve(self, handler: Handler, request: Incoming, send: Send) -> None:
-        """Answer, then record the exchange in the journal from what was sent."""
+        """Answer, and record the exchange in the journal. With a shared store the entry is written
+        before the answer goes out, so that whoever reads the journal after the client got its
+        answer (on any replica) finds it."""
         started, arrived = time.perf_counter(), time.time()
         scope = request.scope
         try:
             response = await handler(request)
         except ApiError as error:
             response = error.response()
+        except StoreUnavailable as exc:
+            response = store_unavailable(exc).response()
         except Exception as exc:  # as ServerErrorMiddleware does for the Starlette routes
             self.errors.append(exc)
             response = _server_error()
@@ -123,12 +150,22 @@ class MockApp:
             finally:
                 self._record(request, capture.status, started, arrived, capture.headers, bytes(capture.answer))
             return
-        await response(scope, request.receive, send)
         self._record(request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW])
+        if self.shared:
+            try:
+                await self.store.flush()
+            except StoreUnavailable:
+                pass  # the answer still goes; the journal misses what the store could not take
+        await response(scope, request.receive, send)
 
     def _record(self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes) -> None:
-        self.journal.record_exchange(
-            self.now(), request.scope, request.raw_body[:BODY_PREVIEW], status, started, arrived, headers, bytes(answer)
+        scope = request.scope
+        now = scope.get(NOW_KEY)
+        self.store.record(
+            *exchange(
+                self.store.estimate_now() if now is None else now,
+                scope, request.raw_body[:BODY_PREVIEW], status, started, arrived, headers, bytes(answer),
+            )  # fmt: skip
         )
 
 
@@ -140,8 +177,14 @@ def create_app(settings: Settings | None = None) -> MockApp:
             *api.routes(),
             Mount("/__admin", routes=AdminApi(runtime).routes(), middleware=[Middleware(AdminGuard, settings=runtime.settings)]),
         ],
-        middleware=[Middleware(JournalMiddleware, journal=runtime.journal, now=runtime.clock.now)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(JournalMiddleware, record=runtime.state.record, now=runtime.state.estimate_now)],
+        exception_handlers={
+            ApiError: _api_error,
+            StoreUnavailable: _store_unavailable,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=_lifespan,
     )
     app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime

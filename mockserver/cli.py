@@ -7,7 +7,6 @@ the file, line and field of the problem, and exit status 2.
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import Callable
@@ -15,17 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-import uvicorn
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from contracts import Contract, ContractError
-from mockserver import conformity
-from mockserver.app import create_app
-from mockserver.protocol import protocol_class
+from mockserver import conformity, serving
 from mockserver.clock import MAX_SPEED
-from mockserver.journal import RedactAccessLog, key_id
+from mockserver.journal import key_id
 from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.media import Media
 from mockserver.render import Renderer
@@ -39,6 +35,7 @@ from mockserver.scenarios import (
     scenario_files,
 )
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
+from mockserver.state import StoreUnavailable
 from mockserver.yamlfile import FileProblem
 
 
@@ -153,6 +150,29 @@ DEFAULTS = Settings()
 @click.option("--max-connections", default=DEFAULTS.max_connections, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_MAX_CONNECTIONS", help="Open connections at most; more are answered 503 and closed.")
 @click.option("--journal-size", default=DEFAULTS.journal_size, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
 @click.option(
+    "--store",
+    default=DEFAULTS.store,
+    show_default=True,
+    envvar="MOCKSERVER_STORE",
+    help="Where the state lives: 'memory' (this process) or redis://[:PASSWORD@]HOST:PORT/DB (also rediss://), "
+    "shared by every replica and worker on it. Prefer the variable for a URL with a password.",
+)
+@click.option(
+    "--store-prefix",
+    default=DEFAULTS.store_prefix,
+    show_default=True,
+    envvar="MOCKSERVER_STORE_PREFIX",
+    help="Namespace of the keys in a shared store: fakes with different prefixes share one Redis without seeing each other.",
+)
+@click.option(
+    "--workers",
+    default=DEFAULTS.workers,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="MOCKSERVER_WORKERS",
+    help="Server processes on this port (more than 1 needs --store redis://...).",
+)
+@click.option(
     "--log-level",
     default=DEFAULTS.log_level,
     show_default=True,
@@ -179,9 +199,17 @@ def serve(
     keep_alive_timeout: float,
     max_connections: int,
     journal_size: int,
+    store: str,
+    store_prefix: str,
+    workers: int,
     log_level: str,
 ) -> None:
     """Serve the fake API (and its admin API under /__admin)."""
+    if workers > 1 and store == "memory":
+        _fail(
+            f"--workers {workers} needs a shared store: with --store memory each worker would keep its own "
+            "tasks, and a client would see its task vanish. Run Redis and add --store redis://HOST:6379/0"
+        )
     settings = Settings(
         host=host,
         port=port,
@@ -203,38 +231,34 @@ def serve(
         max_connections=max_connections,
         gc_freeze=True,
         journal_size=journal_size,
+        store=store,
+        store_prefix=store_prefix,
+        workers=workers,
         log_level=log_level,
     )
     try:
-        app = create_app(settings)
-    except (ContractError, FileProblem, ValueError) as exc:
+        app = serving.check(settings)
+    except (ContractError, FileProblem, ValueError, StoreUnavailable) as exc:
         _fail(f"cannot start: {exc}")
     runtime = app.state.runtime
+    where = "memory" if store == "memory" else f"{settings.store_display} (prefix {store_prefix!r})"
     click.echo(
         f"mockserver: contract {runtime.contract.version!r} ({runtime.contract.path}), "
-        f"{len(runtime.scenarios)} scenarios, default {runtime.default.name!r}, "
-        f"clock {clock} x{speed:g}",
+        f"{len(runtime.scenarios)} scenarios, default {settings.default_scenario!r}, "
+        f"clock {clock} x{speed:g}, store {where}" + (f", {workers} workers" if workers > 1 else ""),
         err=True,
     )
+    if getattr(runtime.state, "took_over", False):
+        click.echo(
+            "mockserver: no live replica played what this one plays: it took over the store (its tasks stay)", err=True
+        )
     if not settings.loopback and settings.admin_token is None:
         click.echo(
             f"mockserver: listening on {host}, not loopback: the admin API refuses every request "
             "until you set --admin-token (MOCKSERVER_ADMIN_TOKEN)",
             err=True,
         )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="off",
-        server_header=False,
-        http=protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections),
-        proxy_headers=False,  # result URLs follow the Host header or --public-url, not X-Forwarded-*
-        timeout_keep_alive=settings.keep_alive_timeout,
-    )
-    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
-    uvicorn.Server(config).run()
+    serving.run(settings, app)
 
 
 @main.command()

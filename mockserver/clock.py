@@ -1,8 +1,12 @@
 """Scenario time: real time times a speed factor, or a manual clock moved by hand.
 
-Both modes give seconds on the Unix scale (`created` of a task is `int(clock.now())`). The clock
-never moves backward: `advance()` refuses negative steps and switching mode or speed keeps the
-current reading, so lifecycle states computed from it never regress.
+Both modes give seconds on the Unix scale (`created` of a task is `int(now)`). The clock never
+moves backward: `advance()` refuses negative steps and switching mode or speed keeps the current
+reading, so lifecycle states computed from it never regress.
+
+`Clock` is the clock of one process (the memory store's). A shared store keeps the same three
+facts (mode, speed, and an anchor pair of scenario time and real time) and computes the reading
+the same way, so a manual advance on any replica moves every replica.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["real", "manual"]
@@ -21,10 +26,34 @@ class ClockError(ValueError):
     """A clock operation that would break monotonic scenario time."""
 
 
-def _check_speed(speed: float) -> float:
+def check_speed(speed: float) -> float:
     if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
         raise ClockError(f"speed must be above 0 and at most {MAX_SPEED:g}, got {speed}")
     return speed
+
+
+def check_advance(now: float, seconds: float) -> float:
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ClockError(f"the clock only moves forward; cannot advance by {seconds}")
+    if now + seconds > LATEST:
+        raise ClockError(f"advancing by {seconds:g} s would pass the year 9999")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReading:
+    mode: Mode
+    speed: float
+    now: float
+
+    def describe(self) -> dict[str, object]:
+        now = min(self.now, LATEST)
+        return {
+            "mode": self.mode,
+            "speed": self.speed,
+            "now": round(now, 3),
+            "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        }
 
 
 class Clock:
@@ -35,7 +64,7 @@ class Clock:
         start: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        _check_speed(speed)
+        check_speed(speed)
         self._monotonic = monotonic
         self.mode: Mode = mode
         self.speed = speed
@@ -52,28 +81,22 @@ class Clock:
         self._anchor_real = self._monotonic()
 
     def advance(self, seconds: float) -> float:
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise ClockError(f"the clock only moves forward; cannot advance by {seconds}")
-        if self.now() + seconds > LATEST:
-            raise ClockError(f"advancing by {seconds:g} s would pass the year 9999")
+        check_advance(self.now(), seconds)
         self._reanchor()
         self._anchor_scenario += seconds
         return self.now()
 
     def configure(self, mode: Mode | None = None, speed: float | None = None) -> None:
         if speed is not None:
-            _check_speed(speed)
+            check_speed(speed)
         self._reanchor()
         if mode is not None:
             self.mode = mode
         if speed is not None:
             self.speed = speed
 
+    def reading(self) -> ClockReading:
+        return ClockReading(self.mode, self.speed, self.now())
+
     def describe(self) -> dict[str, object]:
-        now = min(self.now(), LATEST)
-        return {
-            "mode": self.mode,
-            "speed": self.speed,
-            "now": round(now, 3),
-            "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        }
+        return self.reading().describe()

@@ -16,7 +16,7 @@ from contracts import Contract, Operation
 from mockserver.lifecycle import State
 from mockserver.render import Renderer
 from mockserver.scenarios import Answer, Scenario, ScenarioError
-from mockserver.store import Task
+from mockserver.state.task import Task
 from mockserver.yamlfile import field_name
 
 _SAMPLE_ID = "task-unified-1757165031-abcd1234"

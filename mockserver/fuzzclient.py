@@ -13,11 +13,11 @@ one-line command that replays it.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
-import threading
-import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +32,9 @@ from contracts import Contract
 from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
 from contracts.strategies import behaviours
 from mockserver.scenarios import ScenarioError, parse
-from mockserver.yamlfile import read_documents
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
+from mockserver.yamlfile import read_documents
 
 API_KEY = "sk-fuzz-client"
 OUTPUT_LIMIT = 20_000
@@ -149,10 +149,10 @@ class FuzzRun:
     def play(self, behaviour: dict[str, Any], source: str | None = None, lines: dict | None = None) -> ClientRun:
         """Run the client once against the fake playing `behaviour`."""
         assert self._server is not None
-        runtime = self._server.runtime
-        runtime.reset()
+        server, runtime = self._server, self._server.runtime
+        server.call(runtime.reset())
         runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines))
-        runtime.set_default(behaviour["name"])
+        server.call(runtime.set_default(behaviour["name"]))
         started, since = time.perf_counter(), time.time()
         process = subprocess.Popen(
             self.options.command,
@@ -189,10 +189,11 @@ class FuzzRun:
         """This run's requests, oldest first: a request of an earlier, stopped client that was still
         being answered when this run began arrived before `since` and is left out."""
         assert self._server is not None
-        journal = self._server.runtime.journal
-        entries = [entry.to_json() for entry in reversed(journal.entries()) if entry.wall_time >= since]
-        if len(entries) >= journal.size:
-            raise ValueError(f"the client sent {journal.size} requests or more in one run: too many to judge")
+        runtime = self._server.runtime
+        size = runtime.settings.journal_size
+        entries = [entry.to_json() for entry in reversed(self._server.call(runtime.requests())) if entry.wall_time >= since]
+        if len(entries) >= size:
+            raise ValueError(f"the client sent {size} requests or more in one run: too many to judge")
         return entries
 
     def _example(self, behaviour: dict[str, Any], number: int, source: str | None = None, lines: dict | None = None) -> None:

@@ -32,6 +32,7 @@ BODY_PREVIEW = 4096
 TASK_KEY = "mockserver.task_id"
 SCENARIO_KEY = "mockserver.scenario"
 FAULT_KEY = "mockserver.fault"
+NOW_KEY = "mockserver.now"  # the scenario time the store read while answering
 
 
 @functools.lru_cache(maxsize=1024)
@@ -145,7 +146,75 @@ class Entry(NamedTuple):
         }
 
 
+def exchange(
+    now: float,
+    scope: Scope,
+    body: bytes,
+    status: int,
+    started: float,
+    arrived: float,
+    answer_headers: tuple[tuple[bytes, bytes], ...],
+    answer: bytes,
+) -> tuple[Any, ...]:
+    """The journal fields (those of `Entry` after `id`) of one request and its answer, with
+    credentials replaced on the way in."""
+    key = None
+    headers = []
+    secret_names = _SECRET_NAMES
+    for name, value in scope["headers"]:
+        secret = secret_names.get(name)
+        if secret is None:
+            secret = _is_secret(name)
+        if secret:
+            if name == b"authorization":
+                key, value = _authorization(value)
+            else:
+                value = REDACTED.encode()
+        headers.append((name, value))
+    query = scope.get("query_string", b"")
+    return (
+        now,
+        arrived,
+        scope["method"],
+        scope["path"],
+        _redact_query(query.decode("latin-1")) if query else "",
+        tuple(headers),
+        key,
+        body,
+        status,
+        round((time.perf_counter() - started) * 1000, 3),
+        scope.get(TASK_KEY),
+        scope.get(SCENARIO_KEY),
+        scope.get(FAULT_KEY),
+        answer_headers,
+        answer,
+    )
+
+
+def select(
+    entries: Iterable[Entry],
+    method: str | None = None,
+    path: str | None = None,
+    task_id: str | None = None,
+    status: int | None = None,
+) -> list[Entry]:
+    """Entries matching every filter given, in the order given. `path` matches exactly, or as a
+    prefix when it ends with `*` (`/v1/tasks/*`)."""
+    method = method.upper() if method else None
+    prefix = path[:-1] if path and path.endswith("*") else None
+    return [
+        entry
+        for entry in entries
+        if (method is None or entry.method == method)
+        and (path is None or (entry.path.startswith(prefix) if prefix is not None else entry.path == path))
+        and (task_id is None or entry.task_id == task_id)
+        and (status is None or entry.status == status)
+    ]
+
+
 class Journal:
+    """The journal of one process (the memory store's): a bounded deque of plain tuples."""
+
     def __init__(self, size: int) -> None:
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=size)  # Entry fields, as plain tuples
         self._ids = itertools.count(1)
@@ -160,51 +229,7 @@ class Journal:
         self._entries.append((next(self._ids), *fields))  # a plain tuple: the cheapest record to make
         self.recorded += 1
 
-    def record_exchange(
-        self,
-        now: float,
-        scope: Scope,
-        body: bytes,
-        status: int,
-        started: float,
-        arrived: float,
-        answer_headers: tuple[tuple[bytes, bytes], ...],
-        answer: bytes,
-    ) -> None:
-        """Record one request and its answer, replacing credentials on the way in."""
-        key = None
-        headers = []
-        secret_names = _SECRET_NAMES
-        for name, value in scope["headers"]:
-            secret = secret_names.get(name)
-            if secret is None:
-                secret = _is_secret(name)
-            if secret:
-                if name == b"authorization":
-                    key, value = _authorization(value)
-                else:
-                    value = REDACTED.encode()
-            headers.append((name, value))
-        query = scope.get("query_string", b"")
-        self.record(
-            now,
-            arrived,
-            scope["method"],
-            scope["path"],
-            _redact_query(query.decode("latin-1")) if query else "",
-            tuple(headers),
-            key,
-            body,
-            status,
-            round((time.perf_counter() - started) * 1000, 3),
-            scope.get(TASK_KEY),
-            scope.get(SCENARIO_KEY),
-            scope.get(FAULT_KEY),
-            answer_headers,
-            answer,
-        )
-
-    def entries(self) -> Iterable[Entry]:
+    def entries(self) -> list[Entry]:
         """Most recent first."""
         snapshot = list(self._entries)  # one step: another thread may be appending meanwhile
         return [Entry._make(fields) for fields in reversed(snapshot)]
@@ -212,18 +237,8 @@ class Journal:
     def select(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
     ) -> list[Entry]:
-        """Entries matching every filter given, most recent first. `path` matches exactly, or as a
-        prefix when it ends with `*` (`/v1/tasks/*`)."""
-        method = method.upper() if method else None
-        prefix = path[:-1] if path and path.endswith("*") else None
-        return [
-            entry
-            for entry in self.entries()
-            if (method is None or entry.method == method)
-            and (path is None or (entry.path.startswith(prefix) if prefix is not None else entry.path == path))
-            and (task_id is None or entry.task_id == task_id)
-            and (status is None or entry.status == status)
-        ]
+        """Entries matching every filter given, most recent first."""
+        return select(self.entries(), method, path, task_id, status)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -263,10 +278,13 @@ class Capture:
 
 class JournalMiddleware:
     """Record each non-admin request in the journal once its answer has been sent (the provider's
-    hot routes record themselves: see `mockserver.app.FastPath`)."""
+    hot routes record themselves: see `mockserver.app.MockApp`). `record` takes the `Entry`
+    fields after `id`; `now` gives the scenario time to stamp them with."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, now: Callable[[], float], prefix: str = "/__admin") -> None:
-        self.app, self.journal, self.now, self.prefix = app, journal, now, prefix
+    def __init__(
+        self, app: ASGIApp, record: Callable[..., None], now: Callable[[], float], prefix: str = "/__admin"
+    ) -> None:
+        self.app, self.record, self.now, self.prefix = app, record, now, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.prefix):
@@ -289,6 +307,10 @@ class JournalMiddleware:
             capture.status = capture.status or 500
             raise
         finally:
-            self.journal.record_exchange(
-                self.now(), scope, bytes(body), capture.status, started, arrived, capture.headers, bytes(capture.answer)
+            now = scope.get(NOW_KEY)
+            self.record(
+                *exchange(
+                    self.now() if now is None else now,
+                    scope, bytes(body), capture.status, started, arrived, capture.headers, bytes(capture.answer),
+                )  # fmt: skip
             )

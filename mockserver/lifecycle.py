@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockserver.scenarios import TERMINAL, UNSET, Scenario
-from mockserver.store import Task
+from mockserver.state.task import Task, age
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +67,6 @@ def observe(scenario: Scenario, elapsed: float, reads: dict[int, int] | None, *,
 
 
 FORCED_STEP = -2
-
-
-def age(task: Task, now: float) -> float:
-    """Scenario seconds the task has lived, not counting time it spent stalled by the admin API."""
-    return task.frozen if task.frozen is not None else now - task.created_at
 
 
 def task_state(task: Task, now: float, *, poll: bool = True) -> State:

@@ -7,14 +7,13 @@
 5. the server's default scenario (settable at run time).
 
 A `mix` scenario then draws one of its members by weight, from the server's seeded random
-source, so the same seed and the same submissions give the same blend.
+source, so the same seed and the same submissions give the same blend. Steps 2 and 5 and the
+draw are state, shared by every replica: the store takes them (`mockserver.state`).
 """
 
 from __future__ import annotations
 
-import random
 import re
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,14 +36,13 @@ def unknown_scenario(name: str, scenarios: Mapping[str, Scenario], where: str) -
 
 
 class Selector:
-    def __init__(self, scenarios: Mapping[str, Scenario], default: Scenario, keys: Mapping[str, str], seed: int | None) -> None:
+    """What the request alone says about its scenario: the header, the key map, the match rules.
+    The rest (a pushed scenario, the run-time default, drawing a mix member) is state: the store
+    decides it (`mockserver.state.Store.submit`)."""
+
+    def __init__(self, scenarios: Mapping[str, Scenario], keys: Mapping[str, str]) -> None:
         self.scenarios = scenarios
-        self.configured_default = default
-        self.default = default
         self.keys = dict(keys)
-        self.pushed: deque[list[Any]] = deque()  # [scenario, submissions left]
-        self._seed = seed
-        self.random = random.Random(seed)
         self.refresh()
 
     def refresh(self) -> None:
@@ -63,33 +61,13 @@ class Selector:
             raise unknown_scenario(name, self.scenarios, where)
         return scenario
 
-    def push(self, name: str, count: int) -> None:
-        self.pushed.append([self.named(name), count])
+    def header(self, header: str | None) -> Scenario | None:
+        """The scenario an `X-Mock-Scenario` header names (400 for an unknown name)."""
+        return None if header is None else self.named(header.strip(), "header")
 
-    def reset(self) -> None:
-        self.default = self.configured_default
-        self.pushed.clear()
-        self.random = random.Random(self._seed)
-
-    def choose(self, header: str | None, api_key: str, body: dict[str, Any]) -> tuple[Scenario, str, str | None]:
-        """(scenario to play, how it was selected, the mix it was drawn from)."""
-        scenario, selected_by = self._select(header, api_key, body)
-        if not scenario.mix:
-            return scenario, selected_by, None
-        names = [name for name, _ in scenario.mix]
-        weights = [weight for _, weight in scenario.mix]
-        member = self.random.choices(names, weights)[0]
-        return self.scenarios[member], selected_by, scenario.name
-
-    def _select(self, header: str | None, api_key: str, body: dict[str, Any]) -> tuple[Scenario, str]:
-        if header is not None:
-            return self.named(header.strip(), "header"), "header"
-        if self.pushed:
-            entry = self.pushed[0]
-            entry[1] -= 1
-            if entry[1] <= 0:
-                self.pushed.popleft()
-            return entry[0], "pushed"
+    def fallback(self, api_key: str, body: dict[str, Any]) -> tuple[Scenario | None, str]:
+        """The key map's scenario, else the first matching rule's: (scenario, "key" or "rule"), or
+        (None, "default") when neither applies."""
         mapped = self.keys.get(api_key)
         if mapped is not None:
             return self.scenarios[mapped], "key"
@@ -98,4 +76,4 @@ class Selector:
         for rule, scenario in self._rules if marked else self._general:
             if rule.matches(api_key, body):
                 return scenario, "rule"
-        return self.default, "default"
+        return None, "default"

@@ -10,25 +10,28 @@ raised in that test instead of vanishing into a log.
         result = my_client.generate(base_url=mockserver.url, api_key=mockserver.api_key)
         assert mockserver.count(method="POST", path="/v1/videos/generations") == 3
 
-Override the `mockserver_settings` fixture (session scope) to change contract, scenarios or key
-maps: `return Settings(clock="manual", contract="current", scenario_dirs=(Path("qa"),))`.
+Override the `mockserver_settings` fixture (session scope) to change contract, scenarios, key
+maps or store: `return Settings(clock="manual", contract="current", scenario_dirs=(Path("qa"),))`,
+or `Settings(clock="manual", store="redis://127.0.0.1:6379/0")` to test against the set-up you
+deploy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from contracts.client_properties import Broken, ClientRun, Judge, Properties
 from mockserver.journal import Entry
-from mockserver.scenarios import parse
 from mockserver.runtime import Runtime
+from mockserver.scenarios import parse
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
 
 TEST_API_KEY = "sk-test-mockserver"
+T = TypeVar("T")
 
 
 class MockServer:
@@ -43,48 +46,51 @@ class MockServer:
     def runtime(self) -> Runtime:
         return self._server.runtime
 
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._server.call(coroutine)
+
     # The clock.
     def advance(self, seconds: float) -> float:
         """Move scenario time forward; returns the new reading."""
-        return self.runtime.clock.advance(seconds)
+        return self._call(self.runtime.advance(seconds)).now
 
     def now(self) -> float:
-        return self.runtime.clock.now()
+        return self._call(self.runtime.now())
 
     # Scenarios.
     def set_default(self, name: str) -> None:
         """The scenario for tasks that no header, pushed scenario, key or rule selects."""
-        self.runtime.set_default(name)
+        self._call(self.runtime.set_default(name))
 
     def push(self, name: str, count: int = 1) -> None:
         """Play `name` for the next `count` submissions, whoever sends them."""
-        self.runtime.push(name, count)
+        self._call(self.runtime.push(name, count))
 
     # Tasks.
     def tasks(self, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
-        return self.runtime.task_views(self.url, status, scenario)
+        return self._call(self.runtime.task_views(self.url, status, scenario))
 
     def task(self, task_id: str) -> dict[str, Any]:
-        return self.runtime.task_view(self.runtime.task(task_id), self.url)
+        return self.runtime.task_view(self._call(self.runtime.task(task_id)), self.url)
 
     def fail(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> None:
-        self.runtime.fail_task(task_id, code, message)
+        self._call(self.runtime.fail_task(task_id, code, message))
 
     def complete(self, task_id: str) -> None:
-        self.runtime.complete_task(task_id)
+        self._call(self.runtime.complete_task(task_id))
 
     def stall(self, task_id: str) -> None:
-        self.runtime.stall_task(task_id)
+        self._call(self.runtime.stall_task(task_id))
 
     def resume(self, task_id: str) -> None:
-        self.runtime.resume_task(task_id)
+        self._call(self.runtime.resume_task(task_id))
 
     # The journal.
     def requests(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
     ) -> list[Entry]:
         """Journal entries matching every filter given, most recent first (`path` may end in `*`)."""
-        return self.runtime.journal.select(method, path, task_id, status)
+        return self._call(self.runtime.requests(method, path, task_id, status))
 
     def count(self, **filters: Any) -> int:
         return len(self.requests(**filters))
@@ -100,19 +106,19 @@ class MockServer:
         raise AssertionError(f"expected {wanted}, found {len(found)}; closest requests:\n" + "\n".join(lines))
 
     def reset(self) -> None:
-        self.runtime.reset()
+        self._call(self.runtime.reset())
 
     # Generated behaviours (with contracts.strategies.behaviours) and client properties.
     def play(self, behaviour: dict[str, Any]) -> None:
         """Reset, then play a generated (or hand-written) scenario for every new task."""
         self.reset()
         self.runtime.add_scenario(parse(behaviour, f"<{behaviour.get('name', 'generated')}>"))
-        self.runtime.set_default(behaviour["name"])
+        self.set_default(behaviour["name"])
 
     def judge(self, exit_code: int, output: str = "", properties: Properties | None = None) -> list[Broken]:
         """Judge the client run that just happened against the client properties. Waits are measured
         on the manual clock, so the client's sleep must be `mockserver.advance`."""
-        entries = [entry.to_json() for entry in reversed(list(self.runtime.journal.entries()))]
+        entries = [entry.to_json() for entry in reversed(self.requests())]
         judge = Judge(self.runtime.contract, properties or Properties().without("time-limit"), timebase="time")
         return judge.judge(ClientRun(entries, exit_code, output))
 

@@ -13,8 +13,7 @@ from contracts import Contract
 from mockserver.lifecycle import State
 from mockserver.media import Media
 from mockserver.scenarios import UNSET
-from mockserver.store import Task
-
+from mockserver.state.task import Task
 
 _quote = json.encoder.encode_basestring  # the JSON string of a str, as the json module writes it
 

@@ -1,18 +1,20 @@
 """Everything one fake server holds, built once from the settings before it answers anything.
 
 Building a `Runtime` loads and compiles the contract, loads and checks every scenario file and
-key map and reads the media clips; any mistake raises here (`ContractError`, `ScenarioError`,
-`KeyMapError`, `ValueError`), so a broken set-up never starts serving. The run-time controls
-(default scenario, pushed scenarios, forced task states) live here too, so the admin API and
-the pytest plugin share one implementation.
+key map, reads the media clips and opens the store; any mistake raises here (`ContractError`,
+`ScenarioError`, `KeyMapError`, `ValueError`), so a broken set-up never starts serving. The
+run-time controls (default scenario, pushed scenarios, forced task states, the clock, reset)
+live here too, so the admin API, the dashboard and the pytest plugin share one implementation.
+They are coroutines: with a shared store each is a round trip to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
 import re
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,16 +23,17 @@ from starlette.requests import Request
 
 from contracts import Contract
 from mockserver import conformity, lifecycle
-from mockserver.clock import Clock
+from mockserver.clock import ClockError, ClockReading, Mode
 from mockserver.errors import ApiError
-from mockserver.journal import Journal
+from mockserver.journal import Entry, key_id, select
 from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.matching import Selector
 from mockserver.media import Media
 from mockserver.render import Renderer
 from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, check_mixes, load_directories
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
-from mockserver.store import Task, TaskStore
+from mockserver.state import Found, Store, open_store
+from mockserver.state.task import Task
 
 
 class Runtime:
@@ -60,25 +63,36 @@ class Runtime:
             raise ValueError(
                 f"{', '.join(unusable)}: some keys do not match --api-keys {settings.api_keys!r}, so no client could use them"
             )
-        self.selector = Selector(self.scenarios, self.scenarios[settings.default_scenario], keys, settings.seed)
+        self.selector = Selector(self.scenarios, keys)
         self._loaded = dict(self.scenarios)  # what reset goes back to
-        self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
-        self.store = TaskStore(settings.seed, settings.task_retention, settings.gc_freeze)
-        self.journal = Journal(settings.journal_size)
         self.media = Media()
         self.render = Renderer(self.contract, self.media)
         conformity.check(self.scenarios, self.contract, self.render)
         if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
-        self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits, bounded
+        self.state: Store = open_store(settings.store, settings, self.scenarios, self.fingerprint())
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
+        self.unshared: dict[str, Scenario] = {}  # added at run time, not yet registered with the store
 
-    @property
-    def default(self) -> Scenario:
-        return self.selector.default
+    def fingerprint(self) -> dict[str, str]:
+        """What every replica on one shared store must have in common, as digests: the contract,
+        each scenario loaded at start-up, the key map and the settings that change answers."""
+        def digest(value: Any) -> str:
+            return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+        settings = self.settings
+        parts = {
+            "contract": f"{self.contract.title} {self.contract.version} {digest(self.contract.document)}",
+            "key map": digest(sorted((key_id(key), name) for key, name in self.selector.keys.items())),
+            "settings": digest(
+                [settings.api_keys, settings.default_scenario, settings.clock, settings.speed, settings.task_retention]
+            ),
+        }
+        parts.update({f"scenario {name}": scenario.digest for name, scenario in self._loaded.items()})
+        return parts
 
     def base_url(self, request: Request) -> str:
         """Where result URLs point: the configured public URL, else the host the client used."""
@@ -91,72 +105,112 @@ class Runtime:
         if latency is not None:
             await self.sleep(latency.sample(self.random))
 
-    # Run-time controls, shared by the admin API and the pytest plugin.
+    # Run-time controls, shared by the admin API, the dashboard and the pytest plugin.
 
     def add_scenario(self, scenario: Scenario) -> Scenario:
         """Load one more scenario at run time (or replace one of the same name), checked against
-        the contract like those read at start-up."""
+        the contract like those read at start-up. It lives in this process (reset forgets it)."""
         conformity.check({scenario.name: scenario}, self.contract, self.render)
         if scenario.mix:
             check_mixes({**self.scenarios, scenario.name: scenario})
         self.scenarios[scenario.name] = scenario
         self.selector.refresh()
+        self.unshared[scenario.name] = scenario
         return scenario
 
-    def set_default(self, name: str) -> Scenario:
-        self.selector.default = self.selector.named(name)
-        return self.selector.default
+    async def share(self) -> None:
+        """Tell the store about the scenarios added at run time (a shared store lets every replica
+        play them); done before the store is next asked to choose one."""
+        while self.unshared:
+            name, scenario = next(iter(self.unshared.items()))
+            await self.state.register(scenario)
+            if self.unshared.get(name) is scenario:
+                del self.unshared[name]
 
-    def push(self, name: str, count: int = 1) -> None:
+    async def default(self) -> Scenario:
+        return await self.state.default()
+
+    async def set_default(self, name: str) -> Scenario:
+        scenario = self.selector.named(name)
+        await self.share()
+        await self.state.set_default(scenario)
+        return scenario
+
+    async def push(self, name: str, count: int = 1) -> None:
         if count < 1:
             raise ApiError(422, f"'count' must be at least 1, got {count}.", param="count")
-        self.selector.push(name, count)
+        scenario = self.selector.named(name)
+        await self.share()
+        await self.state.push(scenario, count)
+
+    async def pushed(self) -> list[tuple[Scenario, int]]:
+        return await self.state.pushed()
+
+    async def clear_pushed(self) -> None:
+        await self.state.clear_pushed()
+
+    # The clock.
+
+    async def clock(self) -> ClockReading:
+        return await self.state.clock_reading()
+
+    async def now(self) -> float:
+        return (await self.state.clock_reading()).now
+
+    async def advance(self, seconds: float) -> ClockReading:
+        """Move scenario time forward (ClockError for a step back or past the year 9999)."""
+        return await self.state.advance(seconds)
+
+    async def configure_clock(self, mode: Mode | None = None, speed: float | None = None) -> ClockReading:
+        if mode not in (None, "real", "manual"):
+            raise ClockError(f"mode must be 'real' or 'manual', got {mode!r}")
+        return await self.state.configure_clock(mode, speed)
+
+    # Tasks.
 
     @staticmethod
     def unknown_task(task_id: str, hint: str = "") -> ApiError:
         return ApiError(404, f"No task with id {task_id[:100]!r}. {hint}".rstrip(), code="task_not_found")
 
-    def task(self, task_id: str, hint: str = "") -> Task:
-        task = self.store.get(task_id)
-        if task is None:
-            raise self.unknown_task(task_id, hint)
-        return task
+    async def _change(self, task_id: str, action: str, change: Callable[[Task, float], None]) -> Found:
+        def live_then_change(task: Task, now: float) -> None:
+            state = lifecycle.task_state(task, now, poll=False)
+            if lifecycle.is_terminal(state) and action != "resume":
+                raise ApiError(
+                    409,
+                    f"Cannot {action} task {task.id}: it is already {state.status}, and terminal is final.",
+                    code="task_terminal",
+                )
+            change(task, now)
 
-    def _live(self, task: Task, action: str) -> lifecycle.State:
-        state = lifecycle.task_state(task, self.clock.now(), poll=False)
-        if lifecycle.is_terminal(state):
-            raise ApiError(
-                409, f"Cannot {action} task {task.id}: it is already {state.status}, and terminal is final.", code="task_terminal"
-            )
-        return state
+        found = await self.state.update(task_id, live_then_change)
+        if found is None:
+            raise self.unknown_task(task_id)
+        return found
 
-    def fail_task(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> Task:
-        task = self.task(task_id)
-        self._live(task, "fail")
-        lifecycle.force_failed(task, self.clock.now(), code, message or f"Failed by the admin API with {code}.")
-        return task
+    async def fail_task(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> Found:
+        text = message or f"Failed by the admin API with {code}."
+        return await self._change(task_id, "fail", lambda task, now: lifecycle.force_failed(task, now, code, text))
 
-    def complete_task(self, task_id: str) -> Task:
-        task = self.task(task_id)
-        self._live(task, "complete")
-        lifecycle.force_completed(task, self.clock.now())
-        return task
+    async def complete_task(self, task_id: str) -> Found:
+        return await self._change(task_id, "complete", lifecycle.force_completed)
 
-    def stall_task(self, task_id: str) -> Task:
-        task = self.task(task_id)
-        self._live(task, "stall")
-        lifecycle.stall(task, self.clock.now())
-        return task
+    async def stall_task(self, task_id: str) -> Found:
+        return await self._change(task_id, "stall", lifecycle.stall)
 
-    def resume_task(self, task_id: str) -> Task:
-        task = self.task(task_id)
-        lifecycle.resume(task, self.clock.now())
-        return task
+    async def resume_task(self, task_id: str) -> Found:
+        return await self._change(task_id, "resume", lifecycle.resume)
 
-    def task_view(self, task: Task, base_url: str) -> dict[str, Any]:
+    async def task(self, task_id: str) -> Found:
+        found = await self.state.poll(task_id, count=False, retained=False)
+        if found is None:
+            raise self.unknown_task(task_id)
+        return found
+
+    def task_view(self, found: Found, base_url: str) -> dict[str, Any]:
         """A task as the admin API shows it: how it was chosen, where it stands, and what a poll
         would return now. Looking never counts as a poll."""
-        now = self.clock.now()
+        task, now = found.task, found.now
         state = lifecycle.task_state(task, now, poll=False)
         timeline = task.scenario.timeline
         following = None
@@ -179,25 +233,34 @@ class Runtime:
             "task": self.render.task(task, state, base_url),
         }
 
-    def task_views(self, base_url: str, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
-        views = [self.task_view(task, base_url) for task in self.store]
+    async def task_views(self, base_url: str, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
+        tasks, now = await self.state.tasks_now()
+        views = [self.task_view(Found(task, now, False), base_url) for task in tasks]
         return [
             view
             for view in views
             if (status is None or view["task"]["status"] == status) and (scenario is None or view["scenario"] == scenario)
         ]
 
-    def reset(self) -> None:
+    # The journal.
+
+    async def requests(
+        self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
+    ) -> list[Entry]:
+        """Journal entries matching every filter given, most recent first (`path` may end in `*`)."""
+        return select(await self.state.journal_entries(), method, path, task_id, status)
+
+    async def clear_journal(self) -> None:
+        await self.state.clear_journal()
+
+    async def reset(self) -> None:
         """Forget every task, journal entry, counter, run-time choice and scenario added at run time.
-        The clock goes back to its
-        configured mode and speed but keeps its reading: scenario time never runs backward."""
-        self.store = TaskStore(self.settings.seed, self.settings.task_retention, self.settings.gc_freeze)
+        The clock goes back to its configured mode and speed but keeps its reading: scenario time
+        never runs backward."""
+        await self.state.reset()
+        self.unshared.clear()
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
         self.selector.refresh()
-        self.journal.clear()
-        self.clock.configure(mode=self.settings.clock, speed=self.settings.speed)
-        self.selector.reset()
-        self.submissions.clear()
         self.random = random.Random(self.settings.seed)
         self.errors.clear()

@@ -16,6 +16,7 @@ scenarios as YAML documents separated by `---`.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import re
@@ -157,6 +158,8 @@ class Scenario:
     credits_reserved: float = DEFAULT_CREDITS
     off_contract: str | None = None
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
+    data: Any = field(default=None, repr=False, compare=False)  # as read from its file
+    digest: str = field(default="", repr=False, compare=False)  # of `data`: equal scenarios, equal digests
     # Derived once from the timeline, for the request path:
     times: tuple[float, ...] = field(init=False, repr=False)
     held_steps: tuple[int, ...] = field(init=False, repr=False)
@@ -376,6 +379,8 @@ class _Builder:
             result_url_ttl=float(data.get("result_url_ttl", DEFAULT_RESULT_URL_TTL)),
             credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
             off_contract=data.get("off_contract"),
+            data=data,
+            digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
         )
 
 

@@ -4,14 +4,33 @@ test), then passed down. Nothing else in the package reads the environment."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import scenarios as _shipped
 
 SHIPPED_SCENARIOS = _shipped.DIRECTORY
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def mask_url(url: str) -> str:
+    """A URL with the password of its user part (and any password query parameter) replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}:***@{host}" if colon else f"***@{host}" if name and parts.scheme.startswith("redis") else netloc
+    query = "&".join(
+        f"{k}=***" if k.lower() in ("password", "pass", "pwd") else f"{k}={v}" if v else k
+        for k, _, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,9 @@ class Settings:
     keep_alive_timeout: float = 5.0  # real seconds an idle keep-alive connection stays open
     max_connections: int = 1000  # open connections; more are answered 503 and closed
     gc_freeze: bool = False  # move long-lived tasks out of the cyclic GC (the server does; tests need not)
+    store: str = field(default="memory", repr=False)  # "memory" or a redis:// URL (may hold a password)
+    store_prefix: str = "mockserver"  # namespaces the keys of a shared store
+    workers: int = 1  # server processes on one port (a shared store needs more than one)
 
     @property
     def loopback(self) -> bool:
@@ -49,6 +71,26 @@ class Settings:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    def to_json(self) -> str:
+        """These settings as JSON, for the worker processes of `--workers` (secrets included: it
+        goes only into their environment)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["scenario_dirs"] = [str(p) for p in self.scenario_dirs]
+        data["keys"] = [str(p) for p in self.keys]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["scenario_dirs"] = tuple(Path(p) for p in data["scenario_dirs"])
+        data["keys"] = tuple(Path(p) for p in data["keys"])
+        return cls(**data)
+
+    @property
+    def store_display(self) -> str:
+        """The store URL with its password masked, for logs, health and errors."""
+        return mask_url(self.store)
 
     @property
     def scenario_directories(self) -> list[Path]:

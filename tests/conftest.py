@@ -16,6 +16,7 @@ from contracts.conformance import ResponseValidator
 from mockserver import Settings, create_app
 from mockserver.runtime import Runtime
 from mockserver.testing import LiveServer
+from tests.services import RedisServer
 
 API_KEY = "sk-test-a1b2c3d4e5f6"
 SUBMIT = "/v1/videos/generations"
@@ -109,16 +110,33 @@ def start_fake(stack: ExitStack, settings: Settings, transport: str = "uvicorn")
 
 
 @pytest.fixture(scope="session")
-def _shared_fakes() -> Iterator[dict[str, Fake]]:
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of the session's own (persistence off), on a free loopback port."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def _shared_fakes(redis_server: RedisServer) -> Iterator[dict[str, Fake]]:
     with ExitStack() as stack:
         settings = Settings(clock="manual", seed=7)
-        yield {transport: start_fake(stack, settings, transport) for transport in ("uvicorn", "asgi")}
+        fakes = {transport: start_fake(stack, settings, transport) for transport in ("uvicorn", "asgi")}
+        shared = Settings(clock="manual", seed=7, store=redis_server.url, store_prefix="shared-fake")
+        fakes["redis"] = start_fake(stack, shared, "uvicorn")
+        yield fakes
 
 
-@pytest.fixture(params=["uvicorn", "asgi"])
+@pytest.fixture(params=["uvicorn", "asgi", "redis"])
 def fake(request: pytest.FixtureRequest, _shared_fakes: dict[str, Fake]) -> Fake:
     """The default fake (seed contract, shipped scenarios, manual clock), reset for this test;
-    over real uvicorn and in-process."""
+    over real uvicorn and in-process with the memory store, and over uvicorn with the Redis store."""
     chosen = _shared_fakes[request.param]
     assert chosen.admin("POST", "/reset").status_code == 200
     return chosen

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from mockserver.state.task import Task
 from tests.conftest import API_KEY, SUBMIT, Fake
 
 ID = re.compile(r"^task-unified-(\d+)-[a-z0-9]{8}$")
@@ -329,7 +330,11 @@ def test_the_fast_submit_answer_is_the_rendered_one(fake: Fake) -> None:
     """The submit path fills a template for speed; it must say exactly what `created()` says."""
     import json as _json
 
-    task = fake.runtime.store.get(fake.create(model='veo-3.1-extend-fast'))
-    assert _json.loads(fake.runtime.render.created_json(task, 90)) == fake.runtime.render.created(task, 90)
+    answer = fake.submit(model="veo-3.1-extend-fast").json()
+    scenario = fake.runtime.scenarios["default"]
+    task = Task(answer["id"], answer["created"], 0.0, scenario, answer["model"], "16:9", True, "key-test")
+    assert _json.loads(fake.runtime.render.created_json(task, 90)) == fake.runtime.render.created(task, 90) == {
+        **answer, "task_info": {**answer["task_info"], "estimated_time": 90}
+    }
     task.model = 'quote " back\\\\slash \u00e9 \U0001f408 \x01'
     assert _json.loads(fake.runtime.render.created_json(task, 7)) == fake.runtime.render.created(task, 7)

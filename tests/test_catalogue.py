@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from contracts.conformance import ContractViolation
-from mockserver.matching import Selector
 from mockserver.scenarios import load_directories
-from mockserver.settings import SHIPPED_SCENARIOS
+from mockserver.settings import SHIPPED_SCENARIOS, Settings
+from mockserver.state import Submission
+from mockserver.state.memory import MemoryStore
 from tests.conftest import SUBMIT, Fake
 from tests.rawhttp import exchange
 
@@ -281,8 +282,13 @@ def test_poll_connection_faults_one_per_poll(live: Fake) -> None:
 
 def test_realistic_mix_blends_by_weight_and_repeats_with_a_seed() -> None:
     def draws(seed: int, n: int) -> list[str]:
-        selector = Selector(SHIPPED, SHIPPED["default"], {}, seed)
-        return [selector.choose("realistic-mix", "sk", {})[0].name for _ in range(n)]
+        store = MemoryStore(Settings(seed=seed, clock="manual"), SHIPPED)
+        submission = Submission("key-test", "veo-3.1-extend", "16:9", True, header=SHIPPED["realistic-mix"])
+
+        async def submit_all() -> list[str]:
+            return [(await store.submit(submission)).scenario.name for _ in range(n)]
+
+        return asyncio.run(submit_all())
 
     blend = Counter(draws(42, 10_000))
     assert 8800 <= blend["default"] <= 9200

@@ -29,7 +29,7 @@ def run_check(server: LiveServer, contract: str | Path = "seed", billable: int =
     """Run the check against a fake on a manual clock: waiting between polls moves that clock."""
     check = DeploymentCheck(
         server.url, TOKEN, Contract.load(contract), billable=billable, poll_interval=5, max_wait=1200,
-        sleep=lambda seconds: server.runtime.clock.advance(seconds), **options,
+        sleep=lambda seconds: server.runtime.state.clock.advance(seconds), **options,
     )  # fmt: skip
     events = list(check.run())
     assert isinstance(events[-1], RunFinished)
@@ -64,7 +64,7 @@ def test_the_fake_passes_the_free_check(contract: str) -> None:
         assert report.ok, messages(report)
         assert report.spent == 0
         assert len(report.probes) >= 14
-        assert server.runtime.store.__len__() == 0  # nothing was created
+        assert server.runtime.state.tasks.__len__() == 0  # nothing was created
 
 
 @pytest.mark.parametrize("contract", ["seed", "current"])
@@ -72,7 +72,7 @@ def test_the_fake_passes_the_billable_check(contract: str) -> None:
     with LiveServer(Settings(clock="manual", contract=contract)) as server:
         report = run_check(server, contract, billable=3)
         assert report.ok, messages(report)
-        assert report.spent == 3 and len(server.runtime.store) == 3
+        assert report.spent == 3 and len(server.runtime.state.tasks) == 3
         billable = [probe for probe in report.probes if probe.name.startswith("billable")]
         statuses = [json.loads(e.response)["status"] for e in billable[0].exchanges[1:-1]]
         assert statuses[0] == "pending" and statuses[-1] == "completed" and "processing" in statuses
@@ -140,7 +140,7 @@ def test_a_200_for_a_body_missing_prompt_fails_and_stops_spending(tmp_path: Path
     contract = drifted_contract(tmp_path, "required: [model, prompt, video]")
     with LiveServer(Settings(clock="manual", contract=str(contract))) as server:
         report = run_check(server, "seed")
-        accepted = len(server.runtime.store)
+        accepted = len(server.runtime.state.tasks)
     finding = next(f for f in report.findings if f.exchange.body and '"prompt"' not in f.exchange.body)
     assert "Received HTTP 200; the contract expects 422 here." in finding.message
     assert report.spent == 1 and accepted == 1  # it stopped at the first body it should not have accepted
@@ -150,14 +150,14 @@ def test_billable_never_exceeds_its_budget(tmp_path: Path) -> None:
     contract = drifted_contract(tmp_path, "required: [model, prompt, video]")
     with LiveServer(Settings(clock="manual", contract=str(contract), default_scenario="fast")) as server:
         report = run_check(server, "seed", billable=2)
-        created = len(server.runtime.store)
+        created = len(server.runtime.state.tasks)
     assert report.spent == 2 and created == 2  # one probe it should have refused, one billable task
 
 
 def test_submits_that_fail_are_not_retried() -> None:
     with LiveServer(Settings(clock="manual", default_scenario="server-error-task-created")) as server:
         report = run_check(server, billable=3)
-        posts = server.runtime.journal.select(method="POST")
+        posts = server.runtime.state.journal.select(method="POST")
         from_token = [e for e in posts if e.status in (200, 500) and '"prompt"' in e.body]
     assert report.spent == 3 and len(from_token) == 3
 
@@ -238,7 +238,7 @@ def test_a_base_url_without_a_scheme_is_refused() -> None:
 def test_a_refused_key_is_said_plainly_and_nothing_more_is_sent() -> None:
     with LiveServer(Settings(clock="manual")) as server:
         result = _cli("--base-url", server.url, "--billable", "1", env={"MOCKSERVER_CHECK_TOKEN": "not-a-key"})
-        sent = server.runtime.journal.recorded
+        sent = server.runtime.state.journal.recorded
     assert result.returncode == 2
     assert "refused the API key (HTTP 401" in result.stderr and "Nothing else was sent" in result.stderr
     assert sent == 1 and "not-a-key" not in result.stdout + result.stderr
@@ -288,7 +288,7 @@ def test_a_deployment_answering_5xx_to_submissions_costs_at_most_one() -> None:
     server.app = RewriteAnswers(server.app, fail)
     with server:
         report = run_check(server, billable=2)
-        sent = len(server.runtime.journal.select(method="POST"))
+        sent = len(server.runtime.state.journal.select(method="POST"))
     assert report.spent == 2 and sent == 2  # one probe, then one billable task: never more than the budget
 
 
@@ -299,7 +299,7 @@ def test_a_proxy_that_adds_its_own_key_costs_at_most_one(tmp_path: Path) -> None
     with LiveServer(Settings(clock="manual", contract=str(contract), api_keys=r".*")) as server:
         server.app = _keyless(server.app)
         report = run_check(server, "seed")
-        created = len(server.runtime.store)
+        created = len(server.runtime.state.tasks)
     assert report.spent == 1 and created == 1
 
 

@@ -185,7 +185,7 @@ def test_requests_that_are_not_http(servers: dict[str, LiveServer]) -> None:
 
 def test_the_fake_took_over_ten_thousand_requests_and_still_answers(servers: dict[str, LiveServer]) -> None:
     """Runs last in this module: counts what the tests above sent, then checks the fake is alive."""
-    journaled = sum(server.runtime.journal.recorded for server in servers.values())
+    journaled = sum(server.runtime.state.journal.recorded for server in servers.values())
     # The 400 raw sends of test_requests_that_are_not_http mostly never reach the application, so
     # the journal does not count them: the figure below is a floor.
     print(f"\nrequests the fakes answered and journaled: {journaled}")

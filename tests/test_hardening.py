@@ -92,7 +92,7 @@ def test_a_body_that_never_finishes_gets_408(strict: LiveServer) -> None:
     )
     status, error = _error(_raw(strict, head))
     assert status == 408 and "body did not arrive within 0.5 s" in error["message"]
-    assert len(strict.runtime.store) == 0
+    assert len(strict.runtime.state.tasks) == 0
 
 
 def test_idle_connections_cannot_exhaust_the_server() -> None:
@@ -140,9 +140,9 @@ def test_finished_tasks_are_evicted_after_the_retention(make_fake) -> None:
     assert fake.task(old[0])["status"] == "completed"  # 3600 s after completing: still kept
     fake.advance(1)
     assert fake.poll(old[0]).status_code == 404  # past the retention: gone for the client...
-    assert len(fake.runtime.store) == 5
+    assert len(fake.runtime.state.tasks) == 5
     fake.create()  # ...and evicted from memory by the next submission
-    assert len(fake.runtime.store) == 1 and fake.runtime.store.evicted == 5
+    assert len(fake.runtime.state.tasks) == 1 and fake.runtime.state.tasks.evicted == 5
 
 
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:

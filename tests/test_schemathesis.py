@@ -74,11 +74,11 @@ def test_the_lifecycle_rules_can_fail() -> None:
         headers={**KEY, "Content-Type": "application/json"},
     )
     task_id = submit.call().json()["id"]
-    runtime.clock.advance(60)
+    runtime.state.clock.advance(60)
     query = schema["/v1/tasks/{task_id}"]["GET"]
     first = query.Case(path_parameters={"task_id": task_id}, headers=KEY)
     first.call_and_validate()
-    task = runtime.store.get(task_id)
+    task = runtime.state.tasks.get(task_id)
     task.forced = lifecycle.State(3, "processing", 1)  # progress drops from about 60 to 1
     second = query.Case(path_parameters={"task_id": task_id}, headers=KEY)
     with pytest.raises(schemathesis.errors.FailureGroup, match="progress fell"):

@@ -1,0 +1,156 @@
+"""Everything the fake remembers, behind one interface with two implementations.
+
+    Store (protocol)      tasks with their polls, held-step reads and what the admin API forced;
+                          per-key submission counters; scenarios pushed for the next submissions;
+                          the run-time default scenario; the clock; the request journal; reset
+      MemoryStore         in this process: the embedded default, needs nothing (`memory.py`)
+      RedisStore          on a Redis server: every replica and worker on it acts as one fake
+                          (`redis.py`, Lua scripts in `scripts/`)
+
+    StoreUnavailable      the store cannot be reached; the API answers 503 `store_unavailable`
+
+A store keeps facts, never a computed status: `mockserver.lifecycle` computes a task's state
+from its scenario, its facts and the clock's reading on every read. Every operation a request
+needs is one call (one round trip to Redis), and every change that must be exact under
+concurrency (counting a poll, using up a pushed scenario, a per-key counter) happens inside the
+store, atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mockserver.clock import ClockReading, Mode
+from mockserver.journal import Entry
+from mockserver.scenarios import Scenario
+from mockserver.state.task import Task
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached (or answered too slowly). The message names the store
+    without its password."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A valid submission, and what the request alone says about its scenario."""
+
+    key_id: str
+    model: str
+    aspect_ratio: str
+    generate_audio: bool
+    header: Scenario | None = None  # named by X-Mock-Scenario: wins over everything
+    fallback: Scenario | None = None  # from the key map or a match rule: used when nothing is pushed
+    fallback_by: str = "default"  # "key" or "rule"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    scenario: Scenario
+    selected_by: str  # header, pushed, key, rule or default
+    via: str | None  # the mix the scenario was drawn from
+    count: int  # this key's submissions of this scenario since the last reset, this one included
+    task: Task | None  # None when the scripted answer creates no task
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    task: Task
+    now: float
+    gone: bool  # its scenario made it disappear, or it is past the retention: a client gets 404
+
+
+Change = Callable[[Task, float], None]
+
+
+class Store(Protocol):
+    kind: str
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def status(self) -> dict[str, Any]: ...
+
+    def estimate_now(self) -> float:
+        """Scenario time now, as this process last knew it (no round trip; for journal stamps)."""
+        ...
+
+    async def clock_reading(self) -> ClockReading: ...
+    async def advance(self, seconds: float) -> ClockReading: ...
+    async def configure_clock(self, mode: Mode | None, speed: float | None) -> ClockReading: ...
+
+    async def submit(self, submission: Submission) -> Submitted:
+        """Choose the scenario (header, else pushed, else fallback, else default; a mix draws a
+        member), count the submission for (scenario, key), and create the task when the answer
+        for that count creates one: all at once."""
+        ...
+
+    async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
+        """The task, counting a client poll (`count`) unless it is gone; None if unknown."""
+        ...
+
+    async def update(self, task_id: str, change: Change) -> Found | None:
+        """Apply `change(task, now)` (which may raise) to the task, atomically."""
+        ...
+
+    async def tasks_now(self) -> tuple[list[Task], float]:
+        """Every live task, and the clock's reading."""
+        ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+    async def register(self, scenario: Scenario) -> None:
+        """Make a scenario added at run time playable by name (until the next reset)."""
+        ...
+
+    async def push(self, scenario: Scenario, count: int) -> None: ...
+    async def pushed(self) -> list[tuple[Scenario, int]]: ...
+    async def clear_pushed(self) -> None: ...
+    async def set_default(self, scenario: Scenario) -> None: ...
+    async def default(self) -> Scenario: ...
+
+    def record(self, *fields: Any) -> None:
+        """Add a journal entry (`Entry` fields after `id`), credentials already replaced."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every entry recorded so far can be read by every replica."""
+        ...
+
+    async def journal_entries(self) -> list[Entry]:
+        """The journal, most recent first."""
+        ...
+
+    async def clear_journal(self) -> None: ...
+    async def reset(self) -> None: ...
+
+
+def open_store(url: str, settings: Any, scenarios: dict[str, Scenario], fingerprint: Mapping[str, str]) -> Store:
+    """The store a URL names: `memory` or `redis://` / `rediss://` (which needs the `redis` extra).
+    `fingerprint` is what replicas on a shared store must have in common."""
+    if url == "memory":
+        from mockserver.state.memory import MemoryStore
+
+        return MemoryStore(settings, scenarios)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from mockserver.state.redis import RedisStore
+        except ImportError as exc:
+            raise ValueError(f"a Redis store needs redis-py: pip install 'veo-mockserver[redis]' ({exc})") from None
+        return RedisStore(url, settings, scenarios, fingerprint)
+    raise ValueError(f"--store must be 'memory' or a redis:// or rediss:// URL, got {url.split('://')[0]!r}://...")
+
+
+__all__ = [
+    "Change",
+    "ClockReading",
+    "Found",
+    "Store",
+    "StoreUnavailable",
+    "Submission",
+    "Submitted",
+    "Task",
+    "open_store",
+]

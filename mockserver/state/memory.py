@@ -1,0 +1,257 @@
+"""The embedded store: everything in this process, nothing to install. The default.
+
+Tasks live in a dict in the order they were created. A task is kept until `retention` scenario
+seconds after its lifecycle ends (or after it was created, for one that never ends); then it is
+gone, as the provider forgets tasks, and the memory it held is freed by later submissions.
+Every method finishes without waiting, so the request path costs what it cost before the store
+had an interface.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import string
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mockserver.clock import Clock, ClockReading, Mode, check_advance
+from mockserver.journal import Entry, Journal
+from mockserver.scenarios import Scenario
+from mockserver.state import Change, Found, Submission, Submitted
+from mockserver.state.task import Task, expired, gone
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-character pieces
+_FREEZE_EVERY = 10_000
+MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
+
+
+def random_suffix(bits: Any) -> str:
+    """8 lowercase letters or digits, uniformly, from `bits` (a `getrandbits`)."""
+    while True:
+        n = bits(42)
+        if n < 2_821_109_907_456:  # 36**8: draw again rather than favour some suffixes
+            return _PAIRS[n % 1296] + _PAIRS[n // 1296 % 1296] + _PAIRS[n // 1679616 % 1296] + _PAIRS[n // 2176782336]
+
+
+class TaskStore:
+    """Tasks by id, in the order they were created."""
+
+    def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0, gc_freeze: bool = False) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._random = random.Random(seed)
+        self.retention = retention
+        self.evicted = 0
+        self._gc_freeze = gc_freeze
+        self._frozen_at = 0  # the store size at the last freeze
+
+    def expired(self, task: Task, now: float) -> bool:
+        return expired(task, now, self.retention)
+
+    def evict(self, now: float, most: int = 64) -> int:
+        """Forget up to `most` of the oldest tasks that have expired; cheap enough for every submit."""
+        gone_ids = []
+        for task_id, task in self._tasks.items():
+            if len(gone_ids) >= most or not self.expired(task, now):
+                break  # the oldest live task holds the line: it is enough to look at the front
+            gone_ids.append(task_id)
+        for task_id in gone_ids:
+            del self._tasks[task_id]
+        self.evicted += len(gone_ids)
+        return len(gone_ids)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def new_id(self, created: int) -> str:
+        """`task-unified-{created}-{8 lowercase letters or digits}`, unique in this store."""
+        while True:
+            task_id = f"task-unified-{created}-{random_suffix(self._random.getrandbits)}"
+            if task_id not in self._tasks:
+                return task_id
+
+    def add(self, task: Task) -> Task:
+        self._tasks[task.id] = task
+        if self._gc_freeze and len(self._tasks) >= self._frozen_at + _FREEZE_EVERY:
+            # Tasks live long and hold no reference cycles: move them out of the cyclic garbage
+            # collector's reach, so that a million of them do not make each full collection (and
+            # the requests it pauses) slower. Reference counting still frees them when removed.
+            # Collect first, so that no cyclic garbage is frozen with them; freeze again only once
+            # the store has grown by another _FREEZE_EVERY.
+            gc.collect()
+            gc.freeze()
+            self._frozen_at = len(self._tasks)
+        return task
+
+    def clear(self) -> None:
+        self._tasks.clear()
+
+
+class MemoryStore:
+    kind = "memory"
+
+    def __init__(self, settings: Any, scenarios: Mapping[str, Scenario]) -> None:
+        self.settings = settings
+        self.scenarios = scenarios
+        self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
+        self.journal_size = settings.journal_size
+        self.journal = Journal(settings.journal_size)
+        self._fresh()
+
+    def _fresh(self) -> None:
+        settings = self.settings
+        self.tasks = TaskStore(settings.seed, settings.task_retention, settings.gc_freeze)
+        self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits
+        self._pushed: deque[list[Any]] = deque()  # [scenario, submissions left]
+        self._default: Scenario | None = None  # None: the configured one
+        self.random = random.Random(settings.seed)  # mix draws
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def status(self) -> dict[str, Any]:
+        return {"kind": self.kind, "status": "up"}
+
+    def estimate_now(self) -> float:
+        return self.clock.now()
+
+    # The clock.
+
+    async def clock_reading(self) -> ClockReading:
+        return self.clock.reading()
+
+    async def advance(self, seconds: float) -> ClockReading:
+        check_advance(self.clock.now(), seconds)
+        self.clock.advance(seconds)
+        return self.clock.reading()
+
+    async def configure_clock(self, mode: Mode | None, speed: float | None) -> ClockReading:
+        self.clock.configure(mode, speed)
+        return self.clock.reading()
+
+    # Submissions and tasks.
+
+    def _choose(self, submission: Submission) -> tuple[Scenario, str]:
+        if submission.header is not None:
+            return submission.header, "header"
+        if self._pushed:
+            entry = self._pushed[0]
+            entry[1] -= 1
+            if entry[1] <= 0:
+                self._pushed.popleft()
+            return entry[0], "pushed"
+        if submission.fallback is not None:
+            return submission.fallback, submission.fallback_by
+        return self._default or self.scenarios[self.settings.default_scenario], "default"
+
+    async def submit(self, submission: Submission) -> Submitted:
+        scenario, selected_by = self._choose(submission)
+        via = None
+        if scenario.mix:
+            via = scenario.name
+            names = [name for name, _ in scenario.mix]
+            scenario = self.scenarios[self.random.choices(names, [weight for _, weight in scenario.mix])[0]]
+        if len(self.submissions) >= MAX_COUNTERS:
+            self.submissions.clear()
+        counter = (scenario.name, submission.key_id)
+        self.submissions[counter] += 1
+        count = self.submissions[counter]
+        now = self.clock.now()
+        task = None
+        if scenario.submit_answer(count).makes_task:
+            created = int(now)
+            self.tasks.evict(now)
+            task = self.tasks.add(
+                Task(
+                    id=self.tasks.new_id(created),
+                    created=created,
+                    created_at=now,
+                    scenario=scenario,
+                    model=submission.model,
+                    aspect_ratio=submission.aspect_ratio,
+                    generate_audio=submission.generate_audio,
+                    key_id=submission.key_id,
+                    via=via,
+                    selected_by=selected_by,
+                )
+            )
+        return Submitted(scenario, selected_by, via, count, task, now)
+
+    async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return None
+        now = self.clock.now()
+        if gone(task, now, self.tasks.retention if retained else None):
+            return Found(task, now, True)
+        if count:
+            task.polls += 1
+            task.version += 1
+        return Found(task, now, False)
+
+    async def update(self, task_id: str, change: Change) -> Found | None:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return None
+        now = self.clock.now()
+        change(task, now)
+        task.version += 1
+        return Found(task, now, False)
+
+    async def tasks_now(self) -> tuple[list[Task], float]:
+        return list(self.tasks), self.clock.now()
+
+    async def counts(self) -> dict[str, int]:
+        return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}
+
+    # Run-time choices.
+
+    async def register(self, scenario: Scenario) -> None:
+        pass  # this process's scenarios are the runtime's own dict
+
+    async def push(self, scenario: Scenario, count: int) -> None:
+        self._pushed.append([scenario, count])
+
+    async def pushed(self) -> list[tuple[Scenario, int]]:
+        return [(scenario, left) for scenario, left in self._pushed]
+
+    async def clear_pushed(self) -> None:
+        self._pushed.clear()
+
+    async def set_default(self, scenario: Scenario) -> None:
+        self._default = scenario
+
+    async def default(self) -> Scenario:
+        return self._default or self.scenarios[self.settings.default_scenario]
+
+    # The journal.
+
+    def record(self, *fields: Any) -> None:
+        self.journal.record(*fields)
+
+    async def flush(self) -> None:
+        pass
+
+    async def journal_entries(self) -> list[Entry]:
+        return self.journal.entries()
+
+    async def clear_journal(self) -> None:
+        self.journal.clear()
+
+    async def reset(self) -> None:
+        """Forget every task, journal entry, counter and run-time choice. The clock goes back to its
+        configured mode and speed but keeps its reading: scenario time never runs backward."""
+        self._fresh()
+        self.journal.clear()
+        self.clock.configure(mode=self.settings.clock, speed=self.settings.speed)

@@ -1,0 +1,85 @@
+-- Shared by every script (prepended when the scripts are loaded). ARGV[1] is the key prefix,
+-- "{name}:", so that every key of one fake hashes to one slot.
+local P = ARGV[1]
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local function real_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- The clock: mode, speed and an anchor pair (scenario time, Redis's real time). Returns
+-- now, mode, speed, real; nil when the clock was never set (a new or emptied Redis).
+local function clock()
+  local c = redis.call('HMGET', P .. 'clock', 'mode', 'speed', 'anchor', 'real')
+  if not c[1] then
+    return nil
+  end
+  local real = real_now()
+  local anchor = tonumber(c[3])
+  local speed = tonumber(c[2])
+  if c[1] == 'manual' then
+    return anchor, c[1], speed, real
+  end
+  return anchor + (real - tonumber(c[4])) * speed, c[1], speed, real
+end
+
+-- How many real seconds a span of scenario time lasts at the clock's pace (a manual clock
+-- counts as speed 1: it bounds how long a task is kept while nobody moves the clock).
+local function pace(mode, speed)
+  if mode == 'manual' then
+    return 1
+  end
+  return speed
+end
+
+-- A scenario as the scripts need it (JSON written by the replicas: submit plan, mix members,
+-- held steps, poll rules, when it disappears and when it ends); nil when unknown.
+local function scenario(name)
+  local entry = redis.call('HGET', P .. 'added', name)
+  if not entry then
+    entry = redis.call('HGET', P .. 'registry', name)
+  end
+  if not entry then
+    return nil
+  end
+  return cjson.decode(entry)
+end
+
+local function need_init()
+  return redis.error_reply('NOINIT the store holds no clock or scenario registry (new or emptied)')
+end
+
+-- Re-anchor the clock with a new mode and speed, keeping its reading. A slower pace makes the
+-- scenario-time retention of every task last longer in real time: their TTLs are stretched.
+local function configure(new_mode, new_speed)
+  local now, mode, speed, real = clock()
+  if not now then
+    return nil
+  end
+  if new_mode == '' then
+    new_mode = mode
+  end
+  if new_speed == '' then
+    new_speed = speed
+  else
+    new_speed = tonumber(new_speed)
+  end
+  redis.call('HSET', P .. 'clock', 'mode', new_mode, 'speed', fmt(new_speed), 'anchor', fmt(now), 'real', fmt(real))
+  local factor = pace(mode, speed) / pace(new_mode, new_speed)
+  if factor > 1 then
+    local ids = redis.call('ZRANGE', P .. 'tasks', 0, -1)
+    for _, id in ipairs(ids) do
+      local left = redis.call('PTTL', P .. 't:' .. id)
+      if left > 0 then
+        left = math.ceil(left * factor)
+        redis.call('PEXPIRE', P .. 't:' .. id, left)
+        redis.call('ZADD', P .. 'tasks', real + left / 1000, id)
+      end
+    end
+  end
+  return now, new_mode, new_speed
+end

@@ -1,0 +1,25 @@
+-- A replica joins: check its fingerprint (contract, scenarios, key map, settings) against the
+-- one in the store, register its scenarios and itself. A different fingerprint is refused
+-- while any replica that holds the stored one is alive; with none alive, the newcomer takes
+-- over. ARGV: prefix, replica id, heartbeat seconds, fingerprint (JSON), then scenario name
+-- and entry pairs. Returns {"ok", took over (1/0)} or {"differs", stored fingerprint, live}.
+local real = real_now()
+redis.call('ZREMRANGEBYSCORE', P .. 'replicas', '-inf', real)
+local stored = redis.call('GET', P .. 'fingerprint')
+local took_over = 0
+if stored and stored ~= ARGV[4] then
+  local live = redis.call('ZCARD', P .. 'replicas')
+  if live > 0 then
+    return {'differs', stored, live}
+  end
+  took_over = 1
+  redis.call('DEL', P .. 'registry')
+end
+redis.call('SET', P .. 'fingerprint', ARGV[4])
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', P .. 'registry', ARGV[i], ARGV[i + 1])
+end
+if ARGV[2] ~= '' then
+  redis.call('ZADD', P .. 'replicas', real + tonumber(ARGV[3]), ARGV[2])
+end
+return {'ok', took_over}

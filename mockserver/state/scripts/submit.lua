@@ -1,0 +1,96 @@
+-- One submission: choose its scenario (the header's, else the next pushed one, else the key
+-- map's or a rule's, else the run-time default), draw a mix member, count the submission for
+-- (scenario, key), and create the task when the answer for that count creates one.
+-- ARGV: prefix, header, fallback, fallback_by, configured default, key id, random [0, 1),
+--       id suffix, model, aspect ratio, generate audio (1/0), retention (scenario seconds)
+local now, mode, speed, real = clock()
+if not now or redis.call('EXISTS', P .. 'registry') == 0 then
+  return need_init()
+end
+local created = math.floor(now)
+local id = 'task-unified-' .. string.format('%d', created) .. '-' .. ARGV[8]
+local key = P .. 't:' .. id
+if redis.call('EXISTS', key) == 1 then
+  return redis.error_reply('IDTAKEN ' .. id)
+end
+
+local name, how = ARGV[2], 'header'
+if name == '' then
+  local head = redis.call('LINDEX', P .. 'pushed', 0)
+  if head then
+    local tab = string.find(head, '\t', 1, true)
+    local left = tonumber(string.sub(head, 1, tab - 1))
+    name, how = string.sub(head, tab + 1), 'pushed'
+    if left <= 1 then
+      redis.call('LPOP', P .. 'pushed')
+    else
+      redis.call('LSET', P .. 'pushed', 0, (left - 1) .. '\t' .. name)
+    end
+  elseif ARGV[3] ~= '' then
+    name, how = ARGV[3], ARGV[4]
+  else
+    name, how = redis.call('GET', P .. 'default') or ARGV[5], 'default'
+  end
+end
+local s = scenario(name)
+if not s then
+  return redis.error_reply('NOSCENARIO ' .. name)
+end
+
+local via = ''
+if s.mix then
+  local total = 0
+  for _, member in ipairs(s.mix) do
+    total = total + member[2]
+  end
+  local x = tonumber(ARGV[7]) * total
+  local acc, chosen = 0, s.mix[#s.mix][1]
+  for _, member in ipairs(s.mix) do
+    acc = acc + member[2]
+    if x < acc then
+      chosen = member[1]
+      break
+    end
+  end
+  via, name = name, chosen
+  s = scenario(name)
+  if not s then
+    return redis.error_reply('NOSCENARIO ' .. name)
+  end
+end
+
+local counters = P .. 'submissions'
+if redis.call('HLEN', counters) >= 100000 then
+  redis.call('DEL', counters) -- any key is accepted: do not grow for ever
+end
+local count = redis.call('HINCRBY', counters, name .. '\t' .. ARGV[6], 1)
+local seen, answer = 0, #s.plan
+for i, step in ipairs(s.plan) do
+  if step[1] < 0 then
+    answer = i
+    break
+  end
+  seen = seen + step[1]
+  if count <= seen then
+    answer = i
+    break
+  end
+end
+
+if s.plan[answer][2] == 1 then
+  redis.call('HSET', key, 'id', id, 's', name, 'c', string.format('%d', created), 'ca', fmt(now), 'm', ARGV[9], 'ar', ARGV[10],
+    'ga', ARGV[11], 'k', ARGV[6], 'sb', how, 'p', 0, 'ver', 0)
+  if via ~= '' then
+    redis.call('HSET', key, 'v', via)
+  end
+  local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
+  redis.call('PEXPIRE', key, math.ceil(life * 1000))
+  redis.call('ZADD', P .. 'tasks', real + life, id)
+  local evicted = redis.call('ZREMRANGEBYSCORE', P .. 'tasks', '-inf', real)
+  if evicted > 0 then
+    redis.call('INCRBY', P .. 'evicted', evicted)
+  end
+else
+  id = ''
+end
+return {name, how, via, count, answer, id, fmt(now)}
