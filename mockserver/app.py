@@ -100,7 +100,7 @@ class MockApp:
         self.api = api
         self.errors = api.rt.errors
         self.store = api.rt.state
-        self.shared = api.rt.state.kind != "memory"  # its journal must be written before the answer goes
+        self.shared = api.rt.state.kind != "memory"
         self.submit_path = api.submit_operation.path
         self.submit_method = api.submit_operation.method
         self.query_method = api.query_operation.method
@@ -126,9 +126,8 @@ class MockApp:
         await self.app(scope, receive, send)
 
     async def _serve(self, handler: Handler, request: Incoming, send: Send) -> None:
-        """Answer, and record the exchange in the journal. With a shared store the entry is written
-        before the answer goes out, so that whoever reads the journal after the client got its
-        answer (on any replica) finds it."""
+        """Answer, and record the exchange in the journal (before the answer goes out: a shared
+        store sends the entry on its way first)."""
         started, arrived = time.perf_counter(), time.time()
         scope = request.scope
         try:
@@ -151,11 +150,8 @@ class MockApp:
                 self._record(request, capture.status, started, arrived, capture.headers, bytes(capture.answer))
             return
         self._record(request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW])
-        if self.shared:
-            try:
-                await self.store.flush()
-            except StoreUnavailable:
-                pass  # the answer still goes; the journal misses what the store could not take
+        if self.shared and (sent := self.store.sent()) is not None:
+            await sent  # the entry is on its way to the shared journal: the answer cannot overtake it
         await response(scope, request.receive, send)
 
     def _record(self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes) -> None:

@@ -33,7 +33,7 @@ class StoreUnavailable(Exception):
     without its password."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
 class Submission:
     """A valid submission, and what the request alone says about its scenario."""
 
@@ -46,7 +46,7 @@ class Submission:
     fallback_by: str = "default"  # "key" or "rule"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
 class Submitted:
     scenario: Scenario
     selected_by: str  # header, pushed, key, rule or default
@@ -56,7 +56,7 @@ class Submitted:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
 class Found:
     task: Task
     now: float

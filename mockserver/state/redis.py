@@ -11,6 +11,7 @@ Keys, all under `{prefix}:` (one hash slot):
     pushed              scenarios pushed for the next submissions ("count<TAB>name", head next)
     default             the run-time default scenario
     submissions         submissions per (scenario, key id)
+    created             tasks created (numbers them, for listing in order)
     journal, journal:seq  the request journal (a capped stream) and its numbering
     fingerprint, replicas  what the live replicas play (contract, scenarios...) and who they are
     evicted             tasks gone by their TTL
@@ -23,8 +24,11 @@ still agree on scenario time. Changes the admin API makes to one task are read, 
 Python (the lifecycle lives there) and written only if the task did not change meanwhile
 (a version compare-and-set), else read again.
 
-Journal entries are written in batches: each request waits until the batch holding its entry
-is written, then answers, so whoever reads the journal after a client got its answer finds it.
+Journal entries go to Redis in batches, one command per turn of the event loop, and each answer
+leaves only after its entry is written to the connection (not confirmed: a request costs one
+round trip, its state's). Reads of the journal on the replica that answered always see the
+entry (they wait for the confirmations); a read through another replica sees it once Redis has
+read it, which happens before the client could have received the answer and asked.
 """
 
 from __future__ import annotations
@@ -194,8 +198,9 @@ class RedisStore:
         self._replica = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._heartbeat: asyncio.Task[None] | None = None
         self._journal: list[str] = []
-        self._journal_done: asyncio.Future[None] | None = None
-        self._journal_writes: set[asyncio.Task[None]] = set()
+        self._journal_sent: asyncio.Future[None] | None = None
+        self._journal_writes: set[asyncio.Future[Any]] = set()
+        self._journal_retries: set[asyncio.Task[Any]] = set()
         # The clock as this process last read it, for journal stamps between reads.
         self._seen: tuple[float, float, str, float] = (time.time(), time.monotonic(), settings.clock, settings.speed)
         self._started: asyncio.AbstractEventLoop | None = None
@@ -213,7 +218,10 @@ class RedisStore:
             except ResponseError as error:
                 if not str(error).startswith("NOINIT"):
                     raise
-                await self._join(register=True)  # Redis lost its data: this replica brings back what it knows
+                try:  # Redis lost its data: this replica brings back what it knows
+                    await self._join(register=True)
+                except StoreMismatch as exc:  # ...unless a replica of another set got there first
+                    raise StoreUnavailable(str(exc)) from None
         raise StoreUnavailable(f"Redis at {self.display} keeps losing its scripts or data")
 
     def _key(self, name: str) -> str:
@@ -457,12 +465,12 @@ class RedisStore:
         now_text, hashes = await self._eval("tasks", ())
         now = float(now_text)
         self._see(now)
+        found = sorted(((dict(zip(flat[::2], flat[1::2])), flat) for flat in hashes), key=lambda pair: int(pair[0]["n"]))
         tasks = []
-        for flat in hashes:
-            task = await self._task(dict(zip(flat[::2], flat[1::2]))["id"], flat, False)
+        for h, flat in found:  # in the order they were created
+            task = await self._task(h["id"], flat, False)
             if task is not None:
                 tasks.append(task)
-        tasks.sort(key=lambda t: (t.created_at, t.id))
         return tasks, now
 
     # Run-time choices.
@@ -493,34 +501,49 @@ class RedisStore:
     # The journal.
 
     def record(self, *fields: Any) -> None:
+        """Queue the entry; the entries recorded in one turn of the event loop go to Redis in one
+        command at the start of the next (`sent()` waits for that), and nobody waits for Redis to
+        confirm them: a request costs one round trip, its state's."""
         self._journal.append(encode_entry(fields))
-        if self._journal_done is None:
+        if self._journal_sent is None:
             loop = asyncio.get_running_loop()
-            self._journal_done = loop.create_future()
-            loop.call_soon(self._write_journal)
+            self._journal_sent = loop.create_future()
+            loop.call_soon(self._send_journal)
 
-    def _write_journal(self) -> None:
-        entries, done = self._journal, self._journal_done
-        self._journal, self._journal_done = [], None
-        task = asyncio.get_running_loop().create_task(self._append(entries, done))  # type: ignore[arg-type]
-        self._journal_writes.add(task)
-        task.add_done_callback(self._journal_writes.discard)
+    def _send_journal(self) -> None:
+        entries, sent = self._journal, self._journal_sent
+        self._journal, self._journal_sent = [], None
+        future = self._link.send("EVALSHA", SHAS["journal"], 0, self.prefix, self.settings.journal_size, *entries)
+        self._journal_writes.add(future)
+        future.add_done_callback(lambda done: self._journal_written(done, entries))
+        if sent is not None and not sent.done():
+            sent.set_result(None)
 
-    async def _append(self, entries: list[str], done: asyncio.Future[None]) -> None:
-        try:
-            await self._eval("journal", (), self.settings.journal_size, *entries)
-        except (StoreUnavailable, ResponseError) as exc:
-            if not done.done():
-                done.set_exception(exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc)))
-            done.exception()  # retrieved: nobody may be waiting for it
+    def sent(self) -> asyncio.Future[None] | None:
+        """A future that is done once the entries recorded so far are on their way to Redis
+        (written to its connection): an answer sent after it cannot overtake its entry."""
+        return self._journal_sent
+
+    def _journal_written(self, future: asyncio.Future[Any], entries: list[str]) -> None:
+        self._journal_writes.discard(future)
+        if future.cancelled():
             return
-        if not done.done():
-            done.set_result(None)
+        error = future.exception()
+        if isinstance(error, ResponseError):  # Redis forgot the script or its data: write it the slow way
+            task = asyncio.get_running_loop().create_task(self._eval("journal", (), self.settings.journal_size, *entries))
+            self._journal_retries.add(task)
+            task.add_done_callback(self._journal_retries.discard)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        elif error is not None:
+            logger.debug("mockserver: a journal entry was lost: %s", error)
 
     async def flush(self) -> None:
-        done = self._journal_done
-        if done is not None:
-            await asyncio.shield(done)
+        """Wait until every entry this replica recorded is in Redis (or could not be written)."""
+        if self._journal_sent is not None:
+            await asyncio.shield(self._journal_sent)
+        pending = [*self._journal_writes, *self._journal_retries]
+        if pending:
+            await asyncio.wait(pending)
 
     async def journal_entries(self) -> list[Entry]:
         await self.flush()

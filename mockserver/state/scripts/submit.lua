@@ -78,7 +78,7 @@ for i, step in ipairs(s.plan) do
 end
 
 if s.plan[answer][2] == 1 then
-  redis.call('HSET', key, 'id', id, 's', name, 'c', string.format('%d', created), 'ca', fmt(now), 'm', ARGV[9], 'ar', ARGV[10],
+  redis.call('HSET', key, 'id', id, 'n', redis.call('INCR', P .. 'created'), 's', name, 'c', string.format('%d', created), 'ca', fmt(now), 'm', ARGV[9], 'ar', ARGV[10],
     'ga', ARGV[11], 'k', ARGV[6], 'sb', how, 'p', 0, 'ver', 0)
   if via ~= '' then
     redis.call('HSET', key, 'v', via)
