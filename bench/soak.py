@@ -1,12 +1,14 @@
 """Soak: hold a mixed submit/poll load on the fake for a while and report what held.
 
-    python bench/soak.py [--seconds 60] [--connections 32] [--speed 3600]
+    python bench/soak.py [--seconds 60] [--connections 32] [--speed 3600] [--redis]
 
 The fake runs pinned to CPU 0 with `--speed 3600`, so the 24 hours of task retention pass in 24
 seconds and eviction is part of the run; wrk (CPU 1) alternates submissions and polls of recently
 created tasks. The report: errors (non-2xx answers and socket errors: must be 0), latency
 percentiles, and the fake's memory at the start, every few seconds, and at the end, with the
-tasks it held and had evicted. Not part of `make test`.
+tasks it held and had evicted. With `--redis` the fake keeps its state on a Redis of its own
+(persistence off, on CPU 1 beside wrk), whose memory is sampled too: task keys expire with the
+retention, so it must level off. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import LOAD_CPU, Server, free_port, rss_mb  # noqa: E402
+from bench import LOAD_CPU, RedisProcess, Server, free_port, rss_mb  # noqa: E402
 
 LUA = r"""
 local ids, n, kept = {}, 0, 0
@@ -48,17 +50,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--speed", type=float, default=3600)
+    parser.add_argument("--redis", action="store_true", help="keep the fake's state on a Redis of its own")
     args = parser.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    redis_server = RedisProcess() if args.redis else None
+    store = ["--store", redis_server.url] if redis_server else []
     server = Server(
         "mockserver",
-        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning", "--speed", str(args.speed)],
+        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning", "--speed", str(args.speed), *store],
         f"{base}/__admin/health",
     )
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(LUA)
-    samples: list[tuple[float, float, int, int]] = []
+    samples: list[tuple[float, float, int, int, float]] = []
+
+    def redis_mb() -> float:
+        return int(redis_server.client.info("memory")["used_memory"]) / 2**20 if redis_server else 0.0
+
     try:
         server.start()
         time.sleep(0.5)
@@ -71,7 +80,7 @@ def main() -> None:
             while load.poll() is None:
                 time.sleep(5)
                 health = httpx.get(f"{base}/__admin/health", timeout=5).json()
-                samples.append((time.perf_counter() - started, rss_mb(server.process.pid), health["tasks"], health["evicted"]))
+                samples.append((time.perf_counter() - started, rss_mb(server.process.pid), health["tasks"], health["evicted"], redis_mb()))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -82,6 +91,8 @@ def main() -> None:
     finally:
         server.stop()
         script.unlink()
+        if redis_server:
+            redis_server.stop()
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
     sockets = sum(int(x) for x in m.groups()) if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)) else 0
@@ -91,8 +102,9 @@ def main() -> None:
     print(f"requests: {requests} ({requests / args.seconds:,.0f}/s); errors: {non2xx} non-2xx, {sockets} socket errors")
     print("latency: " + ", ".join(f"p{p} {v}" for p, v in latency.items()) + f", max {maximum}")
     print(f"memory: {before:.0f} MB before, {after:.0f} MB after; tasks held at the end {health['tasks']}, evicted {health['evicted']}")
-    for at, mb, tasks, evicted in samples:
-        print(f"  at {at:5.1f} s: {mb:6.0f} MB, {tasks:7d} tasks held, {evicted:8d} evicted")
+    for at, mb, tasks, evicted, in_redis in samples:
+        shared = f", Redis {in_redis:6.1f} MB" if redis_server else ""
+        print(f"  at {at:5.1f} s: {mb:6.0f} MB, {tasks:7d} tasks held, {evicted:8d} evicted{shared}")
     sys.exit(0 if non2xx == 0 and sockets == 0 else 1)
 
 

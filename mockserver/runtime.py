@@ -72,6 +72,7 @@ class Runtime:
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
         self.state: Store = open_store(settings.store, settings, self.scenarios, self.fingerprint())
+        self.state.on_reset = self._forget_added
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
@@ -258,9 +259,13 @@ class Runtime:
         The clock goes back to its configured mode and speed but keeps its reading: scenario time
         never runs backward."""
         await self.state.reset()
+        self._forget_added()
+        self.random = random.Random(self.settings.seed)
+        self.errors.clear()
+
+    def _forget_added(self) -> None:
+        """Back to the scenarios loaded at start-up (also when another replica reset the store)."""
         self.unshared.clear()
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
         self.selector.refresh()
-        self.random = random.Random(self.settings.seed)
-        self.errors.clear()

@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import scenarios as _shipped
 
@@ -17,20 +16,21 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def mask_url(url: str) -> str:
-    """A URL with the password of its user part (and any password query parameter) replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
+    """A URL with the password of its user part (and any password query parameter) replaced by
+    ***. Plain string work, not a URL parser: a password may hold '#', '/', '?' or '@'."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        name, colon, _ = user.partition(":")
-        netloc = f"{name}:***@{host}" if colon else f"***@{host}" if name and parts.scheme.startswith("redis") else netloc
-    query = "&".join(
-        f"{k}=***" if k.lower() in ("password", "pass", "pwd") else f"{k}={v}" if v else k
-        for k, _, v in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    at = rest.rfind("@")
+    if at >= 0:
+        name, colon, _ = rest[:at].partition(":")
+        rest = (f"{name}:***" if colon else "***") + rest[at:]
+    base, mark, query = rest.partition("?")
+    if mark:
+        pairs = (item.partition("=") for item in query.split("&"))
+        query = "&".join(f"{k}=***" if k.lower() in ("password", "pass", "pwd") and eq else f"{k}{eq}{v}" for k, eq, v in pairs)
+        rest = f"{base}?{query}"
+    return f"{scheme}://{rest}"
 
 
 @dataclass(frozen=True)

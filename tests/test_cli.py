@@ -143,3 +143,25 @@ def test_scenarios_validate_checks_the_contract(tmp_path: Path) -> None:
     )
     result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "(gateway) [off contract]" in result.stdout
+
+
+def test_a_store_url_shows_without_its_password_however_it_is_spelled() -> None:
+    from mockserver.settings import mask_url
+
+    for url, shown in [
+        ("redis://:4242#s3cret@127.0.0.1:6391/0", "redis://:***@127.0.0.1:6391/0"),
+        ("redis://user:p@ss/w?rd@h:1/2", "redis://user:***@h:1/2"),
+        ("rediss://only-a-secret@h:6380", "rediss://***@h:6380"),
+        ("redis://h:1/0?password=abc&db=1", "redis://h:1/0?password=***&db=1"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ]:
+        assert mask_url(url) == shown
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0"],
+        env={**os.environ, "MOCKSERVER_STORE": "redis://:topsecret#x@127.0.0.1:1/0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "topsecret" not in result.stdout + result.stderr
+    assert "redis://:***@127.0.0.1:1/0" in result.stderr

@@ -118,6 +118,7 @@ def test_counters_pushes_and_held_steps_stay_exact_under_concurrency(redis_url: 
         key = {"Authorization": "Bearer sk-qa-rate-limited-then-ok"}
         statuses = list(pool.map(lambda url: submit(url, headers=key).status_code, urls))
         assert statuses.count(429) == 2 and statuses.count(200) == 298
+        assert admin(a.url, "GET", "/tasks").json()["count"] == 598  # listed page by page
 
         # Exactly one of 300 concurrent polls sees "completed" without results.
         task_id = submit(a.url, headers={"X-Mock-Scenario": "completed-before-results"}).json()["id"]
@@ -272,7 +273,7 @@ def test_store_prefixes_keep_fakes_apart_and_task_keys_expire(redis_server: Redi
         assert poll(b.url, task_id).status_code == 404
         assert admin(b.url, "GET", "/tasks").json()["count"] == 0
         client = redis_server.client()
-        ttl = client.pttl("{team-a}:t:" + task_id)
+        ttl = client.pttl("{team-a}:t:0:" + task_id)
         assert 600_000 < ttl <= (90 + 600 + 1) * 1000  # the lifecycle (90 s) plus the retention, at speed 1
         assert client.pttl("{team-a}:journal") == -1  # the journal is capped, not expired
         assert all(key.startswith(("{team-a}:", "{team-b}:")) for key in client.keys("*"))
@@ -318,3 +319,71 @@ def test_the_plugin_runs_on_a_store_url(pytester: pytest.Pytester, redis_url: st
         """
     )
     assert pytester.runpytest_subprocess().ret == 0
+
+
+def test_a_redis_that_refuses_writes_is_a_store_outage_not_a_server_error() -> None:
+    with RedisServer() as redis_server, replicas(1, args(redis_server.url)) as (replica,):
+        task_id = submit(replica.url).json()["id"]
+        redis_server.client().config_set("maxmemory", "1")  # every write now: OOM
+        answer = submit(replica.url)
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable"
+        assert "maxmemory" in answer.json()["error"]["message"]
+        assert admin(replica.url, "POST", "/clock/advance", json={"seconds": 1}).status_code == 503
+        health = admin(replica.url, "GET", "/health")
+        assert health.status_code == 503 and health.json()["store"]["status"] == "down"
+        redis_server.client().config_set("maxmemory", "0")
+        assert poll(replica.url, task_id).status_code == 200
+        output = replica.stop()
+    assert "Traceback" not in output
+
+
+def test_a_connection_closed_while_idle_is_opened_again_without_a_failure(redis_url: str, redis_server: RedisServer) -> None:
+    with replicas(1, args(redis_url)) as (replica,):
+        task_id = submit(replica.url).json()["id"]
+        killed = redis_server.client().client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1  # as Redis's idle timeout or a proxy would
+        assert [poll(replica.url, task_id).status_code for _ in range(5)] == [200] * 5
+
+
+def test_an_admin_change_keeps_the_retention_at_the_clocks_current_pace(redis_url: str, redis_server: RedisServer) -> None:
+    with replicas(2, args(redis_url, "--task-retention", "30")) as (a, b):
+        task_id = submit(a.url).json()["id"]
+        admin(b.url, "PUT", "/clock", json={"mode": "real", "speed": 0.01})  # a hundred times slower
+        key = "{mockserver}:t:0:" + task_id
+        stretched = redis_server.client().pttl(key)
+        assert stretched > 100 * 100_000  # (90 s + 30 s) of scenario time at x0.01
+        admin(a.url, "POST", f"/tasks/{task_id}/stall")
+        assert redis_server.client().pttl(key) > 100 * 30_000  # still at x0.01, whoever acts
+
+
+def test_a_takeover_starts_from_the_new_sets_clock_and_choices(redis_url: str) -> None:
+    old = Replica(["--store", redis_url, "--clock", "real", "--log-level", "warning"]).start()
+    admin(old.url, "PUT", "/scenarios/default", json={"scenario": "fast"})
+    admin(old.url, "POST", "/scenarios/next", json={"scenario": "content-policy", "count": 5})
+    old.stop()
+    with replicas(1, args(redis_url, "--scenario", "fast")) as (new,):
+        assert admin(new.url, "GET", "/clock").json()["mode"] == "manual"
+        assert admin(new.url, "GET", "/scenarios/next").json() == {"next": []}
+        assert admin(new.url, "GET", "/scenarios/default").json()["scenario"] == "fast"
+        output = new.stop()
+    assert "took over the store" in output
+
+
+def test_a_reset_elsewhere_forgets_scenarios_added_at_run_time(redis_url: str) -> None:
+    from mockserver.scenarios import parse
+    from mockserver.settings import Settings
+    from mockserver.testing import LiveServer
+
+    settings = Settings(clock="manual", store=redis_url, store_prefix="added")
+    mine = parse({"name": "mine", "description": "Added at run time.", "timeline": [{"at": 0, "status": "pending"}]}, "<test>")
+    with LiveServer(settings) as one, LiveServer(settings) as two:
+        one.runtime.add_scenario(mine)
+        one.call(one.runtime.set_default("mine"))
+        assert submit(two.url).status_code == 200  # the other replica plays it too
+        assert two.call(two.runtime.default()).name == "mine"
+        two.call(two.runtime.reset())
+        deadline = time.monotonic() + 5
+        while "mine" in one.runtime.scenarios and time.monotonic() < deadline:
+            time.sleep(0.01)  # the reset reaches the other replica through Redis's pub/sub
+        assert "mine" not in one.runtime.scenarios
+        assert submit(one.url, headers={"X-Mock-Scenario": "mine"}).status_code == 400

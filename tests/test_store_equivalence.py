@@ -1,7 +1,8 @@
 """The two stores play every behaviour alike: the Redis store's Lua scripts count polls, held-step
-reads, submissions and disappearances exactly as the memory store's Python does. Generated
-behaviours (submit sequences, poll errors, held steps, disappearing tasks) are played on both, with
-the same requests at the same clock readings, and every answer must be the same."""
+reads, submissions, disappearances and expiry exactly as the memory store's Python does.
+Generated behaviours (submit sequences, poll errors, held steps, disappearing tasks) are played
+on both, with the same requests, admin actions (fail, complete, stall, resume) and peeks at the
+same clock readings, and every answer must be the same."""
 
 from __future__ import annotations
 
@@ -30,13 +31,16 @@ _ID = re.compile(r"task-unified-\d+-[a-z0-9]{8}")
 @pytest.fixture(scope="module")
 def both(redis_server: RedisServer) -> Iterator[tuple[LiveServer, LiveServer]]:
     with ExitStack() as stack:
-        common = {"clock": "manual", "clock_start": START, "seed": 3}
+        common = {"clock": "manual", "clock_start": START, "seed": 3, "task_retention": 150.0}
         memory = stack.enter_context(LiveServer(Settings(**common)))
         shared = stack.enter_context(LiveServer(Settings(**common, store=redis_server.url, store_prefix="equivalence")))
         yield memory, shared
 
 
-def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int, float, int]]) -> list[Any]:
+ACTIONS = [None, "fail", "complete", "stall", "resume", "head"]
+
+
+def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int, float, int, str | None]]) -> list[Any]:
     runtime = server.runtime
     server.call(runtime.reset())
     runtime.add_scenario(parse(behaviour, "<generated>"))
@@ -44,12 +48,17 @@ def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int,
     seen: list[Any] = []
     with httpx.Client(base_url=server.url, headers=HEADERS, timeout=10) as client:
         task_ids: list[str] = []
-        for submits, advance, polls in script:
+        for submits, advance, polls, action in script:
             for _ in range(submits):
                 answer = client.post(SUBMIT, json=BODIES["seed"])
                 seen.append((answer.status_code, answer.headers.get("retry-after"), _ID.sub("ID", answer.text)))
                 if answer.status_code == 200:
                     task_ids.append(answer.json()["id"])
+            if action == "head" and task_ids:
+                seen.append(client.head(f"/v1/tasks/{task_ids[0]}").status_code)
+            elif action and task_ids:
+                answer = client.post(f"/__admin/tasks/{task_ids[-1]}/{action}", json={"code": "resource_exhausted"})
+                seen.append((answer.status_code, answer.json().get("task", {}).get("status")))
             server.call(runtime.advance(advance))
             for _ in range(polls):
                 for task_id in task_ids:
@@ -64,12 +73,14 @@ def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int,
 @given(
     behaviour=behaviours(faults=False, latency=False),
     script=st.lists(
-        st.tuples(st.integers(0, 2), st.sampled_from([0.0, 0.5, 3.0, 10.0, 45.0, 200.0]), st.integers(0, 3)),
+        st.tuples(
+            st.integers(0, 2), st.sampled_from([0.0, 0.5, 3.0, 10.0, 45.0, 200.0]), st.integers(0, 3), st.sampled_from(ACTIONS)
+        ),
         min_size=1,
         max_size=6,
     ),
 )
 def test_memory_and_redis_answer_alike(both: tuple[LiveServer, LiveServer], behaviour: dict[str, Any], script: list) -> None:
     memory, shared = both
-    script = [(1, 0.0, 0), *script]
+    script = [(1, 0.0, 0, None), *script]
     assert _play(shared, behaviour, script) == _play(memory, behaviour, script)

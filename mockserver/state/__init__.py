@@ -18,7 +18,7 @@ store, atomically.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +68,7 @@ Change = Callable[[Task, float], None]
 
 class Store(Protocol):
     kind: str
+    on_reset: Callable[[], None] | None  # called when another replica resets a shared store
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -96,7 +97,7 @@ class Store(Protocol):
         ...
 
     async def tasks_now(self) -> tuple[list[Task], float]:
-        """Every live task, and the clock's reading."""
+        """Every task not past its retention, in the order they were created, and the clock's reading."""
         ...
 
     async def counts(self) -> dict[str, int]: ...
@@ -113,6 +114,10 @@ class Store(Protocol):
 
     def record(self, *fields: Any) -> None:
         """Add a journal entry (`Entry` fields after `id`), credentials already replaced."""
+        ...
+
+    def sent(self) -> Awaitable[None] | None:
+        """What an answer must wait for so as not to overtake its journal entry (None: nothing)."""
         ...
 
     async def flush(self) -> None:

@@ -3,15 +3,16 @@
 redis-py sends one command and waits for its reply before the connection serves another, taking
 a connection from a pool for each; at the fake's request rates that costs more than the fake's
 own work. Here the commands that requests issue in one turn of the event loop go out together
-in one write, without waiting for the replies to earlier writes, and one reader hands the
-replies back in order (Redis answers in order). The connection itself (TLS, AUTH, SELECT) and
-the reply parser (hiredis when installed) are redis-py's.
+in one write, without waiting for the replies to earlier writes, and one reader, always
+listening, hands the replies back in order (Redis answers in order). The connection itself
+(TLS, AUTH, SELECT) and the reply parser (hiredis when installed) are redis-py's.
 
-Failures never hang a request: when the oldest command has waited `timeout` seconds (Redis
-stopped, network gone) the connection is dropped and every waiting request fails with
-`StoreUnavailable`; after a failure, calls fail at once for `retry_after` seconds, then the next
-one connects again. Errors Redis answers (a script error, NOSCRIPT) are raised in the one
-request that caused them.
+Failures never hang a request: when commands wait and nothing has come back for `timeout`
+seconds (Redis stopped, network gone) the connection is dropped and every waiting request fails
+with `StoreUnavailable`. A connection closed while idle (Redis's `timeout`, a proxy) is simply
+opened again by the next command. When connecting fails, calls fail at once for `retry_after`
+seconds, then the next one tries again. Errors Redis answers are raised, as redis-py's
+`ResponseError`, in the one request that caused them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from mockserver.state import StoreUnavailable
 
-Waiting = tuple[asyncio.Future[Any], float]  # a request's future, and when its command was sent
+Outgoing = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 
 def _bytes(arg: Any) -> bytes:
@@ -51,54 +52,55 @@ def pack(args: tuple[Any, ...]) -> bytes:
 
 class Link:
     def __init__(self, url: str, display: str, timeout: float = 1.5, retry_after: float = 0.25) -> None:
-        self._pool = ConnectionPool.from_url(url, decode_responses=True, health_check_interval=0)
+        try:
+            self._pool = ConnectionPool.from_url(url, decode_responses=True, health_check_interval=0, socket_keepalive=True)
+        except ValueError:  # its message may quote the URL, password included
+            raise ValueError(f"--store {display} is not a Redis URL redis-py can read (redis://[:PASSWORD@]HOST:PORT/DB)") from None
         self.display = display
         self.timeout = timeout
         self.retry_after = retry_after
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reset_loop_state()
         self._down_until = 0.0
         self._problem = ""
+        self._fresh()
 
-    def _reset_loop_state(self) -> None:
+    def _fresh(self) -> None:
         self._connection: AbstractConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._outbox: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._inflight: deque[Waiting] = deque()
+        self._outbox: list[Outgoing] = []
+        self._inflight: deque[asyncio.Future[Any]] = deque()
+        self._progress = 0.0  # when a reply last came back, or the oldest waiting command went out
         self._flushing = False
+
+    def _enqueue(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (the server's, after a check at start-up)
+            self._loop = loop
+            self._fresh()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._down_until and time.monotonic() < self._down_until:
+            future.set_exception(self._unavailable())
+        else:
+            self._outbox.append((args, future))
+        return future
 
     def _unavailable(self) -> StoreUnavailable:
         return StoreUnavailable(f"Redis at {self.display} {self._problem}")
 
     async def call(self, *args: Any) -> Any:
         """Send one command (in one write with those of other requests) and return its reply."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new event loop (the server's, after a check at start-up)
-            self._loop = loop
-            self._reset_loop_state()
-        if self._down_until and time.monotonic() < self._down_until:
-            raise self._unavailable()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._outbox.append((args, future))
-        if not self._flushing:
+        future = self._enqueue(args)
+        if not self._flushing and not future.done():
             self._flushing = True
-            loop.call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
         return await future
 
     def send(self, *args: Any) -> asyncio.Future[Any]:
         """Send one command now, in this turn of the event loop (with whatever else waits to go),
         and return the future of its reply without waiting for it."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop = loop
-            self._reset_loop_state()
-        future: asyncio.Future[Any] = loop.create_future()
-        if self._down_until and time.monotonic() < self._down_until:
-            future.set_exception(self._unavailable())
-            return future
-        self._outbox.append((args, future))
+        future = self._enqueue(args)
         self._flush()
         return future
 
@@ -112,15 +114,18 @@ class Link:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return  # sent once connected
         batch, self._outbox = self._outbox, []
-        writer = connection._writer  # redis-py's StreamWriter: written without waiting, as a pipeline does
-        if writer is None:
-            self._broken(ConnectionError("the connection closed"), batch)
+        try:
+            writer = connection._writer  # redis-py's StreamWriter, written without waiting, as a pipeline does
+            if writer is None or writer.is_closing():
+                raise ConnectionError("the connection closed")
+            writer.write(b"".join([pack(args) for args, _ in batch]))
+        except Exception as exc:  # noqa: BLE001 - nothing in this batch may be left waiting
+            self._outbox = batch + self._outbox
+            self._drop(connection, exc)
             return
-        writer.write(b"".join([pack(args) for args, _ in batch]))
-        sent = time.monotonic()
-        self._inflight.extend((future, sent) for _, future in batch)
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read(connection))
+        if not self._inflight:
+            self._progress = time.monotonic()
+        self._inflight.extend(future for _, future in batch)
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 4, self._watch)
 
@@ -128,28 +133,32 @@ class Link:
         connection = self._pool.make_connection()
         try:
             await asyncio.wait_for(connection.connect(), self.timeout)
-        except BaseException as exc:  # noqa: BLE001 - any failure to connect is the store being away
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the store being away
             self._connecting = None
             connection._close()  # type: ignore[attr-defined]
-            self._broken(exc, [])
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            self._fail(exc)
+            self._down_until = time.monotonic() + self.retry_after  # do not hammer a Redis that is away
             return
         self._connecting = None
         self._connection = connection
         self._down_until = 0.0
+        self._reader = asyncio.get_running_loop().create_task(self._read(connection))
         self._flush()
 
     async def _read(self, connection: AbstractConnection) -> None:
+        """Hand each reply to the request that waits for it, for as long as the connection lives."""
         inflight = self._inflight
         try:
-            while inflight and connection is self._connection:
+            while connection is self._connection:
                 try:
                     reply: Any = await connection.read_response(timeout=math.inf)  # the watchdog keeps time
                     failed = False
                 except ResponseError as error:
                     reply, failed = error, True
-                future, _ = inflight.popleft()
+                self._progress = time.monotonic()
+                if not inflight:
+                    continue  # nothing asked for it (RESP3 push data): ignore
+                future = inflight.popleft()
                 if not future.done():
                     if failed:
                         future.set_exception(reply)
@@ -157,50 +166,59 @@ class Link:
                         future.set_result(reply)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a broken connection fails what waits on it
+        except Exception as exc:  # noqa: BLE001 - closed by Redis, or broken
             if connection is self._connection:
-                self._broken(exc, [])
-        finally:
-            if self._reader is asyncio.current_task():
-                self._reader = None
+                self._drop(connection, exc)
 
     def _watch(self) -> None:
         self._watchdog = None
         if not self._inflight:
             return
-        if time.monotonic() - self._inflight[0][1] > self.timeout:
-            self._broken(asyncio.TimeoutError(), [])
+        if time.monotonic() - self._progress > self.timeout and self._connection is not None:
+            self._drop(self._connection, asyncio.TimeoutError())
         else:
             self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 4, self._watch)
 
-    def _broken(self, exc: BaseException, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        """Drop the connection; fail every request that waits on it, or was about to be sent."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection._close()  # type: ignore[attr-defined] # abandon it: its replies are out of step
+    def _drop(self, connection: AbstractConnection, exc: BaseException) -> None:
+        """Abandon the connection. What waited on it fails; what was not sent yet goes out on the
+        next connection (a connection closed while idle fails nothing)."""
+        if connection is self._connection:
+            self._connection = None
+        connection._close()  # type: ignore[attr-defined] # its replies are out of step now
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
-        if isinstance(exc, (asyncio.TimeoutError, asyncio.CancelledError)):
+        if self._inflight:
+            self._fail(exc, outbox=False)
+            if isinstance(exc, asyncio.TimeoutError):
+                self._down_until = time.monotonic() + self.retry_after
+        if self._outbox and not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _fail(self, exc: BaseException, outbox: bool = True) -> None:
+        """Fail every request that waits for a reply (and, with `outbox`, those not sent yet)."""
+        if isinstance(exc, asyncio.TimeoutError):
             self._problem = f"did not answer within {self.timeout:g} s"
         else:
             self._problem = f"is unreachable ({str(exc).strip() or type(exc).__name__})"
-        self._down_until = time.monotonic() + self.retry_after
         error = self._unavailable()
-        waiting = [future for future, _ in self._inflight] + [future for _, future in [*batch, *self._outbox]]
+        waiting = list(self._inflight)
         self._inflight.clear()
-        self._outbox = []
+        if outbox:
+            waiting += [future for _, future in self._outbox]
+            self._outbox = []
         for future in waiting:
             if not future.done():
                 future.set_exception(error)
 
     async def close(self) -> None:
-        connection = self._connection
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-        self._reset_loop_state()
+        connection, reader, watchdog = self._connection, self._reader, self._watchdog
+        self._fresh()
+        if watchdog is not None:
+            watchdog.cancel()
+        if reader is not None:
+            reader.cancel()
         if connection is not None and self._loop is asyncio.get_running_loop():
             try:
                 await connection.disconnect()

@@ -102,8 +102,8 @@ class MemoryStore:
         self.settings = settings
         self.scenarios = scenarios
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
-        self.journal_size = settings.journal_size
         self.journal = Journal(settings.journal_size)
+        self.on_reset = None  # this process's reset is the only one: the runtime handles it
         self._fresh()
 
     def _fresh(self) -> None:
@@ -210,7 +210,8 @@ class MemoryStore:
         return Found(task, now, False)
 
     async def tasks_now(self) -> tuple[list[Task], float]:
-        return list(self.tasks), self.clock.now()
+        now = self.clock.now()
+        return [task for task in self.tasks if not self.tasks.expired(task, now)], now
 
     async def counts(self) -> dict[str, int]:
         return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}
@@ -239,6 +240,9 @@ class MemoryStore:
 
     def record(self, *fields: Any) -> None:
         self.journal.record(*fields)
+
+    def sent(self) -> None:
+        return None  # recorded already
 
     async def flush(self) -> None:
         pass

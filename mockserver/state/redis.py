@@ -6,8 +6,9 @@ Keys, all under `{prefix}:` (one hash slot):
     clock               mode, speed, anchor (scenario time) and real (Redis's TIME at the anchor)
     registry, added     scenario name -> what the scripts need of it (JSON); `added` holds those
                         added at run time (`added:src` their source, for the other replicas)
-    t:<task id>         a task's facts (hash); expires with --task-retention
-    tasks               task ids by expiry (sorted set): listing, eviction, reset
+    gen                 the tasks' generation: reset moves it on, so it forgets them in one write
+    t:<gen>:<task id>   a task's facts (hash); expires with --task-retention
+    tasks:<gen>         task ids by expiry (sorted set): listing, eviction
     pushed              scenarios pushed for the next submissions ("count<TAB>name", head next)
     default             the run-time default scenario
     submissions         submissions per (scenario, key id)
@@ -15,6 +16,7 @@ Keys, all under `{prefix}:` (one hash slot):
     journal, journal:seq  the request journal (a capped stream) and its numbering
     fingerprint, replicas  what the live replicas play (contract, scenarios...) and who they are
     evicted             tasks gone by their TTL
+    changes             (pub/sub) "reset", "added NAME": what other replicas must hear
 
 Every operation a request needs is one Lua script (scripts/*.lua, sent by SHA1 and loaded
 again if Redis has forgotten them), so it is one round trip and atomic: a poll is counted once
@@ -41,7 +43,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any
 
@@ -51,15 +53,16 @@ from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advan
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
 from mockserver.scenarios import UNSET, Scenario, ScenarioError, parse
-from mockserver.settings import mask_url
 from mockserver.state import Change, Found, StoreUnavailable, Submission, Submitted
 from mockserver.state.link import Link
 from mockserver.state.memory import random_suffix
-from mockserver.state.task import Task, lifetime
+from mockserver.state.task import Task, expired, lifetime
 
 logger = logging.getLogger("mockserver")
 HEARTBEAT = 15.0  # seconds a replica counts as alive after it last said so (it says so every third of it)
-_SCRIPTS = ("submit", "poll", "update", "clock", "journal", "tasks", "counts", "reset", "init", "heartbeat")
+_SCRIPTS = ("submit", "poll", "update", "clock", "journal", "tasks", "counts", "reset", "init", "heartbeat", "sweep")
+_OURS = ("IDTAKEN", "NOSCENARIO", "LATEST")  # errors the scripts raise on purpose; the callers handle them
+PAGE = 500  # tasks per script call when listing, sweeping or stretching: Redis never blocks long
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DECODER = json.JSONDecoder()
 
@@ -187,37 +190,65 @@ class RedisStore:
         if not prefix or any(c in prefix for c in "{}\r\n\t ") or len(prefix) > 100:
             raise ValueError(f"--store-prefix must be 1 to 100 characters without braces or spaces, got {prefix!r}")
         self.url = url
-        self.display = mask_url(url)
+        self.display = settings.store_display
         self.prefix = "{" + prefix + "}:"
         self.settings = settings
         self.scenarios = scenarios
         self._loaded = dict(scenarios)
         self._fingerprint = json.dumps(dict(fingerprint), sort_keys=True)
         self._link = Link(url, self.display)
-        self._random = random.Random(settings.seed)
+        self._ids = random.Random(settings.seed)  # task id suffixes
+        self._draws = random.Random(settings.seed)  # mix draws: the same blend for the same seed
         self._replica = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()  # heartbeat, listener, sweeps
+        self._journal_retries: set[asyncio.Task[Any]] = set()
+        self._loading: asyncio.Lock | None = None
+        self._mismatch: str | None = None  # set when another set took the store over
         self._journal: list[str] = []
         self._journal_sent: asyncio.Future[None] | None = None
         self._journal_writes: set[asyncio.Future[Any]] = set()
-        self._journal_retries: set[asyncio.Task[Any]] = set()
         # The clock as this process last read it, for journal stamps between reads.
         self._seen: tuple[float, float, str, float] = (time.time(), time.monotonic(), settings.clock, settings.speed)
         self._started: asyncio.AbstractEventLoop | None = None
         self.took_over = False
+        self.on_reset: Callable[[], None] | None = None  # told when another replica resets the store
 
-    # Scripts.
+    # Talking to Redis.
 
-    async def _eval(self, name: str, keys: tuple[str, ...], *args: Any) -> Any:
+    async def _call(self, *args: Any) -> Any:
+        """A plain command; a refusal by Redis (out of memory, read-only, loading...) is the store
+        being unavailable."""
+        try:
+            return await self._link.call(*args)
+        except ResponseError as error:
+            raise self._refused(error) from None
+
+    def _refused(self, error: ResponseError) -> StoreUnavailable:
+        return StoreUnavailable(f"Redis at {self.display} refused the command: {str(error)[:200]}")
+
+    async def _load_scripts(self) -> None:
+        if self._loading is None or self._loading._loop is not asyncio.get_running_loop():  # type: ignore[attr-defined]
+            self._loading = asyncio.Lock()
+        async with self._loading:  # one replica-wide reload, however many requests met NOSCRIPT
+            exists = await self._call("SCRIPT", "EXISTS", *SHAS.values())
+            for name, present in zip(SHAS, exists):
+                if not present:
+                    await self._call("SCRIPT", "LOAD", SCRIPTS[name])
+
+    async def _eval(self, name: str, *args: Any, check: bool = True) -> Any:
+        if check and self._mismatch is not None:
+            raise StoreUnavailable(self._mismatch)
         for _ in range(3):
             try:
-                return await self._link.call("EVALSHA", SHAS[name], len(keys), *keys, self.prefix, *args)
+                return await self._link.call("EVALSHA", SHAS[name], 0, self.prefix, *args)
             except NoScriptError:  # a restarted (or flushed) Redis: load the scripts and try again
-                for script in _SCRIPTS:
-                    await self._link.call("SCRIPT", "LOAD", SCRIPTS[script])
+                await self._load_scripts()
             except ResponseError as error:
-                if not str(error).startswith("NOINIT"):
+                text = str(error)
+                if text.startswith(_OURS):
                     raise
+                if not text.startswith("NOINIT"):
+                    raise self._refused(error) from None
                 try:  # Redis lost its data: this replica brings back what it knows
                     await self._join(register=True)
                 except StoreMismatch as exc:  # ...unless a replica of another set got there first
@@ -235,15 +266,21 @@ class RedisStore:
         now, at, mode, speed = self._seen
         return now if mode == "manual" else now + (time.monotonic() - at) * speed
 
-    # Start-up and health.
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # Start-up, health and what other replicas say.
 
     async def _join(self, register: bool) -> None:
         settings = self.settings
         pairs = [item for name, scenario in self._loaded.items() for item in (name, registry_entry(scenario))]
         replica = self._replica if register else ""
-        answer = await self._eval("init", (), replica, HEARTBEAT, self._fingerprint, *pairs)
+        answer = await self._eval("init", replica, HEARTBEAT, self._fingerprint, *pairs, check=False)
         if answer[0] == "differs":
             raise StoreMismatch(self._differences(answer[1], int(answer[2])))
+        self._mismatch = None
         self.took_over = self.took_over or answer[1] == 1
         start = "" if settings.clock_start is None else repr(float(settings.clock_start))
         await self._clock("init", settings.clock, repr(float(settings.speed)), start)
@@ -262,7 +299,7 @@ class RedisStore:
                 found.append(f"{part} differs{shown}")
         return (
             f"this replica does not play what the {live} live replica(s) on {self.display} (prefix "
-            f"{self.prefix[1:-2]!r}) play: {'; '.join(found)}. Start it with the same contract, scenario "
+            f"{self.settings.store_prefix!r}) play: {'; '.join(found)}. Start it with the same contract, scenario "
             "folders, key maps and settings, or under another --store-prefix (or stop the others first)"
         )
 
@@ -272,22 +309,82 @@ class RedisStore:
             return
         self._started = loop
         await self._join(register=True)
-        self._heartbeat = loop.create_task(self._beat())
+        self._in_background(self._beat())
+        self._in_background(self._listen())
+
+    async def _alive(self) -> None:
+        """Say this replica is alive, if the store still plays what it plays."""
+        if await self._eval("heartbeat", self._replica, HEARTBEAT, self._fingerprint, check=False) == 1:
+            self._mismatch = None
+            return
+        try:  # another set took the store over while this replica could not say it was alive
+            await self._join(register=True)
+        except StoreMismatch as exc:
+            self._mismatch = f"{exc}. This replica stopped serving"
+            raise StoreUnavailable(self._mismatch) from None
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT / 3)
             try:
-                await self._eval("heartbeat", (), self._replica, HEARTBEAT)
-            except (StoreUnavailable, ResponseError) as exc:
+                await self._alive()
+            except StoreUnavailable as exc:
                 logger.warning("mockserver: %s", exc)
 
-    async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+    async def _listen(self) -> None:
+        """Hear what other replicas did that this one must follow: a reset (forget the scenarios
+        added at run time), a scenario added at run time (take the new one)."""
+        from redis.asyncio import Redis
+
+        channel = self._key("changes")
+        while True:
+            client = Redis.from_url(self.url, decode_responses=True, socket_keepalive=True)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await self._eval("heartbeat", (), self._replica, 0)
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    await self._heard(str(message.get("data", "")))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: listen again when it is back
+                logger.debug("mockserver: listening for changes: %s", exc)
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception:  # noqa: BLE001, S110 - closing what is already broken
+                    pass
+            await asyncio.sleep(0.5)
+
+    async def _heard(self, message: str) -> None:
+        kind, _, rest = message.partition(" ")
+        name, _, replica = rest.rpartition(" ") if kind == "added" else ("", "", rest)
+        if replica == self._replica:
+            return  # this replica's own doing: done already
+        if kind == "reset":
+            self._forget_added()
+        elif kind == "added" and name:
+            source = await self._call("HGET", self._key("added:src"), name)
+            if source is not None:
+                scenario = self._parse(name, source)
+                if scenario is not None:
+                    self.scenarios[name] = scenario
+
+    def _forget_added(self) -> None:
+        if self.on_reset is not None:
+            self.on_reset()  # the runtime goes back to the scenarios loaded at start-up
+        else:
+            for name in [name for name in self.scenarios if name not in self._loaded]:
+                del self.scenarios[name]
+            self.scenarios.update(self._loaded)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        self._background.clear()
+        if self._started is not None:
+            try:
+                await self._eval("heartbeat", self._replica, 0, "", check=False)
             except (StoreUnavailable, ResponseError):
                 pass
         self._started = None
@@ -296,26 +393,34 @@ class RedisStore:
     async def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "url": self.display, "prefix": self.settings.store_prefix}
         try:
-            await self._link.call("PING")
+            await self._alive()  # a write: a Redis that is up but refuses writes is down for us
         except StoreUnavailable as exc:
             return {**out, "status": "down", "problem": str(exc)}
         return {**out, "status": "up"}
 
     async def counts(self) -> dict[str, int]:
-        tasks, evicted, journal, replicas = await self._eval("counts", (), self.settings.journal_size)
+        tasks, evicted, journal, replicas = await self._eval("counts", self.settings.journal_size)
         return {"tasks": tasks, "evicted": evicted, "journal": journal, "replicas": replicas}
 
     # The clock.
 
     async def _clock(self, *args: Any) -> ClockReading:
         try:
-            mode, speed, now = await self._eval("clock", (), *args)
+            mode, speed, now, slower = await self._eval("clock", *args, check=args[0] != "init")
         except ResponseError as error:
             if str(error).startswith("LATEST"):
                 raise ClockError(str(error).split(" ", 1)[1]) from None
             raise
         self._see(float(now), mode, float(speed))
+        if float(slower) > 1:
+            await self._stretch(float(slower))
         return ClockReading(mode, float(speed), float(now))
+
+    async def _stretch(self, factor: float) -> None:
+        """The clock slowed down: the tasks' retention lasts longer in real time; so must their keys."""
+        first = 0
+        while (done := await self._eval("sweep", "", PAGE, first, repr(factor))) > 0:
+            first += done
 
     async def clock_reading(self) -> ClockReading:
         return await self._clock("read")
@@ -331,16 +436,19 @@ class RedisStore:
 
     # Scenarios by name.
 
+    @staticmethod
+    def _parse(name: str, source: str) -> Scenario | None:
+        try:
+            return parse(json.loads(source), f"<{name}, added at run time>")
+        except (ValueError, ScenarioError):
+            return None
+
     async def _scenario(self, name: str) -> Scenario | None:
         """A scenario by name: loaded here, or added at run time by another replica."""
         scenario = self.scenarios.get(name)
         if scenario is None:
-            source = await self._link.call("HGET", self._key("added:src"), name)
-            if source is not None:
-                try:
-                    scenario = parse(json.loads(source), f"<{name}, added at run time>")
-                except (ValueError, ScenarioError):
-                    return None
+            source = await self._call("HGET", self._key("added:src"), name)
+            if source is not None and (scenario := self._parse(name, source)) is not None:
                 self.scenarios[name] = scenario
         return scenario
 
@@ -351,10 +459,9 @@ class RedisStore:
         return scenario
 
     async def register(self, scenario: Scenario) -> None:
-        entry = registry_entry(scenario)
-        source = json.dumps(scenario.data, default=str)
-        await self._link.call("HSET", self._key("added"), scenario.name, entry)
-        await self._link.call("HSET", self._key("added:src"), scenario.name, source)
+        await self._call("HSET", self._key("added"), scenario.name, registry_entry(scenario))
+        await self._call("HSET", self._key("added:src"), scenario.name, json.dumps(scenario.data, default=str))
+        await self._call("PUBLISH", self._key("changes"), f"added {scenario.name} {self._replica}")
 
     # Submissions and tasks.
 
@@ -362,19 +469,20 @@ class RedisStore:
         settings = self.settings
         header = submission.header.name if submission.header is not None else ""
         fallback = submission.fallback.name if submission.fallback is not None else ""
+        draw = repr(self._draws.random())
         for _ in range(8):
             try:
-                name, how, via, count, _, task_id, now_text = await self._eval(
-                    "submit", (),
-                    header, fallback, submission.fallback_by, settings.default_scenario, submission.key_id,
-                    repr(self._random.random()), random_suffix(self._random.getrandbits), submission.model,
-                    submission.aspect_ratio, "1" if submission.generate_audio else "0", repr(float(settings.task_retention)),
+                name, how, via, count, task_id, now_text = await self._eval(
+                    "submit",
+                    header, fallback, submission.fallback_by, settings.default_scenario, submission.key_id, draw,
+                    random_suffix(self._ids.getrandbits), submission.model, submission.aspect_ratio,
+                    "1" if submission.generate_audio else "0", repr(float(settings.task_retention)),
                 )  # fmt: skip
                 break
             except ResponseError as error:
+                if str(error).startswith("NOSCENARIO"):
+                    raise StoreUnavailable(f"{error} (in Redis at {self.display})") from None
                 if not str(error).startswith("IDTAKEN"):
-                    if str(error).startswith("NOSCENARIO"):
-                        raise StoreUnavailable(f"{error} (in Redis at {self.display})") from None
                     raise
         else:
             raise StoreUnavailable("could not find a free task id")
@@ -397,14 +505,13 @@ class RedisStore:
             )
         return Submitted(scenario, how, via or None, int(count), task, now)
 
-    async def _task(self, task_id: str, flat: list[str], counted: bool) -> Task | None:
-        h = dict(zip(flat[::2], flat[1::2]))
+    async def _task(self, h: dict[str, str], counted: bool) -> Task | None:
         scenario = await self._scenario(h["s"])
         if scenario is None:
             return None
         reads = {int(k[1:]): int(v) for k, v in h.items() if k[0] == "r" and k[1:].isdigit()}
         return Task(
-            id=task_id,
+            id=h["id"],
             created=int(h["c"]),
             created_at=float(h["ca"]),
             scenario=scenario,
@@ -424,16 +531,14 @@ class RedisStore:
 
     async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
         answer = await self._eval(
-            "poll", (self._key("t:" + task_id),), "1" if count else "0", "1" if retained else "0",
-            repr(float(self.settings.task_retention)),
-        )  # fmt: skip
+            "poll", task_id, "1" if count else "0", "1" if retained else "0", repr(float(self.settings.task_retention))
+        )
         if answer is None:
             return None
         verdict, now_text, flat = answer
         now = float(now_text)
         self._see(now)
-        counted = count and verdict == "ok"
-        task = await self._task(task_id, flat, counted)
+        task = await self._task(dict(zip(flat[::2], flat[1::2])), count and verdict == "ok")
         if task is None:
             return None
         return Found(task, now, verdict == "gone")
@@ -445,12 +550,9 @@ class RedisStore:
                 return None
             task, now = found.task, found.now
             change(task, now)
-            _, _, mode, speed = self._seen
-            left = task.created_at + lifetime(task) + self.settings.task_retention - now
-            ttl_ms = max(1000, int(left / (1.0 if mode == "manual" else speed) * 1000) + 1000)
+            left = task.created_at + lifetime(task) + self.settings.task_retention - now  # scenario seconds
             written = await self._eval(
-                "update", (self._key("t:" + task_id),),
-                task_id, str(task.version), ttl_ms,
+                "update", task_id, str(task.version), repr(left),
                 "f", _forced_json(task.forced), "cat", _text(task.completed_at), "fz", _text(task.frozen),
                 "ca", repr(task.created_at),
             )  # fmt: skip
@@ -462,25 +564,33 @@ class RedisStore:
         raise StoreUnavailable(f"task {task_id} kept changing while the admin API tried to change it")
 
     async def tasks_now(self) -> tuple[list[Task], float]:
-        now_text, hashes = await self._eval("tasks", ())
-        now = float(now_text)
+        hashes: list[dict[str, str]] = []
+        first, now = 0, 0.0
+        while True:  # page by page: one listing of many tasks never blocks Redis for long
+            now_text, page, total = await self._eval("tasks", first, PAGE)
+            now = float(now_text)
+            hashes += [dict(zip(flat[::2], flat[1::2])) for flat in page]
+            first += PAGE
+            if first >= total:
+                break
         self._see(now)
-        found = sorted(((dict(zip(flat[::2], flat[1::2])), flat) for flat in hashes), key=lambda pair: int(pair[0]["n"]))
+        unique = {h["id"]: h for h in hashes}  # a task whose expiry moved between pages shows once
         tasks = []
-        for h, flat in found:  # in the order they were created
-            task = await self._task(h["id"], flat, False)
-            if task is not None:
+        retention = self.settings.task_retention
+        for h in sorted(unique.values(), key=lambda h: int(h["n"])):  # in the order they were created
+            task = await self._task(h, False)
+            if task is not None and not expired(task, now, retention):  # its key may outlive it (a manual clock)
                 tasks.append(task)
         return tasks, now
 
     # Run-time choices.
 
     async def push(self, scenario: Scenario, count: int) -> None:
-        await self._link.call("RPUSH", self._key("pushed"), f"{count}\t{scenario.name}")
+        await self._call("RPUSH", self._key("pushed"), f"{count}\t{scenario.name}")
 
     async def pushed(self) -> list[tuple[Scenario, int]]:
         out = []
-        for item in await self._link.call("LRANGE", self._key("pushed"), 0, -1):
+        for item in await self._call("LRANGE", self._key("pushed"), 0, -1):
             left, _, name = item.partition("\t")
             scenario = await self._scenario(name)
             if scenario is not None:
@@ -488,13 +598,13 @@ class RedisStore:
         return out
 
     async def clear_pushed(self) -> None:
-        await self._link.call("DEL", self._key("pushed"))
+        await self._call("DEL", self._key("pushed"))
 
     async def set_default(self, scenario: Scenario) -> None:
-        await self._link.call("SET", self._key("default"), scenario.name)
+        await self._call("SET", self._key("default"), scenario.name)
 
     async def default(self) -> Scenario:
-        name = await self._link.call("GET", self._key("default"))
+        name = await self._call("GET", self._key("default"))
         scenario = await self._scenario(name) if name else None
         return scenario or self.scenarios[self.settings.default_scenario]
 
@@ -513,11 +623,15 @@ class RedisStore:
     def _send_journal(self) -> None:
         entries, sent = self._journal, self._journal_sent
         self._journal, self._journal_sent = [], None
-        future = self._link.send("EVALSHA", SHAS["journal"], 0, self.prefix, self.settings.journal_size, *entries)
-        self._journal_writes.add(future)
-        future.add_done_callback(lambda done: self._journal_written(done, entries))
-        if sent is not None and not sent.done():
-            sent.set_result(None)
+        try:
+            future = self._link.send(
+                "EVALSHA", SHAS["journal"], 0, self.prefix, self.settings.journal_size, *entries
+            )  # fmt: skip
+            self._journal_writes.add(future)
+            future.add_done_callback(lambda done: self._journal_written(done, entries))
+        finally:
+            if sent is not None and not sent.done():
+                sent.set_result(None)
 
     def sent(self) -> asyncio.Future[None] | None:
         """A future that is done once the entries recorded so far are on their way to Redis
@@ -529,13 +643,13 @@ class RedisStore:
         if future.cancelled():
             return
         error = future.exception()
-        if isinstance(error, ResponseError):  # Redis forgot the script or its data: write it the slow way
-            task = asyncio.get_running_loop().create_task(self._eval("journal", (), self.settings.journal_size, *entries))
-            self._journal_retries.add(task)
+        if isinstance(error, NoScriptError) or (isinstance(error, ResponseError) and str(error).startswith("NOINIT")):
+            task = asyncio.get_running_loop().create_task(self._eval("journal", self.settings.journal_size, *entries))
+            self._journal_retries.add(task)  # the slow way
             task.add_done_callback(self._journal_retries.discard)
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
         elif error is not None:
-            logger.debug("mockserver: a journal entry was lost: %s", error)
+            logger.debug("mockserver: %d journal entries were lost: %s", len(entries), error)
 
     async def flush(self) -> None:
         """Wait until every entry this replica recorded is in Redis (or could not be written)."""
@@ -543,11 +657,11 @@ class RedisStore:
             await asyncio.shield(self._journal_sent)
         pending = [*self._journal_writes, *self._journal_retries]
         if pending:
-            await asyncio.wait(pending)
+            await asyncio.wait(pending, timeout=self._link.timeout * 2)
 
     async def journal_entries(self) -> list[Entry]:
         await self.flush()
-        items = await self._link.call("XREVRANGE", self._key("journal"), "+", "-", "COUNT", self.settings.journal_size)
+        items = await self._call("XREVRANGE", self._key("journal"), "+", "-", "COUNT", self.settings.journal_size)
         entries = []
         for _, flat in items:
             fields = dict(zip(flat[::2], flat[1::2]))
@@ -556,10 +670,19 @@ class RedisStore:
 
     async def clear_journal(self) -> None:
         await self.flush()
-        await self._link.call("DEL", self._key("journal"))
+        await self._call("DEL", self._key("journal"))
 
     async def reset(self) -> None:
         await self.flush()
-        await self._eval("reset", (), self.settings.clock, repr(float(self.settings.speed)))
-        for name in [name for name in self.scenarios if name not in self._loaded]:
-            del self.scenarios[name]
+        old, slower = await self._eval("reset", self.settings.clock, repr(float(self.settings.speed)), self._replica)
+        self._ids = random.Random(self.settings.seed)
+        self._draws = random.Random(self.settings.seed)
+        self._forget_added()
+        self._in_background(self._sweep(old))
+        if float(slower) > 1:
+            await self._stretch(float(slower))
+
+    async def _sweep(self, generation: str) -> None:
+        """Delete the tasks of the generation a reset left behind, a page at a time."""
+        while await self._eval("sweep", generation, PAGE, 0, "1") > 0:
+            pass

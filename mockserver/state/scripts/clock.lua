@@ -3,7 +3,7 @@
 --   read
 --   advance SECONDS LATEST  move scenario time forward
 --   configure MODE SPEED    ('' keeps either) re-anchor: the reading does not jump
--- Returns {mode, speed, now}.
+-- Returns {mode, speed, now, how much slower the pace became (configure; else 1)}.
 local op = ARGV[2]
 if op == 'init' and redis.call('EXISTS', P .. 'clock') == 0 then
   local real = real_now()
@@ -14,8 +14,9 @@ if op == 'init' and redis.call('EXISTS', P .. 'clock') == 0 then
   redis.call('HSET', P .. 'clock', 'mode', ARGV[3], 'speed', ARGV[4], 'anchor', fmt(start), 'real', fmt(real))
 end
 local now, mode, speed, real
+local slower = 1
 if op == 'configure' then
-  now, mode, speed = configure(ARGV[3], ARGV[4])
+  now, mode, speed, slower = configure(ARGV[3], ARGV[4])
 else
   now, mode, speed, real = clock()
 end
@@ -30,4 +31,4 @@ if op == 'advance' then
   now = now + seconds
   redis.call('HSET', P .. 'clock', 'anchor', fmt(now), 'real', fmt(real))
 end
-return {mode, fmt(speed), fmt(now)}
+return {mode, fmt(speed), fmt(now), fmt(slower)}

@@ -49,12 +49,19 @@ local function scenario(name)
   return cjson.decode(entry)
 end
 
+-- Tasks live under a generation, which reset moves on: one write forgets them all at once.
+local GEN = redis.call('GET', P .. 'gen') or '0'
+local TASKS = P .. 'tasks:' .. GEN
+local function task_key(id)
+  return P .. 't:' .. GEN .. ':' .. id
+end
+
 local function need_init()
   return redis.error_reply('NOINIT the store holds no clock or scenario registry (new or emptied)')
 end
 
--- Re-anchor the clock with a new mode and speed, keeping its reading. A slower pace makes the
--- scenario-time retention of every task last longer in real time: their TTLs are stretched.
+-- Re-anchor the clock with a new mode and speed, keeping its reading. Returns now, mode, speed
+-- and how much slower the new pace is (the caller stretches the tasks' TTLs by that, in steps).
 local function configure(new_mode, new_speed)
   local now, mode, speed, real = clock()
   if not now then
@@ -69,17 +76,5 @@ local function configure(new_mode, new_speed)
     new_speed = tonumber(new_speed)
   end
   redis.call('HSET', P .. 'clock', 'mode', new_mode, 'speed', fmt(new_speed), 'anchor', fmt(now), 'real', fmt(real))
-  local factor = pace(mode, speed) / pace(new_mode, new_speed)
-  if factor > 1 then
-    local ids = redis.call('ZRANGE', P .. 'tasks', 0, -1)
-    for _, id in ipairs(ids) do
-      local left = redis.call('PTTL', P .. 't:' .. id)
-      if left > 0 then
-        left = math.ceil(left * factor)
-        redis.call('PEXPIRE', P .. 't:' .. id, left)
-        redis.call('ZADD', P .. 'tasks', real + left / 1000, id)
-      end
-    end
-  end
-  return now, new_mode, new_speed
+  return now, new_mode, new_speed, pace(mode, speed) / pace(new_mode, new_speed)
 end

@@ -1,12 +1,12 @@
 -- Counts for the health endpoint. ARGV: prefix, the journal size.
 local real = real_now()
-local evicted = redis.call('ZREMRANGEBYSCORE', P .. 'tasks', '-inf', real)
+local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
 if evicted > 0 then
   redis.call('INCRBY', P .. 'evicted', evicted)
 end
 redis.call('ZREMRANGEBYSCORE', P .. 'replicas', '-inf', real)
 return {
-  redis.call('ZCARD', P .. 'tasks'),
+  redis.call('ZCARD', TASKS),
   tonumber(redis.call('GET', P .. 'evicted') or '0'),
   math.min(redis.call('XLEN', P .. 'journal'), tonumber(ARGV[2])),
   redis.call('ZCARD', P .. 'replicas'),

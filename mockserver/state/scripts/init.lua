@@ -12,8 +12,8 @@ if stored and stored ~= ARGV[4] then
   if live > 0 then
     return {'differs', stored, live}
   end
-  took_over = 1
-  redis.call('DEL', P .. 'registry')
+  took_over = 1 -- what the old set chose at run time may name scenarios this one lacks: forget it
+  redis.call('DEL', P .. 'registry', P .. 'pushed', P .. 'default', P .. 'added', P .. 'added:src', P .. 'clock')
 end
 redis.call('SET', P .. 'fingerprint', ARGV[4])
 for i = 5, #ARGV, 2 do

@@ -1,10 +1,11 @@
--- A task as a client's poll (or a peek) finds it. KEYS[1]: the task.
--- ARGV: prefix, count the poll (1/0), check the retention (1/0), retention (scenario seconds)
+-- A task as a client's poll (or a peek) finds it.
+-- ARGV: prefix, task id, count the poll (1/0), check the retention (1/0), retention (scenario seconds)
 -- Returns nil for an unknown task; else {"ok" or "gone", now, the task's fields as they were
 -- before this poll}. A counted poll of a live task adds one to its polls and, unless the
 -- scenario answers that poll with an error or the admin API forced the task, one read to the
 -- first held step it is waiting on, exactly as mockserver.lifecycle.observe counts it.
-local h = redis.call('HGETALL', KEYS[1])
+local key = task_key(ARGV[2])
+local h = redis.call('HGETALL', key)
 if #h == 0 then
   return nil
 end
@@ -25,19 +26,19 @@ end
 if s then
   if s.gone and age >= s.gone then
     verdict = 'gone'
-  elseif ARGV[3] == '1' then
+  elseif ARGV[4] == '1' then
     local ends = s.ends or 0
     if t.f or t.fz then
       ends = math.max(ends, tonumber(t.cat or '0'), tonumber(t.fz or '0'))
     end
-    if now - tonumber(t.ca) - ends > tonumber(ARGV[4]) then
+    if now - tonumber(t.ca) - ends > tonumber(ARGV[5]) then
       verdict = 'gone'
     end
   end
 end
-if verdict == 'ok' and ARGV[2] == '1' then
-  local polls = redis.call('HINCRBY', KEYS[1], 'p', 1)
-  redis.call('HINCRBY', KEYS[1], 'ver', 1)
+if verdict == 'ok' and ARGV[3] == '1' then
+  local polls = redis.call('HINCRBY', key, 'p', 1)
+  redis.call('HINCRBY', key, 'ver', 1)
   if s and s.held and not t.f then
     local answered = true
     for _, rule in ipairs(s.polls or {}) do
@@ -52,7 +53,7 @@ if verdict == 'ok' and ARGV[2] == '1' then
           break
         end
         if tonumber(t['r' .. held[1]] or '0') < held[3] then
-          redis.call('HINCRBY', KEYS[1], 'r' .. held[1], 1)
+          redis.call('HINCRBY', key, 'r' .. held[1], 1)
           break
         end
       end

@@ -9,15 +9,20 @@ if not now or redis.call('EXISTS', P .. 'registry') == 0 then
 end
 local created = math.floor(now)
 local id = 'task-unified-' .. string.format('%d', created) .. '-' .. ARGV[8]
-local key = P .. 't:' .. id
+local key = task_key(id)
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('IDTAKEN ' .. id)
 end
 
-local name, how = ARGV[2], 'header'
-if name == '' then
-  local head = redis.call('LINDEX', P .. 'pushed', 0)
-  if head then
+local name, how, s = ARGV[2], 'header', nil
+if name ~= '' then
+  s = scenario(name)
+else
+  while not s do
+    local head = redis.call('LINDEX', P .. 'pushed', 0)
+    if not head then
+      break
+    end
     local tab = string.find(head, '\t', 1, true)
     local left = tonumber(string.sub(head, 1, tab - 1))
     name, how = string.sub(head, tab + 1), 'pushed'
@@ -26,13 +31,21 @@ if name == '' then
     else
       redis.call('LSET', P .. 'pushed', 0, (left - 1) .. '\t' .. name)
     end
-  elseif ARGV[3] ~= '' then
+    s = scenario(name) -- a push of a scenario this set does not have (an old set's) is dropped
+  end
+  if not s and ARGV[3] ~= '' then
     name, how = ARGV[3], ARGV[4]
-  else
+    s = scenario(name)
+  end
+  if not s then
     name, how = redis.call('GET', P .. 'default') or ARGV[5], 'default'
+    s = scenario(name)
+    if not s then
+      name = ARGV[5] -- the run-time default is not in this set: the configured one
+      s = scenario(name)
+    end
   end
 end
-local s = scenario(name)
 if not s then
   return redis.error_reply('NOSCENARIO ' .. name)
 end
@@ -85,12 +98,12 @@ if s.plan[answer][2] == 1 then
   end
   local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
   redis.call('PEXPIRE', key, math.ceil(life * 1000))
-  redis.call('ZADD', P .. 'tasks', real + life, id)
-  local evicted = redis.call('ZREMRANGEBYSCORE', P .. 'tasks', '-inf', real)
+  redis.call('ZADD', TASKS, real + life, id)
+  local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
   if evicted > 0 then
     redis.call('INCRBY', P .. 'evicted', evicted)
   end
 else
   id = ''
 end
-return {name, how, via, count, answer, id, fmt(now)}
+return {name, how, via, count, id, fmt(now)}

@@ -1,18 +1,19 @@
--- Every live task, oldest first, and the clock. ARGV: prefix.
+-- One page of the live tasks, oldest expiry first, and the clock.
+-- ARGV: prefix, first index, how many. Returns {now, hashes, live tasks in all}.
 local now = clock()
 if not now then
   return need_init()
 end
-local real = real_now()
-local evicted = redis.call('ZREMRANGEBYSCORE', P .. 'tasks', '-inf', real)
+local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real_now())
 if evicted > 0 then
   redis.call('INCRBY', P .. 'evicted', evicted)
 end
+local first = tonumber(ARGV[2])
 local found = {}
-for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
-  local h = redis.call('HGETALL', P .. 't:' .. id)
+for _, id in ipairs(redis.call('ZRANGE', TASKS, first, first + tonumber(ARGV[3]) - 1)) do
+  local h = redis.call('HGETALL', task_key(id))
   if #h > 0 then
     found[#found + 1] = h
   end
 end
-return {fmt(now), found}
+return {fmt(now), found, redis.call('ZCARD', TASKS)}

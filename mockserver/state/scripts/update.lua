@@ -1,8 +1,9 @@
 -- Write what the admin API changed on a task, if nobody changed the task since it was read.
--- KEYS[1]: the task. ARGV: prefix, task id, version read, TTL in ms (0: keep), then field and
--- value pairs (an empty value deletes the field). Returns 1, 0 (changed meanwhile: read again)
--- or -1 (gone).
-local version = redis.call('HGET', KEYS[1], 'ver')
+-- ARGV: prefix, task id, version read, scenario seconds the task has left to live, then field
+-- and value pairs (an empty value deletes the field). Returns 1, 0 (changed meanwhile: read
+-- again) or -1 (gone).
+local key = task_key(ARGV[2])
+local version = redis.call('HGET', key, 'ver')
 if not version then
   return -1
 end
@@ -11,15 +12,16 @@ if version ~= ARGV[3] then
 end
 for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HDEL', key, ARGV[i])
   else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
   end
 end
-redis.call('HINCRBY', KEYS[1], 'ver', 1)
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('ZADD', P .. 'tasks', real_now() + ttl / 1000, ARGV[2])
+redis.call('HINCRBY', key, 'ver', 1)
+local now, mode, speed, real = clock()
+if now then
+  local life = math.max(tonumber(ARGV[4]), 0) / pace(mode, speed) + 1
+  redis.call('PEXPIRE', key, math.ceil(life * 1000))
+  redis.call('ZADD', TASKS, real + life, ARGV[2])
 end
 return 1
