@@ -14,6 +14,10 @@ and its output. Every property can be switched off or tuned through `Properties`
     no-early-success     exit status 0 only after receiving the task completed with results
     exit-code            exit status 0 when it received the task completed with results;
                          non-zero when the task failed or every submission was refused
+    waits-for-results    after a task first answers `completed` without results (a documented
+                         quirk: the results are attached on a later poll), the client polls it
+                         again before it ends; ending right after that answer (a crash reading
+                         the null results, or taking `completed` as final) breaks it
     retry-after          after a 429 with Retry-After: N, the next request of that kind waits N s
     no-duplicate-submit  no second submission after one that may have created the task (a 200,
                          a 5xx or no answer), unless the client said so (`ambiguous_retry_pattern`)
@@ -36,6 +40,7 @@ PROPERTY_NAMES = (
     "stops-polling",
     "no-early-success",
     "exit-code",
+    "waits-for-results",
     "retry-after",
     "no-duplicate-submit",
     "time-limit",
@@ -105,6 +110,13 @@ def _is_terminal(entry: dict[str, Any]) -> bool:
     return status in ("failed", "cancelled") or (status == "completed" and task.get("results") is not None)
 
 
+def _results_pending(entry: dict[str, Any]) -> bool:
+    """Whether this poll answered the task completed before its results were attached."""
+    task = _answer(entry)
+    completed = entry["status"] == 200 and isinstance(task, dict) and task.get("status") == "completed"
+    return completed and task.get("results") is None
+
+
 def _completed(entry: dict[str, Any]) -> bool:
     task = _answer(entry)
     return entry["status"] == 200 and isinstance(task, dict) and task.get("status") == "completed" and task.get("results") is not None
@@ -150,6 +162,7 @@ class Judge:
             "stops-polling": self._stops_polling,
             "no-early-success": self._no_early_success,
             "exit-code": self._exit_code,
+            "waits-for-results": self._waits_for_results,
             "retry-after": self._retry_after,
             "no-duplicate-submit": self._no_duplicate_submit,
             "time-limit": self._time_limit,
@@ -254,6 +267,28 @@ class Judge:
                     completed[:1],
                 )
             ]
+        return []
+
+    def _waits_for_results(self, run: ClientRun) -> list[Broken]:
+        """Judged only when the client ended on its own: a client the runner stopped is judged by
+        time-limit (or by the property that stopped it). Only the first such answer counts, so a
+        client that keeps polling through the quirk and gives up later, at its own deadline, keeps
+        this property."""
+        if run.stopped is not None or run.exit_code is None:
+            return []
+        for task_id, polls in self._polls_by_task(run).items():
+            first = next((index for index, entry in enumerate(polls) if _results_pending(entry)), None)
+            if first is not None and first == len(polls) - 1:
+                progress = (_answer(polls[first]) or {}).get("progress")
+                return [
+                    Broken(
+                        "waits-for-results",
+                        f"Task {task_id} answered 'completed' without results (progress {progress}) on poll "
+                        f"{first + 1}, and the client polled it no more and exited {run.exit_code}; a completed task "
+                        "without results is not done yet: its results come on a later poll.",
+                        polls[first:],
+                    )
+                ]
         return []
 
     def _retry_after(self, run: ClientRun) -> list[Broken]:

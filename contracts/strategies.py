@@ -12,7 +12,10 @@ towards the simplest behaviour: submit accepted, pending then completed, nothing
                     created the task anyway
     poll_rules()    transient errors and broken answers on some polls
     behaviours()    a whole scenario: all of the above, plus quirks (a status outside the enum,
-                    a task that disappears) and slow answers
+                    a task that disappears) and slow answers; `behaviours(kind=...)` draws only
+                    behaviours of one class of `CLASSES`
+    classes()       the classes of behaviour the client properties judge, in the order a small
+                    budget covers them (`mockserver fuzz-client` plays one of each first)
 
 Scenario times are in scenario seconds; Retry-After and latency are real seconds.
 """
@@ -41,14 +44,43 @@ TASK_FAILURE_CODES = (
 SUBMIT_422_CODES = ("unsupported_advanced_options", "model_not_found", "no_compatible_channel", "invalid_file_type")
 FAULTS = ("reset", "empty", "malformed", "truncated")
 
+# The classes of behaviour the client properties judge, each with what it is and the properties
+# it puts to the test, in the order a small budget covers them: the simplest behaviour first,
+# so a bug that shows on any behaviour is shrunk to that one, then the classes most clients get
+# wrong. What each class does not fix (the timeline, the other answers) is drawn as usual.
+CLASSES: dict[str, str] = {
+    "plain": "submit accepted, the task completes with results (exit-code, poll-rate, valid-requests)",
+    "rate-limited": "submit answered 429 with Retry-After, then accepted (retry-after)",
+    "results-later": "completed before its results, filled in on a later poll (waits-for-results, no-early-success)",
+    "failed": "the task fails with a code (stops-polling, exit-code)",
+    "ambiguous-5xx": "submit answered 500 or 503, the task created anyway (no-duplicate-submit)",
+    "submit-refused": "submit refused for good: 401, 402, 422 with a code, 500 or 503 (exit-code, no-duplicate-submit)",
+    "poll-errors": "error answers on polls: 500, 503, 429 (retry-after, poll-rate)",
+    "broken-polls": "broken answers on polls: reset, empty, malformed, truncated (poll-rate, time-limit)",
+    "dropped-connection": "submit's connection dropped, the task created anyway (no-duplicate-submit)",
+    "disappears": "the task disappears: polls answer 404 (stops-polling)",
+    "rate-limited-no-retry-after": "submit answered 429 without Retry-After, then accepted (no-duplicate-submit)",
+    "slow": "slow answers to submit and polls (poll-rate, retry-after, time-limit)",
+}
+_NEEDS = {"dropped-connection": "faults", "broken-polls": "faults", "disappears": "quirks", "slow": "latency"}
+
+
+def classes(*, faults: bool = True, quirks: bool = True, latency: bool = True) -> list[str]:
+    """The classes `behaviours()` with these options can draw, in coverage order."""
+    allowed = {"faults": faults, "quirks": quirks, "latency": latency}
+    return [name for name in CLASSES if allowed.get(_NEEDS.get(name, ""), True)]
+
 
 def _tenths(low: int, high: int) -> st.SearchStrategy[float]:
     return st.integers(min_value=low, max_value=high).map(lambda tenths: tenths / 10)
 
 
 @st.composite
-def timelines(draw: st.DrawFn, max_steps: int = 8, max_step_seconds: float = 60.0) -> list[dict[str, Any]]:
-    """A valid timeline: status never moves backward, progress never falls, terminal is final."""
+def timelines(
+    draw: st.DrawFn, max_steps: int = 8, max_step_seconds: float = 60.0, ending: str | None = None
+) -> list[dict[str, Any]]:
+    """A valid timeline: status never moves backward, progress never falls, terminal is final.
+    `ending` fixes how it ends: completed, failed, quirk (completed before its results) or never."""
     seconds = _tenths(0, int(max_step_seconds * 10))
     steps: list[dict[str, Any]] = [{"at": 0, "status": "pending"}]
     at, progress = 0.0, 0
@@ -62,7 +94,8 @@ def timelines(draw: st.DrawFn, max_steps: int = 8, max_step_seconds: float = 60.
         if draw(st.booleans()):
             step["ramp"] = draw(st.booleans())
         steps.append(step)
-    ending = draw(st.sampled_from(["completed", "failed", "quirk", "never"]))
+    if ending is None:
+        ending = draw(st.sampled_from(["completed", "failed", "quirk", "never"]))
     at += draw(seconds)
     if ending == "completed":
         steps.append({"at": at, "status": "completed"})
@@ -85,32 +118,55 @@ def _refusal(status: int, code: str | None = None, retry_after: int | None = Non
     return answer
 
 
+# Drawn when no kind is given: accepted, refused, transient (429 or 503, then accepted), ambiguous
+# (a 5xx or a dropped connection that created the task). The others narrow one of these down.
+SUBMIT_KINDS = ("accepted", "refused", "transient", "ambiguous")
+SUBMIT_KINDS += ("rate-limited", "rate-limited-no-retry-after", "ambiguous-5xx", "dropped")
+
+
 @st.composite
-def submits(draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True) -> list[dict[str, Any]] | None:
-    """How submit is answered (None: accepted at once, as half of all submissions are here)."""
-    kind = draw(st.sampled_from(["accepted", "accepted", "accepted", "refused", "transient", "ambiguous"]))
+def submits(
+    draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True, kind: str | None = None
+) -> list[dict[str, Any]] | None:
+    """How submit is answered (None: accepted at once, as half of all submissions are here).
+    `kind` fixes the kind of answer (one of SUBMIT_KINDS)."""
+    if kind is None:
+        kind = draw(st.sampled_from(["accepted", "accepted", "accepted", "refused", "transient", "ambiguous"]))
     if kind == "accepted":
         return None
     if kind == "refused":
         status = draw(st.sampled_from([401, 402, 422, 500, 503]))
         code = draw(st.sampled_from(SUBMIT_422_CODES)) if status == 422 else None
         return [_refusal(status, code)]
-    if kind == "transient":
-        status = draw(st.sampled_from([429, 503]))
-        retry_after = draw(st.none() | st.integers(1, retry_after_max)) if status == 429 else None
-        return [{"times": draw(st.integers(1, 2)), **_refusal(status, retry_after=retry_after)}, {}]
-    ambiguous = (
-        {"fault": draw(st.sampled_from(["reset", "empty"]))} if faults and draw(st.booleans()) else _refusal(draw(st.sampled_from([500, 503])))
-    )
+    if kind in ("transient", "rate-limited", "rate-limited-no-retry-after"):
+        status = draw(st.sampled_from([429, 503])) if kind == "transient" else 429
+        retry_after = {
+            "transient": st.none() | st.integers(1, retry_after_max),
+            "rate-limited": st.integers(1, retry_after_max),
+            "rate-limited-no-retry-after": st.none(),
+        }[kind]
+        refusal = _refusal(status, retry_after=draw(retry_after) if status == 429 else None)
+        return [{"times": draw(st.integers(1, 2)), **refusal}, {}]
+    if kind == "dropped" or (kind == "ambiguous" and faults and draw(st.booleans())):
+        ambiguous: dict[str, Any] = {"fault": draw(st.sampled_from(["reset", "empty"]))}
+    elif kind in ("ambiguous", "ambiguous-5xx"):
+        ambiguous = _refusal(draw(st.sampled_from([500, 503])))
+    else:
+        raise ValueError(f"unknown kind of submit answer {kind!r}; known: {', '.join(SUBMIT_KINDS)}")
     return [{"times": 1, "creates_task": True, **ambiguous}, {}]
 
 
 @st.composite
-def poll_rules(draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True) -> list[dict[str, Any]]:
-    """Transient errors (500, 503, 429 with or without Retry-After) and broken answers on some polls."""
+def poll_rules(
+    draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Transient errors (500, 503, 429 with or without Retry-After) and broken answers on some polls.
+    `kind` "errors" or "faults" gives at least one poll that kind of answer, and only that kind."""
+    if kind not in (None, "errors", "faults"):
+        raise ValueError(f"unknown kind of poll rules {kind!r}; known: errors, faults")
     rules = []
-    for poll in sorted(draw(st.sets(st.integers(1, 8), max_size=3))):
-        kinds = ["error", "fault"] if faults else ["error"]
+    kinds = {None: ["error", "fault"] if faults else ["error"], "errors": ["error"], "faults": ["fault"]}[kind]
+    for poll in sorted(draw(st.sets(st.integers(1, 8), min_size=0 if kind is None else 1, max_size=3))):
         if draw(st.sampled_from(kinds)) == "fault":
             rules.append({"on": [poll], "fault": draw(st.sampled_from(FAULTS))})
             continue
@@ -120,11 +176,31 @@ def poll_rules(draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True) -
     return rules
 
 
+# What each class fixes: the kind of submit answer, of poll rules, the timeline's ending, a quirk,
+# slow answers. "plain" fixes everything to nothing going wrong.
+_CLASS_PARTS: dict[str, dict[str, Any]] = {
+    "plain": {"submit": "accepted", "polls": False, "ending": "completed", "quirk": None, "latency": False},
+    "rate-limited": {"submit": "rate-limited"},
+    "results-later": {"ending": "quirk"},
+    "failed": {"ending": "failed"},
+    "ambiguous-5xx": {"submit": "ambiguous-5xx"},
+    "submit-refused": {"submit": "refused"},
+    "poll-errors": {"polls": "errors"},
+    "broken-polls": {"polls": "faults"},
+    "dropped-connection": {"submit": "dropped"},
+    "disappears": {"quirk": "disappears"},
+    "rate-limited-no-retry-after": {"submit": "rate-limited-no-retry-after"},
+    "slow": {"latency": True},
+}
+assert set(_CLASS_PARTS) == set(CLASSES)
+
+
 @st.composite
 def behaviours(
     draw: st.DrawFn,
     *,
     name: str = "generated",
+    kind: str | None = None,
     max_steps: int = 6,
     max_step_seconds: float = 20.0,
     retry_after_max: int = 2,
@@ -132,26 +208,36 @@ def behaviours(
     quirks: bool = True,
     latency: bool = True,
 ) -> dict[str, Any]:
-    """A whole server behaviour, as a scenario the fake can play."""
+    """A whole server behaviour, as a scenario the fake can play; with `kind`, one of that class
+    (see CLASSES; what the class does not fix is drawn as usual)."""
+    possible = classes(faults=faults, quirks=quirks, latency=latency)
+    if kind is not None and kind not in possible:
+        raise ValueError(f"no behaviour of class {kind!r} with these options; possible: {', '.join(possible)}")
+    fixed = _CLASS_PARTS.get(kind or "", {})
     scenario: dict[str, Any] = {"name": name}
-    submit = draw(submits(retry_after_max=retry_after_max, faults=faults))
+    submit = draw(submits(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("submit")))
     if submit is not None:
         scenario["submit"] = submit
-    polls = draw(poll_rules(retry_after_max=retry_after_max, faults=faults))
-    if polls:
-        scenario["polls"] = polls
-    timeline = draw(timelines(max_steps=max_steps, max_step_seconds=max_step_seconds))
-    if quirks and draw(st.booleans()):
-        quirk = draw(st.sampled_from(["cancelled", "disappears"]))
-        if quirk == "cancelled" and timeline[-1]["status"] in ("pending", "processing"):
-            at = timeline[-1]["at"] + draw(_tenths(0, int(max_step_seconds * 10)))
-            timeline.append({"at": at, "status": "cancelled", "error": {"code": "request_cancelled", "message": "Cancelled."}})
-            scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
-        elif quirk == "disappears":
-            scenario["disappears_after"] = draw(_tenths(1, int(max_step_seconds * 10 * max(1, max_steps))))
+    if fixed.get("polls", True) is not False:
+        polls = draw(poll_rules(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("polls")))
+        if polls:
+            scenario["polls"] = polls
+    timeline = draw(timelines(max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending")))
+    quirk = fixed.get("quirk", "any")
+    if quirk == "any":
+        quirk = draw(st.sampled_from(["cancelled", "disappears"])) if quirks and draw(st.booleans()) else None
+    if quirk == "cancelled" and timeline[-1]["status"] in ("pending", "processing"):
+        at = timeline[-1]["at"] + draw(_tenths(0, int(max_step_seconds * 10)))
+        cancelled = {"code": "request_cancelled", "message": "Cancelled."}
+        timeline.append({"at": at, "status": "cancelled", "error": cancelled})
+        scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
+    elif quirk == "disappears":
+        scenario["disappears_after"] = draw(_tenths(1, int(max_step_seconds * 10 * max(1, max_steps))))
     scenario["timeline"] = timeline
-    if latency and draw(st.booleans()):
-        scenario["latency"] = {"poll": draw(_tenths(0, 3)), "submit": draw(_tenths(0, 3))}
+    slow = fixed.get("latency")
+    if slow or (slow is None and latency and draw(st.booleans())):
+        least = 1 if slow else 0  # a slow behaviour is slow on both: at least 0.1 s
+        scenario["latency"] = {"poll": draw(_tenths(least, 3)), "submit": draw(_tenths(least, 3))}
     scenario["description"] = describe(scenario)
     return scenario
 

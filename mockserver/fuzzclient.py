@@ -7,11 +7,19 @@ request journal, the exit status and the output. On a failure hypothesis shrinks
 to the smallest that still breaks the client; the runner writes it as a scenario file with a
 one-line command that replays it.
 
+The first runs cover the classes of behaviour the properties judge (`contracts.strategies.CLASSES`),
+one each, in their order, so that even a small budget meets a 429 on submit, a task completed
+before its results, a failed task and the rest; the remaining runs let hypothesis explore every
+behaviour, classes combined. Each class run is its own small hypothesis search, so a failure
+found there is shrunk too (within its class). With fewer examples than classes, the first
+classes are covered and the report says which were not.
+
     FuzzRun(options).run()       -> FuzzReport        (events go to `on_event`; nothing prints)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -30,7 +38,7 @@ from hypothesis.errors import FlakyFailure, FlakyReplay
 
 from contracts import Contract
 from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
-from contracts.strategies import behaviours
+from contracts.strategies import behaviours, classes
 from mockserver.scenarios import ScenarioError, parse
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
@@ -64,6 +72,7 @@ class Example:
     broken: list[Broken] = field(default_factory=list)
     phase: str = "generate"  # generate, shrink (after a first failure) or replay
     run: ClientRun | None = None
+    kind: str | None = None  # the behaviour class this run covers; None while exploring (or replaying)
 
 
 @dataclass
@@ -81,10 +90,17 @@ class FuzzReport:
     failure: Failure | None = None
     duration: float = 0.0
     flaky: bool = False
+    classes: list[str] = field(default_factory=list)  # every class the strategy can draw, in coverage order
 
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def covered(self) -> list[str]:
+        """The behaviour classes this run played, in coverage order."""
+        played = {example.kind for example in self.examples}
+        return [kind for kind in self.classes if kind in played]
 
     @property
     def generated(self) -> list[Example]:
@@ -129,6 +145,10 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 
 def _size(behaviour: dict[str, Any]) -> int:
     return len(yaml.safe_dump(behaviour))
+
+
+def _key(behaviour: dict[str, Any]) -> str:
+    return json.dumps(behaviour, sort_keys=True)
 
 
 class FuzzRun:
@@ -196,11 +216,18 @@ class FuzzRun:
             raise ValueError(f"the client sent {size} requests or more in one run: too many to judge")
         return entries
 
-    def _example(self, behaviour: dict[str, Any], number: int, source: str | None = None, lines: dict | None = None) -> None:
+    def _example(
+        self,
+        behaviour: dict[str, Any],
+        number: int,
+        source: str | None = None,
+        lines: dict | None = None,
+        kind: str | None = None,
+    ) -> None:
         run = self.play(behaviour, source, lines)
         broken = self.judge.judge(run)
         phase = "replay" if number == 0 else ("shrink" if self._smallest is not None else "generate")
-        example = Example(number, behaviour["description"], not broken, run.duration, broken, phase, run)
+        example = Example(number, behaviour["description"], not broken, run.duration, broken, phase, run, kind)
         self.report.examples.append(example)
         self.on_event(example)
         if broken:
@@ -242,10 +269,24 @@ class FuzzRun:
         self._example(document.data, 0, str(path), document.lines)
 
     def _search(self) -> None:
+        """One run of each behaviour class first (as many as the budget allows), then hypothesis
+        explores with the rest, leaving out the behaviours the class runs already played."""
         numbers = iter(range(1, 1_000_000))
+        options = self.options.strategy
+        limits = {name: options[name] for name in ("faults", "quirks", "latency") if name in options}
+        self.report.classes = classes(**limits)
+        played: set[str] = set()
+        for kind in self.report.classes[: self.options.examples]:
+            self._hypothesis(behaviours(kind=kind, **self.options.strategy), 1, numbers, played, kind)
+        rest = self.options.examples - len(self.report.classes)
+        if rest > 0:
+            seen = frozenset(played)  # all passed: playing them again would spend the budget for nothing
+            explore = behaviours(**self.options.strategy).filter(lambda behaviour: _key(behaviour) not in seen)
+            self._hypothesis(explore, rest, numbers, played, None)
 
+    def _hypothesis(self, strategy: Any, examples: int, numbers: Any, played: set[str], kind: str | None) -> None:
         @settings(
-            max_examples=self.options.examples,
+            max_examples=examples,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
@@ -254,9 +295,10 @@ class FuzzRun:
             report_multiple_bugs=False,
             print_blob=False,
         )
-        @given(behaviour=behaviours(**self.options.strategy))
+        @given(behaviour=strategy)
         def example(behaviour: dict[str, Any]) -> None:
-            self._example(behaviour, next(numbers))
+            played.add(_key(behaviour))
+            self._example(behaviour, next(numbers), kind=kind)
 
         if self.options.seed is not None:
             example = seed(self.options.seed)(example)

@@ -27,7 +27,9 @@ class ConsoleProgress:
         else:
             label = f"{example.number}/{self.options.examples}"
         mark = "[green]pass[/]" if example.passed else f"[red]FAIL {escape(example.broken[0].property)}[/]"
-        self.console.print(f"[dim]{label:>16}[/] {mark} {escape(example.description)} [dim]{example.duration:.2f} s[/]")
+        kind = f"[cyan]\\[{escape(example.kind)}][/] " if example.kind else ""
+        text = f"{kind}{escape(example.description)} [dim]{example.duration:.2f} s[/]"
+        self.console.print(f"[dim]{label:>16}[/] {mark} {text}")
 
     def summary(self, report: FuzzReport) -> None:
         generated = [e for e in report.examples if e.number > 0]
@@ -36,6 +38,15 @@ class ConsoleProgress:
             f"\n{len(report.examples)} run(s) in {report.duration:.1f} s, {per_example:.2f} s per run on average"
             + (f" ({len([e for e in generated if e.passed])} generated behaviours passed)" if generated else "")
         )
+        missed = [kind for kind in report.classes if kind not in report.covered]
+        if report.classes and report.failure is None:
+            if missed:
+                self.console.print(
+                    f"[yellow]{len(report.covered)} of the {len(report.classes)} behaviour classes were played; not "
+                    f"{escape(', '.join(missed))}. Give --examples {len(report.classes)} or more to cover them all.[/]"
+                )
+            else:
+                self.console.print(f"All {len(report.classes)} behaviour classes were played.")
         if report.failure is None:
             self.console.print("[green]The client kept every property.[/]")
             return
@@ -84,8 +95,10 @@ def write_json(report: FuzzReport, options: FuzzOptions, path: Path) -> None:
         "duration_s": round(report.duration, 3),
         "seconds_per_run": round(sum(e.duration for e in report.examples) / max(len(report.examples), 1), 3),
         "command": options.command,
+        "classes_covered": report.covered,
+        "classes_not_covered": [kind for kind in report.classes if kind not in report.covered],
         "examples": [
-            {"number": e.number, "phase": e.phase, "description": e.description, "passed": e.passed,
+            {"number": e.number, "phase": e.phase, "class": e.kind, "description": e.description, "passed": e.passed,
              "duration_s": round(e.duration, 3), "broken": [b.property for b in e.broken],
              "exit_code": e.run.exit_code if e.run else None, "stopped": e.run.stopped if e.run else None,
              "requests": len(e.run.entries) if e.run else None}

@@ -4,6 +4,7 @@ broken client is caught with the right property and a small, replayable scenario
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,14 @@ import httpx
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.console import Console
 
 from contracts import Contract
 from contracts.client_properties import ClientRun, Judge, Properties
-from contracts.strategies import behaviours
+from contracts.strategies import CLASSES, behaviours, classes
 from mockserver.fuzzclient import FuzzOptions, FuzzRun
+from mockserver.fuzzreport import ConsoleProgress
 from mockserver.scenarios import parse
 
 ROOT = Path(__file__).parents[1]
@@ -58,7 +62,46 @@ def test_the_reference_client_passes_generated_behaviours(tmp_path: Path) -> Non
     report = fuzz(REFERENCE, tmp_path, examples=25, time_limit=12, speed=100.0, env=REFERENCE_ENV)
     assert report.ok, report.failure and report.failure.broken
     assert len(report.generated) == 25 and all(example.passed for example in report.generated)
+    assert report.covered == list(CLASSES)  # including a task completed before its results
     assert not list(tmp_path.iterdir())  # nothing to replay
+
+
+# What each behaviour class looks like in the description a user sees for each run.
+CLASS_IN_DESCRIPTION = {
+    "plain": r"^Generated: submit accepted; \d+ steps, ends completed at",
+    "rate-limited": r"submit 429 x\d \(Retry-After \d\); then accepted",
+    "results-later": r"ends completed before its results, filled in later",
+    "failed": r"ends failed \(\w+\)",
+    "ambiguous-5xx": r"submit 50[03] x1 \(task created anyway\); then accepted",
+    "submit-refused": r"submit (401|402|422 \(\w+\)|500|503);",
+    "poll-errors": r"poll \d: (500|503|429)",
+    "broken-polls": r"poll \d: (reset|empty|malformed|truncated)",
+    "dropped-connection": r"submit (reset|empty) x1 \(task created anyway\); then accepted",
+    "disappears": r"disappears after",
+    "rate-limited-no-retry-after": r"submit 429 x\d; then accepted",
+    "slow": r"latency (0\.[1-3])/(0\.[1-3]) s",
+}
+
+
+def test_a_small_budget_plays_every_behaviour_class_first(tmp_path: Path) -> None:
+    # The client does nothing and nothing is judged: this is about which behaviours are played.
+    options = {"time_limit": 4, "speed": 200.0, "out": tmp_path, "properties": Properties(enabled=frozenset())}
+    report = FuzzRun(FuzzOptions(command=["true"], examples=25, seed=7, **options)).run()
+    assert len(report.generated) == 25 and report.covered == list(CLASSES)
+    for number, kind in enumerate(CLASSES, start=1):  # one of each, in order, before exploring
+        example = report.generated[number - 1]
+        assert example.kind == kind and re.search(CLASS_IN_DESCRIPTION[kind], example.description), example.description
+    assert all(example.kind is None for example in report.generated[len(CLASSES) :])
+    # Exploring starts from the simplest behaviour, which the first class run already played: not again.
+    assert report.generated[len(CLASSES)].description != report.generated[0].description
+
+    small = FuzzRun(FuzzOptions(command=["true"], examples=5, seed=7, **options)).run()
+    console = Console(record=True, width=200)
+    ConsoleProgress(console, FuzzOptions(command=["true"], examples=5)).summary(small)
+    shown = " ".join(console.export_text().split())
+    missed = ", ".join(list(CLASSES)[5:])
+    assert f"5 of the {len(CLASSES)} behaviour classes were played; not {missed}." in shown
+    assert f"Give --examples {len(CLASSES)} or more to cover them all." in shown
 
 
 @pytest.mark.parametrize(
@@ -67,6 +110,7 @@ def test_the_reference_client_passes_generated_behaviours(tmp_path: Path) -> Non
         ("poll-after-failed", "stops-polling", lambda b: b["timeline"][-1]["status"] == "failed"),
         ("ignore-retry-after", "retry-after", lambda b: "Retry-After" in json.dumps(b)),
         ("success-on-completed", "no-early-success", lambda b: any(s.get("results", 1) is None for s in b["timeline"])),
+        ("crash-on-completed", "waits-for-results", lambda b: any(s.get("results", 1) is None for s in b["timeline"])),
         ("tight-loop", "poll-rate", lambda b: len(b["timeline"]) <= 3),
         ("invalid-body", "valid-requests", lambda b: "submit" not in b and "polls" not in b),
     ],
@@ -76,10 +120,14 @@ def test_each_broken_client_is_caught_with_a_small_replayable_scenario(
 ) -> None:
     # The runner's own time limit is not what these clients get wrong: leave it out of the judging.
     properties = Properties().without("time-limit")
-    report = fuzz([*BROKEN, bug], tmp_path / "out", env={"MOCK_MAX_WAIT": "1"}, properties=properties)
+    report = fuzz([*BROKEN, bug], tmp_path / "out", examples=25, env={"MOCK_MAX_WAIT": "1"}, properties=properties)
     failure = report.failure
     assert failure is not None, f"{bug} was not caught in {len(report.examples)} runs"
     assert failure.broken[0].property == property_, [b.message for b in failure.broken]
+    if property_ == "waits-for-results":  # what the user sees: the crash, and why it is the client's
+        assert failure.run.exit_code == 1 and "TypeError" in failure.run.output
+        assert "answered 'completed' without results" in failure.broken[0].message
+        assert "exited 1; a completed task without results is not done yet" in failure.broken[0].message
     written = yaml.safe_load(failure.scenario_file.read_text())
     assert written["name"] == f"fuzz-{property_}" and property_ in written["description"]
     assert shape(written), written
@@ -213,6 +261,28 @@ def test_the_judge_measures_retry_after_from_the_end_of_the_answer() -> None:
     assert broken[0].property == "retry-after" and "1.50 s later; expected at least 2 s" in broken[0].message
 
 
+def test_the_judge_wants_a_poll_after_a_completed_without_results() -> None:
+    task = {"id": "t", "status": "completed", "progress": 50, "results": None}
+    done = {**task, "progress": 100, "results": [{"url": "https://example.com/v.mp4"}]}
+    submit = _entry("POST", "/v1/videos/generations", 200, 0.0, body=SUBMIT_BODY, task_id="t")
+    early = _entry("GET", "/v1/tasks/t", 200, 1.0, task_id="t", response=json.dumps(task))
+    later = _entry("GET", "/v1/tasks/t", 200, 2.0, task_id="t", response=json.dumps(done))
+    judge = Judge(Contract.load("seed"))
+    crashed = judge.judge(ClientRun([submit, early], 1, "TypeError: 'NoneType' object is not subscriptable"))
+    assert [b.property for b in crashed] == ["waits-for-results"]
+    assert crashed[0].message == (
+        "Task t answered 'completed' without results (progress 50) on poll 1, and the client polled it no more "
+        "and exited 1; a completed task without results is not done yet: its results come on a later poll."
+    )
+    assert [b.property for b in judge.judge(ClientRun([submit, early], 0))] == ["no-early-success", "waits-for-results"]
+    assert judge.judge(ClientRun([submit, early, later], 0)) == []  # waited, and got its results
+    # Polled on through the quirk, then gave up at its own deadline: not taking 'completed' as final.
+    assert judge.judge(ClientRun([submit, early, {**early, "wall_time": 1.5, "time": 1.5}], 5)) == []
+    # Stopped by the runner: time-limit says so, not this property.
+    stopped = ClientRun([submit, early], None, stopped="time-limit", time_limit=4)
+    assert [b.property for b in judge.judge(stopped)] == ["time-limit"]
+
+
 def client(base_url: str, api_key: str, sleep: Any) -> int:
     """A small client written the way a user would, with its sleep injectable."""
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}) as http:
@@ -241,7 +311,11 @@ def client(base_url: str, api_key: str, sleep: Any) -> int:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(behaviour=behaviours(faults=False, latency=False))
+@given(  # stratified: each class of behaviour as likely as any other
+    behaviour=st.sampled_from(classes(faults=False, latency=False)).flatmap(
+        lambda kind: behaviours(kind=kind, faults=False, latency=False)
+    )
+)
 def test_in_process_a_python_client_under_generated_behaviours(mockserver: Any, behaviour: dict[str, Any]) -> None:
     """The in-process way: the pytest fixture plays each behaviour on the manual clock, and the
     client's sleeps move that clock, so hundreds of lifecycles take seconds."""

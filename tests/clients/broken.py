@@ -5,6 +5,8 @@ up after MOCK_MAX_WAIT seconds (default 3).
     poll-after-failed     keeps polling a failed task, waiting for a completion that never comes
     ignore-retry-after    retries a 429 at once, whatever Retry-After says
     success-on-completed  reports success on `completed` even without results
+    crash-on-completed    takes `completed` as final and reads the first result's URL: a traceback
+                          (exit 1) when the results are still null
     tight-loop            polls without waiting
     invalid-body          sends `video_url` where the seed contract wants `video`
 """
@@ -65,6 +67,9 @@ while time.monotonic() < deadline or seen_failed:
         continue
     if task["status"] == "completed" and (task.get("results") or BUG == "success-on-completed"):
         print(task.get("results"))
+        sys.exit(0)
+    if task["status"] == "completed" and BUG == "crash-on-completed":
+        print(task["results"][0]["url"])  # the bug: TypeError while the results are still null
         sys.exit(0)
     if task["status"] == "failed":
         if BUG != "poll-after-failed":
