@@ -107,10 +107,12 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
 class AdminGuard:
     """Who may use the admin API. On loopback it is open, unless a token is set; anywhere else it
     requires `Authorization: Bearer <admin token>` (compared in constant time) and refuses every
-    request while no token is set. `/health` stays open: it says nothing secret, and health checks
-    (Docker's) need it."""
+    request while no token is set. `/health` stays open, since health checks (Docker's) need it;
+    but where a token is required, a caller without it gets only what a health check needs
+    (status, version, contract version, the store's status): the guard marks its scope `BRIEF`."""
 
     OPEN = "/__admin/health"
+    BRIEF = "mockserver.brief_health"
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -119,11 +121,13 @@ class AdminGuard:
         self.host = settings.host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != self.OPEN and (self.token or self.closed):
+        if scope["type"] == "http" and (self.token or self.closed):
             refusal = self._refusal(dict(scope["headers"]).get(b"authorization"))
             if refusal is not None:
-                await refusal.response()(scope, receive, send)
-                return
+                if scope["path"] != self.OPEN:
+                    await refusal.response()(scope, receive, send)
+                    return
+                scope[self.BRIEF] = True
         await self.app(scope, receive, send)
 
     def _refusal(self, header: bytes | None) -> ApiError | None:
@@ -173,11 +177,22 @@ class AdminApi:
 
     async def health(self, request: Request) -> Response:
         """Status, versions, the store and counts. 503 with status "degraded" while the store is
-        unreachable: the replica is alive but cannot serve."""
+        unreachable: the replica is alive but cannot serve. A caller without the admin token,
+        where one is required (`AdminGuard`), gets status, version, contract version and the
+        store's status only: no paths, store URL, scenario names or counts."""
         rt = self.rt
         store = await rt.state.status()
+        status = "ok" if store["status"] == "up" else "degraded"
+        if request.scope.get(AdminGuard.BRIEF):
+            brief = {
+                "status": status,
+                "version": VERSION,
+                "contract": {"version": rt.contract.version},
+                "store": {"status": store["status"]},
+            }
+            return JsonResponse(brief, status_code=200 if store["status"] == "up" else 503)
         body: dict[str, Any] = {
-            "status": "ok" if store["status"] == "up" else "degraded",
+            "status": status,
             "version": VERSION,
             "contract": {"title": rt.contract.title, "version": rt.contract.version},
             "store": {"kind": store["kind"], "status": store["status"]},

@@ -53,3 +53,30 @@ def exchange(base_url: str, method: str, path: str, headers: dict[str, str], bod
         except OSError as exc:
             result.error = exc
     return result
+
+
+def send_whole(
+    base_url: str, path: str, headers: dict[str, str], payload: bytes, *, close: bool = True, timeout: float = 30.0
+) -> Exchange:
+    """POST a head and its whole body before reading a byte, as urllib (and so `requests`) does, then
+    read until the server ends the connection. A failure to send or to read (a reset, a broken
+    pipe, a timeout because the server never ends the connection) is kept in `error`, with what
+    arrived before it."""
+    url = urlsplit(base_url)
+    lines = [f"POST {path} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(payload)}"]
+    lines += ["Connection: close"] if close else []
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    result = Exchange()
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            sock.sendall(payload)
+        except OSError as exc:
+            result.error = exc
+        try:
+            while chunk := sock.recv(65536):
+                result.chunks.append(chunk)
+                result.raw += chunk
+        except OSError as exc:
+            result.error = result.error or exc
+    return result

@@ -15,6 +15,7 @@ def test_health(fake: Fake) -> None:
     body = health.json()
     assert body["status"] == "ok"
     assert body["contract"]["version"] == "seed"
+    assert body["contract"]["path"] == str(fake.runtime.contract.path)  # loopback, no token: everything
     assert body["default_scenario"] == "default"
     assert body["clock"]["mode"] == "manual"
 

@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from mockserver import Settings
+from mockserver.admin import VERSION
 from mockserver.testing import LiveServer
 from tests.conftest import API_KEY, BODIES, Fake
 from tests.processes import running
+from tests.services import RedisServer
 
 TOKEN = "admin-SECRET-7f3a"
 
@@ -127,6 +129,56 @@ def test_the_open_health_route_is_exactly_health(make_fake) -> None:
     fake = make_fake(host="0.0.0.0")
     assert fake.admin("GET", "/health").status_code == 200
     assert fake.admin("GET", "/scenarios/health").status_code == 403
+
+
+BRIEF_HEALTH = {"status": "ok", "version": VERSION, "contract": {"version": "seed"}, "store": {"status": "up"}}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"host": "0.0.0.0"}, {"host": "0.0.0.0", "admin_token": TOKEN}, {"admin_token": TOKEN}],
+    ids=["off-loopback", "off-loopback-with-token", "token-on-loopback"],
+)
+def test_health_tells_a_caller_without_the_token_only_what_a_health_check_needs(make_fake, settings: dict) -> None:
+    fake = make_fake(**settings)
+    fake.create(scenario="fast")
+    path = str(fake.runtime.contract.path)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):  # the last: no scheme
+        health = fake.admin("GET", "/health", headers=headers)
+        assert health.status_code == 200
+        assert health.json() == BRIEF_HEALTH, headers
+        assert path not in health.text and "default" not in health.text and "fast" not in health.text
+    if "admin_token" in settings:
+        full = fake.admin("GET", "/health", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert full.status_code == 200
+        body = full.json()
+        assert body["contract"] == {"title": fake.runtime.contract.title, "version": "seed", "path": path}
+        assert body["default_scenario"] == "default" and body["scenarios"] == len(fake.runtime.scenarios) > 1
+        assert body["tasks"] == 1 and body["clock"]["mode"] == "manual"
+        assert body["store"] == {"kind": "memory", "status": "up"}
+
+
+def test_health_on_loopback_without_a_token_says_everything(make_fake) -> None:
+    fake = make_fake()
+    body = fake.admin("GET", "/health").json()
+    assert body["contract"]["path"] == str(fake.runtime.contract.path)
+    assert {"scenarios", "default_scenario", "tasks", "clock"} <= set(body)
+
+
+def test_brief_health_still_says_when_the_shared_store_is_down(make_fake) -> None:
+    with RedisServer() as redis_server:
+        fake = make_fake(host="0.0.0.0", store=redis_server.url)
+        assert fake.admin("GET", "/health").json() == BRIEF_HEALTH
+        redis_server.stop(signal.SIGKILL)  # gone: connections refused
+        health = fake.admin("GET", "/health")
+        assert health.status_code == 503
+        assert health.json() == {**BRIEF_HEALTH, "status": "degraded", "store": {"status": "down"}}
+        assert redis_server.url not in health.text and "redis" not in health.text
+        redis_server.start()  # back on the same port: healthy again, without a restart
+        deadline = time.monotonic() + 5
+        while (health := fake.admin("GET", "/health")).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert health.status_code == 200 and health.json() == BRIEF_HEALTH
 
 
 def test_the_admin_token_stays_out_of_the_settings_repr() -> None:
