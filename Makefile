@@ -27,7 +27,7 @@ test: $(STAMP)
 # Not part of `make test`: needs wrk and redis-server (apt-get install wrk redis-server) and, for
 # the peers, npm and Java.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py --redis --peers --million $(ARGS)
+	$(BIN)/python bench/bench.py --sustained --redis --peers --million $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -8,7 +8,10 @@ submit and query, each warmed up and then measured `--runs` times; the table sho
 requests per second with the spread (min-max), p50 and p99 latency from the median run, memory
 after the load, and the ratio to the bare Starlette app measured in the same run.
 
-`--redis` also measures the fake with its state on Redis (Debian's redis-server, persistence
+Also measured: the fake as a user starts it (access log on, standard output to a file), against
+the same fake at `--log-level warning`. `--sustained` also measures the other way: 3 s of warm-up,
+then 3 runs of 10 s of submit, the fake's store growing all the while, then of query, for the
+bare app and the fake. `--redis` also measures the fake with its state on Redis (Debian's redis-server, persistence
 off, pinned to CPU 1 beside wrk: the fake keeps its one core), counts the Redis commands each
 request costs, and fills it with live tasks to report Redis's own memory per task.
 `--peers` also measures Prism and WireMock (installed with npm into bench/.peers on first use;
@@ -123,9 +126,12 @@ def wrk(url: str, script: Path, seconds: float, connections: int) -> str:
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], ready_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, command: list[str], ready_url: str, env: dict[str, str] | None = None, stdout: Path | None = None
+    ) -> None:
         self.name, self.command, self.ready_url = name, command, ready_url
         self.env = {**os.environ, **(env or {})}
+        self.stdout = stdout  # where its standard output goes (a file, as a container runtime takes it)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
@@ -133,7 +139,7 @@ class Server:
         self.process = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *self.command],
             env=self.env,
-            stdout=subprocess.DEVNULL,
+            stdout=self.stdout.open("ab") if self.stdout else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -159,14 +165,16 @@ class Server:
                 self.process.wait()
 
 
-def measure(base: str, path: str, method: str, body: dict | None, args: argparse.Namespace, warm: float) -> Measure:
+def measure(
+    base: str, path: str, method: str, body: dict | None, args: argparse.Namespace, warm: float, duration: float | None = None
+) -> Measure:
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     script = wrk_script(method, body, headers)
     try:
         wrk(base + path, script, warm, args.connections)
         result = Measure()
         for _ in range(args.runs):
-            rps, p50, p99, errors = parse_wrk(wrk(base + path, script, args.duration, args.connections))
+            rps, p50, p99, errors = parse_wrk(wrk(base + path, script, duration or args.duration, args.connections))
             result.rps.append(rps)
             result.p50.append(p50)
             result.p99.append(p99)
@@ -189,6 +197,24 @@ def run_server(server: Server, base: str, query_path: str, args: argparse.Namesp
         path = prepare(base) if prepare else query_path
         result.measures["query"] = measure(base, path, "GET", None, args, warm)
         result.measures["submit"] = measure(base, SUBMIT_PATH, "POST", BODY, args, warm)
+        result.loaded_mb = rss_mb(server.process.pid)
+    finally:
+        server.stop()
+    return result
+
+
+def sustained(server: Server, base: str, query_path: str | None, args: argparse.Namespace) -> Result:
+    """The other way of measuring: 3 s of warm-up and 3 runs of 10 s of submit, the fake's store
+    growing all the while (to half a million tasks or more), then the same for query, of a task
+    made after them."""
+    result = Result(server.name)
+    try:
+        result.startup = server.start()
+        time.sleep(0.5)
+        result.idle_mb = rss_mb(server.process.pid)
+        result.measures["submit"] = measure(base, SUBMIT_PATH, "POST", BODY, args, warm=3, duration=10)
+        path = query_path or fake_tasks(base, 1)
+        result.measures["query"] = measure(base, path, "GET", None, args, warm=3, duration=10)
         result.loaded_mb = rss_mb(server.process.pid)
     finally:
         server.stop()
@@ -359,6 +385,7 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also measure Prism and WireMock")
     parser.add_argument("--million", action="store_true", help="also measure the fake with a million live tasks")
     parser.add_argument("--redis", action="store_true", help="also measure the fake with its state on Redis")
+    parser.add_argument("--sustained", action="store_true", help="also measure the other way: 10 s runs, submit first, the store growing")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -385,6 +412,21 @@ def main() -> None:
         finally:
             redis_server.stop()
         results.append(on_redis)
+    # As a user starts it: the access log on (info), standard output to a file.
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="mockserver-access-", suffix=".log")[1])
+    logged = Server("mockserver (access log to a file)", [sys.executable, "-m", "mockserver", "serve", "--port", str(port)],
+                    f"http://127.0.0.1:{port}/__admin/health", stdout=log)  # fmt: skip
+    results.append(run_server(logged, f"http://127.0.0.1:{port}", "", args, warm=2, prepare=lambda base: fake_tasks(base, 1000)))
+    logged_lines = sum(1 for _ in log.open("rb"))
+    log.unlink()
+    if args.sustained:
+        port = free_port()
+        bare_app = python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/")
+        other = [sustained(bare_app, f"http://127.0.0.1:{port}", "/v1/tasks/any", args)]
+        port = free_port()
+        fake = python_server("mockserver", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
+        other.append(sustained(fake, f"http://127.0.0.1:{port}", None, args))
     if args.peers:
         binaries = install_peers()
         document = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
@@ -405,8 +447,23 @@ def main() -> None:
         results.append(run_server(wiremock, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=15))
     print(f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n")
     print(table(results, bare))
-    figures = {"results": [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
-                            "measures": {k: vars(v) for k, v in r.measures.items()}} for r in results]}  # fmt: skip
+    with_log = next(r for r in results if r.server == logged.name)
+    access = {e: statistics.median(with_log.measures[e].rps) / statistics.median(memory.measures[e].rps) for e in ("query", "submit")}
+    print(
+        f"\nWith the access log on, written to a file: query {access['query']:.0%}, submit {access['submit']:.0%} of the "
+        f"figure with --log-level warning ({logged_lines:,} lines written)."
+    )
+    if args.sustained:
+        print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query\n")
+        print(table(other, other[0]))
+    figures_extra = {"access_log_vs_warning": access, "access_log_lines": logged_lines}
+    def rows(group: list[Result]) -> list[dict]:
+        return [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
+                 "measures": {k: vars(v) for k, v in r.measures.items()}} for r in group]  # fmt: skip
+
+    figures: dict = {"results": rows(results), **figures_extra}
+    if args.sustained:
+        figures["sustained"] = rows(other)
     if shared is not None:
         on_redis = next(r for r in results if r.server == "mockserver (Redis)")
         ratios = {e: statistics.median(on_redis.measures[e].rps) / statistics.median(memory.measures[e].rps) for e in ("query", "submit")}

@@ -23,7 +23,7 @@ from mockserver.intake import bearer_key, read_json
 from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import serve
-from mockserver.responses import JsonBytes, JsonResponse
+from mockserver.responses import JsonBytes
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Answer
 from mockserver.state import Found, Submission
@@ -96,7 +96,8 @@ class ProviderApi:
         scenario = submitted.scenario
         request.scope[SCENARIO_KEY] = scenario.name
         request.scope[NOW_KEY] = submitted.now
-        await self.rt.delay(scenario, "submit")
+        if scenario.latency:
+            await self.rt.delay(scenario, "submit")
         answer = scenario.submit_answer(submitted.count)
         normal = None
         if submitted.task is not None:
@@ -125,13 +126,14 @@ class ProviderApi:
         poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
-        await self.rt.delay(task.scenario, "poll")
+        if task.scenario.latency:
+            await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None
         if answer is not None and answer.status != 200:
             return _answer(request, answer, None)
         state = lifecycle.task_state(task, found.now, poll=poll)
         base_url = self.rt.base_url(request) if state.status == "completed" else ""  # only results need it
-        normal = JsonResponse(self.rt.render.task(task, state, base_url))
+        normal = JsonBytes.of(self.rt.render.task(task, state, base_url))
         return normal if answer is None else _answer(request, answer, normal)
 
     async def download(self, request: Incoming) -> Response:

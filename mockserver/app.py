@@ -17,8 +17,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from mockserver.accesslog import AccessLog
 from mockserver.admin import AdminApi, AdminGuard
 from mockserver.api import Handler, ProviderApi
 from mockserver.errors import ApiError
@@ -83,6 +84,9 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await state.close()
+        access = app.state.access_log
+        if access is not None:
+            access.close()
 
 
 class MockApp:
@@ -101,6 +105,7 @@ class MockApp:
         self.errors = api.rt.errors
         self.store = api.rt.state
         self.shared = api.rt.state.kind != "memory"
+        self.access = AccessLog() if api.rt.settings.access_log else None
         self.submit_path = api.submit_operation.path
         self.submit_method = api.submit_operation.method
         self.query_method = api.query_operation.method
@@ -123,7 +128,25 @@ class MockApp:
             if handler is not None:
                 await self._serve(handler, Incoming(scope, receive, task_id), send)
                 return
+            if self.access is not None:
+                await self._logged(scope, receive, send, self.access)
+                return
         await self.app(scope, receive, send)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send, access: AccessLog) -> None:
+        """Serve a request off the fast path, and log it once its answer started."""
+        status = 0
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            access(scope, status)
 
     async def _serve(self, handler: Handler, request: Incoming, send: Send) -> None:
         """Answer, and record the exchange in the journal (before the answer goes out: a shared
@@ -156,6 +179,8 @@ class MockApp:
 
     def _record(self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes) -> None:
         scope = request.scope
+        if self.access is not None:
+            self.access(scope, status)
         now = scope.get(NOW_KEY)
         self.store.record(
             *exchange(
@@ -184,4 +209,6 @@ def create_app(settings: Settings | None = None) -> MockApp:
     )
     app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime
-    return MockApp(app, api)
+    mock = MockApp(app, api)
+    app.state.access_log = mock.access
+    return mock

@@ -173,6 +173,13 @@ DEFAULTS = Settings()
     help="Server processes on this port (more than 1 needs --store redis://...).",
 )
 @click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    envvar="MOCKSERVER_ACCESS_LOG",
+    help="A line per request on standard output (at --log-level info or debug), written in batches off the event loop.",
+)
+@click.option(
     "--log-level",
     default=DEFAULTS.log_level,
     show_default=True,
@@ -202,6 +209,7 @@ def serve(
     store: str,
     store_prefix: str,
     workers: int,
+    access_log: bool,
     log_level: str,
 ) -> None:
     """Serve the fake API (and its admin API under /__admin)."""
@@ -235,6 +243,7 @@ def serve(
         store_prefix=store_prefix,
         workers=workers,
         log_level=log_level,
+        access_log=access_log and log_level in ("info", "debug"),
     )
     try:
         app = serving.check(settings)
@@ -384,9 +393,12 @@ def fuzz_client(
       stops-polling        no more than --polls-after-terminal polls once the task is over
       no-early-success     exit 0 only after receiving the task completed with results
       exit-code            exit 0 when it completed with results, non-zero when it failed or was refused
+      waits-for-results    after a first 'completed' without results, it polls again before it ends
       retry-after          after a 429 with Retry-After, the next request waits that long
       no-duplicate-submit  no second submit after one that may have created the task, unless it says so
       time-limit           done within --time-limit seconds
+    The first runs play one behaviour of each class the properties judge (a 429 on submit, a task
+    completed before its results, a failed task, ...); the rest are explored freely.
     On a failure the behaviour is shrunk to the smallest that still breaks the client and written to
     --out as a scenario, with a command that replays it. Exit status 1 on a failure."""
     try:

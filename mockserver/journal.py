@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import logging
 import re
 import time
 from collections import deque
@@ -242,16 +241,6 @@ class Journal:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-class RedactAccessLog(logging.Filter):
-    """uvicorn's access log prints the query string: redact credentials there as the journal does."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_path(args[2]), *args[3:])
-        return True
 
 
 class Capture:

@@ -51,6 +51,7 @@ class Settings:
     journal_size: int = 1000
     max_body_bytes: int = MAX_BODY_BYTES
     log_level: str = "info"
+    access_log: bool = False  # one line per request on standard output (serve turns it on at info and debug)
     admin_token: str | None = field(default=None, repr=False)  # required by the admin API when set, and off loopback
     task_retention: float = 24 * 3600.0  # scenario seconds a finished task is kept
     header_timeout: float = 10.0  # real seconds a client may take to send a request's headers

@@ -173,9 +173,9 @@ def test_the_app_refuses_an_unknown_default_scenario() -> None:
         create_app(Settings(default_scenario="nope"))
 
 
-def test_the_readme_example_is_a_valid_scenario(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    example = readme.split("### Scenario format", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_is_a_valid_scenario(tmp_path: Path) -> None:
+    reference = (Path(__file__).parents[1] / "docs" / "scenarios.md").read_text()
+    example = reference.split("## Scenario format", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     scenario = load_one(write(tmp_path, example, "example.yaml"))
     assert scenario.name == "slow-then-fail"
     assert scenario.timeline[-1].error["code"] == "resource_exhausted"

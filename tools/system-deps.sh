@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the system programs the tests drive for real, when they are missing: redis-server (the
-# shared store). Debian or Ubuntu, as root or with sudo; elsewhere it says what to install.
+# shared store), curl (the README's first session). Debian or Ubuntu, as root or with sudo;
+# elsewhere it says what to install.
 set -euo pipefail
 needed=()
 command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
+command -v curl >/dev/null 2>&1 || needed+=(curl)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "make test needs: ${needed[*]} (install them with your package manager)" >&2

@@ -27,7 +27,7 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from mockserver.state import StoreUnavailable
+from mockserver.state.base import StoreUnavailable
 
 Outgoing = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 

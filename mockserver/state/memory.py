@@ -19,12 +19,12 @@ from typing import Any
 from mockserver.clock import Clock, ClockReading, Mode, check_advance
 from mockserver.journal import Entry, Journal
 from mockserver.scenarios import Scenario
-from mockserver.state import Change, Found, Submission, Submitted
+from mockserver.state.base import Change, Found, Submission, Submitted
 from mockserver.state.task import Task, expired, gone
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-character pieces
-_FREEZE_EVERY = 10_000
+_FREEZE_EVERY = 1_000
 MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
 
 

@@ -53,7 +53,7 @@ from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advan
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
 from mockserver.scenarios import UNSET, Scenario, ScenarioError, parse
-from mockserver.state import Change, Found, StoreUnavailable, Submission, Submitted
+from mockserver.state.base import Change, Found, StoreUnavailable, Submission, Submitted
 from mockserver.state.link import Link
 from mockserver.state.memory import random_suffix
 from mockserver.state.task import Task, expired, lifetime

@@ -1,0 +1,116 @@
+"""The store's interface and the values it passes: see `mockserver.state`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mockserver.clock import ClockReading, Mode
+from mockserver.journal import Entry
+from mockserver.scenarios import Scenario
+from mockserver.state.task import Task
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached (or answered too slowly). The message names the store
+    without its password."""
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
+class Submission:
+    """A valid submission, and what the request alone says about its scenario."""
+
+    key_id: str
+    model: str
+    aspect_ratio: str
+    generate_audio: bool
+    header: Scenario | None = None  # named by X-Mock-Scenario: wins over everything
+    fallback: Scenario | None = None  # from the key map or a match rule: used when nothing is pushed
+    fallback_by: str = "default"  # "key" or "rule"
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
+class Submitted:
+    scenario: Scenario
+    selected_by: str  # header, pushed, key, rule or default
+    via: str | None  # the mix the scenario was drawn from
+    count: int  # this key's submissions of this scenario since the last reset, this one included
+    task: Task | None  # None when the scripted answer creates no task
+    now: float
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
+class Found:
+    task: Task
+    now: float
+    gone: bool  # its scenario made it disappear, or it is past the retention: a client gets 404
+
+
+Change = Callable[[Task, float], None]
+
+
+class Store(Protocol):
+    kind: str
+    on_reset: Callable[[], None] | None  # called when another replica resets a shared store
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def status(self) -> dict[str, Any]: ...
+
+    def estimate_now(self) -> float:
+        """Scenario time now, as this process last knew it (no round trip; for journal stamps)."""
+        ...
+
+    async def clock_reading(self) -> ClockReading: ...
+    async def advance(self, seconds: float) -> ClockReading: ...
+    async def configure_clock(self, mode: Mode | None, speed: float | None) -> ClockReading: ...
+
+    async def submit(self, submission: Submission) -> Submitted:
+        """Choose the scenario (header, else pushed, else fallback, else default; a mix draws a
+        member), count the submission for (scenario, key), and create the task when the answer
+        for that count creates one: all at once."""
+        ...
+
+    async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
+        """The task, counting a client poll (`count`) unless it is gone; None if unknown."""
+        ...
+
+    async def update(self, task_id: str, change: Change) -> Found | None:
+        """Apply `change(task, now)` (which may raise) to the task, atomically."""
+        ...
+
+    async def tasks_now(self) -> tuple[list[Task], float]:
+        """Every task not past its retention, in the order they were created, and the clock's reading."""
+        ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+    async def register(self, scenario: Scenario) -> None:
+        """Make a scenario added at run time playable by name (until the next reset)."""
+        ...
+
+    async def push(self, scenario: Scenario, count: int) -> None: ...
+    async def pushed(self) -> list[tuple[Scenario, int]]: ...
+    async def clear_pushed(self) -> None: ...
+    async def set_default(self, scenario: Scenario) -> None: ...
+    async def default(self) -> Scenario: ...
+
+    def record(self, *fields: Any) -> None:
+        """Add a journal entry (`Entry` fields after `id`), credentials already replaced."""
+        ...
+
+    def sent(self) -> Awaitable[None] | None:
+        """What an answer must wait for so as not to overtake its journal entry (None: nothing)."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every entry recorded so far can be read by every replica."""
+        ...
+
+    async def journal_entries(self) -> list[Entry]:
+        """The journal, most recent first."""
+        ...
+
+    async def clear_journal(self) -> None: ...
+    async def reset(self) -> None: ...

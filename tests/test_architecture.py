@@ -1,0 +1,85 @@
+"""The import rule of ARCHITECTURE.md: a module imports only from its own layer and the layers
+below it; `contracts` never imports `mockserver`; no import cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Top to bottom, as ARCHITECTURE.md draws them.
+LAYERS = [
+    {"__init__", "__main__", "cli"},
+    {"serving", "testing", "pytest_plugin", "fuzzclient", "fuzzreport"},
+    {"app"},
+    {"api", "admin", "accesslog"},
+    {"runtime"},
+    {"state", "state.memory", "state.redis", "state.link", "state.base"},
+    {"render", "conformity", "lifecycle", "matching", "keymap", "media"},
+    {"state.task", "scenarios"},
+    {"faults", "journal", "intake", "incoming", "protocol", "errors", "responses"},
+    {"settings", "clock", "yamlfile"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT / "mockserver").with_suffix("").parts
+    name = ".".join(parts)
+    return "state" if name == "state.__init__" else name
+
+
+def _imports(path: Path) -> set[str]:
+    """The mockserver modules (and the contracts package) a file imports, anywhere in it."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "mockserver":
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith("mockserver."):
+                found.add(node.module.removeprefix("mockserver."))
+            elif node.module.split(".")[0] == "contracts":
+                found.add("contracts")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("mockserver."):
+                    found.add(alias.name.removeprefix("mockserver."))
+                elif alias.name.split(".")[0] == "contracts":
+                    found.add("contracts")
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {_module_name(p) for p in (ROOT / "mockserver").rglob("*.py")}
+    assert modules - set(RANK) == set(), "add the new module to a layer here and in ARCHITECTURE.md"
+
+
+def test_imports_only_go_down() -> None:
+    upward = []
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "mockserver").rglob("*.py"):
+        name = _module_name(path)
+        imported = _imports(path) - {"contracts", name}
+        graph[name] = imported
+        upward += [f"{name} imports {other}" for other in imported if RANK[other] < RANK[name]]
+    assert not upward, "\n".join(upward)
+    seen: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        if seen.get(node) == 1:
+            raise AssertionError("import cycle: " + " -> ".join([*trail, node]))
+        if seen.get(node) == 2:
+            return
+        seen[node] = 1
+        for other in graph.get(node, ()):
+            visit(other, [*trail, node])
+        seen[node] = 2
+
+    for module in graph:
+        visit(module, [])
+
+
+def test_contracts_never_import_mockserver() -> None:
+    for path in (ROOT / "contracts").rglob("*.py"):
+        assert not any(m != "contracts" for m in _imports(path)), f"{path} imports mockserver"
