@@ -1,22 +1,27 @@
 """Benchmark the fake against a bare Starlette ceiling and its peers, Prism and WireMock.
 
-    python bench/bench.py [--runs 3] [--duration 5] [--connections 32] [--peers] [--million]
+    python bench/bench.py [--runs 3] [--duration 5] [--connections 32] [--sustained] [--redis]
+                          [--peers] [--million] [--json FILE]
 
-Each server runs pinned to CPU 0 (taskset), the load generator (wrk, from Debian's packages) on
-CPU 1. For each server: start-up time to the first answered request, idle memory (RSS), then
-submit and query, each warmed up and then measured `--runs` times; the table shows the median
-requests per second with the spread (min-max), p50 and p99 latency from the median run, memory
-after the load, and the ratio to the bare Starlette app measured in the same run.
+Servers run pinned to CPU 0 (taskset), the load generator (wrk, from Debian's packages) on CPU 1.
+The bare Starlette app (a fixed body, the request body not read) and the fakes run side by side:
+all started at once, each warmed up, then their runs taken in turn (run 1 of each, run 2 of
+each...), so that a slow spell of this shared machine falls on all of them alike; a ratio is the
+median of the per-run ratios. The fakes: as the benchmark runs it (`--log-level warning`, a
+thousand tasks in its store for the query figures), and as a user starts it (the access log on,
+standard output to a file). The table shows the median requests per second with the spread
+(min-max), p50 and p99 latency from the median run, idle memory, memory after the load, and the
+start-up time to the first answered request.
 
-Also measured: the fake as a user starts it (access log on, standard output to a file), against
-the same fake at `--log-level warning`. `--sustained` also measures the other way: 3 s of warm-up,
-then 3 runs of 10 s of submit, the fake's store growing all the while, then of query, for the
-bare app and the fake. `--redis` also measures the fake with its state on Redis (Debian's redis-server, persistence
-off, pinned to CPU 1 beside wrk: the fake keeps its one core), counts the Redis commands each
-request costs, and fills it with live tasks to report Redis's own memory per task.
-`--peers` also measures Prism and WireMock (installed with npm into bench/.peers on first use;
-WireMock needs Java). `--million` fills the fake with one million live tasks through its API and
-measures query throughput and memory there, against the same figure with a thousand tasks.
+`--sustained` also measures the other way: 3 s of warm-up, then 3 runs of 10 s of submit, the
+fake's store growing all the while (to half a million tasks), then of query, bare app and fake
+side by side. `--redis` adds the fake with its state on Redis (Debian's redis-server,
+persistence off, pinned to CPU 1 beside wrk: the fake keeps its one core) to the side-by-side
+group, counts the scripts Redis runs per request, and fills it with live tasks to report Redis's
+own memory per task. `--peers` also measures Prism and WireMock, each alone (installed with npm
+into bench/.peers on first use; WireMock needs Java). `--million` fills the fake with one million
+live tasks through its API and measures query throughput and memory there, against the same
+figure with a thousand tasks.
 
 This is not a test: nothing in `make test` runs it or depends on timing.
 """
@@ -188,37 +193,65 @@ def python_server(name: str, argv: list[str], port: int, ready_path: str) -> Ser
     return Server(name, [sys.executable, *argv], f"http://127.0.0.1:{port}{ready_path}")
 
 
-def run_server(server: Server, base: str, query_path: str, args: argparse.Namespace, warm: float, prepare=None) -> Result:
-    result = Result(server.name)
-    try:
-        result.startup = server.start()
-        time.sleep(0.5)
-        result.idle_mb = rss_mb(server.process.pid)
-        path = prepare(base) if prepare else query_path
-        result.measures["query"] = measure(base, path, "GET", None, args, warm)
-        result.measures["submit"] = measure(base, SUBMIT_PATH, "POST", BODY, args, warm)
-        result.loaded_mb = rss_mb(server.process.pid)
-    finally:
-        server.stop()
-    return result
+@dataclass
+class Entrant:
+    """A server in a side-by-side measurement, and what is measured of it."""
+
+    server: Server
+    base: str
+    query_path: str | None  # None: the fake, whose query path is a task made through its API
+    result: Result = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = Result(self.server.name)
 
 
-def sustained(server: Server, base: str, query_path: str | None, args: argparse.Namespace) -> Result:
-    """The other way of measuring: 3 s of warm-up and 3 runs of 10 s of submit, the fake's store
-    growing all the while (to half a million tasks or more), then the same for query, of a task
-    made after them."""
-    result = Result(server.name)
+def side_by_side(entrants: list[Entrant], plan: list[tuple[str, float, float]], args: argparse.Namespace) -> None:
+    """Start every server (each pinned to the server CPU, idle until its turn), then for each
+    (endpoint, warm-up seconds, run seconds) of the plan: warm each up, then take the runs in
+    turn, run 1 of each server, then run 2 of each..., so that a slow spell of the machine falls
+    on all of them alike and each ratio compares runs taken moments apart."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     try:
-        result.startup = server.start()
+        for entrant in entrants:
+            entrant.result.startup = entrant.server.start()
         time.sleep(0.5)
-        result.idle_mb = rss_mb(server.process.pid)
-        result.measures["submit"] = measure(base, SUBMIT_PATH, "POST", BODY, args, warm=3, duration=10)
-        path = query_path or fake_tasks(base, 1)
-        result.measures["query"] = measure(base, path, "GET", None, args, warm=3, duration=10)
-        result.loaded_mb = rss_mb(server.process.pid)
+        for entrant in entrants:
+            entrant.result.idle_mb = rss_mb(entrant.server.process.pid)
+        paths: dict[str, str] = {}
+        for endpoint, warm, duration in plan:
+            for entrant in entrants:
+                if endpoint == "query" and entrant.base not in paths:
+                    paths[entrant.base] = entrant.query_path or fake_tasks(entrant.base, 1000)
+            scripts = {"query": wrk_script("GET", None, headers), "submit": wrk_script("POST", BODY, headers)}
+            try:
+                target = {e.base: e.base + (paths[e.base] if endpoint == "query" else SUBMIT_PATH) for e in entrants}
+                for entrant in entrants:
+                    wrk(target[entrant.base], scripts[endpoint], warm, args.connections)
+                    entrant.result.measures[endpoint] = Measure()
+                for _ in range(args.runs):
+                    for entrant in entrants:
+                        rps, p50, p99, errors = parse_wrk(wrk(target[entrant.base], scripts[endpoint], duration, args.connections))
+                        measure_ = entrant.result.measures[endpoint]
+                        measure_.rps.append(rps)
+                        measure_.p50.append(p50)
+                        measure_.p99.append(p99)
+                        measure_.errors += errors
+            finally:
+                for script in scripts.values():
+                    script.unlink()
+        for entrant in entrants:
+            entrant.result.loaded_mb = rss_mb(entrant.server.process.pid)
     finally:
-        server.stop()
-    return result
+        for entrant in entrants:
+            entrant.server.stop()
+
+
+def run_server(server: Server, base: str, query_path: str | None, args: argparse.Namespace, warm: float) -> Result:
+    """One server alone (the peers): query, then submit."""
+    entrant = Entrant(server, base, query_path)
+    side_by_side([entrant], [("query", warm, args.duration), ("submit", warm, args.duration)], args)
+    return entrant.result
 
 
 def fake_tasks(base: str, count: int) -> str:
@@ -318,23 +351,20 @@ class RedisProcess:
         self.process.wait(timeout=10)
 
 
-def redis_rows(args: argparse.Namespace, redis_server: RedisProcess) -> tuple[Result, dict[str, float]]:
-    """The fake on Redis: the table rows, Redis commands per request, and Redis memory per live task."""
+def redis_figures(args: argparse.Namespace, redis_server: RedisProcess) -> dict[str, float]:
+    """Scripts run on Redis per request, and Redis's memory per live task."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning", "--store", redis_server.url]
     server = python_server("mockserver (Redis)", command, port, "/__admin/health")
-    result = Result(server.name)
     extra: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    redis_server.client.flushall()
     try:
-        result.startup = server.start()
-        time.sleep(0.5)
-        result.idle_mb = rss_mb(server.process.pid)
-        path = fake_tasks(base, 1000)
-        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        server.start()
+        path = fake_tasks(base, 10)
         for endpoint, (method, target, body) in {"query": ("GET", path, None), "submit": ("POST", SUBMIT_PATH, BODY)}.items():
-            result.measures[endpoint] = measure(base, target, method, body, args, 2)
-            script = wrk_script(method, body, headers)  # one more run, counting what Redis was asked
+            script = wrk_script(method, body, headers)
             try:
                 before = redis_server.commands()
                 output = wrk(base + target, script, 3, args.connections)
@@ -342,12 +372,11 @@ def redis_rows(args: argparse.Namespace, redis_server: RedisProcess) -> tuple[Re
                 extra[f"{endpoint}_commands_per_request"] = (redis_server.commands() - before) / total
             finally:
                 script.unlink()
-        result.loaded_mb = rss_mb(server.process.pid)
-        redis_server.client.flushall()
         server.stop()
+        redis_server.client.flushall()
         server.start()
         used = int(redis_server.client.info("memory")["used_memory"])
-        script = wrk_script("POST", BODY, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        script = wrk_script("POST", BODY, headers)
         try:
             wrk(base + SUBMIT_PATH, script, 5, args.connections)
         finally:
@@ -357,7 +386,15 @@ def redis_rows(args: argparse.Namespace, redis_server: RedisProcess) -> tuple[Re
         extra["bytes_per_task"] = (int(redis_server.client.info("memory")["used_memory"]) - used) / tasks
     finally:
         server.stop()
-    return result, extra
+    return extra
+
+
+def ratio(measure_: Measure, ceiling: Measure) -> float:
+    """The median of the per-run ratios when the runs were taken in turn (side by side), else the
+    ratio of the medians."""
+    if len(measure_.rps) == len(ceiling.rps):
+        return statistics.median(a / b for a, b in zip(measure_.rps, ceiling.rps))
+    return statistics.median(measure_.rps) / statistics.median(ceiling.rps)
 
 
 def table(results: list[Result], bare: Result) -> str:
@@ -368,13 +405,29 @@ def table(results: list[Result], bare: Result) -> str:
     for result in results:
         for endpoint, m in result.measures.items():
             i = m.median_run()
-            ceiling = statistics.median(bare.measures[endpoint].rps)
             rows.append(
                 f"| {result.server} | {endpoint} | {statistics.median(m.rps):,.0f} ({min(m.rps):,.0f}-{max(m.rps):,.0f}) "
-                f"| {statistics.median(m.rps) / ceiling:.0%} | {m.p50[i]:.2f} | {m.p99[i]:.2f} | {m.errors} "
+                f"| {ratio(m, bare.measures[endpoint]):.0%} | {m.p50[i]:.2f} | {m.p99[i]:.2f} | {m.errors} "
                 f"| {result.idle_mb:.0f} | {result.loaded_mb:.0f} | {result.startup:.2f} |"
             )
     return "\n".join(rows)
+
+
+def fake(name: str, *options: str, stdout: Path | None = None) -> Entrant:
+    port = free_port()
+    command = [sys.executable, "-m", "mockserver", "serve", "--port", str(port), *options]
+    return Entrant(Server(name, command, f"http://127.0.0.1:{port}/__admin/health", stdout=stdout), f"http://127.0.0.1:{port}", None)
+
+
+def bare_app() -> Entrant:
+    port = free_port()
+    server = python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/")
+    return Entrant(server, f"http://127.0.0.1:{port}", "/v1/tasks/any")
+
+
+def rows(group: list[Result]) -> list[dict]:
+    return [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
+             "measures": {k: vars(v) for k, v in r.measures.items()}} for r in group]  # fmt: skip
 
 
 def main() -> None:
@@ -388,45 +441,36 @@ def main() -> None:
     parser.add_argument("--sustained", action="store_true", help="also measure the other way: 10 s runs, submit first, the store growing")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
+    for tool in ("wrk", "taskset", *(["redis-server"] if args.redis else [])):
         if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} is missing (apt-get install wrk util-linux)")
-    results = []
-    port = free_port()
-    bare = run_server(
-        python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/"),
-        f"http://127.0.0.1:{port}", "/v1/tasks/any", args, warm=2,
-    )  # fmt: skip
-    results.append(bare)
-    port = free_port()
-    fake = python_server("mockserver", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
-    results.append(run_server(fake, f"http://127.0.0.1:{port}", "", args, warm=2, prepare=lambda base: fake_tasks(base, 1000)))
-    memory = results[-1]
-    shared: dict[str, float] | None = None
-    if args.redis:
-        if shutil.which("redis-server") is None:
-            sys.exit("bench: redis-server is missing (apt-get install redis-server)")
-        redis_server = RedisProcess()
-        try:
-            on_redis, shared = redis_rows(args, redis_server)
-        finally:
-            redis_server.stop()
-        results.append(on_redis)
-    # As a user starts it: the access log on (info), standard output to a file.
-    port = free_port()
+            sys.exit(f"bench: {tool} is missing (apt-get install wrk util-linux redis-server)")
+    figures: dict = {}
+
+    # Side by side: the bare ceiling, the fake as the benchmark runs it, the fake as a user starts
+    # it (access log on, standard output to a file), and the fake on Redis.
     log = Path(tempfile.mkstemp(prefix="mockserver-access-", suffix=".log")[1])
-    logged = Server("mockserver (access log to a file)", [sys.executable, "-m", "mockserver", "serve", "--port", str(port)],
-                    f"http://127.0.0.1:{port}/__admin/health", stdout=log)  # fmt: skip
-    results.append(run_server(logged, f"http://127.0.0.1:{port}", "", args, warm=2, prepare=lambda base: fake_tasks(base, 1000)))
+    entrants = [bare_app(), fake("mockserver", "--log-level", "warning"), fake("mockserver (access log to a file)", stdout=log)]
+    redis_server = RedisProcess() if args.redis else None
+    if redis_server is not None:
+        entrants.append(fake("mockserver (Redis)", "--log-level", "warning", "--store", redis_server.url))
+    try:
+        side_by_side(entrants, [("query", 2, args.duration), ("submit", 2, args.duration)], args)
+        if redis_server is not None:
+            figures["redis"] = redis_figures(args, redis_server)
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
     logged_lines = sum(1 for _ in log.open("rb"))
     log.unlink()
+    results = [entrant.result for entrant in entrants]
+    bare, memory, with_log = results[:3]
+
+    other: list[Result] = []
     if args.sustained:
-        port = free_port()
-        bare_app = python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/")
-        other = [sustained(bare_app, f"http://127.0.0.1:{port}", "/v1/tasks/any", args)]
-        port = free_port()
-        fake = python_server("mockserver", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
-        other.append(sustained(fake, f"http://127.0.0.1:{port}", None, args))
+        pair = [bare_app(), fake("mockserver", "--log-level", "warning")]
+        side_by_side(pair, [("submit", 3, 10), ("query", 3, 10)], args)
+        other = [entrant.result for entrant in pair]
+
     if args.peers:
         binaries = install_peers()
         document = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
@@ -445,34 +489,31 @@ def main() -> None:
                           "--max-request-journal-entries", "1000", "--disable-banner"],
                           f"http://127.0.0.1:{port}/__admin/health")  # fmt: skip
         results.append(run_server(wiremock, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=15))
-    print(f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n")
+
+    print(f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU};")
+    print("bare Starlette and the fakes side by side (their runs taken in turn), the peers alone\n")
     print(table(results, bare))
-    with_log = next(r for r in results if r.server == logged.name)
-    access = {e: statistics.median(with_log.measures[e].rps) / statistics.median(memory.measures[e].rps) for e in ("query", "submit")}
+    access = {e: ratio(with_log.measures[e], memory.measures[e]) for e in ("query", "submit")}
+    figures.update({"access_log_vs_warning": access, "access_log_lines": logged_lines})
     print(
         f"\nWith the access log on, written to a file: query {access['query']:.0%}, submit {access['submit']:.0%} of the "
         f"figure with --log-level warning ({logged_lines:,} lines written)."
     )
-    if args.sustained:
-        print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query\n")
+    if other:
+        print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n")
         print(table(other, other[0]))
-    figures_extra = {"access_log_vs_warning": access, "access_log_lines": logged_lines}
-    def rows(group: list[Result]) -> list[dict]:
-        return [{"server": r.server, "startup_s": r.startup, "idle_mb": r.idle_mb, "loaded_mb": r.loaded_mb,
-                 "measures": {k: vars(v) for k, v in r.measures.items()}} for r in group]  # fmt: skip
-
-    figures: dict = {"results": rows(results), **figures_extra}
-    if args.sustained:
-        figures["sustained"] = rows(other)
-    if shared is not None:
-        on_redis = next(r for r in results if r.server == "mockserver (Redis)")
-        ratios = {e: statistics.median(on_redis.measures[e].rps) / statistics.median(memory.measures[e].rps) for e in ("query", "submit")}
-        figures["redis"] = {**shared, **{f"{e}_vs_memory": r for e, r in ratios.items()}}
+    if redis_server is not None:
+        shared = figures["redis"]
+        shared.update({f"{e}_vs_memory": ratio(results[3].measures[e], memory.measures[e]) for e in ("query", "submit")})
         print(
-            f"\nRedis store vs memory store: query {ratios['query']:.0%}, submit {ratios['submit']:.0%}; scripts run on Redis "
-            f"per request: query {shared['query_commands_per_request']:.2f}, submit {shared['submit_commands_per_request']:.2f}; "
-            f"Redis memory per live task: {shared['bytes_per_task']:,.0f} bytes ({shared['tasks']:,.0f} tasks)."
+            f"\nRedis store vs memory store: query {shared['query_vs_memory']:.0%}, submit {shared['submit_vs_memory']:.0%}; "
+            f"scripts run on Redis per request: query {shared['query_commands_per_request']:.2f}, submit "
+            f"{shared['submit_commands_per_request']:.2f}; Redis memory per live task: {shared['bytes_per_task']:,.0f} bytes "
+            f"({shared['tasks']:,.0f} tasks)."
         )
+    figures["results"] = rows(results)
+    if other:
+        figures["sustained"] = rows(other)
     if args.million:
         big = million(args)
         figures["million"] = big

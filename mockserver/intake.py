@@ -29,9 +29,25 @@ def split_authorization(header: str) -> tuple[str | None, str]:
     return None, header.strip()
 
 
+_ACCEPTED: dict[tuple[bytes, re.Pattern[str] | None], str] = {}  # Authorization header -> its key, once accepted
+
+
 def bearer_key(request: Incoming, accepted: re.Pattern[str] | None = None) -> str:
-    """The API key of a request; 401 unless it is a bearer token that `accepted` matches whole."""
-    header = request.header(b"authorization")
+    """The API key of a request; 401 unless it is a bearer token that `accepted` matches whole.
+    (Clients send the same header on every request: an accepted one is remembered, in memory.)"""
+    raw = request._headers.get(b"authorization")
+    if raw is not None:
+        known = _ACCEPTED.get((raw, accepted))
+        if known is not None:
+            return known
+    key = _check_bearer(request.header(b"authorization"), accepted)
+    if len(_ACCEPTED) >= 1024:
+        _ACCEPTED.clear()
+    _ACCEPTED[(raw, accepted)] = key  # type: ignore[index]
+    return key
+
+
+def _check_bearer(header: str | None, accepted: re.Pattern[str] | None) -> str:
     if not header:
         raise ApiError(401, f"Missing Authorization header. {BEARER_HINT}", code="missing_api_key")
     scheme, key = split_authorization(header)
@@ -59,8 +75,19 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads builds one per call
 
 
+_JSON_TYPES: set[bytes] = set()  # Content-Type values already found to say JSON in UTF-8
+
+
 def _check_content_type(request: Incoming) -> None:
-    content_type = request.header(b"content-type")
+    raw = request._headers.get(b"content-type")
+    if raw in _JSON_TYPES:
+        return
+    _check_json_type(request.header(b"content-type"))
+    if len(_JSON_TYPES) < 256:
+        _JSON_TYPES.add(raw)  # type: ignore[arg-type]
+
+
+def _check_json_type(content_type: str | None) -> None:
     if content_type is None:
         raise ApiError(400, "Missing Content-Type header; send the body as JSON with 'Content-Type: application/json'.")
     media_type, _, parameters = content_type.partition(";")

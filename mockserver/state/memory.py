@@ -20,11 +20,11 @@ from mockserver.clock import Clock, ClockReading, Mode, check_advance
 from mockserver.journal import Entry, Journal
 from mockserver.scenarios import Scenario
 from mockserver.state.base import Change, Found, Submission, Submitted
-from mockserver.state.task import Task, expired, gone
+from mockserver.state.task import Task, expired, gone, lifetime
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-character pieces
-_FREEZE_EVERY = 1_000
+_FREEZE_EVERY = 10_000
 MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
 
 
@@ -44,6 +44,7 @@ class TaskStore:
         self._random = random.Random(seed)
         self.retention = retention
         self.evicted = 0
+        self._next_expiry = 0.0  # scenario time before which the oldest task cannot have expired
         self._gc_freeze = gc_freeze
         self._frozen_at = 0  # the store size at the last freeze
 
@@ -52,11 +53,17 @@ class TaskStore:
 
     def evict(self, now: float, most: int = 64) -> int:
         """Forget up to `most` of the oldest tasks that have expired; cheap enough for every submit."""
+        if now < self._next_expiry:
+            return 0  # the oldest task cannot have expired yet (an admin change only makes it later)
         gone_ids = []
         for task_id, task in self._tasks.items():
             if len(gone_ids) >= most or not self.expired(task, now):
-                break  # the oldest live task holds the line: it is enough to look at the front
+                # the oldest live task holds the line: it is enough to look at the front
+                self._next_expiry = task.created_at + lifetime(task) + self.retention if len(gone_ids) < most else now
+                break
             gone_ids.append(task_id)
+        else:
+            self._next_expiry = 0.0
         for task_id in gone_ids:
             del self._tasks[task_id]
         self.evicted += len(gone_ids)
