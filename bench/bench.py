@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,7 @@ class Entrant:
     server: Server
     base: str
     query_path: str | None  # None: the fake, whose query path is a task made through its API
+    watch: tuple[str, ...] = ()  # live feeds (server-sent events) kept open the whole time, as a dashboard does
     result: Result = field(init=False)
 
     def __post_init__(self) -> None:
@@ -212,9 +214,14 @@ def side_by_side(entrants: list[Entrant], plan: list[tuple[str, float, float]], 
     turn, run 1 of each server, then run 2 of each..., so that a slow spell of the machine falls
     on all of them alike and each ratio compares runs taken moments apart."""
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    watching = threading.Event()
+    watchers: list[threading.Thread] = []
     try:
         for entrant in entrants:
             entrant.result.startup = entrant.server.start()
+            for path in entrant.watch:
+                watchers.append(threading.Thread(target=watch, args=(entrant.base + path, watching), daemon=True))
+                watchers[-1].start()
         time.sleep(0.5)
         for entrant in entrants:
             entrant.result.idle_mb = rss_mb(entrant.server.process.pid)
@@ -243,8 +250,29 @@ def side_by_side(entrants: list[Entrant], plan: list[tuple[str, float, float]], 
         for entrant in entrants:
             entrant.result.loaded_mb = rss_mb(entrant.server.process.pid)
     finally:
+        watching.set()
         for entrant in entrants:
             entrant.server.stop()
+        for watcher in watchers:
+            watcher.join(timeout=5)
+
+
+def watch(url: str, stop: threading.Event) -> None:
+    """Read a live feed, as an open dashboard does, until `stop` (or the server goes away)."""
+    received = 0
+    try:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=None)) as answer:
+            if answer.status_code != 200:
+                raise RuntimeError(f"{url}: {answer.status_code}")
+            for chunk in answer.iter_bytes():
+                received += len(chunk)
+                if stop.is_set():
+                    return
+    except httpx.TransportError:
+        pass
+    finally:
+        if received == 0 and not stop.is_set():
+            print(f"bench: the live feed {url} sent nothing", file=sys.stderr)
 
 
 def run_server(server: Server, base: str, query_path: str | None, args: argparse.Namespace, warm: float) -> Result:
@@ -450,6 +478,9 @@ def main() -> None:
     # it (access log on, standard output to a file), and the fake on Redis.
     log = Path(tempfile.mkstemp(prefix="mockserver-access-", suffix=".log")[1])
     entrants = [bare_app(), fake("mockserver", "--log-level", "warning"), fake("mockserver (access log to a file)", stdout=log)]
+    dashboard = fake("mockserver (a dashboard open)", "--log-level", "warning")
+    dashboard.watch = ("/__admin/ui/events?view=tasks", "/__admin/ui/events?view=journal")
+    entrants.append(dashboard)
     redis_server = RedisProcess() if args.redis else None
     if redis_server is not None:
         entrants.append(fake("mockserver (Redis)", "--log-level", "warning", "--store", redis_server.url))
@@ -463,7 +494,7 @@ def main() -> None:
     logged_lines = sum(1 for _ in log.open("rb"))
     log.unlink()
     results = [entrant.result for entrant in entrants]
-    bare, memory, with_log = results[:3]
+    bare, memory, with_log, watched = results[:4]
 
     other: list[Result] = []
     if args.sustained:
@@ -499,12 +530,18 @@ def main() -> None:
         f"\nWith the access log on, written to a file: query {access['query']:.0%}, submit {access['submit']:.0%} of the "
         f"figure with --log-level warning ({logged_lines:,} lines written)."
     )
+    open_ = {e: ratio(watched.measures[e], memory.measures[e]) for e in ("query", "submit")}
+    figures["dashboard_open_vs_closed"] = open_
+    print(
+        f"With a dashboard open (its task list and journal live feeds read the whole time): query {open_['query']:.0%}, "
+        f"submit {open_['submit']:.0%} of the figure without one."
+    )
     if other:
         print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n")
         print(table(other, other[0]))
     if redis_server is not None:
         shared = figures["redis"]
-        shared.update({f"{e}_vs_memory": ratio(results[3].measures[e], memory.measures[e]) for e in ("query", "submit")})
+        shared.update({f"{e}_vs_memory": ratio(results[4].measures[e], memory.measures[e]) for e in ("query", "submit")})
         print(
             f"\nRedis store vs memory store: query {shared['query_vs_memory']:.0%}, submit {shared['submit_vs_memory']:.0%}; "
             f"scripts run on Redis per request: query {shared['query_commands_per_request']:.2f}, submit "

@@ -25,14 +25,16 @@ Reading a task here never counts as a client poll.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import Request, cookie_parser
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -104,12 +106,42 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
     return out
 
 
+UI = "/__admin/ui"
+UI_SIGN_IN = "/__admin/ui/sign-in"
+UI_STATIC = "/__admin/ui/static/"
+SESSION_COOKIE = "mockserver_session"
+
+
+def session_value(token: bytes) -> str:
+    """The dashboard's session cookie for an admin token: a keyed digest, so that the cookie never
+    holds the token, every replica with the same token accepts it, and a new token ends it."""
+    return hmac.new(token, b"mockserver dashboard session v1", hashlib.sha256).hexdigest()
+
+
+def cross_site(headers: dict[bytes, bytes]) -> bool:
+    """Whether a browser sent this request from another site or origin (a form or script on a page
+    the tester visits that is not this fake): `Sec-Fetch-Site`, else `Origin` against `Host`.
+    Programs (curl, httpx, the plugin) send neither and are not refused."""
+    fetch_site = headers.get(b"sec-fetch-site")
+    if fetch_site is not None and fetch_site not in (b"same-origin", b"none"):
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    return origin == b"null" or urlsplit(origin.decode("latin-1")).netloc.encode("latin-1") != headers.get(b"host")
+
+
 class AdminGuard:
     """Who may use the admin API. On loopback it is open, unless a token is set; anywhere else it
     requires `Authorization: Bearer <admin token>` (compared in constant time) and refuses every
     request while no token is set. `/health` stays open, since health checks (Docker's) need it;
     but where a token is required, a caller without it gets only what a health check needs
-    (status, version, contract version, the store's status): the guard marks its scope `BRIEF`."""
+    (status, version, contract version, the store's status): the guard marks its scope `BRIEF`.
+
+    The dashboard (`/__admin/ui`) also accepts the session cookie its sign-in form sets; without
+    either, its pages redirect to the sign-in form and everything else there is refused. Requests
+    that change state and come from another site (a browser's `Origin` or `Sec-Fetch-Site` says
+    so) are refused everywhere under `/__admin`, on loopback too."""
 
     OPEN = "/__admin/health"
     BRIEF = "mockserver.brief_health"
@@ -117,18 +149,46 @@ class AdminGuard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.token = settings.admin_token.encode("utf-8") if settings.admin_token else None
+        self.session = session_value(self.token) if self.token else None
         self.closed = self.token is None and not settings.loopback
         self.host = settings.host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (self.token or self.closed):
-            refusal = self._refusal(dict(scope["headers"]).get(b"authorization"))
-            if refusal is not None:
-                if scope["path"] != self.OPEN:
-                    await refusal.response()(scope, receive, send)
-                    return
-                scope[self.BRIEF] = True
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            if scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(headers):
+                refusal = ApiError(
+                    403,
+                    "Refused: a request that changes the fake's state came from another site (its Origin or "
+                    "Sec-Fetch-Site header says so). Use the dashboard or the admin API from this fake's own address.",
+                    code="cross_site_request",
+                )
+                await refusal.response()(scope, receive, send)
+                return
+            if self.token or self.closed:
+                path = scope["path"]
+                refusal = self._refusal(headers.get(b"authorization"))
+                if refusal is not None and path.startswith(UI) and not self._signed_in(headers.get(b"cookie")):
+                    if path == UI_SIGN_IN or path.startswith(UI_STATIC):
+                        refusal = None  # the sign-in form and its style sheet give nothing away
+                    elif scope["method"] == "GET" and not path.startswith(UI + "/events"):
+                        target = f"{UI_SIGN_IN}?{urlencode({'next': path})}"
+                        await RedirectResponse(target, status_code=303)(scope, receive, send)
+                        return
+                elif refusal is not None and path.startswith(UI):
+                    refusal = None  # signed in
+                if refusal is not None:
+                    if path != self.OPEN:
+                        await refusal.response()(scope, receive, send)
+                        return
+                    scope[self.BRIEF] = True
         await self.app(scope, receive, send)
+
+    def _signed_in(self, cookie: bytes | None) -> bool:
+        if self.session is None or not cookie:
+            return False
+        value = cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE, "")
+        return hmac.compare_digest(value.encode("latin-1", "replace"), self.session.encode())
 
     def _refusal(self, header: bytes | None) -> ApiError | None:
         if self.token is None:
@@ -140,7 +200,9 @@ class AdminGuard:
             )
         scheme, _, token = (header or b"").partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.token):
-            return ApiError(401, "The admin API needs 'Authorization: Bearer <admin token>'.", code="admin_token_required")
+            return ApiError(
+                401, "The admin API needs 'Authorization: Bearer <admin token>'.", code="admin_token_required"
+            )
         return None
 
 
@@ -202,7 +264,9 @@ class AdminApi:
         try:
             counts, clock, default = await rt.state.counts(), await rt.clock(), await rt.default()
         except StoreUnavailable:
-            return JsonResponse({**body, "status": "degraded", "store": {"kind": store["kind"], "status": "down"}}, status_code=503)
+            return JsonResponse(
+                {**body, "status": "degraded", "store": {"kind": store["kind"], "status": "down"}}, status_code=503
+            )
         body["store"] = store
         body["contract"]["path"] = str(rt.contract.path)
         body.update(
@@ -296,7 +360,7 @@ class AdminApi:
         data = await self._json(request)
         raw = data.get("seconds", request.query_params.get("seconds"))
         if raw is None:
-            raise ApiError(422, "Say how far to move the clock: {\"seconds\": 90} or ?seconds=90.", param="seconds")
+            raise ApiError(422, 'Say how far to move the clock: {"seconds": 90} or ?seconds=90.', param="seconds")
         try:
             reading = await self.rt.advance(_number(raw, "seconds"))
         except ClockError as exc:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from mockserver.accesslog import AccessLog
@@ -172,12 +172,16 @@ class MockApp:
             finally:
                 self._record(request, capture.status, started, arrived, capture.headers, bytes(capture.answer))
             return
-        self._record(request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW])
+        self._record(
+            request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW]
+        )
         if self.shared and (sent := self.store.sent()) is not None:
             await sent  # the entry is on its way to the shared journal: the answer cannot overtake it
         await response(scope, request.receive, send)
 
-    def _record(self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes) -> None:
+    def _record(
+        self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes
+    ) -> None:
         scope = request.scope
         if self.access is not None:
             self.access(scope, status)
@@ -185,18 +189,46 @@ class MockApp:
         self.store.record(
             *exchange(
                 self.store.estimate_now() if now is None else now,
-                scope, request.raw_body[:BODY_PREVIEW], status, started, arrived, headers, bytes(answer),
+                scope,
+                request.raw_body[:BODY_PREVIEW],
+                status,
+                started,
+                arrived,
+                headers,
+                bytes(answer),
             )  # fmt: skip
         )
+
+
+def _dashboard(runtime: Runtime) -> list[BaseRoute]:
+    """The dashboard's routes, or, without the `ui` extra (Jinja2), one that says how to get it."""
+    try:
+        from mockserver.ui.dashboard import Dashboard
+    except ModuleNotFoundError as exc:
+        if exc.name != "jinja2":
+            raise
+        missing = ApiError(
+            404,
+            "The dashboard needs the 'ui' extra: pip install 'veo-mockserver[ui]'. The admin API works without it.",
+            code="dashboard_not_installed",
+        )
+
+        async def not_installed(request: Request) -> Response:
+            return missing.response()
+
+        return [Route("/ui{rest:path}", not_installed)]
+    dashboard = Dashboard(runtime)
+    return [Route("/ui", dashboard.tasks_page, methods=["GET"]), Mount("/ui", routes=dashboard.routes())]
 
 
 def create_app(settings: Settings | None = None) -> MockApp:
     runtime = Runtime(settings or Settings())
     api = ProviderApi(runtime)
+    admin = [*AdminApi(runtime).routes(), *_dashboard(runtime)]
     app = Starlette(
         routes=[
             *api.routes(),
-            Mount("/__admin", routes=AdminApi(runtime).routes(), middleware=[Middleware(AdminGuard, settings=runtime.settings)]),
+            Mount("/__admin", routes=admin, middleware=[Middleware(AdminGuard, settings=runtime.settings)]),
         ],
         middleware=[Middleware(JournalMiddleware, record=runtime.state.record, now=runtime.state.estimate_now)],
         exception_handlers={

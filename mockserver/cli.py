@@ -261,6 +261,13 @@ def serve(
         click.echo(
             "mockserver: no live replica played what this one plays: it took over the store (its tasks stay)", err=True
         )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        import jinja2  # noqa: F401  # the `ui` extra
+
+        click.echo(f"mockserver: dashboard at http://{shown}:{port}/__admin/ui", err=True)
+    except ImportError:
+        click.echo("mockserver: no dashboard (pip install 'veo-mockserver[ui]' adds it at /__admin/ui)", err=True)
     if not settings.loopback and settings.admin_token is None:
         click.echo(
             f"mockserver: listening on {host}, not loopback: the admin API refuses every request "
@@ -352,6 +359,87 @@ def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
         mapping[name] = value
     return mapping
+
+
+@main.command()
+@click.option("--target", help="The deployment to record, e.g. https://api.foxapi.cc: point the application at the recorder instead.")
+@click.option("--from-har", "har", type=click.Path(dir_okay=False, path_type=Path), help="Record from a HAR 1.2 file instead of a live target.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The scenario folder to write (new or empty).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the recorder listens.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--contract", default="seed", show_default=True, help="Which contract the target is held to: seed, current or a path.")
+@click.option("--keep-result-urls", is_flag=True, help="Keep the target's result URLs (credential-looking query parameters redacted) instead of the fake's video.")
+@click.option("--redact-prompts", is_flag=True, help="Do not keep the prompts.")
+def record(target: str | None, har: Path | None, out: Path, host: str, port: int, contract: str, keep_result_urls: bool, redact_prompts: bool) -> None:
+    """Record what a deployment does into a scenario folder that replays it offline.
+
+    A recording proxy (--target) or a HAR file (--from-har). The folder gets one scenario per
+    submission and `recorded`, which replays the session in order:
+    mockserver serve --scenarios DIR --scenario recorded. No key or cookie is ever written."""
+    from mockserver.record.har import HarError, read_har
+    from mockserver.record.model import Recording
+    from mockserver.record.proxy import RecordingProxy, probe, serve
+
+    console = Console(stderr=True, highlight=False)
+    if (target is None) == (har is None):
+        _fail("say what to record: --target URL (a live deployment) or --from-har FILE.har, not both")
+    if out.exists() and any(out.iterdir()):
+        _fail(f"--out {out} is not empty: give a new or empty folder, so that one recording is not mixed with another")
+    try:
+        loaded = Contract.load(contract)
+    except ContractError as exc:
+        _fail(str(exc))
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    source = target.rstrip("/") if target else f"HAR file {har.name}"  # type: ignore[union-attr]
+    recording = Recording(out, loaded, source, keep_result_urls=keep_result_urls, redact_prompts=redact_prompts, warn=warn)
+    if har is not None:
+        try:
+            skipped = read_har(har, recording)
+        except HarError as exc:
+            _fail(f"cannot record from {har}: {exc}")
+        if not any(r.submit.kind == "json" for r in recording.submissions):
+            _fail(f"cannot record from {har}: no submission in it got a JSON answer")
+        recording.write()
+        for reason, count in sorted(skipped.items()):
+            console.print(f"skipped {count} entr{'y' if count == 1 else 'ies'}: {reason}")
+    else:
+        if not target.startswith(("http://", "https://")):  # type: ignore[union-attr]
+            _fail(f"--target must be an http(s) URL, got {target!r}")
+        reason = probe(target)  # type: ignore[arg-type]
+        if reason is not None:
+            _fail(f"cannot reach --target {target}: {reason}")
+        proxy = RecordingProxy(target, recording, lambda text: console.print(text))  # type: ignore[arg-type]
+        console.print(f"Recording {escape(source)} into {out}/: point the application at http://{host}:{port} (Ctrl-C to stop)")
+        serve(proxy, host, port)
+        if not recording.submissions:
+            console.print("Nothing was recorded: no submission went through the recorder.")
+            sys.exit(1)
+        if not any(r.submit.kind == "json" for r in recording.submissions):
+            for name in list(recording.written):
+                (out / name).unlink(missing_ok=True)
+            _fail(f"the target never answered a submission with JSON: is {target} the API? Nothing was kept")
+        recording.write()
+    problems = _check_folder(out, loaded)
+    if problems:
+        _fail(f"the recording in {out} does not validate (a bug in the recorder): {problems}")
+    tasks = sum(1 for r in recording.submissions if r.task_id)
+    console.print(
+        f"Recorded {len(recording.submissions)} submission(s), {tasks} task(s), into {out}/ "
+        f"({len(recording.written)} files). Replay: mockserver serve --scenarios {out} --scenario recorded"
+    )
+
+
+def _check_folder(folder: Path, contract: Contract) -> str | None:
+    """None when every scenario in `folder` loads and plays under `contract`, else the problem."""
+    try:
+        scenarios = load_directories([SHIPPED_SCENARIOS, folder])
+        conformity.check(scenarios, contract, Renderer(contract, Media()))
+    except (FileProblem, ScenarioError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 @main.command("fuzz-client", context_settings={"allow_interspersed_args": False})

@@ -101,6 +101,9 @@ class _AnswerTransport:
         return getattr(self.protocol.transport, name)
 
 
+CONNECTION = "mockserver.connection"  # the scope key of the connection a request came on
+
+
 class MockHttpProtocol(HttpToolsProtocol):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -224,6 +227,7 @@ class MockHttpProtocol(HttpToolsProtocol):
         if self.cycle is not cycle:  # a new request cycle (not a WebSocket upgrade)
             self.cycle.__class__ = _Cycle
             self.cycle.transport = self._answer_transport  # type: ignore[assignment]
+            self.cycle.scope[CONNECTION] = self  # type: ignore[index]  # a stream asks it: closing?
 
     def on_message_complete(self) -> None:
         self._in_body = False
@@ -232,6 +236,12 @@ class MockHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    closing = False  # the server is shutting down: an endless answer (the dashboard's live feed) ends
+
+    def shutdown(self) -> None:
+        self.closing = True
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()

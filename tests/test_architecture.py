@@ -13,7 +13,7 @@ LAYERS = [
     {"__init__", "__main__", "cli"},
     {"serving", "testing", "pytest_plugin", "fuzzclient", "fuzzreport"},
     {"app"},
-    {"api", "admin", "accesslog"},
+    {"api", "admin", "accesslog", "ui", "ui.dashboard"},
     {"runtime"},
     {"state", "state.memory", "state.redis", "state.link", "state.base"},
     {"render", "conformity", "lifecycle", "matching", "keymap", "media"},
@@ -27,7 +27,7 @@ RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT / "mockserver").with_suffix("").parts
     name = ".".join(parts)
-    return "state" if name == "state.__init__" else name
+    return name.removesuffix(".__init__")  # a package's __init__ is the package
 
 
 def _imports(path: Path) -> set[str]:

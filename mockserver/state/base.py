@@ -84,6 +84,11 @@ class Store(Protocol):
         """Every task not past its retention, in the order they were created, and the clock's reading."""
         ...
 
+    async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
+        """Up to `limit` of the newest tasks not past their retention, newest first; how many tasks
+        the store holds; the clock's reading. Cheap with any number of tasks (the dashboard)."""
+        ...
+
     async def counts(self) -> dict[str, int]: ...
 
     async def register(self, scenario: Scenario) -> None:

@@ -10,6 +10,7 @@ had an interface.
 from __future__ import annotations
 
 import gc
+import itertools
 import random
 import string
 from collections import Counter, deque
@@ -74,6 +75,10 @@ class TaskStore:
 
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self._tasks.values()))
+
+    def newest(self, limit: int) -> list[Task]:
+        """Up to `limit` tasks, the newest first (without copying the whole store)."""
+        return list(itertools.islice(reversed(self._tasks.values()), limit))
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -219,6 +224,10 @@ class MemoryStore:
     async def tasks_now(self) -> tuple[list[Task], float]:
         now = self.clock.now()
         return [task for task in self.tasks if not self.tasks.expired(task, now)], now
+
+    async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
+        now = self.clock.now()
+        return [task for task in self.tasks.newest(limit) if not self.tasks.expired(task, now)], len(self.tasks), now
 
     async def counts(self) -> dict[str, int]:
         return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}

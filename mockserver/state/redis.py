@@ -583,6 +583,18 @@ class RedisStore:
                 tasks.append(task)
         return tasks, now
 
+    async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
+        now_text, page, total = await self._eval("tasks", 0, limit, "newest")
+        now = float(now_text)
+        self._see(now)
+        tasks = []
+        retention = self.settings.task_retention
+        for h in sorted((dict(zip(flat[::2], flat[1::2])) for flat in page), key=lambda h: -int(h["n"])):
+            task = await self._task(h, False)
+            if task is not None and not expired(task, now, retention):
+                tasks.append(task)
+        return tasks, int(total), now
+
     # Run-time choices.
 
     async def push(self, scenario: Scenario, count: int) -> None:

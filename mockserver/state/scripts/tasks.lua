@@ -1,5 +1,6 @@
--- One page of the live tasks, oldest expiry first, and the clock.
--- ARGV: prefix, first index, how many. Returns {now, hashes, live tasks in all}.
+-- One page of the live tasks, oldest expiry first (ARGV[4] "newest": latest expiry first, which is
+-- the newest tasks first), and the clock.
+-- ARGV: prefix, first index, how many[, "newest"]. Returns {now, hashes, live tasks in all}.
 local now = clock()
 if not now then
   return need_init()
@@ -10,7 +11,8 @@ if evicted > 0 then
 end
 local first = tonumber(ARGV[2])
 local found = {}
-for _, id in ipairs(redis.call('ZRANGE', TASKS, first, first + tonumber(ARGV[3]) - 1)) do
+local range = ARGV[4] == 'newest' and 'ZREVRANGE' or 'ZRANGE'
+for _, id in ipairs(redis.call(range, TASKS, first, first + tonumber(ARGV[3]) - 1)) do
   local h = redis.call('HGETALL', task_key(id))
   if #h > 0 then
     found[#found + 1] = h

@@ -1,0 +1,703 @@
+"""The dashboard at `/__admin/ui`: live tasks on their timelines, one-click failure states, the
+clock, the scenarios and the journal, for QA, served by the fake itself.
+
+Pages are Jinja2 templates rendered on the server; forms post to the routes here, which call the
+same run-time controls as the admin API (`Runtime`) and redirect back (post, redirect, get). The
+live parts arrive as HTML fragments over one server-sent-events stream per page
+(`/__admin/ui/events`), which htmx (vendored in `static/`, with its SSE extension) swaps in:
+no build step, nothing fetched from outside the fake.
+
+The feed is pushed by the fake: each open stream wakes every `TICK` seconds, and the fragments
+of one view are rendered at most once per tick whatever the number of open dashboards (a shared
+cache), from the newest `SCAN` tasks only, so a dashboard costs the provider API little however
+many tasks the store holds. A fragment is sent only when it changed.
+
+Who may see it is `AdminGuard`'s business (open on loopback; off loopback, the admin token or the
+session cookie that the sign-in form sets). Every form that changes state carries a token that
+must match a SameSite=Strict cookie (a double-submit token), and the guard refuses cross-site
+requests, so another site cannot drive the fake through a tester's browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+import yaml
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from mockserver import lifecycle
+from mockserver.admin import SESSION_COOKIE, UI, VERSION, session_value
+from mockserver.clock import ClockError
+from mockserver.errors import ApiError
+from mockserver.incoming import Incoming
+from mockserver.intake import read_body, whole_number
+from mockserver.journal import Entry
+from mockserver.protocol import CONNECTION
+from mockserver.runtime import Runtime
+from mockserver.scenarios import Scenario
+from mockserver.state import Found, StoreUnavailable
+from mockserver.state.task import Task
+
+HERE = Path(__file__).parent
+TICK = 0.5  # seconds between two looks at the store, per open view
+SCAN = 2000  # the newest tasks a view looks at (filters apply within them)
+SHOWN = 200  # rows in the task table
+JOURNAL_SHOWN = 200
+STREAM_LIFETIME = 300.0  # seconds; then the browser's EventSource reconnects (a bounded stream)
+KEEP_ALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
+FORM_LIMIT = 16 * 1024
+CSRF_COOKIE = "mockserver_csrf"
+STATUSES = ("pending", "processing", "completed", "failed")
+# The catalogue's groups, as the README and docs/qa.md name them, by shipped file.
+GROUPS = {
+    "default.yaml": "Success",
+    "fast.yaml": "Success",
+    "submit-errors.yaml": "Submit errors",
+    "task-failures.yaml": "Task failures",
+    "quirks.yaml": "Quirks",
+    "patterns.yaml": "Patterns",
+}
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+class EventStream:
+    """A server-sent-events answer: sends what `events` yields until it ends, the client goes away
+    or the server shuts down (the connection's `closing`, set by `protocol.MockHttpProtocol`)."""
+
+    def __init__(self, events: Callable[[Callable[[], bool]], AsyncIterator[bytes]]) -> None:
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = scope.get(CONNECTION)
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+
+        def over() -> bool:
+            return gone.is_set() or bool(connection is not None and connection.closing)
+
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),  # nginx: pass each event on at once
+        ]
+        stream = self.events(over)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for chunk in stream:
+                if over():
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not gone.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            watcher.cancel()
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _event(name: str, html: str) -> bytes:
+    data = "".join(f"data: {line}\n" for line in html.split("\n"))
+    return f"event: {name}\n{data}\n".encode()
+
+
+class Dashboard:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.env.filters["age"] = _age
+        # Compiled once, here: no template is read or compiled while serving.
+        self.templates = {name: self.env.get_template(name) for name in self.env.list_templates()}
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._pending: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self.fail_codes = self._fail_codes()
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.tasks_page, methods=["GET"]),
+            Route("/tasks/{task_id}", self.task_page, methods=["GET"]),
+            Route("/tasks/{task_id}/{action:str}", self.task_action, methods=["POST"]),
+            Route("/clock", self.clock_action, methods=["POST"]),
+            Route("/scenarios", self.scenarios_page, methods=["GET"]),
+            Route("/scenarios/{action:str}", self.scenario_action, methods=["POST"]),
+            Route("/journal", self.journal_page, methods=["GET"]),
+            Route("/reset", self.reset, methods=["GET", "POST"]),
+            Route("/sign-in", self.sign_in, methods=["GET", "POST"]),
+            Route("/sign-out", self.sign_out, methods=["POST"]),
+            Route("/events", self.events, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=HERE / "static"), name="ui-static"),
+        ]
+
+    # Rendering.
+
+    def _fail_codes(self) -> list[tuple[str, str]]:
+        """The failure codes a tester can pick: the documented `generation_failed` first, then each
+        code the loaded scenarios fail with (with their message), then the other codes the
+        contract's task error documents (its enum, examples, and the codes its description names)."""
+        codes = {"generation_failed": "Video generation failed."}
+        for scenario in self.rt.scenarios.values():
+            for step in scenario.timeline:
+                if step.status == "failed" and isinstance(step.error, dict) and step.error.get("code"):
+                    codes.setdefault(str(step.error["code"]), str(step.error.get("message") or ""))
+        schemas = self.rt.contract.document.get("components", {}).get("schemas", {})
+        code = schemas.get("TaskError", {}).get("properties", {}).get("code", {})
+        named = [*code.get("enum", ()), *code.get("examples", ()), *re.findall(r"`([a-z_]+)`", code.get("description", ""))]
+        for name in named:
+            codes.setdefault(str(name), "")
+        return list(codes.items())
+
+    def _csrf(self, request: Request) -> tuple[str, bool]:
+        token = request.cookies.get(CSRF_COOKIE, "")
+        if len(token) == 32 and all(c in "0123456789abcdef" for c in token):
+            return token, False
+        return secrets.token_hex(16), True
+
+    def _page(self, request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+        csrf, new = self._csrf(request)
+        html = self.templates[template].render(
+            ui=UI,
+            version=VERSION,
+            csrf=csrf,
+            path=request.url.path,
+            query=request.url.query,
+            notice=request.query_params.get("notice", "")[:300],
+            problem=request.query_params.get("problem", "")[:300],
+            signed_in=SESSION_COOKIE in request.cookies,
+            store=self.rt.state.kind,
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+        if new:
+            response.set_cookie(
+                CSRF_COOKIE, csrf, path=UI, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+            )
+        return response
+
+    def _fragment(self, template: str, **context: Any) -> str:
+        return self.templates[template].render(ui=UI, **context)
+
+    async def _shared(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        """`make()`'s value, made at most once per tick for every stream that asks (one look at the
+        store, one rendering, however many dashboards are open)."""
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < TICK * 0.8:
+            return cached[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await make()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when no one else waited
+            raise
+        else:
+            future.set_result(value)
+            self._cache[key] = (time.monotonic(), value)
+            if len(self._cache) > 256:  # filters typed by hand: keep the cache small
+                oldest = min(self._cache, key=lambda k: self._cache[k][0])
+                del self._cache[oldest]
+            return value
+        finally:
+            del self._pending[key]
+
+    # Tasks.
+
+    def _row(self, task: Task, now: float) -> dict[str, Any]:
+        state = lifecycle.task_state(task, now, poll=False)
+        return {
+            "id": task.id,
+            "scenario": task.scenario.name,
+            "selected_by": task.selected_by,
+            "via": task.via,
+            "status": state.status,
+            "progress": state.progress,
+            "polls": task.polls,
+            "age": lifecycle.age(task, now),
+            "stalled": task.frozen is not None,
+            "forced": task.forced is not None,
+        }
+
+    async def _tasks(self, status: str, scenario: str) -> dict[str, Any]:
+        tasks, total, now = await self.rt.state.newest_tasks(SCAN)
+        rows = []
+        for task in tasks:
+            if scenario and task.scenario.name != scenario:
+                continue
+            row = self._row(task, now)
+            if status and row["status"] != status:
+                continue
+            rows.append(row)
+            if len(rows) >= SHOWN:
+                break
+        return {
+            "rows": rows,
+            "total": total,
+            "scanned": len(tasks),
+            "shown_limit": SHOWN,
+            "status": status,
+            "scenario": scenario,
+        }
+
+    async def _clock(self) -> dict[str, Any]:
+        reading = await self.rt.clock()
+        pushed = await self.rt.pushed()
+        default = await self.rt.default()
+        clock = reading.describe()
+        now = float(clock["now"])  # type: ignore[arg-type]
+        clock["shown"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)) + f".{int(now * 10) % 10} UTC"
+        return {"clock": clock, "pushed": [(s.name, n) for s, n in pushed], "default": default.name}
+
+    async def _task_detail(self, task_id: str, base_url: str) -> dict[str, Any] | None:
+        try:
+            found = await self.rt.task(task_id)
+        except ApiError:
+            return None
+        entries = await self.rt.requests(task_id=task_id)
+        return self._detail(found, entries, base_url)
+
+    def _detail(self, found: Found, entries: list[Entry], base_url: str) -> dict[str, Any]:
+        task, now = found.task, found.now
+        view = self.rt.task_view(found, base_url)
+        row = self._row(task, now)
+        stands = lifecycle.age(task, now)
+        since = now - task.created_at
+        polls = sorted(e.time - task.created_at for e in entries if e.method == "GET" and e.task_id == task.id)
+        steps = [
+            {
+                "at": step.at,
+                "status": step.status,
+                "progress": step.progress,
+                "error": (step.error or {}).get("code") if isinstance(step.error, dict) else None,
+            }
+            for step in task.scenario.timeline
+        ]
+        end = max([1.0, stands, since, *(s["at"] for s in steps), *polls]) * 1.08
+        width, left, right = 760.0, 16.0, 16.0
+
+        def x(t: float) -> float:
+            return round(left + (width - left - right) * max(0.0, t) / end, 1)
+
+        ticks = _ticks(end)
+        timeline = {
+            "width": width,
+            "steps": [
+                {**s, "x": x(s["at"]), "y": 22 + 12 * (i % 3), "anchor": _anchor(x(s["at"]), width)}
+                for i, s in enumerate(steps)
+            ],
+            "stands": {"t": stands, "x": x(stands)},
+            "now": {"t": since, "x": x(since)},
+            "polls": [{"t": t, "x": x(t)} for t in polls],
+            "ticks": [{"t": t, "x": x(t)} for t in ticks],
+            "end": end,
+        }
+        return {
+            "row": row,
+            "view": view,
+            "timeline": timeline,
+            "entries": [_entry(e) for e in entries[:JOURNAL_SHOWN]],
+            "answer": yaml.safe_dump(view["task"], sort_keys=False, allow_unicode=True, width=100),
+        }
+
+    # Pages.
+
+    async def tasks_page(self, request: Request) -> Response:
+        status = request.query_params.get("status", "")
+        scenario = request.query_params.get("scenario", "")
+        status = status if status in STATUSES else ""
+        scenario = scenario if scenario in self.rt.scenarios else ""
+        return self._page(
+            request,
+            "tasks.html",
+            title="Tasks",
+            nav="tasks",
+            tasks=await self._tasks(status, scenario),
+            top=await self._clock(),
+            statuses=STATUSES,
+            scenario_names=sorted(self.rt.scenarios),
+            events=self._events_url("tasks", status=status, scenario=scenario),
+        )
+
+    async def task_page(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        detail = await self._task_detail(task_id, self.rt.base_url(request))
+        if detail is None:
+            return self._page(
+                request,
+                "missing.html",
+                status_code=404,
+                title="No such task",
+                nav="tasks",
+                task_id=task_id,
+                top=await self._clock(),
+                events=self._events_url("clock"),
+            )
+        return self._page(
+            request,
+            "task.html",
+            title=f"Task {task_id}",
+            nav="tasks",
+            task_id=task_id,
+            detail=detail,
+            top=await self._clock(),
+            fail_codes=self.fail_codes,
+            events=self._events_url("task", id=task_id),
+        )
+
+    async def scenarios_page(self, request: Request) -> Response:
+        top = await self._clock()
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for scenario in self.rt.scenarios.values():
+            groups.setdefault(_group(scenario), []).append(_scenario(scenario, top["default"]))
+        order = ["Success", "Submit errors", "Task failures", "Quirks", "Patterns"]
+        ordered = sorted(
+            groups.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0])
+        )
+        return self._page(
+            request, "scenarios.html", title="Scenarios", nav="scenarios", groups=ordered, top=top,
+            events=self._events_url("scenarios"),
+        )  # fmt: skip
+
+    async def journal_page(self, request: Request) -> Response:
+        filters = self._journal_filters(request.query_params)
+        entries = await self._journal(filters)
+        return self._page(
+            request,
+            "journal.html",
+            title="Journal",
+            nav="journal",
+            filters=filters,
+            entries=[_entry(e) for e in entries[:JOURNAL_SHOWN]],
+            count=len(entries),
+            shown_limit=JOURNAL_SHOWN,
+            top=await self._clock(),
+            methods=("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
+            events=self._events_url("journal", since=str(entries[0].id if entries else 0), **filters),
+        )
+
+    def _journal_filters(self, params: Any) -> dict[str, str]:
+        method = params.get("method", "").upper()[:10]
+        status = params.get("status", "").strip()[:3]
+        return {
+            "method": method if method.isalpha() else "",
+            "path": params.get("path", "").strip()[:200],
+            "status": status if whole_number(status) is not None else "",
+            "task": params.get("task", "").strip()[:100],
+        }
+
+    async def _journal(self, filters: dict[str, str]) -> list[Entry]:
+        return await self.rt.requests(
+            filters["method"] or None,
+            filters["path"] or None,
+            filters["task"] or None,
+            int(filters["status"]) if filters["status"] else None,
+        )
+
+    def _events_url(self, view: str, **params: str) -> str:
+        return f"{UI}/events?" + urlencode({"view": view, **{k: v for k, v in params.items() if v}})
+
+    # Actions.
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        """The posted form, once its double-submit token matches the cookie (403 otherwise)."""
+        raw = await read_body(Incoming(request.scope, request.receive), FORM_LIMIT)
+        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
+            raise ApiError(
+                403,
+                "The form's token does not match this browser's: reload the page and try again.",
+                code="form_token_mismatch",
+            )
+        return form
+
+    def _back(self, target: str, notice: str = "", problem: str = "") -> RedirectResponse:
+        if not target.startswith(UI) or target.startswith("//"):
+            target = UI
+        extra = urlencode({k: v for k, v in (("notice", notice), ("problem", problem)) if v})
+        if extra:
+            target += ("&" if "?" in target else "?") + extra
+        return RedirectResponse(target, status_code=303)
+
+    async def task_action(self, request: Request) -> Response:
+        task_id, action = request.path_params["task_id"], request.path_params["action"]
+        form = await self._form(request)
+        back = f"{UI}/tasks/{task_id}"
+        try:
+            if action == "fail":
+                code = form.get("code", "").strip() or "generation_failed"
+                message = form.get("message", "").strip()[:500] or dict(self.fail_codes).get(code) or None
+                await self.rt.fail_task(task_id, code[:100], message)
+                done = f"Failed with {code}: the next poll sees it."
+            elif action == "complete":
+                await self.rt.complete_task(task_id)
+                done = "Completed: the next poll sees the video."
+            elif action == "stall":
+                await self.rt.stall_task(task_id)
+                done = "Stalled: the task stays as it is until resumed."
+            elif action == "resume":
+                await self.rt.resume_task(task_id)
+                done = "Resumed: the task runs on from where it stood."
+            else:
+                return self._back(back, problem=f"Unknown action {action[:40]!r}.")
+        except ApiError as error:
+            return self._back(back, problem=error.message)
+        return self._back(back, notice=done)
+
+    async def clock_action(self, request: Request) -> Response:
+        form = await self._form(request)
+        back = form.get("next", UI)
+        try:
+            if "seconds" in form:
+                raw = form["seconds"].strip()
+                try:
+                    seconds = float(raw)
+                except ValueError:
+                    return self._back(back, problem=f"Seconds must be a number, got {raw[:20]!r}.")
+                reading = await self.rt.advance(seconds)
+                return self._back(back, notice=f"Clock advanced by {seconds:g} s (scenario time {reading.now:.1f}).")
+            mode = form.get("mode") or None
+            speed_raw = form.get("speed", "").strip()
+            try:
+                speed = float(speed_raw) if speed_raw else None
+            except ValueError:
+                return self._back(back, problem=f"Speed must be a number, got {speed_raw[:20]!r}.")
+            reading = await self.rt.configure_clock(mode=mode, speed=speed)  # type: ignore[arg-type]
+            return self._back(back, notice=f"Clock: {reading.mode}, speed {reading.speed:g}.")
+        except ClockError as exc:
+            return self._back(back, problem=str(exc))
+
+    async def scenario_action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        form = await self._form(request)
+        back = form.get("next", f"{UI}/scenarios")
+        name = form.get("scenario", "")
+        try:
+            if action == "next":
+                count = whole_number(form.get("count", "1").strip() or "1")
+                if count is None:
+                    return self._back(back, problem="Submissions must be a whole number of at least 1.")
+                await self.rt.push(name, count)
+                return self._back(back, notice=f"The next {count} submission(s) play {name}.")
+            if action == "default":
+                await self.rt.set_default(name)
+                return self._back(back, notice=f"New tasks play {name} unless something else picks their scenario.")
+            if action == "clear":
+                await self.rt.clear_pushed()
+                return self._back(back, notice="The queue of pushed scenarios is empty.")
+        except ApiError as error:
+            return self._back(back, problem=error.message)
+        return self._back(back, problem=f"Unknown action {action[:40]!r}.")
+
+    async def reset(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self._page(
+                request,
+                "reset.html",
+                title="Reset",
+                nav="reset",
+                top=await self._clock(),
+                events=self._events_url("clock"),
+            )
+        await self._form(request)
+        await self.rt.reset()
+        return self._back(UI, notice="Reset: tasks, journal, counters and run-time choices are forgotten.")
+
+    # Signing in (off loopback).
+
+    async def sign_in(self, request: Request) -> Response:
+        token = self.rt.settings.admin_token
+        closed = token is None and not self.rt.settings.loopback
+        target = request.query_params.get("next", UI)
+        if request.method == "GET":
+            return self._page(
+                request,
+                "sign-in.html",
+                title="Sign in",
+                nav="",
+                closed=closed,
+                target=target,
+                failed=False,
+                top=None,
+                events="",
+            )
+        form = await self._form(request)
+        target = form.get("next", UI)
+        if token is None:
+            return self._back(target)  # open (loopback): nothing to sign in to
+        if not hmac.compare_digest(form.get("token", "").strip().encode(), token.encode()):
+            return self._page(
+                request,
+                "sign-in.html",  # 200, not 401: a browser logs a 4xx page as a console error
+                title="Sign in",
+                nav="",
+                closed=False,
+                target=target,
+                failed=True,
+                top=None,
+                events="",
+            )
+        response = self._back(target)
+        response.set_cookie(
+            SESSION_COOKIE, session_value(token.encode()), path="/__admin", httponly=True, samesite="strict",
+            secure=request.url.scheme == "https",
+        )  # fmt: skip
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        await self._form(request)
+        response = RedirectResponse(f"{UI}/sign-in", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/__admin")
+        return response
+
+    # The live feed.
+
+    async def events(self, request: Request) -> Response:
+        params = request.query_params
+        view = params.get("view", "tasks")
+        base_url = self.rt.base_url(request)
+        status = params.get("status", "") if params.get("status", "") in STATUSES else ""
+        scenario = params.get("scenario", "") if params.get("scenario", "") in self.rt.scenarios else ""
+        task_id = params.get("id", "")[:200]
+        filters = self._journal_filters(params)
+
+        async def fragments() -> dict[str, str]:
+            top = await self._shared(("clock",), self._clock)
+            out = {
+                "clock": self._fragment("_clock.html", top=top),
+            }
+            if view == "tasks":
+                tasks = await self._shared(("tasks", status, scenario), lambda: self._tasks(status, scenario))
+                out["tasks"] = self._fragment("_tasks.html", tasks=tasks)
+            elif view == "task":
+                detail = await self._shared(("task", task_id), lambda: self._task_detail(task_id, base_url))
+                out["task"] = self._fragment("_task.html", detail=detail, task_id=task_id)
+            elif view == "scenarios":
+                out["pushed"] = self._fragment("_pushed.html", top=top)
+            return out
+
+        async def stream(over: Callable[[], bool]) -> AsyncIterator[bytes]:
+            sent: dict[str, str] = {}
+            newest = whole_number(params.get("since", "0")) or 0  # the newest journal entry the page shows
+            started = last = time.monotonic()
+            yield b"retry: 1000\n\n"
+            while not over() and time.monotonic() - started < STREAM_LIFETIME:
+                try:
+                    current = await fragments()
+                    if view == "journal":
+                        entries = await self._shared(("journal", *filters.values()), lambda: self._journal(filters))
+                        top = entries[0].id if entries else 0
+                        if top != newest:
+                            if newest == 0 or any(e.id == newest for e in entries):  # new entries: on top
+                                fresh = _until(entries[:JOURNAL_SHOWN], newest)
+                                current["journal"] = self._fragment("_entries.html", entries=[_entry(e) for e in fresh])
+                            else:  # emptied or reset: the whole list again
+                                current["journal-all"] = self._fragment(
+                                    "_journal.html", entries=[_entry(e) for e in entries[:JOURNAL_SHOWN]]
+                                )
+                            newest = top
+                except StoreUnavailable as exc:
+                    current = {"clock": self._fragment("_down.html", reason=str(exc))}
+                chunks = []
+                for name, html in current.items():
+                    if name in ("journal", "journal-all") or sent.get(name) != html:
+                        chunks.append(_event(name, html))
+                        sent[name] = html
+                if chunks:
+                    last = time.monotonic()
+                    yield b"".join(chunks)
+                elif time.monotonic() - last > KEEP_ALIVE:
+                    last = time.monotonic()
+                    yield b": still here\n\n"
+                await asyncio.sleep(TICK)
+
+        return EventStream(stream)  # type: ignore[return-value]
+
+
+def _until(entries: list[Entry], newest: int) -> list[Entry]:
+    out = []
+    for entry in entries:
+        if entry.id == newest:
+            break
+        out.append(entry)
+    return out
+
+
+def _anchor(x: float, width: float) -> str:
+    """Where a label sits against its mark: near an edge, inside the drawing."""
+    return "start" if x < 60 else "end" if x > width - 60 else "middle"
+
+
+def _ticks(end: float) -> list[float]:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400):
+        if end / step <= 8:
+            return [i * step for i in range(int(end // step) + 1)]
+    return [0.0]
+
+
+def _group(scenario: Scenario) -> str:
+    source = Path(scenario.source.split(":")[0]).name if scenario.source else ""
+    return GROUPS.get(source, f"From {source}" if source else "Added at run time")
+
+
+def _scenario(scenario: Scenario, default: str) -> dict[str, Any]:
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "default": scenario.name == default,
+        "match": [rule.describe() for rule in scenario.rules],
+        "yaml": yaml.safe_dump(scenario.data, sort_keys=False, allow_unicode=True, width=100)
+        if scenario.data is not None
+        else "",
+    }
+
+
+def _entry(entry: Entry) -> dict[str, Any]:
+    data = entry.to_json()
+    data["clock"] = time.strftime("%H:%M:%S", time.localtime(entry.wall_time))
+    return data

@@ -1,0 +1,440 @@
+"""The dashboard at /__admin/ui, in real Chromium (Debian's package, driven by Playwright for Python),
+against real `mockserver serve` processes; a client program's view is checked with httpx.
+
+Every page load goes through a route that lets only loopback through (anything else is aborted
+and fails the test), and every console error or page error fails the test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from mockserver.scenarios import load_directories
+from mockserver.settings import SHIPPED_SCENARIOS
+from tests.conftest import BODIES, SUBMIT, validator_for
+from tests.services import Replica, replicas
+
+KEY = "sk-dashboard-secret-9f8e7d"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+LIVE = 5_000  # ms a live change may take to show, at most (the feed ticks every 0.5 s)
+VALIDATOR = validator_for("seed")
+SHIPPED = load_directories([SHIPPED_SCENARIOS])
+
+
+def submit(base: str, **body: Any) -> str:
+    response = httpx.post(base + SUBMIT, json={**BODIES["seed"], **body}, headers=HEADERS, timeout=10)
+    VALIDATOR.validate(response)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def poll(base: str, task_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{base}/v1/tasks/{task_id}", headers=HEADERS, timeout=10)
+    VALIDATOR.validate(response)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def admin(base: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{base}/__admin{path}", timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if shutil.which("chromium") is None:
+        pytest.fail("the dashboard tests need Debian's chromium: `make test` installs it (tools/system-deps.sh)")
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=shutil.which("chromium"),
+        args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Replica]:
+    replica = Replica(["--clock", "manual", "--log-level", "warning", "--no-access-log"]).start()
+    yield replica
+    replica.stop()
+
+
+class Watched:
+    """A page whose console errors, page errors and any request off loopback are kept."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.context.route("**/*", self._only_loopback)
+
+    def _only_loopback(self, route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname in ("127.0.0.1", "localhost") or url.startswith("data:"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def check(self) -> None:
+        assert self.outside == [], f"requests left loopback: {self.outside}"
+        assert self.errors == [], f"console errors: {self.errors}"
+
+
+@pytest.fixture
+def watched(browser: Browser, server: Replica) -> Iterator[Watched]:
+    admin(server.url, "POST", "/reset")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = Watched(context.new_page())
+    yield page
+    context.close()
+    page.check()
+
+
+def mark_page(page: Page) -> None:
+    """A flag that a reload would wipe: live changes must keep it."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+
+
+def test_a_submitted_task_appears_live_and_moves_on_its_timeline(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    page.goto(f"{server.url}/__admin/ui")
+    expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
+    expect(page.get_by_text("No tasks yet")).to_be_visible()
+    mark_page(page)
+    task_id = submit(server.url)
+    row = page.locator(f'tr[data-task="{task_id}"]')
+    expect(row).to_be_visible(timeout=LIVE)
+    expect(row).to_contain_text("pending")
+    expect(row).to_contain_text("default")
+    admin(server.url, "POST", "/clock/advance", json={"seconds": 30})
+    poll(server.url, task_id)
+    expect(row).to_contain_text("processing", timeout=LIVE)
+    expect(row.locator("td").nth(5)).to_have_text("1", timeout=LIVE)  # the poll, counted
+    not_reloaded(page)
+
+    row.get_by_role("link", name=task_id).click()
+    expect(page.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()
+    timeline = page.get_by_role("img", name=f"Timeline of {task_id} against scenario time")
+    expect(timeline).to_be_visible()
+    expect(timeline.locator("line.poll")).to_have_count(1)
+    expect(timeline.locator("g.step")).to_have_count(len(SHIPPED["default"].timeline))
+    mark_page(page)
+    poll(server.url, task_id)
+    expect(timeline.locator("line.poll")).to_have_count(2, timeout=LIVE)
+    expect(page.locator(".journal .entry")).to_have_count(3, timeout=LIVE)  # the submit and two polls
+    admin(server.url, "POST", "/clock/advance", json={"seconds": 600})
+    expect(page.locator(".facts")).to_contain_text("completed", timeout=LIVE)
+    not_reloaded(page)
+
+
+def test_the_timeline_draws_every_step_of_the_scenario(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    task_id = submit(server.url, prompt="[mock:content-policy] a cat")
+    steps = admin(server.url, "GET", "/scenarios/content-policy").json()["timeline"]
+    page.goto(f"{server.url}/__admin/ui/tasks/{task_id}")
+    timeline = page.get_by_role("img", name=re.compile("Timeline of"))
+    expect(timeline.locator("g.step")).to_have_count(len(steps))
+    expect(timeline).to_contain_text("content_policy_violation")
+    expect(page.locator(".facts")).to_contain_text("content-policy, chosen by rule")
+
+
+@pytest.mark.parametrize("action", ["Fail", "Complete", "Stall", "Resume"])
+def test_each_task_button_changes_what_the_next_poll_sees(watched: Watched, server: Replica, action: str) -> None:
+    page = watched.page
+    task_id = submit(server.url)
+    admin(server.url, "POST", "/clock/advance", json={"seconds": 30})
+    before = poll(server.url, task_id)
+    assert before["status"] == "processing"
+    page.goto(f"{server.url}/__admin/ui/tasks/{task_id}")
+    if action == "Resume":  # resume needs a stalled task
+        page.get_by_role("button", name="Stall", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Stalled")
+    if action == "Fail":
+        page.get_by_label("Failure code").select_option("content_policy_violation")
+        page.get_by_label("Message").fill("Refused by the dashboard test.")
+    page.get_by_role("button", name=action, exact=True).click()
+    expect(page.get_by_role("status")).to_be_visible()
+    admin(server.url, "POST", "/clock/advance", json={"seconds": 20})
+    after = poll(server.url, task_id)
+    if action == "Fail":
+        assert after["status"] == "failed"
+        assert after["error"]["code"] == "content_policy_violation"
+        assert after["error"]["message"] == "Refused by the dashboard test."
+    elif action == "Complete":
+        assert after["status"] == "completed" and after["results"]
+    elif action == "Stall":
+        assert (after["status"], after["progress"]) == (before["status"], before["progress"])
+    else:  # stalled at 30 s, resumed: 20 s more of its timeline have passed
+        assert after["progress"] > before["progress"] or after["status"] != before["status"]
+    expect(page.locator(".facts")).to_contain_text(after["status"], timeout=LIVE)
+
+
+def test_a_button_on_a_finished_task_says_why_it_cannot(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    task_id = submit(server.url)
+    admin(server.url, "POST", f"/tasks/{task_id}/complete")
+    page.goto(f"{server.url}/__admin/ui/tasks/{task_id}")
+    page.get_by_role("button", name="Fail", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("already completed")
+    assert poll(server.url, task_id)["status"] == "completed"
+
+
+def test_advance_moves_the_clock_and_the_mode_and_speed_can_be_set(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    page.goto(f"{server.url}/__admin/ui")
+    before = admin(server.url, "GET", "/clock").json()["now"]
+    page.get_by_label("Seconds").fill("90")
+    page.get_by_role("button", name="Advance").click()
+    expect(page.get_by_role("status")).to_contain_text("advanced by 90 s")
+    assert admin(server.url, "GET", "/clock").json()["now"] == pytest.approx(before + 90, abs=0.01)
+    # With the keyboard only: the field, a number, Enter.
+    page.get_by_label("Seconds").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("10")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("advanced by 10 s")
+    assert admin(server.url, "GET", "/clock").json()["now"] == pytest.approx(before + 100, abs=0.01)
+    page.get_by_label("Mode").select_option("real")
+    page.get_by_label("Speed").fill("60")
+    page.get_by_role("button", name="Set clock").click()
+    expect(page.get_by_role("status")).to_contain_text("real, speed 60")
+    clock = admin(server.url, "GET", "/clock").json()
+    assert (clock["mode"], clock["speed"]) == ("real", 60)
+    page.get_by_label("Mode").select_option("manual")
+    page.get_by_role("button", name="Set clock").click()
+    expect(page.get_by_role("status")).to_contain_text("manual")
+    page.get_by_label("Seconds").fill("-5")
+    page.get_by_label("Seconds").evaluate("e => e.removeAttribute('min')")
+    page.get_by_role("button", name="Advance").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def test_a_scenario_pushed_for_the_next_submission_is_played(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    page.goto(f"{server.url}/__admin/ui/scenarios")
+    for group in ("Success", "Submit errors", "Task failures", "Quirks", "Patterns"):
+        expect(page.get_by_role("heading", name=group, exact=True)).to_be_visible()
+    card = page.locator("#scenario-content-policy")
+    expect(card).to_contain_text("do not resubmit the same prompt")
+    card.get_by_text("YAML").click()
+    expect(card.locator("pre")).to_contain_text("content_policy_violation")
+    card.get_by_label("Submissions", exact=True).fill("2")
+    card.get_by_role("button", name="Use content-policy for the next submissions").click()
+    expect(page.get_by_role("status")).to_contain_text("next 2 submission(s) play content-policy")
+    expect(page.locator("#pushed")).to_contain_text("content-policy ×2")
+    mark_page(page)
+    first = submit(server.url)
+    expect(page.locator("#pushed")).to_contain_text("content-policy ×1", timeout=LIVE)  # live
+    not_reloaded(page)
+    second = submit(server.url)
+    third = submit(server.url)
+    admin(server.url, "POST", "/clock/advance", json={"seconds": 30})
+    for task_id in (first, second):
+        assert poll(server.url, task_id)["error"]["code"] == "content_policy_violation"
+    assert poll(server.url, third)["status"] != "failed"
+    page.locator("#scenario-fast").get_by_role("button", name="Make fast the default").click()
+    expect(page.locator("#scenario-fast")).to_contain_text("default")
+    assert admin(server.url, "GET", "/scenarios/default").json()["scenario"] == "fast"
+
+
+def test_the_journal_shows_a_clients_request_live_redacted_and_filtered(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    page.goto(f"{server.url}/__admin/ui")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Journal").click()
+    expect(page.get_by_role("heading", name="Journal")).to_be_visible()
+    mark_page(page)
+    task_id = submit(server.url, prompt="a lighthouse at dawn")
+    entry = page.locator(".entry").filter(has_text="POST").first
+    expect(entry).to_be_visible(timeout=LIVE)
+    poll(server.url, task_id)
+    expect(page.locator(".entry")).to_have_count(2, timeout=LIVE)
+    expect(page.locator(".entry").first).to_contain_text("GET")  # newest first
+    not_reloaded(page)
+    entry.locator("summary").click()
+    expect(entry).to_contain_text("a lighthouse at dawn")
+    expect(entry).to_contain_text(task_id)
+    assert KEY not in page.content()
+    page.get_by_label("Method").select_option("GET")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(".entry")).to_have_count(1)
+    page.get_by_label("Task").fill("task-that-is-not-there")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(".entry")).to_have_count(0)
+
+
+def test_reset_asks_first_then_forgets_every_task(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    task_id = submit(server.url)
+    page.goto(f"{server.url}/__admin/ui")
+    page.get_by_role("link", name="Reset").click()
+    expect(page.get_by_role("heading", name="Reset")).to_be_visible()
+    assert admin(server.url, "GET", f"/tasks/{task_id}").status_code == 200  # asking changed nothing
+    page.get_by_role("button", name="Yes, reset everything").click()
+    expect(page.get_by_role("status")).to_contain_text("Reset")
+    expect(page.get_by_text("No tasks yet")).to_be_visible()
+    assert httpx.get(f"{server.url}/v1/tasks/{task_id}", headers=HEADERS).status_code == 404
+
+
+def test_narrow_window_and_keyboard(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    submit(server.url)
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{server.url}/__admin/ui")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide in a 390 px window"
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the content")).to_be_focused()
+    for _ in range(30):  # Tab reaches the task's link; Enter opens it
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('tr') !== null"):
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile("^Task task-"))).to_be_visible()
+
+
+def test_off_loopback_nothing_without_the_token_and_all_after_signing_in(browser: Browser) -> None:
+    token = "dash-admin-token-3c4d"
+    server = Replica(["--host", "0.0.0.0", "--clock", "manual", "--admin-token", token, "--no-access-log"]).start()
+    try:
+        task_id = submit(server.url, prompt="secret storyboard")
+        # Without the token: the sign-in form, nothing else; the live feed and actions refused.
+        plain = httpx.get(f"{server.url}/__admin/ui", timeout=10, follow_redirects=True)
+        assert plain.url.path == "/__admin/ui/sign-in" and task_id not in plain.text and "storyboard" not in plain.text
+        for path in ("/ui/events?view=tasks", f"/ui/events?view=task&id={task_id}", "/ui/events?view=journal"):
+            refused = admin(server.url, "GET", path)
+            assert refused.status_code == 401 and task_id not in refused.text
+            assert refused.json()["error"]["code"] == "admin_token_required"
+        for path in (f"/ui/tasks/{task_id}", "/ui/journal", "/ui/scenarios"):
+            page_without = httpx.get(f"{server.url}/__admin{path}", timeout=10)
+            assert page_without.status_code == 303 and task_id not in page_without.text
+        assert admin(server.url, "POST", f"/ui/tasks/{task_id}/fail", data={"csrf": "x"}).status_code == 401
+        assert admin(server.url, "POST", "/ui/reset").status_code == 401
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.goto(f"{server.url}/__admin/ui/journal")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert task_id not in page.content()
+        page.get_by_label("Token").fill("not-the-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("not the admin token")
+        page.get_by_label("Token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Journal")).to_be_visible()  # back where it was going
+        cookie = next(c for c in context.cookies() if c["name"] == "mockserver_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and token not in cookie["value"]
+        page.get_by_role("link", name="Tasks").click()
+        expect(page.locator(f'tr[data-task="{task_id}"]')).to_be_visible()
+        second = submit(server.url)
+        expect(page.locator(f'tr[data-task="{second}"]')).to_be_visible(timeout=LIVE)  # the live feed works
+        page.locator(f'tr[data-task="{task_id}"]').get_by_role("link").click()
+        page.get_by_role("button", name="Complete", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Completed")
+        assert poll(server.url, task_id)["status"] == "completed"
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.goto(f"{server.url}/__admin/ui")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        context.close()
+        watched.check()
+    finally:
+        output = server.stop()
+    assert token not in output and KEY not in output
+
+
+def test_off_loopback_without_a_token_the_dashboard_is_closed() -> None:
+    server = Replica(["--host", "0.0.0.0", "--clock", "manual", "--no-access-log"]).start()
+    try:
+        page = httpx.get(f"{server.url}/__admin/ui", timeout=10, follow_redirects=True)
+        assert page.url.path == "/__admin/ui/sign-in" and "The dashboard is closed" in page.text
+        assert admin(server.url, "GET", "/ui/events?view=tasks").status_code == 403
+    finally:
+        server.stop()
+
+
+def test_changes_from_another_site_are_refused(server: Replica) -> None:
+    task_id = submit(server.url)
+    page = httpx.get(f"{server.url}/__admin/ui/tasks/{task_id}", timeout=10)
+    csrf = page.cookies["mockserver_csrf"]
+    # A form on another site: the browser says where it comes from.
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        refused = httpx.post(
+            f"{server.url}/__admin/ui/tasks/{task_id}/fail", data={"csrf": csrf}, cookies={"mockserver_csrf": csrf},
+            headers=headers, timeout=10,
+        )  # fmt: skip
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "cross_site_request"
+        json_api = admin(server.url, "POST", "/reset", headers=headers)
+        assert json_api.status_code == 403 and json_api.json()["error"]["code"] == "cross_site_request"
+    # Without the form's token (a cookie the other site cannot read or send).
+    no_token = httpx.post(f"{server.url}/__admin/ui/tasks/{task_id}/fail", data={"csrf": "guess"}, timeout=10)
+    assert no_token.status_code == 403 and no_token.json()["error"]["code"] == "form_token_mismatch"
+    assert poll(server.url, task_id)["status"] == "pending"
+    # The same request from the dashboard's own page goes through.
+    same = httpx.post(
+        f"{server.url}/__admin/ui/tasks/{task_id}/fail", data={"csrf": csrf}, cookies={"mockserver_csrf": csrf},
+        headers={"Origin": server.url}, timeout=10,
+    )  # fmt: skip
+    assert same.status_code == 303
+    assert poll(server.url, task_id)["status"] == "failed"
+
+
+def test_a_dashboard_on_one_replica_shows_and_steers_the_tasks_of_all(browser: Browser, redis_url: str) -> None:
+    with replicas(2, ["--store", redis_url, "--clock", "manual", "--no-access-log"]) as (a, b):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.goto(f"{b.url}/__admin/ui")
+        task_id = submit(a.url)
+        row = page.locator(f'tr[data-task="{task_id}"]')
+        expect(row).to_be_visible(timeout=LIVE)
+        admin(a.url, "POST", "/clock/advance", json={"seconds": 30})
+        poll(a.url, task_id)
+        expect(row).to_contain_text("processing", timeout=LIVE)
+        row.get_by_role("link").click()
+        page.get_by_role("button", name="Fail", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Failed")
+        assert poll(a.url, task_id)["status"] == "failed"
+        page.get_by_label("Seconds").fill("5")
+        page.get_by_role("button", name="Advance").click()
+        expect(page.get_by_role("status")).to_contain_text("advanced by 5 s")
+        assert admin(a.url, "GET", "/clock").json()["now"] == pytest.approx(admin(b.url, "GET", "/clock").json()["now"])
+        context.close()
+        watched.check()
+
+
+def test_without_the_ui_extra_the_dashboard_says_how_to_get_it() -> None:
+    program = (
+        "import sys; sys.modules['jinja2'] = None\n"
+        "from starlette.testclient import TestClient\n"
+        "from mockserver import Settings, create_app\n"
+        "with TestClient(create_app(Settings(clock='manual'))) as client:\n"
+        "    r = client.get('/__admin/ui')\n"
+        "    print(r.status_code, r.json()['error']['code'], r.json()['error']['message'])\n"
+        "    print(client.get('/__admin/health').status_code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "404 dashboard_not_installed" in out.stdout and "pip install 'veo-mockserver[ui]'" in out.stdout
+    assert out.stdout.splitlines()[-1] == "200"
