@@ -82,6 +82,7 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
         "default": scenario is default,
         "match": [rule.describe() for rule in scenario.rules],
         "mix": [{"scenario": name, "weight": weight} for name, weight in scenario.mix],
+        "sequence": list(scenario.sequence),
     }
     if full:
         out["submit"] = [answer.describe() for answer in scenario.submit]

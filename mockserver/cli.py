@@ -548,6 +548,8 @@ def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
         ways.append(" and ".join(f"{k}={v!r}" for k, v in rule.describe().items()))
     if scenario.mix:
         ways.append("mix of " + ", ".join(f"{name} ({weight:g})" for name, weight in scenario.mix))
+    if scenario.sequence:
+        ways.append("sequence of " + ", ".join(scenario.sequence))
     return "\n".join(ways)
 
 

@@ -64,7 +64,7 @@ def check(scenarios: dict[str, Scenario], contract: Contract, renderer: Renderer
                 f"would break the contract ({contract.path.name}): {problem}. "
                 "If that is the point, say why with 'off_contract: <reason>'.",
             )
-        if not found and scenario.off_contract is not None and not scenario.mix:
+        if not found and scenario.off_contract is not None and not scenario.mix and not scenario.sequence:
             raise ScenarioError(
                 scenario.source,
                 where.get(("off_contract",)),

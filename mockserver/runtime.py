@@ -112,7 +112,7 @@ class Runtime:
         """Load one more scenario at run time (or replace one of the same name), checked against
         the contract like those read at start-up. It lives in this process (reset forgets it)."""
         conformity.check({scenario.name: scenario}, self.contract, self.render)
-        if scenario.mix:
+        if scenario.mix or scenario.sequence:
             check_mixes({**self.scenarios, scenario.name: scenario})
         self.scenarios[scenario.name] = scenario
         self.selector.refresh()

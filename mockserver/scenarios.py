@@ -152,6 +152,7 @@ class Scenario:
     submit: tuple[Answer, ...] = (ACCEPT,)
     polls: tuple[PollRule, ...] = ()
     mix: tuple[tuple[str, float], ...] = ()
+    sequence: tuple[str, ...] = ()  # instead of a lifecycle: the n-th submission plays the n-th of these
     latency: dict[str, Delay] = field(default_factory=dict)
     disappears_after: float | None = None
     result_url_ttl: float = DEFAULT_RESULT_URL_TTL
@@ -356,10 +357,14 @@ class _Builder:
         timeline = self.timeline()
         submit = self.submit()
         mix = tuple((item["scenario"], float(item["weight"])) for item in data.get("mix", []))
-        if mix and ("timeline" in data or "submit" in data or "polls" in data):
-            raise self.fail(("mix",), "a mix only names other scenarios; put timeline, submit and polls in those")
-        if not mix and not timeline and any(answer.makes_task for answer in submit):
-            raise self.fail((), "missing required field 'timeline' (or 'mix'): this scenario creates tasks")
+        sequence = tuple(data.get("sequence", ()))
+        for key in ("mix", "sequence"):
+            if key in data and ("timeline" in data or "submit" in data or "polls" in data):
+                raise self.fail((key,), f"a {key} only names other scenarios; put timeline, submit and polls in those")
+        if mix and sequence:
+            raise self.fail(("sequence",), "a scenario has a mix or a sequence, not both")
+        if not mix and not sequence and not timeline and any(answer.makes_task for answer in submit):
+            raise self.fail((), "missing required field 'timeline' (or 'mix' or 'sequence'): this scenario creates tasks")
         latency = {kind: Delay.parse(value) for kind, value in data.get("latency", {}).items()}
         for kind, delay in latency.items():
             if delay.problem:
@@ -373,6 +378,7 @@ class _Builder:
             submit=submit,
             polls=self.polls(),
             mix=mix,
+            sequence=sequence,
             latency=latency,
             disappears_after=data.get("disappears_after"),
             lines=self.document.lines,
@@ -407,14 +413,15 @@ def scenario_files(directory: Path) -> list[Path]:
 
 
 def check_mixes(scenarios: dict[str, Scenario]) -> None:
-    """Every scenario a mix names exists and has a lifecycle of its own."""
+    """Every scenario a mix or a sequence names exists and has a lifecycle of its own."""
     for scenario in scenarios.values():
-        for index, (name, _) in enumerate(scenario.mix):
+        members = [(("mix", i, "scenario"), f"mix[{i}].scenario", name) for i, (name, _) in enumerate(scenario.mix)]
+        members += [(("sequence", i), f"sequence[{i}]", name) for i, name in enumerate(scenario.sequence)]
+        for where, field_name, name in members:
             member = scenarios.get(name)
-            if member is None or member.mix:
-                problem = "is not a loaded scenario" if member is None else "is itself a mix; mixes cannot nest"
-                line = scenario.lines.get(("mix", index, "scenario"))
-                raise ScenarioError(scenario.source, line, f"mix[{index}].scenario", f"'{name}' {problem}")
+            if member is None or member.mix or member.sequence:
+                problem = "is not a loaded scenario" if member is None else "is itself a mix or a sequence; they cannot nest"
+                raise ScenarioError(scenario.source, scenario.lines.get(where), field_name, f"'{name}' {problem}")
 
 
 def load_directories(directories: list[Path]) -> dict[str, Scenario]:

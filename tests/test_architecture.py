@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom, as ARCHITECTURE.md draws them.
 LAYERS = [
     {"__init__", "__main__", "cli"},
-    {"serving", "testing", "pytest_plugin", "fuzzclient", "fuzzreport"},
+    {"serving", "testing", "pytest_plugin", "fuzzclient", "fuzzreport", "record", "record.model", "record.proxy", "record.har"},
     {"app"},
     {"api", "admin", "accesslog", "ui", "ui.dashboard"},
     {"runtime"},

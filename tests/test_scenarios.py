@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ import scenarios as shipped
 from mockserver import ScenarioError, Settings, create_app
 from mockserver.journal import key_id
 from mockserver.scenarios import Scenario, load_directories, load_file
+from mockserver.settings import SHIPPED_SCENARIOS
 
 VALID = """\
 name: sample
@@ -34,7 +36,14 @@ def write(tmp_path: Path, text: str, name: str = "broken.yaml") -> Path:
 
 def test_every_shipped_scenario_loads_with_a_description() -> None:
     loaded = load_directories([shipped.DIRECTORY])
-    assert {"default", "fast", "content-policy", "generation-timeout", "completed-before-results", "never-finishes"} <= set(loaded)
+    assert {
+        "default",
+        "fast",
+        "content-policy",
+        "generation-timeout",
+        "completed-before-results",
+        "never-finishes",
+    } <= set(loaded)
     for scenario in loaded.values():
         assert len(scenario.description) > 40, scenario.name
 
@@ -51,8 +60,18 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
         (VALID.replace("status: completed", "status: complete"), 5, "timeline[1].status", "is not one of"),
         (VALID.replace("description: A sample.\n", ""), 1, "(top level)", "missing required field 'description'"),
         (VALID + "colour: blue\n", 6, "colour", "unknown field 'colour'"),
-        (VALID.replace("{at: 5, status: completed}", "{at: -1, status: completed}"), 5, "timeline[1].at", "less than the minimum"),
-        (VALID.replace("{at: 5,", "{at: 0,").replace("{at: 0, status: pending}", "{at: 9, status: pending}"), 5, "timeline[1].at", "earlier than the step before"),
+        (
+            VALID.replace("{at: 5, status: completed}", "{at: -1, status: completed}"),
+            5,
+            "timeline[1].at",
+            "less than the minimum",
+        ),
+        (
+            VALID.replace("{at: 5,", "{at: 0,").replace("{at: 0, status: pending}", "{at: 9, status: pending}"),
+            5,
+            "timeline[1].at",
+            "earlier than the step before",
+        ),
         (
             "name: s\ndescription: d\ntimeline:\n  - {at: 0, status: processing, progress: 50}\n  - {at: 5, status: processing, progress: 40}\n",
             5,
@@ -71,7 +90,12 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
             "timeline[1].status",
             "terminal is final",
         ),
-        ("name: s\ndescription: d\ntimeline:\n  - {at: 0, status: failed}\n", 4, "timeline[0]", "missing required field 'error'"),
+        (
+            "name: s\ndescription: d\ntimeline:\n  - {at: 0, status: failed}\n",
+            4,
+            "timeline[0]",
+            "missing required field 'error'",
+        ),
         (
             "name: s\ndescription: d\ntimeline:\n  - {at: 0, status: pending, results: []}\n",
             4,
@@ -195,7 +219,74 @@ def test_a_scenario_cannot_make_the_fake_read_a_file(make_fake, tmp_path: Path) 
     fake = make_fake(scenario_dirs=(tmp_path,))
     task_id = fake.create(scenario="sneaky")
     fake.advance(2)
-    polled = fake.request("GET", f"/v1/tasks/{task_id}", headers={"Authorization": "Bearer sk-test-1"}, check_contract=False)
+    polled = fake.request(
+        "GET", f"/v1/tasks/{task_id}", headers={"Authorization": "Bearer sk-test-1"}, check_contract=False
+    )
     assert [r["url"] for r in polled.json()["results"]] == ["file:///etc/passwd", "../../etc/passwd"]
     assert "root:" not in polled.text
     assert fake.request("GET", f"/files/{task_id}.mp4").status_code == 404  # not the fake's own video: nothing served
+
+
+SEQUENCE_FILE = """\
+name: seq-a
+description: First.
+timeline:
+  - {at: 0, status: pending}
+  - {at: 10, status: completed}
+---
+name: seq-refused
+description: Refused.
+submit: {status: 429, error: {message: Slow down.}, headers: {Retry-After: 3}}
+---
+name: seq-b
+description: Third and after.
+timeline:
+  - {at: 0, status: pending}
+  - at: 5
+    status: failed
+    error: {code: generation_failed, message: No.}
+---
+name: in-turn
+description: The n-th submission of each key plays the n-th; after the last, the last again.
+sequence: [seq-a, seq-refused, seq-b]
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_sequence_plays_its_scenarios_in_turn_per_key(
+    tmp_path: Path, make_fake: Any, store: str, request: pytest.FixtureRequest
+) -> None:
+    (tmp_path / "seq.yaml").write_text(SEQUENCE_FILE)
+    extra = {"store": request.getfixturevalue("redis_url")} if store == "redis" else {}
+    fake = make_fake(scenario_dirs=(tmp_path,), default_scenario="in-turn", **extra)
+    first = fake.submit(key="sk-one")
+    assert first.status_code == 200
+    refused = fake.submit(key="sk-one")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "3"
+    third, fourth = fake.submit(key="sk-one").json()["id"], fake.submit(key="sk-one").json()["id"]
+    other_key = fake.submit(key="sk-two").json()["id"]  # another key starts from the first
+    views = {
+        task_id: fake.admin("GET", f"/tasks/{task_id}").json()
+        for task_id in (first.json()["id"], third, fourth, other_key)
+    }
+    assert [v["scenario"] for v in views.values()] == ["seq-a", "seq-b", "seq-b", "seq-a"]
+    assert all(v["mix"] == "in-turn" for v in views.values())
+    assert fake.admin("GET", "/scenarios/in-turn").json()["sequence"] == ["seq-a", "seq-refused", "seq-b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name: s\ndescription: d\nsequence: [nope]\n", "sequence[0]: 'nope' is not a loaded scenario"),
+        (
+            "name: s\ndescription: d\nsequence: [default]\ntimeline: [{at: 0, status: pending}]\n",
+            "a sequence only names other scenarios",
+        ),
+        ("name: s\ndescription: d\nsequence: []\n", "sequence"),
+    ],
+)
+def test_a_broken_sequence_names_its_file_and_field(tmp_path: Path, text: str, problem: str) -> None:
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ScenarioError) as raised:
+        load_directories([SHIPPED_SCENARIOS, tmp_path])
+    assert "bad.yaml" in str(raised.value) and problem in str(raised.value)

@@ -170,12 +170,17 @@ class MemoryStore:
     async def submit(self, submission: Submission) -> Submitted:
         scenario, selected_by = self._choose(submission)
         via = None
+        if len(self.submissions) >= MAX_COUNTERS:
+            self.submissions.clear()
         if scenario.mix:
             via = scenario.name
             names = [name for name, _ in scenario.mix]
             scenario = self.scenarios[self.random.choices(names, [weight for _, weight in scenario.mix])[0]]
-        if len(self.submissions) >= MAX_COUNTERS:
-            self.submissions.clear()
+        elif scenario.sequence:
+            via = scenario.name
+            played = (scenario.name, submission.key_id)
+            self.submissions[played] += 1
+            scenario = self.scenarios[scenario.sequence[min(self.submissions[played], len(scenario.sequence)) - 1]]
         counter = (scenario.name, submission.key_id)
         self.submissions[counter] += 1
         count = self.submissions[counter]

@@ -87,6 +87,8 @@ def registry_entry(scenario: Scenario) -> str:
     numbers, answered normally), when it disappears and when it ends."""
     if scenario.mix:
         entry: dict[str, Any] = {"mix": [[name, weight] for name, weight in scenario.mix]}
+    elif scenario.sequence:
+        entry = {"seq": list(scenario.sequence)}
     else:
         entry = {"plan": [[-1 if a.times is None else a.times, int(a.makes_task)] for a in scenario.submit]}
         if scenario.held_steps:

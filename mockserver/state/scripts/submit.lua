@@ -50,8 +50,20 @@ if not s then
   return redis.error_reply('NOSCENARIO ' .. name)
 end
 
+local counters = P .. 'submissions'
+if redis.call('HLEN', counters) >= 100000 then
+  redis.call('DEL', counters) -- any key is accepted: do not grow for ever
+end
+
 local via = ''
-if s.mix then
+if s.seq then
+  local played = redis.call('HINCRBY', counters, name .. '\t' .. ARGV[6], 1)
+  via, name = name, s.seq[math.min(played, #s.seq)]
+  s = scenario(name)
+  if not s then
+    return redis.error_reply('NOSCENARIO ' .. name)
+  end
+elseif s.mix then
   local total = 0
   for _, member in ipairs(s.mix) do
     total = total + member[2]
@@ -72,10 +84,6 @@ if s.mix then
   end
 end
 
-local counters = P .. 'submissions'
-if redis.call('HLEN', counters) >= 100000 then
-  redis.call('DEL', counters) -- any key is accepted: do not grow for ever
-end
 local count = redis.call('HINCRBY', counters, name .. '\t' .. ARGV[6], 1)
 local seen, answer = 0, #s.plan
 for i, step in ipairs(s.plan) do

@@ -1,0 +1,224 @@
+"""The recording proxy: `mockserver record --target URL --out DIR`.
+
+An ASGI application that sends every request on to the target unchanged (the application's key
+included: it passes through and is never written anywhere) and every answer back unchanged, and
+records the submissions and polls it sees into a `Recording`, written after every exchange.
+Anything else (a result video, other routes) is streamed through as it comes. The answers of the
+two provider routes are asked for without compression, so the recorder can read them.
+
+A target that cannot be reached gets the application a 502 in the provider's error shape (504
+when it did not answer in time), and the console says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from mockserver.record.model import Answer, Recording, kept_headers
+
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+     "transfer-encoding", "upgrade", "host", "content-length"}
+)  # fmt: skip
+BODY_LIMIT = 64 * 1024 * 1024
+API_ANSWER_LIMIT = 4 * 1024 * 1024
+
+
+def _error(status: int, message: str, code: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": {"message": message, "type": "upstream_error", "code": code}}).encode()
+    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+
+
+class RecordingProxy:
+    def __init__(self, target: str, recording: Recording, say: Callable[[str], None], timeout: float = 120.0) -> None:
+        self.target = target.rstrip("/")
+        self.recording = recording
+        self.say = say
+        self.client = httpx.AsyncClient(base_url=self.target, timeout=timeout, follow_redirects=False)
+        self.submit = recording.submit_op
+        self.query_regex = recording.query_op.path_regex
+        self.lock = asyncio.Lock()  # one write of the folder at a time
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.client.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > BODY_LIMIT:
+                await self._answer(
+                    send, *_error(413, "The recorder takes request bodies up to 64 MiB.", "request_too_large")
+                )
+                return
+            if not message.get("more_body"):
+                break
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.decode("latin-1").lower() not in HOP_BY_HOP
+        ]
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = path + (f"?{query}" if query else "")
+        is_submit = method == self.submit.method and path == self.submit.path
+        polled = self.query_regex.match(path) if method == self.recording.query_op.method else None
+        if is_submit or polled:
+            headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"] + [("accept-encoding", "identity")]
+            await self._api(
+                send,
+                method,
+                url,
+                headers,
+                bytes(body),
+                is_submit,
+                polled.groupdict().get("task_id") if polled else None,
+            )
+        else:
+            await self._stream(send, method, url, headers, bytes(body))
+
+    async def _answer(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _unreachable(self, exc: Exception, method: str, url: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if isinstance(exc, httpx.TimeoutException):
+            self.say(
+                f"[red]The target did not answer {method} {url} in time[/] ({type(exc).__name__}): the application got 504."
+            )
+            return _error(504, f"The recorder's target {self.target} did not answer in time.", "target_timeout")
+        reason = str(exc) or type(exc).__name__
+        self.say(
+            f"[red]Cannot reach the target {self.target}[/] for {method} {url}: {reason}. The application got 502."
+        )
+        return _error(502, f"The recorder cannot reach its target {self.target}: {reason}.", "target_unreachable")
+
+    async def _api(
+        self,
+        send: Send,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        is_submit: bool,
+        task_id: str | None,
+    ) -> None:
+        sent = time.monotonic()
+        try:
+            answer = await self.client.request(method, url, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            received = time.monotonic()
+            if is_submit or task_id:
+                await self._observe(is_submit, task_id, body, Answer(sent, received, 0, kind="none"))
+            await self._answer(send, *self._unreachable(exc, method, url))
+            return
+        received = time.monotonic()
+        content = answer.content[:API_ANSWER_LIMIT]
+        kind = "empty" if not content.strip() else "json"
+        parsed: Any = None
+        if kind == "json":
+            try:
+                parsed = json.loads(content)
+            except ValueError:
+                kind = "malformed"
+                what = answer.headers.get("content-type", "no content type")
+                self.say(
+                    f"[yellow]The target answered {method} {url} with something other than JSON[/] ({answer.status_code}, {what})."
+                )
+        observed = Answer(sent, received, answer.status_code, parsed, kind, kept_headers(answer.headers))
+        await self._observe(is_submit, task_id, body, observed)
+        out_headers = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP
+        ]
+        out_headers.append((b"content-length", str(len(answer.content)).encode()))
+        await self._answer(send, answer.status_code, out_headers, answer.content)
+
+    async def _observe(self, is_submit: bool, task_id: str | None, body: bytes, answer: Answer) -> None:
+        recording = self.recording
+        if is_submit:
+            try:
+                request = json.loads(body) if body else None
+            except ValueError:
+                request = None
+            recorded = recording.submission(request, answer)
+            outcome = f"task {recorded.task_id}" if recorded.task_id else f"no task ({answer.status or 'no answer'})"
+            self.say(f"submission {recorded.n}: {answer.status or 'no answer'} -> {outcome}")
+        else:
+            recorded = recording.poll(task_id or "", answer)
+            if recorded is None:
+                return
+            state = answer.body if isinstance(answer.body, dict) and answer.status == 200 else {}
+            shown = (
+                f"{state.get('status')} {state.get('progress', '')}".strip()
+                if state
+                else str(answer.status or "no answer")
+            )
+            self.say(
+                f"  poll {len(recorded.polls)} of submission {recorded.n} at {answer.at - recorded.submit.at:.1f} s: {shown}"
+            )
+        files = recording.files()  # made here, on the loop, where the recording changes
+        async with self.lock:
+            await asyncio.to_thread(recording.write, files)
+
+    async def _stream(self, send: Send, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        try:
+            request = self.client.build_request(method, url, headers=headers, content=body)
+            answer = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            await self._answer(send, *self._unreachable(exc, method, url))
+            return
+        try:
+            out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.multi_items()
+                           if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]  # fmt: skip
+            await send({"type": "http.response.start", "status": answer.status_code, "headers": out_headers})
+            async for chunk in answer.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except (httpx.HTTPError, OSError):
+            pass  # the target or the application went away mid-stream: the connection ends
+        finally:
+            await answer.aclose()
+
+
+def probe(target: str, timeout: float = 10.0) -> str | None:
+    """None when the target answers HTTP at all; else why it cannot be reached."""
+    try:
+        httpx.get(target.rstrip("/") + "/", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def serve(proxy: RecordingProxy, host: str, port: int) -> None:
+    """Serve until Ctrl-C or SIGTERM (uvicorn's graceful shutdown: exchanges in flight finish)."""
+    import signal
+
+    import uvicorn
+
+    # uvicorn raises the signal that stopped it again once it has shut down, to end the process
+    # with it; the recorder still has its last write and its check to do, so it takes the signal
+    # with a handler of its own for that moment.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(
+            uvicorn.Config(proxy, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        ).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,361 @@
+"""`mockserver record`: a recording proxy between the reference client and a second fake acting as
+the deployment, then a replay of the recording with the same client; HAR files that real
+Chromium records; broken input. Real processes throughout (`mockserver serve`, `mockserver
+record`, the reference client)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from contracts import Contract
+from mockserver.record.model import Answer, Recording
+from tests.conftest import BODIES, SUBMIT
+from tests.services import Replica, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = ROOT / "examples" / "reference_client.py"
+DEPLOYMENT_KEY_SUFFIX = "-live-key-7f3a9c"
+
+
+class Recorder:
+    """`mockserver record --target ...` as a process of its own."""
+
+    def __init__(self, target: str, out: Path, *more: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mockserver", "record", "--target", target, "--out", str(out), "--port", str(self.port), *more],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.process.poll() is None, self.process.communicate()[0]
+            try:
+                httpx.get(f"{self.url}/__admin/health", timeout=1)
+                return
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the recorder did not listen within 20 s"
+                time.sleep(0.05)
+
+    def stop(self) -> tuple[int, str]:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        output = self.process.communicate(timeout=30)[0]
+        return self.process.returncode, output
+
+
+def run_client(base: str, key: str, prompt: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ, "VEO_BASE_URL": base, "VEO_API_KEY": key, "VEO_POLL_INTERVAL": "0.25",
+        "VEO_BACKOFF": "0.2", "VEO_MAX_WAIT": "60",
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(CLIENT), prompt, "https://example.com/in.mp4"],
+        env=env, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+
+
+def seen(fake: str) -> dict[str, Any]:
+    """What a client saw, from the journal of the fake that answered it (oldest first): the task's
+    statuses in order (repeats collapsed; `completed-no-results` for the quirk), the final error
+    code, and each 429 with its Retry-After."""
+    entries = httpx.get(f"{fake}/__admin/requests", timeout=10).json()["requests"][::-1]
+    statuses: list[str] = []
+    error = None
+    retry_after = []
+    for entry in entries:
+        if entry["status"] == 429:
+            retry_after.append(entry["response_headers"].get("retry-after"))
+        if entry["method"] != "GET" or entry["status"] != 200:
+            continue
+        body = json.loads(entry["response"])
+        status = body["status"]
+        if status == "completed" and not body.get("results"):
+            status = "completed-no-results"
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if body.get("error"):
+            error = body["error"]["code"]
+    return {"statuses": statuses, "error": error, "429": retry_after}
+
+
+# Shipped scenarios the deployment plays, chosen by the key map (sk-qa-<name>), in this order.
+SESSION = ["default", "content-policy", "rate-limited-then-ok", "completed-before-results", "flaky-polls"]
+
+
+def test_a_recording_replays_what_the_deployment_did(tmp_path: Path) -> None:
+    out = tmp_path / "recording"
+    deployment = Replica(["--speed", "20", "--no-access-log"]).start()
+    recorded_runs = []
+    try:
+        recorder = Recorder(deployment.url, out)
+        try:
+            for name in SESSION:
+                httpx.delete(f"{deployment.url}/__admin/requests", timeout=10)
+                key = f"sk-qa-{name}" if name != "default" else f"sk-team{DEPLOYMENT_KEY_SUFFIX}"
+                result = run_client(recorder.url, key, f"A shot for {name}")
+                recorded_runs.append((result.returncode, seen(deployment.url)))
+        finally:
+            code, output = recorder.stop()
+    finally:
+        deployment.stop()
+    assert code == 0, output
+    assert "Recorded 7 submission(s), 5 task(s)" in output, output
+    assert [run[0] for run in recorded_runs] == [0, 1, 0, 0, 0]  # the client's exit codes, as documented
+    files = sorted(p.name for p in out.glob("*.yaml"))
+    assert files == [
+        "rec-001-completed.yaml", "rec-002-failed-content-policy-violation.yaml", "rec-003-refused-429.yaml",
+        "rec-004-refused-429.yaml", "rec-005-completed.yaml", "rec-006-completed.yaml", "rec-007-completed.yaml",
+        "recorded.yaml",
+    ]  # fmt: skip
+    text = "".join(p.read_text() for p in out.iterdir())
+    assert "sk-qa-" not in text and DEPLOYMENT_KEY_SUFFIX not in text and "Bearer" not in text
+    assert "A shot for default" in text  # prompts are kept by default
+    validate = subprocess.run(
+        [sys.executable, "-m", "mockserver", "scenarios", "validate", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    quirk = yaml.safe_load((out / "rec-006-completed.yaml").read_text().split("\n", 1)[1])
+    held = [step for step in quirk["timeline"] if step.get("results", "x") is None]
+    assert len(held) == 1 and held[0]["polls"] == 1  # exactly as many polls saw it as did
+
+    replay = Replica(["--scenarios", str(out), "--scenario", "recorded", "--no-access-log"]).start()
+    try:
+        for name, (code_then, saw_then) in zip(SESSION, recorded_runs, strict=True):
+            httpx.delete(f"{replay.url}/__admin/requests", timeout=10)
+            result = run_client(replay.url, "sk-replay-key", f"A shot for {name}")
+            saw_now = seen(replay.url)
+            assert result.returncode == code_then, (name, result.stdout, result.stderr)
+            assert saw_now == saw_then, name
+    finally:
+        replay.stop()
+
+
+def test_the_recorder_says_when_the_target_breaks_the_contract(tmp_path: Path) -> None:
+    out = tmp_path / "drift"
+    deployment = Replica(["--speed", "20", "--no-access-log"]).start()
+    try:
+        recorder = Recorder(deployment.url, out)
+        try:
+            run_client(recorder.url, "sk-qa-cancelled-status", "A shot")
+        finally:
+            code, output = recorder.stop()
+    finally:
+        deployment.stop()
+    assert code == 0, output
+    assert "warning: off contract" in output and "cancelled" in output
+    (scenario_file,) = [p for p in out.glob("rec-*.yaml")]
+    data = yaml.safe_load(scenario_file.read_text())
+    assert "cancelled" in data["off_contract"] and data["timeline"][-1]["status"] == "cancelled"
+
+
+def test_an_unreachable_target_is_refused_at_start_and_a_502_later(tmp_path: Path) -> None:
+    port = free_port()
+    refused = subprocess.run(
+        [sys.executable, "-m", "mockserver", "record", "--target", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "a")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and f"cannot reach --target http://127.0.0.1:{port}" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "a").exists()
+
+    deployment = Replica(["--clock", "manual", "--no-access-log"]).start()
+    recorder = Recorder(deployment.url, tmp_path / "b")
+    deployment.stop()
+    answer = httpx.post(
+        recorder.url + SUBMIT, json=BODIES["seed"], headers={"Authorization": "Bearer sk-x"}, timeout=30
+    )
+    code, output = recorder.stop()
+    assert answer.status_code == 502
+    assert (
+        answer.json()["error"]["code"] == "target_unreachable"
+        and "cannot reach its target" in answer.json()["error"]["message"]
+    )
+    assert "Cannot reach the target" in output and "Traceback" not in output
+
+
+def test_a_target_that_is_not_the_api_is_refused_and_nothing_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "html"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port := free_port()), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        recorder = Recorder(f"http://127.0.0.1:{port}", out)
+        answer = httpx.post(
+            recorder.url + SUBMIT, json=BODIES["seed"], headers={"Authorization": "Bearer sk-x"}, timeout=30
+        )
+        assert answer.status_code == 501  # passed through unchanged: Python's http.server has no POST
+        code, output = recorder.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    assert code != 0 and "never answered a submission with JSON" in output
+    assert not any(out.glob("*.yaml"))
+
+
+def test_each_change_is_placed_between_the_polls_that_saw_it() -> None:
+    recording = Recording(Path("/nonexistent"), Contract.load("seed"), "a test")
+    task = {"id": "task-1", "object": "video.generation.task", "model": "veo-3.1-extend", "created": 1, "type": "video"}
+    recording.submission({"prompt": "p"}, Answer(0.0, 0.2, 200, {**task, "status": "pending", "progress": 0}))
+    for sent, status, progress in [
+        (1.0, "pending", 0),
+        (3.0, "processing", 20),
+        (5.0, "processing", 60),
+        (7.0, "completed", 100),
+    ]:
+        body = {
+            **task,
+            "status": status,
+            "progress": progress,
+            "results": [{"url": "https://x/v.mp4?Signature=abc"}] if status == "completed" else None,
+        }
+        recording.poll("task-1", Answer(sent, sent + 0.2, 200, body))
+    (data,) = [d for name, d in recording.scenarios().items() if name != "recorded"]
+    # Answers at 0.1 (submit), 1.1, 3.1, 5.1, 7.1: changes at the middle of 1.1-3.1, 3.1-5.1, 5.1-7.1.
+    assert [(s["at"], s["status"], s.get("progress")) for s in data["timeline"]] == [
+        (0.0, "pending", None), (2.0, "processing", 20), (4.0, "processing", 60), (6.0, "completed", 100),
+    ]  # fmt: skip
+    assert all(s.get("ramp") is False for s in data["timeline"][:-1])  # progress as observed
+    assert "results" not in data["timeline"][-1]  # the fake's own video
+    kept = Recording(Path("/nonexistent"), Contract.load("seed"), "a test", keep_result_urls=True)
+    kept.submissions, kept.by_task = recording.submissions, recording.by_task
+    (data,) = [d for name, d in kept.scenarios().items() if name != "recorded"]
+    assert data["timeline"][-1]["results"] == [{"url": "https://x/v.mp4?Signature=%5Bredacted%5D"}]
+
+
+# HAR files.
+
+
+def record_har(tmp_path: Path, browser_har: Path) -> None:
+    """Real Chromium, driven by Playwright, records a HAR while a page talks to a fake."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    fake = Replica(["--clock", "manual", "--no-access-log"]).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+            )
+            context = browser.new_context(record_har_path=str(browser_har))
+            page = context.new_page()
+            page.goto(f"{fake.url}/__admin/health")
+            task_id = page.evaluate(
+                """async (body) => {
+                    const r = await fetch('/v1/videos/generations', {method: 'POST', body: JSON.stringify(body),
+                        headers: {'Authorization': 'Bearer sk-har-secret-key', 'Content-Type': 'application/json'}});
+                    return (await r.json()).id;
+                }""",
+                BODIES["seed"],
+            )
+            poll = "async (id) => (await fetch('/v1/tasks/' + id, {headers: {'Authorization': 'Bearer sk-har-secret-key'}})).status"
+            for seconds in (0, 30, 60, 60):
+                httpx.post(f"{fake.url}/__admin/clock/advance", json={"seconds": seconds}, timeout=10)
+                assert page.evaluate(poll, task_id) == 200
+                page.wait_for_timeout(100)  # the page's own rhythm: the HAR keeps the gaps
+            context.close()
+            browser.close()
+    finally:
+        fake.stop()
+
+
+def test_a_har_that_chromium_recorded_becomes_a_replayable_scenario(tmp_path: Path) -> None:
+    har = tmp_path / "session.har"
+    record_har(tmp_path, har)
+    assert "sk-har-secret-key" in har.read_text()  # the HAR has it; the scenarios must not
+    out = tmp_path / "from-har"
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "record", "--from-har", str(har), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Recorded 1 submission(s), 1 task(s)" in result.stderr
+    assert re.search(r"skipped \d+ entr(y|ies): other traffic", result.stderr)  # the page itself
+    assert "sk-har-secret-key" not in "".join(p.read_text() for p in out.iterdir())
+    data = yaml.safe_load((out / "rec-001-completed.yaml").read_text())
+    assert [s["status"] for s in data["timeline"]] == ["pending", "processing", "completed"]
+    replay = Replica(
+        ["--scenarios", str(out), "--scenario", "recorded", "--clock", "manual", "--no-access-log"]
+    ).start()
+    try:
+        headers = {"Authorization": "Bearer sk-replay"}
+        task_id = httpx.post(replay.url + SUBMIT, json=BODIES["seed"], headers=headers, timeout=10).json()["id"]
+        view = httpx.get(f"{replay.url}/__admin/tasks/{task_id}", timeout=10).json()
+        assert view["scenario"] == "rec-001-completed" and view["mix"] == "recorded"
+        httpx.post(f"{replay.url}/__admin/clock/advance", json={"seconds": 60}, timeout=10)
+        assert (
+            httpx.get(f"{replay.url}/v1/tasks/{task_id}", headers=headers, timeout=10).json()["status"] == "completed"
+        )
+    finally:
+        replay.stop()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("this is not json", "it is not JSON"),
+        ('{"log": {"entries": [{"startedDateTime": "2026-12-02T10:00:00Z", ', "the file is cut short"),
+        ('{"something": "else"}', "it is JSON but not HAR: there is no log.entries list"),
+        ('{"log": {"version": "1.2", "entries": []}}', "it holds no submission"),
+        ('{"log": {"entries": [{"request": {}}]}}', "log.entries[0] has no request or response"),
+    ],
+)
+def test_a_broken_har_is_refused_with_why_and_nothing_is_written(tmp_path: Path, content: str, message: str) -> None:
+    har = tmp_path / "broken.har"
+    har.write_text(content)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "record", "--from-har", str(har), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr and str(har) in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_recorder_killed_mid_session_leaves_a_folder_that_replays_what_it_saw(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    deployment = Replica(["--clock", "manual", "--no-access-log"]).start()
+    try:
+        recorder = Recorder(deployment.url, out)
+        headers = {"Authorization": "Bearer sk-killed-session-key"}
+        task_id = httpx.post(recorder.url + SUBMIT, json=BODIES["seed"], headers=headers, timeout=10).json()["id"]
+        for seconds in (0, 30):
+            httpx.post(f"{deployment.url}/__admin/clock/advance", json={"seconds": seconds}, timeout=10)
+            assert httpx.get(f"{recorder.url}/v1/tasks/{task_id}", headers=headers, timeout=10).status_code == 200
+        os.killpg(recorder.process.pid, signal.SIGKILL)  # a crash: no last write, no check
+        recorder.process.communicate(timeout=10)
+    finally:
+        deployment.stop()
+    assert sorted(p.name for p in out.iterdir()) == ["rec-001-unfinished.yaml", "recorded.yaml"]  # no temporary left
+    validate = subprocess.run(
+        [sys.executable, "-m", "mockserver", "scenarios", "validate", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode == 0, validate.stdout
+    data = yaml.safe_load((out / "rec-001-unfinished.yaml").read_text())
+    assert [s["status"] for s in data["timeline"]] == ["pending", "processing"]  # both polls are in
+    assert "sk-killed-session-key" not in (out / "rec-001-unfinished.yaml").read_text()
