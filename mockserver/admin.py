@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import json
 import math
+import time
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -111,12 +112,23 @@ UI = "/__admin/ui"
 UI_SIGN_IN = "/__admin/ui/sign-in"
 UI_STATIC = "/__admin/ui/static/"
 SESSION_COOKIE = "mockserver_session"
+SESSION_SECONDS = 12 * 3600  # a dashboard session lasts this long; then sign in again
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
-def session_value(token: bytes) -> str:
-    """The dashboard's session cookie for an admin token: a keyed digest, so that the cookie never
-    holds the token, every replica with the same token accepts it, and a new token ends it."""
-    return hmac.new(token, b"mockserver dashboard session v1", hashlib.sha256).hexdigest()
+def session_value(token: bytes, issued: int) -> str:
+    """The dashboard's session cookie for an admin token: when it was issued and a keyed digest of
+    that, so the cookie never holds the token, every replica with the same token accepts it, it
+    ends after SESSION_SECONDS, and a new token ends it at once."""
+    digest = hmac.new(token, f"mockserver dashboard session v2 {issued}".encode(), hashlib.sha256).hexdigest()
+    return f"{issued}.{digest}"
+
+
+def _host_name(host: bytes | None) -> str:
+    text = (host or b"").decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text.partition("]")[0] + "]"
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
 
 
 def cross_site(headers: dict[bytes, bytes]) -> bool:
@@ -150,8 +162,8 @@ class AdminGuard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.token = settings.admin_token.encode("utf-8") if settings.admin_token else None
-        self.session = session_value(self.token) if self.token else None
         self.closed = self.token is None and not settings.loopback
+        self.open = self.token is None and settings.loopback  # on loopback, without a token
         self.host = settings.host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,6 +178,16 @@ class AdminGuard:
                 )
                 await refusal.response()(scope, receive, send)
                 return
+            if self.open and (b"origin" in headers or b"sec-fetch-site" in headers):
+                if _host_name(headers.get(b"host")) not in LOOPBACK_HOSTS:  # DNS rebinding: a page of another
+                    refusal = ApiError(  # site whose name now points at 127.0.0.1
+                        403,
+                        "Refused: a browser reached this fake's admin API under another host name than a loopback "
+                        "address; open it as http://127.0.0.1:<port>/__admin/ui (or localhost).",
+                        code="host_not_loopback",
+                    )
+                    await refusal.response()(scope, receive, send)
+                    return
             if self.token or self.closed:
                 path = scope["path"]
                 refusal = self._refusal(headers.get(b"authorization"))
@@ -186,10 +208,13 @@ class AdminGuard:
         await self.app(scope, receive, send)
 
     def _signed_in(self, cookie: bytes | None) -> bool:
-        if self.session is None or not cookie:
+        if self.token is None or not cookie:
             return False
         value = cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE, "")
-        return hmac.compare_digest(value.encode("latin-1", "replace"), self.session.encode())
+        issued, _, _ = value.partition(".")
+        if not issued.isdigit() or len(issued) > 12 or not -300 < time.time() - int(issued) < SESSION_SECONDS:
+            return False
+        return hmac.compare_digest(value.encode("latin-1", "replace"), session_value(self.token, int(issued)).encode())
 
     def _refusal(self, header: bytes | None) -> ApiError | None:
         if self.token is None:

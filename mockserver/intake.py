@@ -64,8 +64,9 @@ def _check_bearer(header: str | None, accepted: re.Pattern[str] | None) -> str:
 
 
 def whole_number(text: str) -> int | None:
-    """The value of a string of ASCII digits, else None (str.isdigit also accepts '²')."""
-    return int(text) if _DIGITS.fullmatch(text) else None
+    """The value of a string of up to 18 ASCII digits, else None (str.isdigit also accepts '²';
+    int() refuses more than 4,300 digits with a ValueError)."""
+    return int(text) if len(text) <= 18 and _DIGITS.fullmatch(text) else None
 
 
 def _reject_constant(name: str) -> Any:

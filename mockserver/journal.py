@@ -228,10 +228,11 @@ class Journal:
         self._entries.append((next(self._ids), *fields))  # a plain tuple: the cheapest record to make
         self.recorded += 1
 
-    def entries(self) -> list[Entry]:
-        """Most recent first."""
+    def entries(self, limit: int | None = None) -> list[Entry]:
+        """Most recent first (the newest `limit` only, if given)."""
         snapshot = list(self._entries)  # one step: another thread may be appending meanwhile
-        return [Entry._make(fields) for fields in reversed(snapshot)]
+        newest = reversed(snapshot) if limit is None else reversed(snapshot[-limit:] if limit else [])
+        return [Entry._make(fields) for fields in newest]
 
     def select(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,11 +138,12 @@ def test_a_submitted_task_appears_live_and_moves_on_its_timeline(watched: Watche
     expect(page.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()
     timeline = page.get_by_role("img", name=f"Timeline of {task_id} against scenario time")
     expect(timeline).to_be_visible()
+    expect(timeline.locator("desc")).to_contain_text("1 client polls marked")
     expect(timeline.locator("line.poll")).to_have_count(1)
     expect(timeline.locator("g.step")).to_have_count(len(SHIPPED["default"].timeline))
     mark_page(page)
     poll(server.url, task_id)
-    expect(timeline.locator("line.poll")).to_have_count(2, timeout=LIVE)
+    expect(timeline.locator("desc")).to_contain_text("2 client polls marked", timeout=LIVE)  # same instant: one mark
     expect(page.locator(".journal .entry")).to_have_count(3, timeout=LIVE)  # the submit and two polls
     admin(server.url, "POST", "/clock/advance", json={"seconds": 600})
     expect(page.locator(".facts")).to_contain_text("completed", timeout=LIVE)
@@ -438,3 +440,99 @@ def test_without_the_ui_extra_the_dashboard_says_how_to_get_it() -> None:
     assert out.returncode == 0, out.stderr
     assert "404 dashboard_not_installed" in out.stdout and "pip install 'veo-mockserver[ui]'" in out.stdout
     assert out.stdout.splitlines()[-1] == "200"
+
+
+def read_events(url: str, seconds: float, headers: dict[str, str] | None = None) -> list[str]:
+    """The lines of a live feed, as a browser splits them (CR, LF or CRLF), for `seconds`."""
+    raw = b""
+    deadline = time.monotonic() + seconds
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=seconds)) as answer:
+        assert answer.status_code == 200
+        try:
+            for chunk in answer.iter_raw():
+                raw += chunk
+                if time.monotonic() > deadline:
+                    break
+        except httpx.ReadTimeout:
+            pass  # nothing more came within `seconds`: the feed had nothing new to say
+    return re.split(r"\r\n|\r|\n", raw.decode())
+
+
+def test_a_client_cannot_add_fields_to_the_live_feed(server: Replica) -> None:
+    admin(server.url, "POST", "/reset")
+    httpx.get(f"{server.url}/nowhere%0Dretry:%20600000%0D", timeout=10)  # a 404, in the journal all the same
+    body = b"x\rretry: 86400000\revent: clock\rdata: spoofed\r"  # a broken submit: its body is in the journal
+    sent = httpx.post(
+        server.url + SUBMIT, content=body, headers={**HEADERS, "Content-Type": "application/json"}, timeout=10
+    )
+    assert sent.status_code == 400
+    lines = read_events(f"{server.url}/__admin/ui/events?view=journal", 1.5)
+    assert "retry: 86400000" not in lines and "retry: 600000" not in lines and "data: spoofed" not in lines
+    assert {line for line in lines if line.startswith("event:")} <= {
+        "event: clock",
+        "event: journal",
+        "event: journal-all",
+    }
+    assert any("spoofed" in line for line in lines)  # the entry is there, as text
+
+
+def test_a_reconnecting_journal_gets_only_what_it_missed(server: Replica) -> None:
+    admin(server.url, "POST", "/reset")
+    for _ in range(3):
+        submit(server.url)
+    top = admin(server.url, "GET", "/requests?limit=1").json()["requests"][0]["id"]
+    # The browser's EventSource sends the last event id it got when it reconnects.
+    lines = read_events(f"{server.url}/__admin/ui/events?view=journal&since=0", 1.2, {"Last-Event-ID": str(top)})
+    assert "event: journal" not in lines and "event: journal-all" not in lines
+    with httpx.stream("GET", f"{server.url}/__admin/ui/events?view=journal&since={top}", timeout=10) as answer:
+        submit(server.url)
+        raw = b""
+        for chunk in answer.iter_raw():
+            raw += chunk
+            if b"event: journal\n" in raw and raw.endswith(b"\n\n"):
+                break
+    event = raw.decode().split("event: journal\n", 1)[1]
+    assert event.startswith(f"id: {top + 1}\n") and event.count('class="entry"') == 1
+
+
+def test_messages_in_a_link_from_elsewhere_are_not_shown(server: Replica) -> None:
+    for path in ("/sign-in", "/", "/journal"):
+        page = httpx.get(
+            f"{server.url}/__admin/ui{path}?problem=Your+token+expired:+see+evil.example&notice=hi", timeout=10
+        )
+        assert "evil.example" not in page.text and ">hi<" not in page.text
+
+
+def test_odd_requests_to_the_feed_get_a_clean_answer(server: Replica) -> None:
+    head = httpx.head(f"{server.url}/__admin/ui/events?view=tasks", timeout=5)
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+    lines = read_events(f"{server.url}/__admin/ui/events?view=journal&since={'9' * 5000}", 0.8)
+    assert "event: clock" in lines
+    assert admin(server.url, "GET", f"/requests?limit={'9' * 5000}").status_code == 422
+
+
+def test_a_browser_under_another_host_name_is_refused_on_loopback(server: Replica) -> None:
+    # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1.
+    rebound = {"Host": "evil.example:80", "Origin": "http://evil.example:80", "Sec-Fetch-Site": "same-origin"}
+    for method, path in (("GET", "/ui"), ("GET", "/requests"), ("POST", "/reset")):
+        refused = admin(server.url, method, path, headers=rebound)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "host_not_loopback"
+    assert admin(server.url, "GET", "/requests", headers={"Host": "evil.example"}).status_code == 200  # not a browser
+
+
+def test_a_session_ends_after_its_time() -> None:
+    from mockserver.admin import SESSION_SECONDS, session_value
+
+    token = "session-age-token"
+    server = Replica(["--host", "0.0.0.0", "--clock", "manual", "--admin-token", token, "--no-access-log"]).start()
+    try:
+        fresh = session_value(token.encode(), int(time.time()))
+        stale = session_value(token.encode(), int(time.time()) - SESSION_SECONDS - 60)
+        other = session_value(b"another-token", int(time.time()))
+        ok = httpx.get(f"{server.url}/__admin/ui", cookies={"mockserver_session": fresh}, timeout=10)
+        assert ok.status_code == 200 and "Tasks" in ok.text
+        for value in (stale, other, fresh.replace(".", ".0"), "1." + fresh.split(".")[1]):
+            refused = httpx.get(f"{server.url}/__admin/ui", cookies={"mockserver_session": value}, timeout=10)
+            assert refused.status_code == 303
+    finally:
+        server.stop()

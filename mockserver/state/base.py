@@ -113,8 +113,8 @@ class Store(Protocol):
         """Wait until every entry recorded so far can be read by every replica."""
         ...
 
-    async def journal_entries(self) -> list[Entry]:
-        """The journal, most recent first."""
+    async def journal_entries(self, limit: int | None = None) -> list[Entry]:
+        """The journal, most recent first (the newest `limit` entries only, if given)."""
         ...
 
     async def clear_journal(self) -> None: ...

@@ -268,8 +268,8 @@ class MemoryStore:
     async def flush(self) -> None:
         pass
 
-    async def journal_entries(self) -> list[Entry]:
-        return self.journal.entries()
+    async def journal_entries(self, limit: int | None = None) -> list[Entry]:
+        return self.journal.entries(limit)
 
     async def clear_journal(self) -> None:
         self.journal.clear()

@@ -673,9 +673,10 @@ class RedisStore:
         if pending:
             await asyncio.wait(pending, timeout=self._link.timeout * 2)
 
-    async def journal_entries(self) -> list[Entry]:
+    async def journal_entries(self, limit: int | None = None) -> list[Entry]:
         await self.flush()
-        items = await self._call("XREVRANGE", self._key("journal"), "+", "-", "COUNT", self.settings.journal_size)
+        count = self.settings.journal_size if limit is None else min(limit, self.settings.journal_size)
+        items = await self._call("XREVRANGE", self._key("journal"), "+", "-", "COUNT", count)
         entries = []
         for _, flat in items:
             fields = dict(zip(flat[::2], flat[1::2]))

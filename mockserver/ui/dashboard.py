@@ -21,14 +21,16 @@ requests, so another site cannot drive the fake through a tester's browser.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import jinja2
 import yaml
@@ -39,12 +41,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from mockserver import lifecycle
-from mockserver.admin import SESSION_COOKIE, UI, VERSION, session_value
+from mockserver.admin import SESSION_COOKIE, SESSION_SECONDS, UI, VERSION, session_value
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
 from mockserver.intake import read_body, whole_number
-from mockserver.journal import Entry
+from mockserver.journal import Entry, select
 from mockserver.protocol import CONNECTION
 from mockserver.runtime import Runtime
 from mockserver.scenarios import Scenario
@@ -52,8 +54,11 @@ from mockserver.state import Found, StoreUnavailable
 from mockserver.state.task import Task
 
 HERE = Path(__file__).parent
+LOG = logging.getLogger("mockserver.ui")
 TICK = 0.5  # seconds between two looks at the store, per open view
 SCAN = 2000  # the newest tasks a view looks at (filters apply within them)
+SCAN_SHARED = 500  # with a shared store: fewer, since each look is one script that Redis runs alone
+MARKS = 400  # poll marks drawn on a timeline, at most (one per pixel column anyway)
 SHOWN = 200  # rows in the task table
 JOURNAL_SHOWN = 200
 STREAM_LIFETIME = 300.0  # seconds; then the browser's EventSource reconnects (a bounded stream)
@@ -132,9 +137,15 @@ class EventStream:
             await stream.aclose()  # type: ignore[attr-defined]
 
 
-def _event(name: str, html: str) -> bytes:
-    data = "".join(f"data: {line}\n" for line in html.split("\n"))
-    return f"event: {name}\n{data}\n".encode()
+_LINES = re.compile(r"\r\n|\r|\n")  # every line end a browser's EventSource knows
+
+
+def _event(name: str, html: str, event_id: int | None = None) -> bytes:
+    """One server-sent event. Text from clients (journal paths and bodies) may hold a bare CR,
+    which ends a line for the browser too: split on every kind, so no client can add a field."""
+    data = "".join(f"data: {line}\n" for line in _LINES.split(html))
+    ident = f"id: {event_id}\n" if event_id is not None else ""
+    return f"event: {name}\n{ident}{data}\n".encode()
 
 
 class Dashboard:
@@ -152,6 +163,7 @@ class Dashboard:
         self.templates = {name: self.env.get_template(name) for name in self.env.list_templates()}
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self._pending: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self._entries: dict[str, tuple[tuple[int, int], list[Entry]]] = {}  # task id -> (polls, version), entries
         self.fail_codes = self._fail_codes()
 
     def routes(self) -> list[BaseRoute]:
@@ -183,7 +195,11 @@ class Dashboard:
                     codes.setdefault(str(step.error["code"]), str(step.error.get("message") or ""))
         schemas = self.rt.contract.document.get("components", {}).get("schemas", {})
         code = schemas.get("TaskError", {}).get("properties", {}).get("code", {})
-        named = [*code.get("enum", ()), *code.get("examples", ()), *re.findall(r"`([a-z_]+)`", code.get("description", ""))]
+        named = [
+            *code.get("enum", ()),
+            *code.get("examples", ()),
+            *re.findall(r"`([a-z_]+)`", code.get("description", "")),
+        ]
         for name in named:
             codes.setdefault(str(name), "")
         return list(codes.items())
@@ -200,10 +216,8 @@ class Dashboard:
             ui=UI,
             version=VERSION,
             csrf=csrf,
-            path=request.url.path,
-            query=request.url.query,
-            notice=request.query_params.get("notice", "")[:300],
-            problem=request.query_params.get("problem", "")[:300],
+            here=_without_messages(request.url.path + ("?" + request.url.query if request.url.query else "")),
+            **self._messages(request, csrf),
             signed_in=SESSION_COOKIE in request.cookies,
             store=self.rt.state.kind,
             **context,
@@ -211,9 +225,22 @@ class Dashboard:
         response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
         if new:
             response.set_cookie(
-                CSRF_COOKIE, csrf, path=UI, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+                CSRF_COOKIE, csrf, path=UI, httponly=True, samesite="strict", secure=self._secure(request)
             )
         return response
+
+    @staticmethod
+    def _sign(csrf: str, notice: str, problem: str) -> str:
+        return hmac.new(csrf.encode(), f"{notice}\n{problem}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    def _messages(self, request: Request, csrf: str) -> dict[str, str]:
+        """The notice or problem an action left for the page it redirected to: shown only when the
+        action signed it for this browser (a link from elsewhere cannot put words in the page)."""
+        params = request.query_params
+        notice, problem = params.get("notice", "")[:300], params.get("problem", "")[:300]
+        if (notice or problem) and hmac.compare_digest(params.get("sig", ""), self._sign(csrf, notice, problem)):
+            return {"notice": notice, "problem": problem}
+        return {"notice": "", "problem": ""}
 
     def _fragment(self, template: str, **context: Any) -> str:
         return self.templates[template].render(ui=UI, **context)
@@ -232,16 +259,20 @@ class Dashboard:
         self._pending[key] = future
         try:
             value = await make()
+        except asyncio.CancelledError:
+            future.cancel()  # the others ask again on their next tick
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when no one else waited
             raise
         else:
             future.set_result(value)
-            self._cache[key] = (time.monotonic(), value)
-            if len(self._cache) > 256:  # filters typed by hand: keep the cache small
-                oldest = min(self._cache, key=lambda k: self._cache[k][0])
-                del self._cache[oldest]
+            made = time.monotonic()
+            self._cache[key] = (made, value)
+            if len(self._cache) > 64:  # views nobody looks at any more: forget them
+                for old in [k for k, (at, _) in self._cache.items() if made - at > 10 * TICK]:
+                    del self._cache[old]
             return value
         finally:
             del self._pending[key]
@@ -263,8 +294,11 @@ class Dashboard:
             "forced": task.forced is not None,
         }
 
+    async def _newest(self) -> tuple[list[Task], int, float]:
+        return await self.rt.state.newest_tasks(SCAN if self.rt.state.kind == "memory" else SCAN_SHARED)
+
     async def _tasks(self, status: str, scenario: str) -> dict[str, Any]:
-        tasks, total, now = await self.rt.state.newest_tasks(SCAN)
+        tasks, total, now = await self._shared(("newest",), self._newest)
         rows = []
         for task in tasks:
             if scenario and task.scenario.name != scenario:
@@ -298,8 +332,14 @@ class Dashboard:
             found = await self.rt.task(task_id)
         except ApiError:
             return None
-        entries = await self.rt.requests(task_id=task_id)
-        return self._detail(found, entries, base_url)
+        seen = (found.task.polls, found.task.version)
+        known = self._entries.get(task_id)
+        if known is None or known[0] != seen:  # the whole journal is read only when the task moved
+            entries = await self.rt.requests(task_id=task_id)
+            if len(self._entries) >= 64:
+                self._entries.clear()
+            self._entries[task_id] = known = (seen, entries)
+        return self._detail(found, known[1], base_url)
 
     def _detail(self, found: Found, entries: list[Entry], base_url: str) -> dict[str, Any]:
         task, now = found.task, found.now
@@ -332,7 +372,8 @@ class Dashboard:
             ],
             "stands": {"t": stands, "x": x(stands)},
             "now": {"t": since, "x": x(since)},
-            "polls": [{"t": t, "x": x(t)} for t in polls],
+            "polls": _marks([(t, x(t)) for t in polls]),
+            "poll_count": len(polls),
             "ticks": [{"t": t, "x": x(t)} for t in ticks],
             "end": end,
         }
@@ -456,10 +497,13 @@ class Dashboard:
             )
         return form
 
-    def _back(self, target: str, notice: str = "", problem: str = "") -> RedirectResponse:
+    def _back(self, request: Request, target: str, notice: str = "", problem: str = "") -> RedirectResponse:
         if not target.startswith(UI) or target.startswith("//"):
             target = UI
-        extra = urlencode({k: v for k, v in (("notice", notice), ("problem", problem)) if v})
+        notice, problem = notice[:300], problem[:300]
+        target = _without_messages(target)  # the page's own filters stay; an earlier message goes
+        signed = self._sign(request.cookies.get(CSRF_COOKIE, ""), notice, problem) if notice or problem else ""
+        extra = urlencode({k: v for k, v in (("notice", notice), ("problem", problem), ("sig", signed)) if v})
         if extra:
             target += ("&" if "?" in target else "?") + extra
         return RedirectResponse(target, status_code=303)
@@ -484,10 +528,10 @@ class Dashboard:
                 await self.rt.resume_task(task_id)
                 done = "Resumed: the task runs on from where it stood."
             else:
-                return self._back(back, problem=f"Unknown action {action[:40]!r}.")
+                return self._back(request, back, problem=f"Unknown action {action[:40]!r}.")
         except ApiError as error:
-            return self._back(back, problem=error.message)
-        return self._back(back, notice=done)
+            return self._back(request, back, problem=error.message)
+        return self._back(request, back, notice=done)
 
     async def clock_action(self, request: Request) -> Response:
         form = await self._form(request)
@@ -498,19 +542,21 @@ class Dashboard:
                 try:
                     seconds = float(raw)
                 except ValueError:
-                    return self._back(back, problem=f"Seconds must be a number, got {raw[:20]!r}.")
+                    return self._back(request, back, problem=f"Seconds must be a number, got {raw[:20]!r}.")
                 reading = await self.rt.advance(seconds)
-                return self._back(back, notice=f"Clock advanced by {seconds:g} s (scenario time {reading.now:.1f}).")
+                return self._back(
+                    request, back, notice=f"Clock advanced by {seconds:g} s (scenario time {reading.now:.1f})."
+                )
             mode = form.get("mode") or None
             speed_raw = form.get("speed", "").strip()
             try:
                 speed = float(speed_raw) if speed_raw else None
             except ValueError:
-                return self._back(back, problem=f"Speed must be a number, got {speed_raw[:20]!r}.")
+                return self._back(request, back, problem=f"Speed must be a number, got {speed_raw[:20]!r}.")
             reading = await self.rt.configure_clock(mode=mode, speed=speed)  # type: ignore[arg-type]
-            return self._back(back, notice=f"Clock: {reading.mode}, speed {reading.speed:g}.")
+            return self._back(request, back, notice=f"Clock: {reading.mode}, speed {reading.speed:g}.")
         except ClockError as exc:
-            return self._back(back, problem=str(exc))
+            return self._back(request, back, problem=str(exc))
 
     async def scenario_action(self, request: Request) -> Response:
         action = request.path_params["action"]
@@ -521,18 +567,20 @@ class Dashboard:
             if action == "next":
                 count = whole_number(form.get("count", "1").strip() or "1")
                 if count is None:
-                    return self._back(back, problem="Submissions must be a whole number of at least 1.")
+                    return self._back(request, back, problem="Submissions must be a whole number of at least 1.")
                 await self.rt.push(name, count)
-                return self._back(back, notice=f"The next {count} submission(s) play {name}.")
+                return self._back(request, back, notice=f"The next {count} submission(s) play {name}.")
             if action == "default":
                 await self.rt.set_default(name)
-                return self._back(back, notice=f"New tasks play {name} unless something else picks their scenario.")
+                return self._back(
+                    request, back, notice=f"New tasks play {name} unless something else picks their scenario."
+                )
             if action == "clear":
                 await self.rt.clear_pushed()
-                return self._back(back, notice="The queue of pushed scenarios is empty.")
+                return self._back(request, back, notice="The queue of pushed scenarios is empty.")
         except ApiError as error:
-            return self._back(back, problem=error.message)
-        return self._back(back, problem=f"Unknown action {action[:40]!r}.")
+            return self._back(request, back, problem=error.message)
+        return self._back(request, back, problem=f"Unknown action {action[:40]!r}.")
 
     async def reset(self, request: Request) -> Response:
         if request.method == "GET":
@@ -546,7 +594,7 @@ class Dashboard:
             )
         await self._form(request)
         await self.rt.reset()
-        return self._back(UI, notice="Reset: tasks, journal, counters and run-time choices are forgotten.")
+        return self._back(request, UI, notice="Reset: tasks, journal, counters and run-time choices are forgotten.")
 
     # Signing in (off loopback).
 
@@ -569,7 +617,7 @@ class Dashboard:
         form = await self._form(request)
         target = form.get("next", UI)
         if token is None:
-            return self._back(target)  # open (loopback): nothing to sign in to
+            return self._back(request, target)  # open (loopback): nothing to sign in to
         if not hmac.compare_digest(form.get("token", "").strip().encode(), token.encode()):
             return self._page(
                 request,
@@ -582,12 +630,17 @@ class Dashboard:
                 top=None,
                 events="",
             )
-        response = self._back(target)
+        response = self._back(request, target)
         response.set_cookie(
-            SESSION_COOKIE, session_value(token.encode()), path="/__admin", httponly=True, samesite="strict",
-            secure=request.url.scheme == "https",
+            SESSION_COOKIE, session_value(token.encode(), int(time.time())), max_age=SESSION_SECONDS,
+            path="/__admin", httponly=True, samesite="strict", secure=self._secure(request),
         )  # fmt: skip
         return response
+
+    def _secure(self, request: Request) -> bool:
+        """Cookies only over HTTPS when the fake is reached over HTTPS (or its public URL says so,
+        for a fake behind a TLS-terminating proxy)."""
+        return request.url.scheme == "https" or (self.rt.public_url or "").startswith("https://")
 
     async def sign_out(self, request: Request) -> Response:
         await self._form(request)
@@ -598,6 +651,8 @@ class Dashboard:
     # The live feed.
 
     async def events(self, request: Request) -> Response:
+        if request.method == "HEAD":  # nothing to stream to a HEAD
+            return Response(headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store"})
         params = request.query_params
         view = params.get("view", "tasks")
         base_url = self.rt.base_url(request)
@@ -605,52 +660,96 @@ class Dashboard:
         scenario = params.get("scenario", "") if params.get("scenario", "") in self.rt.scenarios else ""
         task_id = params.get("id", "")[:200]
         filters = self._journal_filters(params)
+        # Where the page's journal stands: the browser says so when it reconnects (the id of the
+        # last event it got); a new page, in the link it was given.
+        resumed = whole_number(request.headers.get("last-event-id", "").strip())
+        start = resumed if resumed is not None else whole_number(params.get("since", "0")) or 0
+
+        async def clock() -> str:
+            return self._fragment("_clock.html", top=await self._clock())
+
+        async def tasks() -> str:
+            return self._fragment("_tasks.html", tasks=await self._tasks(status, scenario))
+
+        async def task() -> str:
+            return self._fragment("_task.html", detail=await self._task_detail(task_id, base_url), task_id=task_id)
+
+        async def pushed() -> str:
+            return self._fragment("_pushed.html", top=await self._clock())
 
         async def fragments() -> dict[str, str]:
-            top = await self._shared(("clock",), self._clock)
-            out = {
-                "clock": self._fragment("_clock.html", top=top),
-            }
+            """This view's fragments, each rendered once per tick for every open page."""
+            out = {"clock": await self._shared(("clock",), clock)}
             if view == "tasks":
-                tasks = await self._shared(("tasks", status, scenario), lambda: self._tasks(status, scenario))
-                out["tasks"] = self._fragment("_tasks.html", tasks=tasks)
+                out["tasks"] = await self._shared(("tasks", status, scenario), tasks)
             elif view == "task":
-                detail = await self._shared(("task", task_id), lambda: self._task_detail(task_id, base_url))
-                out["task"] = self._fragment("_task.html", detail=detail, task_id=task_id)
+                out["task"] = await self._shared(("task", task_id, base_url), task)
             elif view == "scenarios":
-                out["pushed"] = self._fragment("_pushed.html", top=top)
+                out["pushed"] = await self._shared(("pushed",), pushed)
             return out
+
+        async def newest_entries() -> list[Entry]:
+            return await self.rt.state.journal_entries(JOURNAL_SHOWN)
 
         async def stream(over: Callable[[], bool]) -> AsyncIterator[bytes]:
             sent: dict[str, str] = {}
-            newest = whole_number(params.get("since", "0")) or 0  # the newest journal entry the page shows
-            started = last = time.monotonic()
+            newest = start  # the id of the newest journal entry the page shows
+            top = None  # the newest id in the whole journal at the last look (a drop means a reset)
+            added = 0  # entries put on top of the page's list since it was last drawn whole
+            began = last = time.monotonic()
             yield b"retry: 1000\n\n"
-            while not over() and time.monotonic() - started < STREAM_LIFETIME:
+            while not over() and time.monotonic() - began < STREAM_LIFETIME:
+                events: list[bytes] = []
                 try:
-                    current = await fragments()
+                    for name, html in (await fragments()).items():
+                        if sent.get(name) != html:
+                            events.append(_event(name, html))
+                            sent[name] = html
                     if view == "journal":
-                        entries = await self._shared(("journal", *filters.values()), lambda: self._journal(filters))
-                        top = entries[0].id if entries else 0
-                        if top != newest:
-                            if newest == 0 or any(e.id == newest for e in entries):  # new entries: on top
-                                fresh = _until(entries[:JOURNAL_SHOWN], newest)
-                                current["journal"] = self._fragment("_entries.html", entries=[_entry(e) for e in fresh])
-                            else:  # emptied or reset: the whole list again
-                                current["journal-all"] = self._fragment(
-                                    "_journal.html", entries=[_entry(e) for e in entries[:JOURNAL_SHOWN]]
+                        entries = await self._shared(("journal",), newest_entries)  # one look for every filter
+                        latest = entries[0].id if entries else 0
+                        shown = select(entries, filters["method"] or None, filters["path"] or None,
+                                       filters["task"] or None, int(filters["status"]) if filters["status"] else None)  # fmt: skip
+                        if top is not None and (latest < top or (not entries and top)):  # reset or emptied
+                            events.append(
+                                _event(
+                                    "journal-all",
+                                    self._fragment("_journal.html", entries=[_entry(e) for e in shown]),
+                                    latest,
                                 )
-                            newest = top
+                            )
+                            newest, added = latest, 0
+                        else:
+                            fresh = [e for e in shown if e.id > newest]
+                            if fresh and added + len(fresh) > JOURNAL_SHOWN:  # keep the page's list bounded
+                                events.append(
+                                    _event(
+                                        "journal-all",
+                                        self._fragment("_journal.html", entries=[_entry(e) for e in shown]),
+                                        latest,
+                                    )
+                                )
+                                added = 0
+                            elif fresh:
+                                events.append(
+                                    _event(
+                                        "journal",
+                                        self._fragment("_entries.html", entries=[_entry(e) for e in fresh]),
+                                        latest,
+                                    )
+                                )
+                                added += len(fresh)
+                            newest = max(newest, latest)
+                        top = latest
                 except StoreUnavailable as exc:
-                    current = {"clock": self._fragment("_down.html", reason=str(exc))}
-                chunks = []
-                for name, html in current.items():
-                    if name in ("journal", "journal-all") or sent.get(name) != html:
-                        chunks.append(_event(name, html))
-                        sent[name] = html
-                if chunks:
+                    events = [_event("clock", self._fragment("_down.html", reason=str(exc)))]
+                    sent.pop("clock", None)
+                except Exception as exc:  # a bug here ends this stream (the page reconnects), with no traceback
+                    LOG.error("the dashboard's live feed failed (%s: %s); the page reconnects", type(exc).__name__, exc)
+                    return
+                if events:
                     last = time.monotonic()
-                    yield b"".join(chunks)
+                    yield b"".join(events)
                 elif time.monotonic() - last > KEEP_ALIVE:
                     last = time.monotonic()
                     yield b": still here\n\n"
@@ -659,13 +758,21 @@ class Dashboard:
         return EventStream(stream)  # type: ignore[return-value]
 
 
-def _until(entries: list[Entry], newest: int) -> list[Entry]:
-    out = []
-    for entry in entries:
-        if entry.id == newest:
-            break
-        out.append(entry)
-    return out
+def _without_messages(target: str) -> str:
+    base, _, query = target.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ("notice", "problem", "sig")]
+    return base + ("?" + urlencode(kept) if kept else "")
+
+
+def _marks(points: list[tuple[float, float]]) -> list[dict[str, float]]:
+    """One mark per pixel column (the first poll in it), and at most MARKS of them."""
+    seen: set[int] = set()
+    marks = []
+    for t, x in points:
+        if int(x) not in seen and len(marks) < MARKS:
+            seen.add(int(x))
+            marks.append({"t": t, "x": x})
+    return marks
 
 
 def _anchor(x: float, width: float) -> str:
