@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from rich.console import Console
@@ -82,7 +83,9 @@ DEFAULTS = Settings()
 
 @main.command()
 @click.option("--host", default=DEFAULTS.host, show_default=True, envvar="MOCKSERVER_HOST", help="Interface to bind.")
-@click.option("--port", default=DEFAULTS.port, show_default=True, type=click.IntRange(0, 65535), envvar="MOCKSERVER_PORT")
+@click.option(
+    "--port", default=DEFAULTS.port, show_default=True, type=click.IntRange(0, 65535), envvar="MOCKSERVER_PORT"
+)
 @click.option(
     "--contract",
     default=DEFAULTS.contract,
@@ -122,7 +125,9 @@ DEFAULTS = Settings()
     envvar="MOCKSERVER_API_KEYS",
     help="The API keys the fake accepts: a regular expression matched against the whole key; others get 401.",
 )
-@click.option("--seed", type=int, default=None, envvar="MOCKSERVER_SEED", help="Seed for task ids and mixes (reproducible runs).")
+@click.option(
+    "--seed", type=int, default=None, envvar="MOCKSERVER_SEED", help="Seed for task ids and mixes (reproducible runs)."
+)
 @click.option(
     "--public-url",
     default=None,
@@ -144,11 +149,45 @@ DEFAULTS = Settings()
     envvar="MOCKSERVER_TASK_RETENTION",
     help="Scenario seconds a task is kept once finished (24 hours, as the provider keeps result URLs); then 404.",
 )
-@click.option("--header-timeout", default=DEFAULTS.header_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_HEADER_TIMEOUT", help="Seconds a client may take to send a request's headers (then 408).")
-@click.option("--body-timeout", default=DEFAULTS.body_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_BODY_TIMEOUT", help="Seconds a client may take to send a request's body (then 408).")
-@click.option("--keep-alive-timeout", default=DEFAULTS.keep_alive_timeout, show_default=True, type=click.FloatRange(0, min_open=True), envvar="MOCKSERVER_KEEP_ALIVE_TIMEOUT", help="Seconds an idle keep-alive connection stays open.")
-@click.option("--max-connections", default=DEFAULTS.max_connections, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_MAX_CONNECTIONS", help="Open connections at most; more are answered 503 and closed.")
-@click.option("--journal-size", default=DEFAULTS.journal_size, show_default=True, type=click.IntRange(1), envvar="MOCKSERVER_JOURNAL_SIZE")
+@click.option(
+    "--header-timeout",
+    default=DEFAULTS.header_timeout,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    envvar="MOCKSERVER_HEADER_TIMEOUT",
+    help="Seconds a client may take to send a request's headers (then 408).",
+)
+@click.option(
+    "--body-timeout",
+    default=DEFAULTS.body_timeout,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    envvar="MOCKSERVER_BODY_TIMEOUT",
+    help="Seconds a client may take to send a request's body (then 408).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=DEFAULTS.keep_alive_timeout,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    envvar="MOCKSERVER_KEEP_ALIVE_TIMEOUT",
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--max-connections",
+    default=DEFAULTS.max_connections,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="MOCKSERVER_MAX_CONNECTIONS",
+    help="Open connections at most; more are answered 503 and closed.",
+)
+@click.option(
+    "--journal-size",
+    default=DEFAULTS.journal_size,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="MOCKSERVER_JOURNAL_SIZE",
+)
 @click.option(
     "--store",
     default=DEFAULTS.store,
@@ -278,13 +317,20 @@ def serve(
 
 
 @main.command()
-@click.option("--base-url", required=True, help="The deployment to check, e.g. https://api.foxapi.cc or http://127.0.0.1:8000.")
+@click.option(
+    "--base-url", required=True, help="The deployment to check, e.g. https://api.foxapi.cc or http://127.0.0.1:8000."
+)
 @click.option(
     "--token",
     envvar="MOCKSERVER_CHECK_TOKEN",
     help="The API key to use. Prefer the MOCKSERVER_CHECK_TOKEN variable: a flag shows in the process list.",
 )
-@click.option("--contract", default=DEFAULTS.contract, show_default=True, help="'seed', 'current' or the path of an OpenAPI document.")
+@click.option(
+    "--contract",
+    default=DEFAULTS.contract,
+    show_default=True,
+    help="'seed', 'current' or the path of an OpenAPI document.",
+)
 @click.option(
     "--billable",
     default=0,
@@ -292,11 +338,31 @@ def serve(
     type=click.IntRange(0, 100),
     help="Also submit at most this many valid (billable) tasks and follow each to its end. 0 spends nothing.",
 )
-@click.option("--video-url", default=None, help="A public video to extend in billable tasks (default: the contract's example URL).")
-@click.option("--poll-interval", default=5.0, show_default=True, type=click.FloatRange(0), help="Seconds between polls of a billable task.")
-@click.option("--max-wait", default=900.0, show_default=True, type=click.FloatRange(0), help="Seconds to follow each billable task.")
-@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds per request.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option(
+    "--video-url",
+    default=None,
+    help="A public video to extend in billable tasks (default: the contract's example URL).",
+)
+@click.option(
+    "--poll-interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between polls of a billable task.",
+)
+@click.option(
+    "--max-wait",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to follow each billable task.",
+)
+@click.option(
+    "--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds per request."
+)
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here."
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
 def check(
     base_url: str,
@@ -362,15 +428,46 @@ def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
-@click.option("--target", help="The deployment to record, e.g. https://api.foxapi.cc: point the application at the recorder instead.")
-@click.option("--from-har", "har", type=click.Path(dir_okay=False, path_type=Path), help="Record from a HAR 1.2 file instead of a live target.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The scenario folder to write (new or empty).")
+@click.option(
+    "--target",
+    help="The deployment to record, e.g. https://api.foxapi.cc: point the application at the recorder instead.",
+)
+@click.option(
+    "--from-har",
+    "har",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record from a HAR 1.2 file instead of a live target.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The scenario folder to write (new or empty).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the recorder listens.")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--contract", default="seed", show_default=True, help="Which contract the target is held to: seed, current or a path.")
-@click.option("--keep-result-urls", is_flag=True, help="Keep the target's result URLs (credential-looking query parameters redacted) instead of the fake's video.")
+@click.option(
+    "--contract",
+    default="seed",
+    show_default=True,
+    help="Which contract the target is held to: seed, current or a path.",
+)
+@click.option(
+    "--keep-result-urls",
+    is_flag=True,
+    help="Keep the target's result URLs (credential-looking query parameters redacted) instead of the fake's video.",
+)
 @click.option("--redact-prompts", is_flag=True, help="Do not keep the prompts.")
-def record(target: str | None, har: Path | None, out: Path, host: str, port: int, contract: str, keep_result_urls: bool, redact_prompts: bool) -> None:
+def record(
+    target: str | None,
+    har: Path | None,
+    out: Path,
+    host: str,
+    port: int,
+    contract: str,
+    keep_result_urls: bool,
+    redact_prompts: bool,
+) -> None:
     """Record what a deployment does into a scenario folder that replays it offline.
 
     A recording proxy (--target) or a HAR file (--from-har). The folder gets one scenario per
@@ -393,8 +490,15 @@ def record(target: str | None, har: Path | None, out: Path, host: str, port: int
     def warn(message: str) -> None:
         console.print(f"[yellow]warning:[/] {escape(message)}")
 
-    source = target.rstrip("/") if target else f"HAR file {har.name}"  # type: ignore[union-attr]
-    recording = Recording(out, loaded, source, keep_result_urls=keep_result_urls, redact_prompts=redact_prompts, warn=warn)
+    if target:  # what is written and shown of the target: no user, password, query or fragment
+        parts = urlsplit(target)
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        source = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    else:
+        source = f"HAR file {har.name}"  # type: ignore[union-attr]
+    recording = Recording(
+        out, loaded, source, keep_result_urls=keep_result_urls, redact_prompts=redact_prompts, warn=warn
+    )
     if har is not None:
         try:
             skipped = read_har(har, recording)
@@ -408,11 +512,13 @@ def record(target: str | None, har: Path | None, out: Path, host: str, port: int
     else:
         if not target.startswith(("http://", "https://")):  # type: ignore[union-attr]
             _fail(f"--target must be an http(s) URL, got {target!r}")
-        reason = probe(target)  # type: ignore[arg-type]
+        reason = probe(source)
         if reason is not None:
-            _fail(f"cannot reach --target {target}: {reason}")
+            _fail(f"cannot reach --target {source}: {reason}")
         proxy = RecordingProxy(target, recording, lambda text: console.print(text))  # type: ignore[arg-type]
-        console.print(f"Recording {escape(source)} into {out}/: point the application at http://{host}:{port} (Ctrl-C to stop)")
+        console.print(
+            f"Recording {escape(source)} into {out}/: point the application at http://{host}:{port} (Ctrl-C to stop)"
+        )
         serve(proxy, host, port)
         if not recording.submissions:
             console.print("Nothing was recorded: no submission went through the recorder.")
@@ -420,7 +526,7 @@ def record(target: str | None, har: Path | None, out: Path, host: str, port: int
         if not any(r.submit.kind == "json" for r in recording.submissions):
             for name in list(recording.written):
                 (out / name).unlink(missing_ok=True)
-            _fail(f"the target never answered a submission with JSON: is {target} the API? Nothing was kept")
+            _fail(f"the target never answered a submission with JSON: is {source} the API? Nothing was kept")
         recording.write()
     problems = _check_folder(out, loaded)
     if problems:
@@ -443,17 +549,63 @@ def _check_folder(folder: Path, contract: Contract) -> str | None:
 
 
 @main.command("fuzz-client", context_settings={"allow_interspersed_args": False})
-@click.option("--examples", default=100, show_default=True, type=click.IntRange(1), help="How many behaviours to generate.")
+@click.option(
+    "--examples", default=100, show_default=True, type=click.IntRange(1), help="How many behaviours to generate."
+)
 @click.option("--seed", type=int, default=None, help="Seed for the generated behaviours (reproducible runs).")
-@click.option("--time-limit", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds the client may take per behaviour.")
-@click.option("--out", default=Path("fuzz-client-failures"), show_default=True, type=click.Path(file_okay=False, path_type=Path), help="Where to write the scenario that breaks the client.")
-@click.option("--env", "env", multiple=True, help="NAME=VALUE for the client's environment; {base_url} and {api_key} are filled in. Repeatable.")
-@click.option("--speed", default=20.0, show_default=True, type=click.FloatRange(0, min_open=True, max=MAX_SPEED), help="Scenario seconds per real second while the client runs.")
-@click.option("--contract", default=DEFAULTS.contract, show_default=True, help="'seed', 'current' or the path of an OpenAPI document.")
+@click.option(
+    "--time-limit",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds the client may take per behaviour.",
+)
+@click.option(
+    "--out",
+    default=Path("fuzz-client-failures"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the scenario that breaks the client.",
+)
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    help="NAME=VALUE for the client's environment; {base_url} and {api_key} are filled in. Repeatable.",
+)
+@click.option(
+    "--speed",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True, max=MAX_SPEED),
+    help="Scenario seconds per real second while the client runs.",
+)
+@click.option(
+    "--contract",
+    default=DEFAULTS.contract,
+    show_default=True,
+    help="'seed', 'current' or the path of an OpenAPI document.",
+)
 @click.option("--skip", multiple=True, help="A property not to judge (see --help for the list). Repeatable.")
-@click.option("--min-poll-interval", default=0.05, show_default=True, type=click.FloatRange(0), help="Seconds a client must leave between polls of one task.")
-@click.option("--polls-after-terminal", default=1, show_default=True, type=click.IntRange(0), help="Polls a client may still send once its task is over.")
-@click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Play this scenario file once instead of generating behaviours.")
+@click.option(
+    "--min-poll-interval",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a client must leave between polls of one task.",
+)
+@click.option(
+    "--polls-after-terminal",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Polls a client may still send once its task is over.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Play this scenario file once instead of generating behaviours.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
 @click.argument("command", nargs=-1, required=True)
 def fuzz_client(
@@ -496,7 +648,9 @@ def fuzz_client(
     except ImportError as exc:  # pragma: no cover - depends on how the package was installed
         _fail(f"mockserver fuzz-client needs hypothesis: pip install 'veo-mockserver[test]' ({exc})")
     try:
-        properties = Properties(min_poll_interval=min_poll_interval, polls_after_terminal=polls_after_terminal).without(*skip)
+        properties = Properties(min_poll_interval=min_poll_interval, polls_after_terminal=polls_after_terminal).without(
+            *skip
+        )
         options = FuzzOptions(
             command=list(command), examples=examples, seed=seed, time_limit=time_limit, out=out,
             env=_env_mapping(env), speed=speed, contract=contract, properties=properties, replay=replay,
@@ -536,7 +690,9 @@ def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...],
     for scenario in loaded.values():
         # The shipped QA keys are public (README, scenarios/keys.yaml): shown as they are. Keys
         # from your own maps show only as fingerprints.
-        mapped = [key if sources[key] == shipped_keys else key_id(key) for key, name in keys.items() if name == scenario.name]
+        mapped = [
+            key if sources[key] == shipped_keys else key_id(key) for key, name in keys.items() if name == scenario.name
+        ]
         table.add_row(escape(scenario.name), escape(_selection(scenario, mapped)), escape(scenario.description))
     Console(width=max(Console().width, 120)).print(table)
 
@@ -579,7 +735,10 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
                 for scenario in loaded:
                     if scenario.name in found:
                         raise ScenarioError(
-                            str(file), None, "name", f"'{scenario.name}' is already the name of a scenario in {found[scenario.name].source}"
+                            str(file),
+                            None,
+                            "name",
+                            f"'{scenario.name}' is already the name of a scenario in {found[scenario.name].source}",
                         )
                     conformity.check({scenario.name: scenario}, loaded_contract, renderer)
                     found[scenario.name] = scenario

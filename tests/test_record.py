@@ -149,7 +149,8 @@ def test_the_recorder_says_when_the_target_breaks_the_contract(tmp_path: Path) -
     out = tmp_path / "drift"
     deployment = Replica(["--speed", "20", "--no-access-log"]).start()
     try:
-        recorder = Recorder(deployment.url, out)
+        target = deployment.url.replace("http://", "http://qa:pwSECRET77@")  # a user and password in the URL
+        recorder = Recorder(target, out)
         try:
             run_client(recorder.url, "sk-qa-cancelled-status", "A shot")
         finally:
@@ -158,6 +159,7 @@ def test_the_recorder_says_when_the_target_breaks_the_contract(tmp_path: Path) -
         deployment.stop()
     assert code == 0, output
     assert "warning: off contract" in output and "cancelled" in output
+    assert "pwSECRET77" not in output and not any("pwSECRET77" in p.read_text() for p in out.iterdir())
     (scenario_file,) = [p for p in out.glob("rec-*.yaml")]
     data = yaml.safe_load(scenario_file.read_text())
     assert "cancelled" in data["off_contract"] and data["timeline"][-1]["status"] == "cancelled"
@@ -241,7 +243,7 @@ def test_each_change_is_placed_between_the_polls_that_saw_it() -> None:
     kept = Recording(Path("/nonexistent"), Contract.load("seed"), "a test", keep_result_urls=True)
     kept.submissions, kept.by_task = recording.submissions, recording.by_task
     (data,) = [d for name, d in kept.scenarios().items() if name != "recorded"]
-    assert data["timeline"][-1]["results"] == [{"url": "https://x/v.mp4?Signature=%5Bredacted%5D"}]
+    assert data["timeline"][-1]["results"] == [{"url": "https://x/v.mp4"}]  # the query (a signature) is dropped
 
 
 # HAR files.
@@ -345,6 +347,10 @@ def test_a_recorder_killed_mid_session_leaves_a_folder_that_replays_what_it_saw(
         for seconds in (0, 30):
             httpx.post(f"{deployment.url}/__admin/clock/advance", json={"seconds": seconds}, timeout=10)
             assert httpx.get(f"{recorder.url}/v1/tasks/{task_id}", headers=headers, timeout=10).status_code == 200
+        deadline = time.monotonic() + 10  # the answer goes back first; the folder follows it
+        while "processing" not in "".join(p.read_text() for p in out.glob("rec-*.yaml")):
+            assert time.monotonic() < deadline, "the recorder did not write the second poll"
+            time.sleep(0.02)
         os.killpg(recorder.process.pid, signal.SIGKILL)  # a crash: no last write, no check
         recorder.process.communicate(timeout=10)
     finally:
@@ -360,3 +366,47 @@ def test_a_recorder_killed_mid_session_leaves_a_folder_that_replays_what_it_saw(
     data = yaml.safe_load((out / "rec-001-unfinished.yaml").read_text())
     assert [s["status"] for s in data["timeline"]] == ["pending", "processing"]  # both polls are in
     assert "sk-killed-session-key" not in (out / "rec-001-unfinished.yaml").read_text()
+
+
+def test_whatever_the_target_answers_the_folder_validates_and_keeps_no_secret(tmp_path: Path) -> None:
+    """Answers a scenario cannot script as such: a 200 without a task id, progress NaN, an HTML 502
+    from a gateway on a poll, a status going backwards, a submit with no answer, a 401 that echoes
+    the key, a signed URL in a drift message."""
+    key = "sk-live-echoed-0042"
+    recording = Recording(tmp_path / "odd", Contract.load("seed"), "https://api.example.test")
+    recording.secrets.add(key)
+    task = {"id": "task-9", "object": "video.generation.task", "model": "veo-3.1-extend", "created": 1, "type": "video"}
+    recording.submission({"prompt": "p"}, Answer(0.0, 0.1, 200, {"error": {"message": "odd"}}))  # no id
+    recording.submission({"prompt": "p"}, Answer(1.0, 1.1, 0, kind="none"))  # the connection broke
+    echoed = {"error": {"message": f"Invalid API key: Bearer {key}", "type": "authentication_error"}}
+    recording.submission({"prompt": "p"}, Answer(2.0, 2.1, 401, echoed))
+    recording.submission({"prompt": "p"}, Answer(3.0, 3.1, 200, {**task, "status": "pending", "progress": 0}))
+    for sent, status, progress in [(4.0, "processing", float("nan")), (5.0, "pending", 0), (7.0, "processing", 50)]:
+        recording.poll("task-9", Answer(sent, sent + 0.1, 200, {**task, "status": status, "progress": progress}))
+    recording.poll("task-9", Answer(8.0, 8.1, 502, None, "malformed"))  # a gateway's HTML page
+    signed = {
+        **task,
+        "status": "completed",
+        "progress": 100,
+        "results": [{"url": "https://cdn/v.mp4?X-Amz-Signature=SIG456"}],
+        "extra": 1,
+    }
+    recording.poll("task-9", Answer(9.0, 9.1, 200, signed))
+    recording.write()
+    text = "".join(p.read_text() for p in (tmp_path / "odd").iterdir())
+    assert key not in text and "SIG456" not in text
+    validate = subprocess.run(
+        [sys.executable, "-m", "mockserver", "scenarios", "validate", str(tmp_path / "odd")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    names = sorted(p.name for p in (tmp_path / "odd").glob("rec-*.yaml"))
+    assert names == [
+        "rec-001-refused-200.yaml",
+        "rec-002-no-answer.yaml",
+        "rec-003-refused-401.yaml",
+        "rec-004-completed.yaml",
+    ]
+    task_data = yaml.safe_load((tmp_path / "odd" / "rec-004-completed.yaml").read_text())
+    assert [s["status"] for s in task_data["timeline"]] == ["pending", "processing", "processing", "completed"]
+    assert task_data["polls"] == [{"on": [4], "status": 502, "error": {"message": "Recorded: HTTP 502."}}]

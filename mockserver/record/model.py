@@ -19,6 +19,7 @@ video, or kept with credential-looking query parameters redacted); of the header
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import statistics
@@ -33,12 +34,12 @@ import yaml
 
 from contracts import Contract
 from mockserver import conformity
-from mockserver.journal import redact_path
 from mockserver.media import Media
 from mockserver.render import Renderer
 from mockserver.scenarios import parse
 
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
 TERMINAL = ("completed", "failed", "cancelled")
 SUBMIT_STATUSES = (200, 400, 401, 402, 403, 413, 422, 429, 500, 502, 503, 504)
 POLL_STATUSES = (400, 401, 403, 404, 429, 500, 502, 503, 504)
@@ -89,9 +90,18 @@ def task_id_of(answer: Answer) -> str | None:
     return None
 
 
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=redact_path("?" + parts.query)[1:] if parts.query else ""))
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
+_URL_QUERY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s\"'?#]+|/[^\s\"'?#]*)\?[^\s\"'#]*")
+
+
+def _clean(text: str, secrets: set[str] | None = None) -> str:
+    """Text from the target, fit for the disk: credentials it may echo (a known key, anything after
+    Bearer or Basic) and URLs' query strings (signatures) removed, lone surrogates replaced."""
+    for secret in secrets or ():
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _URL_QUERY.sub(r"\1?[query removed]", _BEARER.sub(r"\1 [redacted]", text))
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _slug(text: str) -> str:
@@ -102,14 +112,14 @@ def _seconds(value: float) -> float:
     return round(max(0.0, value), 3)
 
 
-def _error(body: Any, status: int) -> dict[str, Any]:
+def _error(body: Any, status: int, secrets: set[str] | None = None) -> dict[str, Any]:
     error = body.get("error") if isinstance(body, dict) else None
     out: dict[str, Any] = {}
     if isinstance(error, dict):
-        if isinstance(error.get("message"), str) and error["message"]:
-            out["message"] = error["message"][:500]
+        if isinstance(error.get("message"), str) and error["message"].strip():
+            out["message"] = _clean(error["message"][:500], secrets)
         if isinstance(error.get("code"), str) and error["code"]:
-            out["code"] = error["code"][:100]
+            out["code"] = _clean(error["code"][:100], secrets)
     out.setdefault("message", f"Recorded: HTTP {status}.")
     return out
 
@@ -150,6 +160,8 @@ class Recording:
         self.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         self._warned: set[str] = set()
         self._renderer: Renderer | None = None  # made when first needed (it reads the video clips)
+        self.secrets: set[str] = set()  # credentials seen in requests: scrubbed from anything written
+        self._built: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # n -> (what it was built from, data)
 
     # Observing.
 
@@ -164,6 +176,7 @@ class Recording:
         status = answer.body.get("status") if isinstance(answer.body, dict) and answer.status == 200 else None
         if isinstance(status, str) and status not in STATUSES:
             answer.problems.append(f"{what}: status {status!r}, which the contract does not define")
+        answer.problems[:] = [_clean(problem, self.secrets)[:400] for problem in answer.problems]
         for problem in answer.problems:
             if problem not in self._warned:
                 self._warned.add(problem)
@@ -173,7 +186,7 @@ class Recording:
         request = body if isinstance(body, dict) else {}
         kept = {k: request[k] for k in ("model", "aspect_ratio", "generate_audio") if k in request}
         if not self.redact_prompts and isinstance(request.get("prompt"), str):
-            kept["prompt"] = request["prompt"][:300]
+            kept["prompt"] = _clean(request["prompt"][:300], self.secrets)
         recorded = Recorded(len(self.submissions) + 1, kept, answer)
         self._check(self.submit_op, answer, f"submission {recorded.n}")
         recorded.task_id = task_id_of(answer)
@@ -195,8 +208,12 @@ class Recording:
     def scenarios(self) -> dict[str, dict[str, Any]]:
         built = {}
         for recorded in self.submissions:
-            data = self._scenario(recorded)
-            built[data["name"]] = data
+            made_from = (len(recorded.polls), recorded.task_id, len(self.secrets))
+            cached = self._built.get(recorded.n)
+            if cached is None or cached[0] != made_from:  # only a submission that moved is built again
+                cached = (made_from, self._safe_scenario(recorded))
+                self._built[recorded.n] = cached
+            built[cached[1]["name"]] = cached[1]
         if built:
             built[SEQUENCE] = {
                 "name": SEQUENCE,
@@ -208,6 +225,21 @@ class Recording:
                 "sequence": list(built),
             }
         return built
+
+    def _safe_scenario(self, rec: Recorded) -> dict[str, Any]:
+        """The scenario of one submission; if what the target did cannot be made into one the fake
+        loads (a bug of ours, or an answer nothing can script), a stand-in that says so."""
+        try:
+            return self._scenario(rec)
+        except Exception as exc:  # noqa: BLE001 - a recording must go on whatever the target sent
+            reason = _clean(str(exc), self.secrets)[:300]
+            self.warn(f"submission {rec.n} could not be made into a scenario: {reason}")
+            return {
+                "name": f"rec-{rec.n:03d}-unreadable",
+                "description": f"Recorded from {self.source} on {self.started}: submission {rec.n} of the session "
+                f"could not be made into a scenario ({reason}); it replays as a 500.",
+                "submit": {"status": 500, "error": {"message": "Recorded: this submission could not be replayed."}},
+            }
 
     def _scenario(self, rec: Recorded) -> dict[str, Any]:
         notes: list[str] = []
@@ -239,25 +271,32 @@ class Recording:
             f"Recorded from {self.source} on {self.started}: submission {rec.n} of the session"
             f"{' (' + request + ')' if request else ''}; {summary}.{prompt}" + ("".join(f" {note}" for note in notes))
         )
-        if problems:
-            drift = "The target broke the contract: " + "; ".join(dict.fromkeys(problems))[:800]
-            if self._breaks_contract(data):
-                data["off_contract"] = drift
-            else:  # what the scenario scripts is within the contract: the drift is told, not played
-                data["description"] += f" {drift}."
+        drift = "The target broke the contract: " + "; ".join(dict.fromkeys(problems))[:800] if problems else ""
+        breaks = self._breaks_contract(data)
+        if breaks:
+            data["off_contract"] = drift or f"Replays what the target did, which the contract does not allow: {breaks}"
+        elif drift:  # what the scenario scripts is within the contract: the drift is told, not played
+            data["description"] += f" {drift}."
+        data["description"] = _clean(data["description"], self.secrets)
+        parse(data, f"recording ({data['name']})")  # refuses here what the loader would refuse
         return data
 
-    def _breaks_contract(self, data: dict[str, Any]) -> bool:
+    def _breaks_contract(self, data: dict[str, Any]) -> str:
+        """Where the scenario, as built, breaks the contract ("" when it does not)."""
         if self._renderer is None:
             self._renderer = Renderer(self.contract, Media())
-        scenario = parse(data, f"recording ({data['name']})")
-        return bool(conformity.problems(scenario, self.contract, self._renderer))
+        scenario = parse({**data, "off_contract": "checking"}, f"recording ({data['name']})")
+        found = conformity.problems(scenario, self.contract, self._renderer)
+        return "; ".join(problem for _, problem in found)[:500]
 
     def _refusal(self, answer: Answer, notes: list[str]) -> dict[str, Any]:
         if answer.status == 0:
-            return {"status": 502, "fault": "reset"}
+            return {"fault": "reset"}  # no answer reached the application either
         if answer.kind != "json" and answer.status == 200:
-            return {"status": 200, "fault": "malformed" if answer.kind == "malformed" else "empty"}
+            return {"fault": "malformed" if answer.kind == "malformed" else "empty"}
+        if answer.status == 200:  # JSON, but no task id in it: nothing a client can poll
+            notes.append("The target answered 200 without a task id; it replays as a 500.")
+            return {"status": 500, "error": {"message": "Recorded: the target answered 200 without a task id."}}
         status = answer.status
         if status not in SUBMIT_STATUSES:
             replaced = 500 if status >= 500 else 400
@@ -265,14 +304,14 @@ class Recording:
             status = replaced
         out: dict[str, Any] = {"status": status}
         if status != 200:
-            out["error"] = _error(answer.body, answer.status)
+            out["error"] = _error(answer.body, answer.status, self.secrets)
         headers = _retry_after(answer.headers)
         if headers:
             out["headers"] = headers
         return out
 
     def _lifecycle(self, rec: Recorded, data: dict[str, Any], notes: list[str]) -> tuple[str, str]:
-        start = rec.submit.at
+        start = rec.submit.sent  # the fake makes the task when the submit arrives, and reads a poll when it arrives
         submit: dict[str, Any] = {}
         info = rec.submit.body.get("task_info") if isinstance(rec.submit.body, dict) else None
         if isinstance(info, dict) and isinstance(info.get("estimated_time"), int) and info["estimated_time"] >= 0:
@@ -284,7 +323,7 @@ class Recording:
         gone_at: float | None = None
         last_ok = 0.0
         for number, poll in enumerate(rec.polls, start=1):
-            at = poll.at - start
+            at = poll.sent - start
             if poll.status == 200 and poll.kind == "json" and isinstance(poll.body, dict):
                 observed.append((at, poll.body))
                 last_ok, gone_at = at, None
@@ -294,7 +333,14 @@ class Recording:
             else:
                 rules.append(self._poll_rule(number, poll, notes))
         if rules:
-            data["polls"] = rules
+            merged: dict[str, dict[str, Any]] = {}
+            for rule in rules:  # one rule per distinct answer, with every poll number it answered
+                key = repr({k: v for k, v in rule.items() if k != "on"})
+                if key in merged:
+                    merged[key]["on"] += rule["on"]
+                else:
+                    merged[key] = rule
+            data["polls"] = list(merged.values())
         steps, quirk = self._steps(observed, notes)
         data["timeline"] = steps
         if gone_at is not None:
@@ -302,6 +348,8 @@ class Recording:
         credits = [
             b["usage"]["credits_reserved"] for _, b in observed
             if isinstance(b.get("usage"), dict) and isinstance(b["usage"].get("credits_reserved"), (int, float))
+            and not isinstance(b["usage"]["credits_reserved"], bool)
+            and math.isfinite(b["usage"]["credits_reserved"]) and b["usage"]["credits_reserved"] >= 0
         ]  # fmt: skip
         if credits:
             data["credits_reserved"] = credits[-1]
@@ -312,6 +360,8 @@ class Recording:
         if final["status"] == "failed":
             code = final["error"]["code"]
             return f"failed-{_slug(code)}", f"failed with {code} at {final['at']:.1f} s ({polls} polls)"
+        if final["status"] == "completed" and final.get("results", 0) is None:
+            return "completed-no-results", f"the recording ended while it was completed without results ({polls} polls)"
         if final["status"] == "completed":
             extra = f"; {quirk} poll(s) saw it completed before the results were attached" if quirk else ""
             return "completed", f"completed at {final['at']:.1f} s ({polls} polls{extra})"
@@ -332,7 +382,7 @@ class Recording:
                 notes.append(f"Poll {number} got {status}, which a scenario cannot script; it replays as {replaced}.")
                 status = replaced
             rule["status"] = status
-            rule["error"] = _error(poll.body, poll.status)
+            rule["error"] = _error(poll.body, poll.status, self.secrets)
             headers = _retry_after(poll.headers)
             if headers:
                 rule["headers"] = headers
@@ -348,10 +398,16 @@ class Recording:
         quirk = 0
         for at, body in observed:
             status = body.get("status")
-            if status not in STATUSES:
-                continue  # off contract (said so): replayed as the state before it
+            if status not in STATUSES or (steps and RANK[status] < RANK[steps[-1]["status"]]):
+                if status in STATUSES:
+                    notes.append(
+                        f"The target went back from {steps[-1]['status']} to {status} at {at:.1f} s; not replayed."
+                    )
+                previous_at = at  # off contract (said so) or backwards: replayed as the state before it
+                continue
             progress = body.get("progress")
-            progress = int(progress) if isinstance(progress, (int, float)) and not isinstance(progress, bool) else top
+            usable = isinstance(progress, (int, float)) and not isinstance(progress, bool) and math.isfinite(progress)
+            progress = int(progress) if usable else top
             progress = max(0, min(100, progress))
             if progress < top:
                 notes.append(f"Progress fell from {top} to {progress} at {at:.1f} s; it replays as {top}.")
@@ -375,8 +431,12 @@ class Recording:
                 and steps[-1].get("results", 0) is not None
             ):
                 break  # completed with results, then completed again: nothing more to replay
-            step: dict[str, Any] = {"at": 0.0 if not steps else _seconds(max((previous_at + at) / 2, steps[-1]["at"])),
-                                    "status": status}  # fmt: skip
+            held = bool(steps) and steps[-1].get("results", 0) is None  # after completed-without-results: the
+            middle = steps[-1]["at"] if held else (previous_at + at) / 2  # hold's poll count alone decides
+            step: dict[str, Any] = {
+                "at": 0.0 if not steps else _seconds(max(middle, steps[-1]["at"])),
+                "status": status,
+            }
             if progress:
                 step["progress"] = progress
             if status not in TERMINAL:
@@ -401,11 +461,18 @@ class Recording:
         return steps, quirk
 
     def _result(self, item: Any) -> dict[str, Any]:
-        if isinstance(item, str):
-            return {"url": _redact_url(item)}
-        if isinstance(item, dict) and isinstance(item.get("url"), str):
-            return {**item, "url": _redact_url(item["url"])}
-        return {"url": "about:blank"}
+        """A result kept with --keep-result-urls: its URL without the query string (signatures and
+        tokens live there), and of its other fields only plain numbers and the content type."""
+        url = item if isinstance(item, str) else item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str) or not url:
+            return {"url": "about:blank"}
+        kept: dict[str, Any] = {"url": urlunsplit(urlsplit(url)._replace(query="", fragment=""))}
+        if isinstance(item, dict):
+            for name in ("content_type", "width", "height", "duration"):
+                value = item.get(name)
+                if isinstance(value, (int, float, str)) and not isinstance(value, bool) and len(str(value)) < 100:
+                    kept[name] = value
+        return kept
 
     # Writing.
 

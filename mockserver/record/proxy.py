@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from rich.markup import escape
 from starlette.types import Receive, Scope, Send
 
 from mockserver.record.model import Answer, Recording, kept_headers
@@ -39,9 +40,12 @@ def _error(status: int, message: str, code: str) -> tuple[int, list[tuple[bytes,
 class RecordingProxy:
     def __init__(self, target: str, recording: Recording, say: Callable[[str], None], timeout: float = 120.0) -> None:
         self.target = target.rstrip("/")
+        self.shown = recording.source  # the target without user, password or query
         self.recording = recording
         self.say = say
-        self.client = httpx.AsyncClient(base_url=self.target, timeout=timeout, follow_redirects=False)
+        # Without the URL's user and password: httpx would send them as Basic credentials in place
+        # of the application's own Authorization.
+        self.client = httpx.AsyncClient(base_url=recording.source, timeout=timeout, follow_redirects=False)
         self.submit = recording.submit_op
         self.query_regex = recording.query_op.path_regex
         self.lock = asyncio.Lock()  # one write of the folder at a time
@@ -70,13 +74,14 @@ class RecordingProxy:
                 return
             if not message.get("more_body"):
                 break
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k.decode("latin-1").lower() not in HOP_BY_HOP
-        ]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
+        for name, value in headers:  # the application's credentials: never written, scrubbed if echoed
+            if name.lower() == "authorization":
+                self.recording.secrets.add(value.partition(" ")[2].strip() or value.strip())
         query = scope.get("query_string", b"").decode("latin-1")
-        url = path + (f"?{query}" if query else "")
+        raw_path = scope.get("raw_path") or path.encode()  # as sent: %2F stays %2F
+        url = raw_path.decode("latin-1") + (f"?{query}" if query else "")
         is_submit = method == self.submit.method and path == self.submit.path
         polled = self.query_regex.match(path) if method == self.recording.query_op.method else None
         if is_submit or polled:
@@ -98,16 +103,17 @@ class RecordingProxy:
         await send({"type": "http.response.body", "body": body})
 
     def _unreachable(self, exc: Exception, method: str, url: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        where = f"{escape(method)} {escape(url)}"
         if isinstance(exc, httpx.TimeoutException):
             self.say(
-                f"[red]The target did not answer {method} {url} in time[/] ({type(exc).__name__}): the application got 504."
+                f"[red]The target did not answer {where} in time[/] ({type(exc).__name__}): the application got 504."
             )
-            return _error(504, f"The recorder's target {self.target} did not answer in time.", "target_timeout")
+            return _error(504, f"The recorder's target {self.shown} did not answer in time.", "target_timeout")
         reason = str(exc) or type(exc).__name__
         self.say(
-            f"[red]Cannot reach the target {self.target}[/] for {method} {url}: {reason}. The application got 502."
+            f"[red]Cannot reach the target {escape(self.shown)}[/] for {where}: {escape(reason)}. The application got 502."
         )
-        return _error(502, f"The recorder cannot reach its target {self.target}: {reason}.", "target_unreachable")
+        return _error(502, f"The recorder cannot reach its target {self.shown}: {reason}.", "target_unreachable")
 
     async def _api(
         self,
@@ -124,41 +130,51 @@ class RecordingProxy:
             answer = await self.client.request(method, url, headers=headers, content=body)
         except httpx.HTTPError as exc:
             received = time.monotonic()
+            await self._answer(send, *self._unreachable(exc, method, url))
             if is_submit or task_id:
                 await self._observe(is_submit, task_id, body, Answer(sent, received, 0, kind="none"))
-            await self._answer(send, *self._unreachable(exc, method, url))
             return
         received = time.monotonic()
+        out_headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in answer.headers.multi_items()  # each Set-Cookie on its own
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"  # the body goes out decoded
+        ]
+        out_headers.append((b"content-length", str(len(answer.content)).encode()))
+        await self._answer(send, answer.status_code, out_headers, answer.content)  # the application first
         content = answer.content[:API_ANSWER_LIMIT]
         kind = "empty" if not content.strip() else "json"
         parsed: Any = None
         if kind == "json":
             try:
                 parsed = json.loads(content)
-            except ValueError:
+            except (ValueError, RecursionError):
                 kind = "malformed"
                 what = answer.headers.get("content-type", "no content type")
                 self.say(
-                    f"[yellow]The target answered {method} {url} with something other than JSON[/] ({answer.status_code}, {what})."
+                    f"[yellow]The target answered {escape(method)} {escape(url)} with something other than JSON[/] "
+                    f"({answer.status_code}, {escape(what)})."
                 )
         observed = Answer(sent, received, answer.status_code, parsed, kind, kept_headers(answer.headers))
         await self._observe(is_submit, task_id, body, observed)
-        out_headers = [
-            (k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP
-        ]
-        out_headers.append((b"content-length", str(len(answer.content)).encode()))
-        await self._answer(send, answer.status_code, out_headers, answer.content)
 
     async def _observe(self, is_submit: bool, task_id: str | None, body: bytes, answer: Answer) -> None:
+        """Record an exchange, once its answer went back: recording never delays or breaks it."""
+        try:
+            await self._record(is_submit, task_id, body, answer)
+        except Exception as exc:  # noqa: BLE001 - the application's traffic goes on whatever happens here
+            self.say(f"[red]Could not record an exchange[/]: {escape(type(exc).__name__)}: {escape(str(exc)[:300])}")
+
+    async def _record(self, is_submit: bool, task_id: str | None, body: bytes, answer: Answer) -> None:
         recording = self.recording
         if is_submit:
             try:
                 request = json.loads(body) if body else None
-            except ValueError:
+            except (ValueError, RecursionError):
                 request = None
             recorded = recording.submission(request, answer)
             outcome = f"task {recorded.task_id}" if recorded.task_id else f"no task ({answer.status or 'no answer'})"
-            self.say(f"submission {recorded.n}: {answer.status or 'no answer'} -> {outcome}")
+            self.say(f"submission {recorded.n}: {answer.status or 'no answer'} -> {escape(outcome)}")
         else:
             recorded = recording.poll(task_id or "", answer)
             if recorded is None:
@@ -169,9 +185,8 @@ class RecordingProxy:
                 if state
                 else str(answer.status or "no answer")
             )
-            self.say(
-                f"  poll {len(recorded.polls)} of submission {recorded.n} at {answer.at - recorded.submit.at:.1f} s: {shown}"
-            )
+            since = answer.sent - recorded.submit.sent
+            self.say(f"  poll {len(recorded.polls)} of submission {recorded.n} at {since:.1f} s: {escape(shown)}")
         files = recording.files()  # made here, on the loop, where the recording changes
         async with self.lock:
             await asyncio.to_thread(recording.write, files)
@@ -216,9 +231,11 @@ def serve(proxy: RecordingProxy, host: str, port: int) -> None:
     # with a handler of its own for that moment.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.Server(
-            uvicorn.Config(proxy, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-        ).run()
+        config = uvicorn.Config(
+            proxy, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+            server_header=False, date_header=False,  # the target's own go through
+        )  # fmt: skip
+        uvicorn.Server(config).run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
