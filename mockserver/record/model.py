@@ -162,6 +162,7 @@ class Recording:
         self._renderer: Renderer | None = None  # made when first needed (it reads the video clips)
         self.secrets: set[str] = set()  # credentials seen in requests: scrubbed from anything written
         self._built: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # n -> (what it was built from, data)
+        self._texts: dict[str, tuple[dict[str, Any], str]] = {}  # name -> (data, its YAML)
 
     # Observing.
 
@@ -479,8 +480,14 @@ class Recording:
     def files(self) -> dict[str, str]:
         out = {}
         header = f"# Recorded by `mockserver record` from {self.source}. Replay: mockserver serve --scenarios <this folder> --scenario recorded\n"
+        texts = {}
         for name, data in self.scenarios().items():
-            out[f"{name}.yaml"] = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+            known = self._texts.get(name)
+            if known is None or known[0] is not data:  # a submission that did not move keeps its text
+                known = (data, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+            texts[name] = known
+            out[f"{name}.yaml"] = known[1]
+        self._texts = texts
         return out
 
     def write(self, files: dict[str, str] | None = None) -> list[str]:
