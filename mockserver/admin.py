@@ -351,20 +351,9 @@ class AdminApi:
 
     async def task_action(self, request: Request) -> Response:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
-        if action == "fail":
-            data = await self._json(request)
-            code = _text(data, "code", required=False) or "generation_failed"
-            found = await self.rt.fail_task(task_id, code, _text(data, "message", required=False))
-        elif action == "complete":
-            found = await self.rt.complete_task(task_id)
-        elif action == "stall":
-            found = await self.rt.stall_task(task_id)
-        elif action == "resume":
-            found = await self.rt.resume_task(task_id)
-        else:
-            raise ApiError(
-                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
-            )
+        data = await self._json(request) if action == "fail" else {}
+        code = _text(data, "code", required=False) or "generation_failed"
+        found = await self.rt.act_on_task(task_id, action, code, _text(data, "message", required=False))
         return JsonResponse(self.rt.task_view(found, self.rt.base_url(request)))
 
     async def clock(self, request: Request) -> Response:

@@ -202,6 +202,19 @@ class Runtime:
     async def resume_task(self, task_id: str) -> Found:
         return await self._change(task_id, "resume", lifecycle.resume)
 
+    async def act_on_task(
+        self, task_id: str, action: str, code: str = "generation_failed", message: str | None = None
+    ) -> Found:
+        """One of the task actions by name (the admin API's and the dashboard's buttons)."""
+        if action == "fail":
+            return await self.fail_task(task_id, code, message)
+        changes = {"complete": self.complete_task, "stall": self.stall_task, "resume": self.resume_task}
+        if action not in changes:
+            raise ApiError(
+                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
+            )
+        return await changes[action](task_id)
+
     async def task(self, task_id: str) -> Found:
         found = await self.state.poll(task_id, count=False, retained=False)
         if found is None:

@@ -22,6 +22,7 @@ import httpx
 from rich.markup import escape
 from starlette.types import Receive, Scope, Send
 
+from mockserver.errors import ApiError
 from mockserver.record.model import Answer, Recording, kept_headers
 
 HOP_BY_HOP = frozenset(
@@ -33,8 +34,8 @@ API_ANSWER_LIMIT = 4 * 1024 * 1024
 
 
 def _error(status: int, message: str, code: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps({"error": {"message": message, "type": "upstream_error", "code": code}}).encode()
-    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+    response = ApiError(status, message, type="upstream_error", code=code).response()
+    return status, list(response.raw_headers), bytes(response.body)
 
 
 class RecordingProxy:

@@ -577,25 +577,24 @@ class RedisStore:
                 break
         self._see(now)
         unique = {h["id"]: h for h in hashes}  # a task whose expiry moved between pages shows once
+        return await self._live(sorted(unique.values(), key=lambda h: int(h["n"])), now), now  # oldest first
+
+    async def _live(self, hashes: list[dict[str, str]], now: float) -> list[Task]:
+        """The tasks of these hashes, in their order, without those past their retention (a key may
+        outlive its task: a manual clock)."""
         tasks = []
-        retention = self.settings.task_retention
-        for h in sorted(unique.values(), key=lambda h: int(h["n"])):  # in the order they were created
+        for h in hashes:
             task = await self._task(h, False)
-            if task is not None and not expired(task, now, retention):  # its key may outlive it (a manual clock)
+            if task is not None and not expired(task, now, self.settings.task_retention):
                 tasks.append(task)
-        return tasks, now
+        return tasks
 
     async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
         now_text, page, total = await self._eval("tasks", 0, limit, "newest")
         now = float(now_text)
         self._see(now)
-        tasks = []
-        retention = self.settings.task_retention
-        for h in sorted((dict(zip(flat[::2], flat[1::2])) for flat in page), key=lambda h: -int(h["n"])):
-            task = await self._task(h, False)
-            if task is not None and not expired(task, now, retention):
-                tasks.append(task)
-        return tasks, int(total), now
+        hashes = sorted((dict(zip(flat[::2], flat[1::2])) for flat in page), key=lambda h: -int(h["n"]))
+        return await self._live(hashes, now), int(total), now  # newest first
 
     # Run-time choices.
 

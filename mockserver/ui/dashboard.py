@@ -388,10 +388,7 @@ class Dashboard:
     # Pages.
 
     async def tasks_page(self, request: Request) -> Response:
-        status = request.query_params.get("status", "")
-        scenario = request.query_params.get("scenario", "")
-        status = status if status in STATUSES else ""
-        scenario = scenario if scenario in self.rt.scenarios else ""
+        status, scenario = self._task_filters(request.query_params)
         return self._page(
             request,
             "tasks.html",
@@ -461,6 +458,11 @@ class Dashboard:
             events=self._events_url("journal", since=str(entries[0].id if entries else 0), **filters),
         )
 
+    def _task_filters(self, params: Any) -> tuple[str, str]:
+        """The status and scenario filters of the task list ("" for any; unknown values are ignored)."""
+        status, scenario = params.get("status", ""), params.get("scenario", "")
+        return (status if status in STATUSES else ""), (scenario if scenario in self.rt.scenarios else "")
+
     def _journal_filters(self, params: Any) -> dict[str, str]:
         method = params.get("method", "").upper()[:10]
         status = params.get("status", "").strip()[:3]
@@ -471,13 +473,14 @@ class Dashboard:
             "task": params.get("task", "").strip()[:100],
         }
 
+    @staticmethod
+    def _journal_args(filters: dict[str, str]) -> tuple[str | None, str | None, str | None, int | None]:
+        """The journal filters as `select` (and `Runtime.requests`) take them."""
+        status = int(filters["status"]) if filters["status"] else None
+        return filters["method"] or None, filters["path"] or None, filters["task"] or None, status
+
     async def _journal(self, filters: dict[str, str]) -> list[Entry]:
-        return await self.rt.requests(
-            filters["method"] or None,
-            filters["path"] or None,
-            filters["task"] or None,
-            int(filters["status"]) if filters["status"] else None,
-        )
+        return await self.rt.requests(*self._journal_args(filters))
 
     def _events_url(self, view: str, **params: str) -> str:
         return f"{UI}/events?" + urlencode({"view": view, **{k: v for k, v in params.items() if v}})
@@ -512,26 +515,19 @@ class Dashboard:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
         form = await self._form(request)
         back = f"{UI}/tasks/{task_id}"
+        code = form.get("code", "").strip()[:100] or "generation_failed"
+        message = form.get("message", "").strip()[:500] or dict(self.fail_codes).get(code) or None
         try:
-            if action == "fail":
-                code = form.get("code", "").strip() or "generation_failed"
-                message = form.get("message", "").strip()[:500] or dict(self.fail_codes).get(code) or None
-                await self.rt.fail_task(task_id, code[:100], message)
-                done = f"Failed with {code}: the next poll sees it."
-            elif action == "complete":
-                await self.rt.complete_task(task_id)
-                done = "Completed: the next poll sees the video."
-            elif action == "stall":
-                await self.rt.stall_task(task_id)
-                done = "Stalled: the task stays as it is until resumed."
-            elif action == "resume":
-                await self.rt.resume_task(task_id)
-                done = "Resumed: the task runs on from where it stood."
-            else:
-                return self._back(request, back, problem=f"Unknown action {action[:40]!r}.")
+            await self.rt.act_on_task(task_id, action, code, message)
         except ApiError as error:
             return self._back(request, back, problem=error.message)
-        return self._back(request, back, notice=done)
+        done = {
+            "fail": f"Failed with {code}: the next poll sees it.",
+            "complete": "Completed: the next poll sees the video.",
+            "stall": "Stalled: the task stays as it is until resumed.",
+            "resume": "Resumed: the task runs on from where it stood.",
+        }
+        return self._back(request, back, notice=done[action])
 
     async def clock_action(self, request: Request) -> Response:
         form = await self._form(request)
@@ -602,34 +598,19 @@ class Dashboard:
         token = self.rt.settings.admin_token
         closed = token is None and not self.rt.settings.loopback
         target = request.query_params.get("next", UI)
-        if request.method == "GET":
+        failed = False
+        if request.method == "POST":
+            form = await self._form(request)
+            target = form.get("next", UI)
+            if token is None:
+                return self._back(request, target)  # open (loopback): nothing to sign in to
+            failed = not hmac.compare_digest(form.get("token", "").strip().encode(), token.encode())
+        if request.method == "GET" or failed:  # 200 even when it failed: a browser logs a 4xx page as an error
             return self._page(
-                request,
-                "sign-in.html",
-                title="Sign in",
-                nav="",
-                closed=closed,
-                target=target,
-                failed=False,
-                top=None,
-                events="",
-            )
-        form = await self._form(request)
-        target = form.get("next", UI)
-        if token is None:
-            return self._back(request, target)  # open (loopback): nothing to sign in to
-        if not hmac.compare_digest(form.get("token", "").strip().encode(), token.encode()):
-            return self._page(
-                request,
-                "sign-in.html",  # 200, not 401: a browser logs a 4xx page as a console error
-                title="Sign in",
-                nav="",
-                closed=False,
-                target=target,
-                failed=True,
-                top=None,
-                events="",
-            )
+                request, "sign-in.html", title="Sign in", nav="", closed=closed, target=target, failed=failed,
+                top=None, events="",
+            )  # fmt: skip
+        assert token is not None
         response = self._back(request, target)
         response.set_cookie(
             SESSION_COOKIE, session_value(token.encode(), int(time.time())), max_age=SESSION_SECONDS,
@@ -656,8 +637,7 @@ class Dashboard:
         params = request.query_params
         view = params.get("view", "tasks")
         base_url = self.rt.base_url(request)
-        status = params.get("status", "") if params.get("status", "") in STATUSES else ""
-        scenario = params.get("scenario", "") if params.get("scenario", "") in self.rt.scenarios else ""
+        status, scenario = self._task_filters(params)
         task_id = params.get("id", "")[:200]
         filters = self._journal_filters(params)
         # Where the page's journal stands: the browser says so when it reconnects (the id of the
@@ -708,38 +688,18 @@ class Dashboard:
                     if view == "journal":
                         entries = await self._shared(("journal",), newest_entries)  # one look for every filter
                         latest = entries[0].id if entries else 0
-                        shown = select(entries, filters["method"] or None, filters["path"] or None,
-                                       filters["task"] or None, int(filters["status"]) if filters["status"] else None)  # fmt: skip
-                        if top is not None and (latest < top or (not entries and top)):  # reset or emptied
-                            events.append(
-                                _event(
-                                    "journal-all",
-                                    self._fragment("_journal.html", entries=[_entry(e) for e in shown]),
-                                    latest,
-                                )
-                            )
-                            newest, added = latest, 0
-                        else:
-                            fresh = [e for e in shown if e.id > newest]
-                            if fresh and added + len(fresh) > JOURNAL_SHOWN:  # keep the page's list bounded
-                                events.append(
-                                    _event(
-                                        "journal-all",
-                                        self._fragment("_journal.html", entries=[_entry(e) for e in shown]),
-                                        latest,
-                                    )
-                                )
-                                added = 0
-                            elif fresh:
-                                events.append(
-                                    _event(
-                                        "journal",
-                                        self._fragment("_entries.html", entries=[_entry(e) for e in fresh]),
-                                        latest,
-                                    )
-                                )
-                                added += len(fresh)
-                            newest = max(newest, latest)
+                        shown = select(entries, *self._journal_args(filters))
+                        reset = top is not None and (latest < top or (not entries and top))  # reset or emptied
+                        fresh = [] if reset else [e for e in shown if e.id > newest]
+                        if reset or added + len(fresh) > JOURNAL_SHOWN:  # drawn whole: the list stays bounded
+                            listed = self._fragment("_journal.html", entries=[_entry(e) for e in shown])
+                            events.append(_event("journal-all", listed, latest))
+                            added = 0
+                        elif fresh:
+                            listed = self._fragment("_entries.html", entries=[_entry(e) for e in fresh])
+                            events.append(_event("journal", listed, latest))
+                            added += len(fresh)
+                        newest = latest if reset else max(newest, latest)
                         top = latest
                 except StoreUnavailable as exc:
                     events = [_event("clock", self._fragment("_down.html", reason=str(exc)))]
