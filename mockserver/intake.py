@@ -116,6 +116,9 @@ async def read_body(request: Incoming, limit: int) -> bytes:
     return await request.body(limit)
 
 
+MAX_DEPTH = 64  # levels of objects and arrays in a request body; this API's bodies have 2
+
+
 def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -135,9 +138,24 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise ApiError(400, "The request body is nested too deeply to be a request.") from None
+    if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        # Python's decoder takes ~1,000 levels; the schema validator gives up well before that.
+        raise ApiError(400, "The request body is nested too deeply to be a request.")
     if ("\\ud" in text or "\\uD" in text) and not _encodable(data):
         raise ApiError(400, "The request body escapes a lone UTF-16 surrogate (like \\ud800), which is not a character.")
     return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels deep in a parsed JSON value."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _encodable(value: Any) -> bool:

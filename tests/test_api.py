@@ -82,12 +82,13 @@ def test_the_key_is_never_echoed(fake: Fake) -> None:
         (b'{"prompt": "\xff\xfe"}', "application/json", "not valid UTF-8"),
         (b'{"prompt": NaN}', "application/json", "not valid JSON"),
         (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
+        (b'{"a":' * 500 + b"1" + b"}" * 500, "application/json", "nested too deeply"),  # too deep for the validator
         (b'{"prompt": "x"}', "text/plain", "Content-Type"),
         (b"model=veo", "application/x-www-form-urlencoded", "Content-Type"),
         (b'{"prompt": "x"}', "application/json; charset=latin-1", "charset"),
         (b'{"prompt": "x"}', None, "Content-Type"),
     ],
-    ids=["truncated", "empty", "bad-utf8", "nan", "deep", "text-plain", "form", "charset", "no-content-type"],
+    ids=["truncated", "empty", "bad-utf8", "nan", "deep", "deep-objects", "text-plain", "form", "charset", "no-content-type"],
 )
 def test_malformed_bodies_get_400(fake: Fake, content: bytes, content_type: str | None, fragment: str) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
