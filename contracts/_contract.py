@@ -17,7 +17,8 @@ from typing import Any
 
 import jsonschema_rs
 
-from contracts._document import ContractError, load_document
+from contracts._document import BUILTIN_DIR, ContractError, load_document
+from contracts._shape import Body, Shapes, escape
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -73,6 +74,9 @@ class Operation:
     requires_query: bool = False  # whether any query parameter is required
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
+    body: Body | None = None  # the request body's fields: defaults, roles
+    model_field: str | None = None  # with a body chosen by model: the field that picks it
+    branches: dict[str, tuple[jsonschema_rs.Validator, Body]] = field(default_factory=dict)  # model -> its body
 
     @property
     def path_regex(self) -> re.Pattern[str]:
@@ -85,10 +89,29 @@ class Operation:
         return self.answers.get(str(status)) or self.answers.get(f"{str(status)[0]}XX") or self.answers.get("default")
 
     def check_body(self, body: Any) -> Violation | None:
-        """None when `body` satisfies the request schema, else the first violation."""
+        """None when `body` satisfies the request schema, else the first violation (for a body
+        chosen by model: of the branch its model picks)."""
         if self.body_validator is None or self.body_validator.is_valid(body):
             return None
+        if self.model_field is not None and isinstance(body, dict):
+            name = self.model_field
+            model = body.get(name)
+            allowed = ", ".join(repr(model) for model in self.branches)
+            if model is None:
+                return Violation(f"Missing required field '{name}'. It picks the body; one of: {allowed}.", name)
+            branch = self.branches.get(model) if isinstance(model, str) else None
+            if branch is None:
+                return Violation(f"Invalid value for '{name}': {json.dumps(model)[:80]} is not one of: {allowed}.", name)
+            validator, shape = branch
+            return _first_violation(validator, body, shape.properties)
         return _first_violation(self.body_validator, body, self.body_properties)
+
+    def shape_of(self, body: dict[str, Any]) -> Body | None:
+        """The fields (defaults, roles) of a valid request body: of its model's branch, if any."""
+        if self.model_field is not None:
+            branch = self.branches.get(body.get(self.model_field))  # type: ignore[arg-type]
+            return branch[1] if branch is not None else None
+        return self.body
 
     def check_query(self, params: dict[str, str]) -> Violation | None:
         """Check raw query strings against the declared parameters (coercing booleans and numbers)."""
@@ -180,13 +203,25 @@ class Contract:
         self.title: str = document.get("info", {}).get("title", path.name)
         self.version: str = str(document.get("info", {}).get("version", ""))
         self.operations: dict[str, Operation] = {}
-        for route, item in document.get("paths", {}).items():
+        if not isinstance(document.get("paths"), dict) or not document["paths"]:
+            raise ContractError(f"{path}: at /paths: the document has no paths (no submit or query operation)")
+        self._check_references()
+        for route, item in document["paths"].items():
             item = self._deref(item)
             shared = item.get("parameters", [])
             for method in _METHODS:
                 if method in item:
                     operation = self._compile(route, method, item[method], shared)
                     self.operations[operation.operation_id] = operation
+        self.shapes = Shapes(self)
+        self.submit: Operation = self.shapes.submit
+        self.query: Operation = self.shapes.query
+        self._request_bodies()
+
+    @property
+    def shipped(self) -> bool:
+        """Whether this is one of the contracts that ship with the toolkit (seed, current)."""
+        return self.path.resolve().parent == BUILTIN_DIR.resolve()
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Contract:
@@ -194,16 +229,77 @@ class Contract:
         return cls(path, document)
 
     def _deref(self, node: Any) -> Any:
+        return self.follow(node, "")[0]
+
+    def follow(self, node: Any, pointer: str) -> tuple[Any, str]:
+        """`node` with its `$ref`s followed, and the JSON pointer of where it is."""
         seen = 0
         while isinstance(node, dict) and "$ref" in node:
-            pointer = node["$ref"]
-            if not pointer.startswith("#/") or seen > 32:
-                raise ContractError(f"{self.path}: cannot follow reference {pointer!r}")
-            node = self.document
-            for part in pointer[2:].split("/"):
-                node = node[part.replace("~1", "/").replace("~0", "~")]
+            ref = node["$ref"]
+            if not isinstance(ref, str) or not ref.startswith("#") or seen > 32:
+                raise ContractError(f"{self.path}: at {pointer or '/'}: cannot follow reference {ref!r}")
+            target = self.document
+            for part in ref[1:].split("/")[1:]:
+                part = part.replace("~1", "/").replace("~0", "~")
+                if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                    target = target[int(part)]
+                elif isinstance(target, dict) and part in target:
+                    target = target[part]
+                else:
+                    raise ContractError(f"{self.path}: at {pointer or '/'}: the reference {ref!r} does not resolve")
+            node, pointer = target, ref[1:]
             seen += 1
-        return node
+        return node, pointer
+
+    def resolve(self, schema: Any, pointer: str) -> tuple[Any, str]:
+        """A schema with its `$ref`s followed and its `allOf` parts merged into one, and where it is."""
+        schema, pointer = self.follow(schema, pointer)
+        if not isinstance(schema, dict) or "allOf" not in schema:
+            return schema, pointer
+        merged: dict[str, Any] = {key: value for key, value in schema.items() if key != "allOf"}
+        for index, part in enumerate(schema["allOf"]):
+            part, _ = self.resolve(part, f"{pointer}/allOf/{index}")
+            merged = self._merge(merged, part, f"{pointer}/allOf/{index}")
+        return merged, pointer
+
+    def _merge(self, base: dict[str, Any], extra: Any, pointer: str) -> dict[str, Any]:
+        if not isinstance(extra, dict):
+            return base
+        merged = {**base}
+        for key, value in extra.items():
+            if key == "properties" and isinstance(value, dict):
+                properties = dict(merged.get("properties") or {})
+                for name, prop in value.items():
+                    where = f"{pointer}/properties/{escape(name)}"
+                    if name in properties:
+                        mine, _ = self.resolve(properties[name], where)
+                        theirs, _ = self.resolve(prop, where)
+                        properties[name] = self._merge(mine, theirs, where) if isinstance(mine, dict) else theirs
+                    else:
+                        properties[name] = prop
+                merged["properties"] = properties
+            elif key == "required":
+                merged["required"] = [*merged.get("required", []), *[n for n in value if n not in merged.get("required", [])]]
+            else:
+                merged[key] = value
+        return merged
+
+    def spec_of(self, operation: Operation) -> dict[str, Any]:
+        """The operation object of the document."""
+        item = self._deref(self.document["paths"][operation.path])
+        return item[operation.method.lower()]
+
+    def _check_references(self) -> None:
+        """Every local `$ref` of the document resolves (else: where it is and what it names)."""
+        stack: list[tuple[Any, str]] = [(self.document, "")]
+        while stack:
+            node, pointer = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("$ref"), str):
+                    self.follow({"$ref": node["$ref"]}, pointer)
+                stack.extend((value, f"{pointer}/{escape(key)}") for key, value in node.items() if key != "$ref")
+            elif isinstance(node, list):
+                stack.extend((value, f"{pointer}/{index}") for index, value in enumerate(node))
 
     def _validator(self, schema: dict[str, Any], where: str) -> jsonschema_rs.Validator:
         rooted = {**schema, "components": self.document.get("components", {})}
@@ -225,13 +321,6 @@ class Contract:
             schema = body.get("content", {}).get("application/json", {}).get("schema")
             if schema is not None:
                 operation.body_validator = self._validator(schema, where)
-                properties = self._deref(schema).get("properties", {})
-                operation.body_properties = frozenset(properties)
-                operation.body_defaults = {
-                    name: self._deref(prop)["default"]
-                    for name, prop in properties.items()
-                    if "default" in self._deref(prop)
-                }
         query = []
         for raw in [*shared, *spec.get("parameters", [])]:
             parameter = self._deref(raw)
@@ -249,6 +338,51 @@ class Contract:
         operation.query = tuple(query)
         operation.requires_query = any(parameter.required for parameter in query)
         return operation
+
+    def _request_bodies(self) -> None:
+        """What the fake reads of the submit body: its fields, defaults and roles, per model when
+        the body is a oneOf chosen by model."""
+        op = self.submit
+        spec = self.spec_of(op)
+        base = f"/paths/{escape(op.path)}/{op.method.lower()}/requestBody"
+        body, base = self.follow(spec.get("requestBody"), base)
+        if not isinstance(body, dict):
+            return
+        schema = (body.get("content") or {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return
+        pointer = f"{base}/content/application~1json/schema"
+        resolved, pointer = self.resolve(schema, pointer)
+        branches = resolved.get("oneOf") or resolved.get("anyOf")
+        op.body = self.shapes.body(op, resolved, pointer)
+        op.body_properties, op.body_defaults = op.body.properties, op.body.defaults
+        if not branches:
+            return
+        discriminator = resolved.get("discriminator") or {}
+        name = discriminator.get("propertyName", "model")
+        mapped: dict[str, list[str]] = {}
+        for model, ref in (discriminator.get("mapping") or {}).items():
+            mapped.setdefault(ref, []).append(model)
+        op.model_field = name
+        kind = "oneOf" if "oneOf" in resolved else "anyOf"
+        for index, branch in enumerate(branches):
+            where = f"{pointer}/{kind}/{index}"
+            part, part_pointer = self.resolve(branch, where)
+            models = list(mapped.get(branch.get("$ref", ""), [])) if isinstance(branch, dict) else []
+            prop, _ = self.resolve((part.get("properties") or {}).get(name, {}), f"{part_pointer}/properties/{name}")
+            if isinstance(prop, dict):
+                models += [prop["const"]] if isinstance(prop.get("const"), str) else []
+                models += [value for value in prop.get("enum") or [] if isinstance(value, str)]
+            if not models:
+                raise ContractError(
+                    f"{self.path}: at {where}: this branch of the request body names no model: give its "
+                    f"'{name}' property a const or an enum, or map it in the discriminator"
+                )
+            merged = self._merge({key: v for key, v in resolved.items() if key not in (kind, "discriminator")}, part, where)
+            shape = self.shapes.body(op, merged, part_pointer)
+            validator = self._validator(merged, f"{op.method} {op.path} body for model {models[0]}")
+            for model in dict.fromkeys(models):
+                op.branches.setdefault(model, (validator, shape))
 
     def _error_type(self, schema: Any) -> str | None:
         """The `error.type` constant a (possibly allOf-composed) error schema pins, if any."""
@@ -277,12 +411,18 @@ class Contract:
             self._error_type(schema) if schema is not None else None,
         )
 
-    def request_schema(self, operation_id: str) -> dict[str, Any]:
-        """The JSON request body schema of an operation, with each property's own schema resolved."""
-        spec = self._find(operation_id)
-        body = self._deref(spec.get("requestBody", {}))
-        schema = self._deref(body.get("content", {}).get("application/json", {}).get("schema", {}))
-        properties = {name: self._deref(prop) for name, prop in schema.get("properties", {}).items()}
+    def request_schema(self, operation_id: str, model: str | None = None) -> dict[str, Any]:
+        """The JSON request body schema of an operation, with each property's own schema resolved
+        (for a body chosen by model: the branch of `model`, else of the first model)."""
+        operation = self.operation(operation_id)
+        if operation.branches:
+            branch = operation.branches.get(model or "") or next(iter(operation.branches.values()))
+            schema = branch[1].schema
+        else:
+            spec = self._find(operation_id)
+            body = self._deref(spec.get("requestBody", {}))
+            schema = self.resolve(body.get("content", {}).get("application/json", {}).get("schema", {}), "")[0]
+        properties = {name: self.resolve(prop, "")[0] for name, prop in schema.get("properties", {}).items()}
         return {**schema, "properties": properties}
 
     def _find(self, operation_id: str) -> dict[str, Any]:

@@ -132,8 +132,8 @@ class Judge:
             raise ValueError(f"timebase must be 'wall_time' or 'time', got {timebase!r}")
         self.timebase = timebase
         self.properties = properties or Properties()
-        self.submit = contract.operation("createVideoGeneration")
-        self.query = contract.operation("getTask")
+        self.submit = contract.submit
+        self.query = contract.query
         self._poll_path = self.query.path_regex
 
     def _arrived(self, entry: dict[str, Any]) -> float:

@@ -199,9 +199,12 @@ class DeploymentCheck:
         self._owns_client = client is None
         self.client = client or httpx.Client(timeout=timeout, follow_redirects=False)
         self.sleep = sleep
-        self.submit = contract.operation("createVideoGeneration")
-        self.query = contract.operation("getTask")
-        self.schema = contract.request_schema("createVideoGeneration")
+        self.submit = contract.submit
+        self.query = contract.query
+        self.schema = contract.request_schema(contract.submit.operation_id)
+        self.task_slot = "{" + contract.shapes.task_parameter + "}"
+        self.url_field = contract.shapes.result_url_field
+        self.invalid = frozenset({contract.shapes.invalid_status[contract.submit.operation_id]})
         self.valid_body = self._valid_body(video_url)
         self.report = Report(self.base_url, contract.version or str(contract.path), billable)
         self._tracked: list[_Tracked] = []
@@ -228,7 +231,7 @@ class DeploymentCheck:
         return body
 
     def _probes(self) -> list[_Probe]:
-        submit, query = self.submit.path, self.query.path.replace("{task_id}", UNKNOWN_TASK)
+        submit, query = self.submit.path, self.query.path.replace(self.task_slot, UNKNOWN_TASK)
         body = self.valid_body
         probes = [
             _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
@@ -246,7 +249,7 @@ class DeploymentCheck:
         risky = [
             _Probe("submit-malformed-json", "Submit a body that is not JSON", "POST", submit, frozenset({400}), "token", raw=b'{"prompt": '),
             _Probe("submit-empty-body", "Submit an empty body", "POST", submit, frozenset({400}), "token", raw=b""),
-            _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, frozenset({400, 422}), "token", body=[body]),
+            _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, frozenset({400}) | self.invalid, "token", body=[body]),
         ]  # fmt: skip
         risky += [self._missing(name, body) for name in essential]
         risky += [self._wrong_type(name, body) for name in essential if not _types(properties[name]) & {"integer", "number"}]
@@ -260,18 +263,18 @@ class DeploymentCheck:
             if prop.get("enum"):
                 risky.append(
                     _Probe(f"submit-bad-{name}", f"Submit '{name}' outside its enum", "POST", submit,
-                           frozenset({422}), "token", {**body, name: "mockserver-check-not-allowed"}, field=name)
+                           self.invalid, "token", {**body, name: "mockserver-check-not-allowed"}, field=name)
                 )  # fmt: skip
         return probes + risky
 
     def _missing(self, name: str, body: dict[str, Any]) -> _Probe:
         broken = {key: value for key, value in body.items() if key != name}
         return _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST",
-                      self.submit.path, frozenset({422}), "token", broken, field=name)  # fmt: skip
+                      self.submit.path, self.invalid, "token", broken, field=name)  # fmt: skip
 
     def _wrong_type(self, name: str, body: dict[str, Any]) -> _Probe:
         return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit.path,
-                      frozenset({422}), "token", {**body, name: 12345}, field=name)  # fmt: skip
+                      self.invalid, "token", {**body, name: 12345}, field=name)  # fmt: skip
 
     # Sending and judging.
 
@@ -334,7 +337,7 @@ class DeploymentCheck:
 
     def _check_param(self, result: ProbeResult, probe: _Probe, exchange: Exchange, response: httpx.Response | None) -> None:  # fmt: skip
         """A refusal that names, in `param`, a field the contract does not define points at drift."""
-        if response is None or response.status_code != 422 or probe.field is None:
+        if response is None or response.status_code not in self.invalid or probe.field is None:
             return
         try:
             param = response.json().get("error", {}).get("param")
@@ -366,7 +369,7 @@ class DeploymentCheck:
 
     def _poll(self, tracked: _Tracked) -> Event | None:
         """One poll of a billable task, judged; None once it is over."""
-        path = self.query.path.replace("{task_id}", tracked.task_id)
+        path = self.query.path.replace(self.task_slot, tracked.task_id)
         exchange, response = self._send("GET", path, "token", url=f"{self.base_url}{path}?sync_upstream=true")
         self._judge(tracked.probe, exchange, response, frozenset({200}))
         tracked.polls += 1
@@ -388,7 +391,7 @@ class DeploymentCheck:
     def _download(self, probe: ProbeResult, task: dict[str, Any]) -> None:
         results = task.get("results")
         first = results[0] if isinstance(results, list) and results else None
-        url = first.get("url") if isinstance(first, dict) else None
+        url = first if isinstance(first, str) else first.get(self.url_field) if isinstance(first, dict) else None
         if not isinstance(url, str):
             return  # the shape is wrong: the contract check has said so
         # The result lives on a CDN, which may redirect; it gets no key, so following is safe.
@@ -458,7 +461,7 @@ class DeploymentCheck:
 
     def _preflight(self) -> None:
         """One free request first: is the deployment there, and does it take the key?"""
-        path = self.query.path.replace("{task_id}", UNKNOWN_TASK)
+        path = self.query.path.replace(self.task_slot, UNKNOWN_TASK)
         exchange, response = self._send("GET", path, "token")
         if response is None:
             raise CheckAborted(f"cannot reach {self.base_url}: {exchange.error}")

@@ -109,6 +109,13 @@ def timelines(
     return steps
 
 
+def _statuses(wanted: list[int], documented: frozenset[int] | None) -> list[int]:
+    """The statuses of `wanted` the contract documents (all of them when it documents none)."""
+    if documented is None:
+        return wanted
+    return [status for status in wanted if status in documented] or wanted
+
+
 def _refusal(status: int, code: str | None = None, retry_after: int | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": status, "error": {"message": f"Generated HTTP {status}."}}
     if code is not None:
@@ -126,20 +133,25 @@ SUBMIT_KINDS += ("rate-limited", "rate-limited-no-retry-after", "ambiguous-5xx",
 
 @st.composite
 def submits(
-    draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True, kind: str | None = None
+    draw: st.DrawFn,
+    retry_after_max: int = 2,
+    faults: bool = True,
+    kind: str | None = None,
+    documented: frozenset[int] | None = None,
 ) -> list[dict[str, Any]] | None:
     """How submit is answered (None: accepted at once, as half of all submissions are here).
-    `kind` fixes the kind of answer (one of SUBMIT_KINDS)."""
+    `kind` fixes the kind of answer (one of SUBMIT_KINDS); `documented`, the error statuses the
+    contract documents for submit, narrows the statuses drawn to those (when any of them is)."""
     if kind is None:
         kind = draw(st.sampled_from(["accepted", "accepted", "accepted", "refused", "transient", "ambiguous"]))
     if kind == "accepted":
         return None
     if kind == "refused":
-        status = draw(st.sampled_from([401, 402, 422, 500, 503]))
-        code = draw(st.sampled_from(SUBMIT_422_CODES)) if status == 422 else None
+        status = draw(st.sampled_from(_statuses([401, 402, 422, 500, 503], documented)))
+        code = draw(st.sampled_from(SUBMIT_422_CODES)) if status == 422 and documented is None else None
         return [_refusal(status, code)]
     if kind in ("transient", "rate-limited", "rate-limited-no-retry-after"):
-        status = draw(st.sampled_from([429, 503])) if kind == "transient" else 429
+        status = draw(st.sampled_from(_statuses([429, 503], documented))) if kind == "transient" else 429
         retry_after = {
             "transient": st.none() | st.integers(1, retry_after_max),
             "rate-limited": st.integers(1, retry_after_max),
@@ -150,7 +162,7 @@ def submits(
     if kind == "dropped" or (kind == "ambiguous" and faults and draw(st.booleans())):
         ambiguous: dict[str, Any] = {"fault": draw(st.sampled_from(["reset", "empty"]))}
     elif kind in ("ambiguous", "ambiguous-5xx"):
-        ambiguous = _refusal(draw(st.sampled_from([500, 503])))
+        ambiguous = _refusal(draw(st.sampled_from(_statuses([500, 503], documented))))
     else:
         raise ValueError(f"unknown kind of submit answer {kind!r}; known: {', '.join(SUBMIT_KINDS)}")
     return [{"times": 1, "creates_task": True, **ambiguous}, {}]
@@ -158,7 +170,11 @@ def submits(
 
 @st.composite
 def poll_rules(
-    draw: st.DrawFn, retry_after_max: int = 2, faults: bool = True, kind: str | None = None
+    draw: st.DrawFn,
+    retry_after_max: int = 2,
+    faults: bool = True,
+    kind: str | None = None,
+    documented: frozenset[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Transient errors (500, 503, 429 with or without Retry-After) and broken answers on some polls.
     `kind` "errors" or "faults" gives at least one poll that kind of answer, and only that kind."""
@@ -170,7 +186,7 @@ def poll_rules(
         if draw(st.sampled_from(kinds)) == "fault":
             rules.append({"on": [poll], "fault": draw(st.sampled_from(FAULTS))})
             continue
-        status = draw(st.sampled_from([500, 503, 429]))
+        status = draw(st.sampled_from(_statuses([500, 503, 429], documented)))
         retry_after = draw(st.none() | st.integers(1, retry_after_max)) if status == 429 else None
         rules.append({"on": [poll], **_refusal(status, retry_after=retry_after)})
     return rules
@@ -207,19 +223,28 @@ def behaviours(
     faults: bool = True,
     quirks: bool = True,
     latency: bool = True,
+    documented: dict[str, frozenset[int]] | None = None,
 ) -> dict[str, Any]:
     """A whole server behaviour, as a scenario the fake can play; with `kind`, one of that class
-    (see CLASSES; what the class does not fix is drawn as usual)."""
+    (see CLASSES; what the class does not fix is drawn as usual). `documented` ("submit" and
+    "poll": the error statuses a contract documents) keeps the drawn errors to those where it can;
+    a behaviour that still needs an undocumented one (a 429 the contract does not list) says so
+    with `off_contract`."""
     possible = classes(faults=faults, quirks=quirks, latency=latency)
     if kind is not None and kind not in possible:
         raise ValueError(f"no behaviour of class {kind!r} with these options; possible: {', '.join(possible)}")
     fixed = _CLASS_PARTS.get(kind or "", {})
     scenario: dict[str, Any] = {"name": name}
-    submit = draw(submits(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("submit")))
+    documented = documented or {}
+    submit = draw(
+        submits(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("submit"), documented=documented.get("submit"))
+    )
     if submit is not None:
         scenario["submit"] = submit
     if fixed.get("polls", True) is not False:
-        polls = draw(poll_rules(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("polls")))
+        polls = draw(
+            poll_rules(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("polls"), documented=documented.get("poll"))
+        )
         if polls:
             scenario["polls"] = polls
     timeline = draw(timelines(max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending")))
@@ -233,6 +258,13 @@ def behaviours(
         scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
     elif quirk == "disappears":
         scenario["disappears_after"] = draw(_tenths(1, int(max_step_seconds * 10 * max(1, max_steps))))
+    undocumented = sorted(
+        {answer["status"] for answer in submit or [] if answer.get("status") not in (None, *documented.get("submit", ()))}
+        | {rule["status"] for rule in scenario.get("polls", []) if rule.get("status") not in (None, *documented.get("poll", ()))}
+    ) if documented else []
+    if undocumented and "off_contract" not in scenario:
+        listed = ", ".join(f"HTTP {status}" for status in undocumented)
+        scenario["off_contract"] = f"generated: {listed} is not documented by this contract"
     scenario["timeline"] = timeline
     slow = fixed.get("latency")
     if slow or (slow is None and latency and draw(st.booleans())):

@@ -23,6 +23,7 @@ from mockserver.intake import bearer_key, read_json
 from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import serve
+from mockserver.render import Renderer
 from mockserver.responses import JsonBytes
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Answer
@@ -43,12 +44,12 @@ def route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _answer(request: Incoming, answer: Answer, normal: Response | None) -> Response:
+def _answer(request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str) -> Response:
     """The scripted answer: the normal response or the scripted error, delivered with its fault."""
     if answer.status == 200:
         response = normal if normal is not None else Response(b"")
     else:
-        response = ApiError(answer.status, headers=dict(answer.headers), **answer.error).response()
+        response = render.scripted_error(operation_id, answer.status, answer.error or {}, dict(answer.headers))
     if answer.fault is None:
         return response
     request.scope[FAULT_KEY] = answer.fault.kind
@@ -58,25 +59,48 @@ def _answer(request: Incoming, answer: Answer, normal: Response | None) -> Respo
 class ProviderApi:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self.submit_operation = runtime.contract.operation("createVideoGeneration")
-        self.query_operation = runtime.contract.operation("getTask")
-        self.defaults = self.submit_operation.body_defaults
+        contract = runtime.contract
+        self.submit_operation, self.query_operation = contract.submit, contract.query
+        self.submit_id, self.query_id = contract.submit.operation_id, contract.query.operation_id
+        self.invalid_submit = runtime.render.invalid_status[self.submit_id]
+        self.invalid_query = runtime.render.invalid_status[self.query_id]
+        self.task_parameter = contract.shapes.task_parameter
+        self.body = contract.submit.body
 
     def routes(self) -> list[BaseRoute]:
         submit, query = self.submit_operation, self.query_operation
         return [
-            Route(submit.path, route(self.submit), methods=[submit.method]),
-            Route(query.path, route(self.query), methods=[query.method]),
+            Route(submit.path, self.route(self.submit, self.submit_id), methods=[submit.method]),
+            Route(query.path, self.route(self.query, self.query_id), methods=[query.method]),
             Route("/files/{task_id}.mp4", route(self.download), methods=["GET", "HEAD"]),
         ]
+
+    def route(self, handler: Handler, operation_id: str) -> Callable[[Request], Awaitable[Response]]:
+        """A Starlette endpoint for an operation of the contract: its errors in the contract's words."""
+        parameter = self.task_parameter
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(Incoming(request.scope, request.receive, request.path_params.get(parameter)))
+            except ApiError as error:
+                return self.rt.render.error(operation_id, error)
+
+        return endpoint
+
+    def error(self, handler: Handler, error: ApiError) -> Response:
+        """The fake's own error for a request the fast path served."""
+        return self.rt.render.error(self.submit_id if handler == self.submit else self.query_id, error)
 
     async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
         body = await read_json(request, self.rt.settings.max_body_bytes)
         violation = self.submit_operation.check_body(body)
         if violation is not None:
-            raise ApiError(422, violation.message, param=violation.param)
-        body = {**self.defaults, **body}  # the request as the provider reads it
+            raise ApiError(self.invalid_submit, violation.message, param=violation.param)
+        fields = self.body if self.submit_operation.model_field is None else self.submit_operation.shape_of(body)
+        roles = fields.roles if fields is not None else {}
+        if fields is not None and fields.defaults:
+            body = {**fields.defaults, **body}  # the request as the provider reads it
         selector = self.rt.selector
         if self.rt.unshared:
             await self.rt.share()
@@ -85,9 +109,9 @@ class ProviderApi:
         submitted = await self.rt.state.submit(
             Submission(
                 key_id=key_id(api_key),
-                model=str(body.get("model", "")),
-                aspect_ratio=str(body.get("aspect_ratio", "16:9")),
-                generate_audio=bool(body.get("generate_audio", True)),
+                model=str(body.get(roles.get("model", "model"), "")),
+                aspect_ratio=str(body.get(roles.get("aspect_ratio", "aspect_ratio"), "16:9")),
+                generate_audio=bool(body.get(roles.get("audio", "generate_audio"), True)),
                 header=header,
                 fallback=fallback,
                 fallback_by=fallback_by,
@@ -103,7 +127,7 @@ class ProviderApi:
         if submitted.task is not None:
             request.scope[TASK_KEY] = submitted.task.id
             normal = JsonBytes(self.rt.render.created_json(submitted.task, scenario.estimated_time(answer)))
-        return _answer(request, answer, normal)
+        return _answer(request, answer, normal, self.rt.render, self.submit_id)
 
     async def _found(self, request: Incoming, *, count: bool = False, retained: bool = True) -> Found:
         """The task a client asks for; 404 once its scenario makes it disappear, or (`retained`)
@@ -122,7 +146,7 @@ class ProviderApi:
         if request.query_string or self.query_operation.requires_query:
             violation = self.query_operation.check_query(request.query_params())
             if violation is not None:
-                raise ApiError(422, violation.message, param=violation.param)
+                raise ApiError(self.invalid_query, violation.message, param=violation.param)
         poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
@@ -130,11 +154,11 @@ class ProviderApi:
             await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None
         if answer is not None and answer.status != 200:
-            return _answer(request, answer, None)
+            return _answer(request, answer, None, self.rt.render, self.query_id)
         state = lifecycle.task_state(task, found.now, poll=poll)
         base_url = self.rt.base_url(request) if state.status == "completed" else ""  # only results need it
         normal = JsonBytes.of(self.rt.render.task(task, state, base_url))
-        return normal if answer is None else _answer(request, answer, normal)
+        return normal if answer is None else _answer(request, answer, normal, self.rt.render, self.query_id)
 
     async def download(self, request: Incoming) -> Response:
         found = await self._found(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted

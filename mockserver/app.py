@@ -109,7 +109,7 @@ class MockApp:
         self.submit_path = api.submit_operation.path
         self.submit_method = api.submit_operation.method
         self.query_method = api.query_operation.method
-        self.prefix, _, self.suffix = api.query_operation.path.partition("{task_id}")
+        self.prefix, _, self.suffix = api.query_operation.path.partition("{" + api.task_parameter + "}")
 
     def _task_id(self, path: str) -> str | None:
         if not path.startswith(self.prefix) or not path.endswith(self.suffix):
@@ -156,9 +156,9 @@ class MockApp:
         try:
             response = await handler(request)
         except ApiError as error:
-            response = error.response()
+            response = self.api.error(handler, error)
         except StoreUnavailable as exc:
-            response = store_unavailable(exc).response()
+            response = self.api.error(handler, store_unavailable(exc))
         except Exception as exc:  # as ServerErrorMiddleware does for the Starlette routes
             self.errors.append(exc)
             response = _server_error()

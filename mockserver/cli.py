@@ -296,6 +296,13 @@ def serve(
         f"clock {clock} x{speed:g}, store {where}" + (f", {workers} workers" if workers > 1 else ""),
         err=True,
     )
+    if runtime.left_out_reasons:
+        click.echo(
+            f"mockserver: {len(runtime.left_out_reasons)} shipped scenarios left out, as this contract cannot play them: "
+            f"{', '.join(sorted(runtime.left_out_reasons))} (why: mockserver scenarios validate --contract "
+            f"{runtime.contract.path})",
+            err=True,
+        )
     if getattr(runtime.state, "took_over", False):
         click.echo(
             "mockserver: no live replica played what this one plays: it took over the store (its tasks stay)", err=True
@@ -538,6 +545,20 @@ def record(
     )
 
 
+def _shipped_report(contract: Contract, renderer: Renderer) -> None:
+    shipped = load_directories([SHIPPED_SCENARIOS])
+    reasons = conformity.unplayable(shipped, contract, renderer)
+    for name, scenario in shipped.items():
+        if name in reasons:
+            click.echo(f"left out  {name} ({Path(scenario.source).name}): {reasons[name]}")
+        else:
+            click.echo(f"plays    {name}" + (" [off contract]" if scenario.off_contract else ""))
+    click.echo(
+        f"{len(shipped) - len(reasons)} of {len(shipped)} shipped scenarios play under {contract.path}"
+        + ("; serve leaves the others out" if reasons else "")
+    )
+
+
 def _check_folder(folder: Path, contract: Contract) -> str | None:
     """None when every scenario in `folder` loads and plays under `contract`, else the problem."""
     try:
@@ -710,7 +731,7 @@ def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
 
 
 @scenarios.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--contract",
     default=DEFAULTS.contract,
@@ -720,14 +741,18 @@ def _selection(scenario: Scenario, mapped_keys: list[str]) -> str:
 def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
     """Check scenario files (or folders of them); exit 1 if any is invalid.
 
-    Mixes may name shipped scenarios as well as the ones given here."""
+    Mixes may name shipped scenarios as well as the ones given here. With no PATHS, say which
+    shipped scenarios CONTRACT can play and why not the others (`serve` leaves those out)."""
     failed = 0
     found: dict[str, Scenario] = {}
     try:
         loaded_contract = Contract.load(contract)
+        renderer = Renderer(loaded_contract, Media())
     except ContractError as exc:
         _fail(str(exc))
-    renderer = Renderer(loaded_contract, Media())
+    if not paths:
+        _shipped_report(loaded_contract, renderer)
+        return
     for path in paths:
         for file in scenario_files(path) if path.is_dir() else [path]:
             try:

@@ -155,7 +155,14 @@ class FuzzRun:
     def __init__(self, options: FuzzOptions, on_event: Callable[[Example], None] | None = None) -> None:
         self.options = options
         self.on_event = on_event or (lambda example: None)
-        self.judge = Judge(Contract.load(options.contract), options.properties)
+        contract = Contract.load(options.contract)
+        self.judge = Judge(contract, options.properties)
+        if not contract.shipped:  # draw only the error statuses this contract documents, where it can
+            documented = {
+                kind: frozenset(int(status) for status in operation.responses if status.isdigit() and status[0] in "45")
+                for kind, operation in (("submit", contract.submit), ("poll", contract.query))
+            }
+            options.strategy = {"documented": documented, **options.strategy}
         self.report = FuzzReport()
         self._smallest: Failure | None = None
         self._server: LiveServer | None = None

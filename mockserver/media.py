@@ -31,6 +31,7 @@ class Clip:
     width: int
     height: int
     etag: str
+    duration: float  # seconds, from the movie header
 
 
 def _moov(data: bytes) -> bytes:
@@ -62,10 +63,23 @@ def _track_size(data: bytes) -> tuple[int, int]:
     return best
 
 
+def _duration(data: bytes) -> float:
+    """The movie's duration in seconds, from its `mvhd` box (timescale and duration)."""
+    moov = _moov(data)
+    start = moov.find(b"mvhd") + 4
+    if start < 4:
+        raise ValueError("no mvhd box: not an MP4 file")
+    if moov[start] == 1:
+        timescale, duration = struct.unpack(">IQ", moov[start + 20 : start + 32])
+    else:
+        timescale, duration = struct.unpack(">II", moov[start + 12 : start + 20])
+    return duration / timescale if timescale else 0.0
+
+
 def _load_clip(name: str) -> Clip:
     data = (MEDIA_DIR / f"{name}.mp4").read_bytes()
     width, height = _track_size(data)
-    return Clip(name, data, width, height, '"' + hashlib.sha256(data).hexdigest()[:16] + '"')
+    return Clip(name, data, width, height, '"' + hashlib.sha256(data).hexdigest()[:16] + '"', _duration(data))
 
 
 class Media:

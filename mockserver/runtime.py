@@ -42,6 +42,9 @@ class Runtime:
         self.contract = Contract.load(settings.contract)
         directories = settings.scenario_directories
         self.scenarios: dict[str, Scenario] = load_directories(directories)
+        self.media = Media()
+        self.render = Renderer(self.contract, self.media)
+        self.left_out = self._leave_out_unplayable()
         if not directories:
             raise ValueError("no scenario folders: --no-shipped-scenarios needs at least one --scenarios DIR")
         if not self.scenarios:
@@ -56,7 +59,8 @@ class Runtime:
         except re.error as exc:
             raise ValueError(f"--api-keys {settings.api_keys!r} is not a regular expression: {exc}") from None
         sources: dict[str, Path] = {}
-        keys = load_key_maps(key_map_files(directories, settings.keys), self.scenarios, sources)
+        keys = load_key_maps(key_map_files(directories, settings.keys), {**self.scenarios, **self.left_out}, sources)
+        keys = {key: name for key, name in keys.items() if name not in self.left_out}
         shipped = SHIPPED_SCENARIOS / KEYMAP_FILE
         unusable = sorted({str(sources[key]) for key in keys if sources[key] != shipped and not self.accepted_keys.fullmatch(key)})
         if unusable:
@@ -65,9 +69,7 @@ class Runtime:
             )
         self.selector = Selector(self.scenarios, keys)
         self._loaded = dict(self.scenarios)  # what reset goes back to
-        self.media = Media()
-        self.render = Renderer(self.contract, self.media)
-        conformity.check(self.scenarios, self.contract, self.render)
+        conformity.check(self.scenarios, self.contract, self.render, lenient=self.lenient)
         if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
@@ -77,6 +79,25 @@ class Runtime:
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
         self.unshared: dict[str, Scenario] = {}  # added at run time, not yet registered with the store
+
+    def _leave_out_unplayable(self) -> dict[str, Scenario]:
+        """Under a contract of the user's own, the shipped scenarios it cannot play are left out
+        (`mockserver scenarios validate --contract` lists them with the reason); the user's own
+        scenario files are held to the contract, and refused if they break it."""
+        self.left_out_reasons: dict[str, str] = {}
+        self.lenient: frozenset[str] = frozenset()  # shipped, so their off_contract labels speak of our contract
+        if self.contract.shipped:
+            return {}
+        shipped = {name: s for name, s in self.scenarios.items() if Path(s.source).parent == SHIPPED_SCENARIOS}
+        self.lenient = frozenset(shipped)
+        self.left_out_reasons = conformity.unplayable(shipped, self.contract, self.render)
+        name = self.settings.default_scenario
+        if name in self.left_out_reasons:
+            raise ValueError(
+                f"the default scenario {name!r} cannot play under {self.contract.path}: {self.left_out_reasons[name]} "
+                "(choose another with --scenario)"
+            )
+        return {name: self.scenarios.pop(name) for name in self.left_out_reasons}
 
     def fingerprint(self) -> dict[str, str]:
         """What every replica on one shared store must have in common, as digests: the contract,

@@ -148,8 +148,8 @@ class Recording:
     ) -> None:
         self.out = out
         self.contract = contract
-        self.submit_op = contract.operation("createVideoGeneration")
-        self.query_op = contract.operation("getTask")
+        self.submit_op = contract.submit
+        self.query_op = contract.query
         self.source = source
         self.keep_result_urls = keep_result_urls
         self.redact_prompts = redact_prompts
@@ -461,13 +461,17 @@ class Recording:
             steps[0]["at"] = 0.0
         return steps, quirk
 
-    def _result(self, item: Any) -> dict[str, Any]:
+    def _result(self, item: Any) -> dict[str, Any] | str:
         """A result kept with --keep-result-urls: its URL without the query string (signatures and
-        tokens live there), and of its other fields only plain numbers and the content type."""
+        tokens live there), and of its other fields only plain numbers and the content type. A
+        result that is a plain URL string (a contract whose results are strings) stays one."""
         url = item if isinstance(item, str) else item.get("url") if isinstance(item, dict) else None
         if not isinstance(url, str) or not url:
-            return {"url": "about:blank"}
-        kept: dict[str, Any] = {"url": urlunsplit(urlsplit(url)._replace(query="", fragment=""))}
+            return "about:blank" if isinstance(item, str) else {"url": "about:blank"}
+        bare = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+        if isinstance(item, str):
+            return bare
+        kept: dict[str, Any] = {"url": bare}
         if isinstance(item, dict):
             for name in ("content_type", "width", "height", "duration"):
                 value = item.get(name)

@@ -193,8 +193,9 @@ class Dashboard:
             for step in scenario.timeline:
                 if step.status == "failed" and isinstance(step.error, dict) and step.error.get("code"):
                     codes.setdefault(str(step.error["code"]), str(step.error.get("message") or ""))
-        schemas = self.rt.contract.document.get("components", {}).get("schemas", {})
-        code = schemas.get("TaskError", {}).get("properties", {}).get("code", {})
+        error = self.rt.contract.shapes.task.find("error")
+        code_node = error.find("code") if error is not None else None
+        code = code_node.schema if code_node is not None else {}
         named = [
             *code.get("enum", ()),
             *code.get("examples", ()),

@@ -1,0 +1,324 @@
+"""Bring your own contract: the loaded document shapes every answer.
+
+The two worked examples in examples/contracts/ (the upstream platform's dialect, and two models of
+this provider in one contract) are served by real `mockserver serve` processes; the clients
+written for them (examples/contracts/clients/) run unchanged and complete, and every answer they
+got is checked against their contract by schemathesis. The rest runs in-process on a manual clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from contracts import Contract, ContractError
+from contracts.conformance import ResponseValidator
+from mockserver import Settings, create_app
+from tests.conftest import Fake, start_fake
+from tests.processes import running
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples" / "contracts"
+UPSTREAM = EXAMPLES / "upstream-dialect.yaml"
+TWO_MODELS = EXAMPLES / "provider-two-models.yaml"
+KEY = {"Authorization": "Bearer sk-test"}
+IMAGE = "https://example.com/first-frame.png"
+
+
+def _client_run(base_url: str, client: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"BASE_URL": base_url, "API_KEY": "sk-example", "POLL_INTERVAL": "0.05", "MAX_WAIT": "20"}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "clients" / client), *args],
+        env={**os.environ, **env},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _answers_conform(base_url: str, contract: Path) -> int:
+    """Check every answer of the provider routes in the fake's journal against `contract` with
+    schemathesis's response checks; the number checked."""
+    validator = ResponseValidator(Contract.load(contract))
+    entries = httpx.get(f"{base_url}/__admin/requests", params={"limit": 1000}).json()["requests"]
+    checked = 0
+    for entry in entries:
+        url = f"{base_url}{entry['path']}" + (f"?{entry['query']}" if entry.get("query") else "")
+        request = httpx.Request(entry["method"], url, headers={"content-type": "application/json"}, content=entry["body"] or b"")
+        response = httpx.Response(
+            entry["status"], headers=entry["response_headers"], content=entry["response"].encode(), request=request
+        )
+        response.elapsed = datetime.timedelta(milliseconds=entry["duration_ms"] or 0)
+        checked += validator.validate(response)
+    return checked
+
+
+@pytest.mark.parametrize(
+    ("contract", "client", "args"),
+    [
+        (UPSTREAM, "upstream_client.py", ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]),
+        (UPSTREAM, "upstream_client.py", ["--model", "happyhorse-1.0-video-edit", "--video", "https://example.com/in.mp4"]),
+        (TWO_MODELS, "two_models_client.py", ["--model", "veo-3.1-extend"]),
+        (TWO_MODELS, "two_models_client.py", ["--model", "veo-3.1-fast", "--image", IMAGE]),
+    ],
+    ids=["upstream-image-to-video", "upstream-video-edit", "provider-extend", "provider-fast"],
+)
+def test_a_client_written_for_the_contract_completes_and_every_answer_conforms(
+    contract: Path, client: str, args: list[str]
+) -> None:
+    with running(["--contract", str(contract), "--speed", "100", "--scenario", "completed-before-results"]) as (url, _):
+        run = _client_run(url, client, *args)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.stdout.strip().splitlines()[-1].startswith(f"{url}/files/task-unified-")
+        assert _answers_conform(url, contract) >= 3  # the submit and at least two polls
+
+
+def test_the_upstream_client_reads_its_dialect_and_its_failures() -> None:
+    """task_info and usage.billing_rule on queries; refusals and failed tasks in its own codes."""
+    args = ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]
+    with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "fast"]) as (url, _):
+        done = _client_run(url, client := "upstream_client.py", *args)
+        assert done.returncode == 0, done.stderr
+        assert "billing_rule: per_" in done.stdout and '"video_duration": 7' in done.stdout
+        for scenario, status, said in [
+            ("insufficient-quota", 2, "error.code: insufficient_quota"),
+            ("content-policy", 1, "content_policy_violation"),
+            ("rate-limited-then-ok", 0, "/files/task-unified-"),
+        ]:
+            httpx.put(f"{url}/__admin/scenarios/default", json={"scenario": scenario}).raise_for_status()
+            run = _client_run(url, client, *args)
+            assert run.returncode == status, (scenario, run.stdout, run.stderr)
+            assert said in run.stdout + run.stderr
+        assert _answers_conform(url, UPSTREAM) >= 6
+
+
+@pytest.fixture(params=["memory", "redis"])
+def upstream(request: pytest.FixtureRequest) -> Iterator[Fake]:
+    """A fake serving the upstream dialect over real uvicorn, its state in memory or on a real
+    Redis; every answer is checked against the dialect's contract."""
+    store = request.getfixturevalue("redis_url") if request.param == "redis" else "memory"
+    with ExitStack() as stack:
+        yield start_fake(stack, Settings(clock="manual", contract=str(UPSTREAM), store=store, store_prefix="dialect"))
+
+
+@pytest.fixture
+def two_models() -> Iterator[Fake]:
+    with ExitStack() as stack:
+        yield start_fake(stack, Settings(clock="manual", contract=str(TWO_MODELS)))
+
+
+def _advance(client: Fake, seconds: float) -> None:
+    client.advance(seconds)
+
+
+def test_the_dialect_shapes_every_answer(upstream: Fake) -> None:
+    body = {"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]}
+    created = upstream.request("POST", "/v1/videos/generations", json=body, headers=KEY)
+    assert created.status_code == 200
+    task = created.json()
+    assert task["usage"]["billing_rule"] in ("per_call", "per_token", "per_second")
+    polled = upstream.request("GET", f"/v1/tasks/{task['id']}", headers=KEY).json()
+    assert polled["status"] == "pending" and "results" not in polled and "error" not in polled
+    assert set(polled["task_info"]) >= {"can_cancel"} and polled["usage"]["billing_rule"]
+    _advance(upstream, 3600)
+    done = upstream.request("GET", f"/v1/tasks/{task['id']}", headers=KEY).json()
+    assert done["status"] == "completed"
+    assert all(isinstance(url, str) and url.endswith(".mp4") for url in done["results"])  # plain URL strings
+    assert done["task_info"]["can_cancel"] is False
+    assert upstream.request("GET", done["results"][0]).status_code == 200
+
+
+def test_the_submit_template_says_what_the_renderer_says(upstream: Fake, two_models: Fake) -> None:
+    from mockserver.state.task import Task
+
+    for client in (upstream, two_models):
+        runtime = client.runtime
+        scenario = runtime.scenarios["default"]
+        task = Task("task-unified-1757165031-abcd1234", 1757165031, 0.0, scenario, 'odd " model \u00e9', "9:16", False, "k")
+        assert json.loads(runtime.render.created_json(task, 42)) == runtime.render.created(task, 42)
+
+
+def test_errors_take_the_contracts_status_and_codes(upstream: Fake) -> None:
+    """No 422 in this dialect: a body that breaks it gets the documented 400 with its code."""
+    broken = upstream.request("POST", "/v1/videos/generations", json={"model": "happyhorse-1.0-image-to-video"}, headers=KEY)
+    assert broken.status_code == 400
+    assert broken.json()["error"] == {
+        "code": "invalid_request",
+        "message": "Missing required field 'image_urls'.",
+        "type": "invalid_request_error",
+        "param": "image_urls",
+    }
+    unknown = upstream.request("POST", "/v1/videos/generations", json={"model": "nope"}, headers=KEY)
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "model"
+    assert "happyhorse-1.0-video-edit" in unknown.json()["error"]["message"]
+    assert upstream.request("POST", "/v1/videos/generations", json={}).json()["error"]["code"] == "unauthorized"
+    gone = upstream.request("GET", "/v1/tasks/task-unified-1-abcdefgh", headers=KEY)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "task_not_found"
+    # a scripted refusal keeps its message; the contract gives it its code and type
+    limited = upstream.request(
+        "POST",
+        "/v1/videos/generations",
+        json={"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]},
+        headers={**KEY, "X-Mock-Scenario": "rate-limited"},
+    )
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded" and "Rate limit" in limited.json()["error"]["message"]
+
+
+def test_the_model_picks_the_body_and_the_refusal_names_its_field(two_models: Fake) -> None:
+    fast = two_models.request("POST", "/v1/videos/generations", json={"model": "veo-3.1-fast"}, headers=KEY)
+    assert fast.status_code == 422
+    assert fast.json()["error"]["param"] == "prompt", fast.json()
+    extend = two_models.request("POST", "/v1/videos/generations", json={"model": "veo-3.1-extend", "prompt": "p"}, headers=KEY)
+    assert extend.status_code == 422 and extend.json()["error"]["param"] == "video_url"
+    missing = two_models.request("POST", "/v1/videos/generations", json={"prompt": "p"}, headers=KEY)
+    assert missing.status_code == 422 and missing.json()["error"]["param"] == "model"
+    body = {"model": "veo-3.1-fast", "prompt": "a fox", "aspect_ratio": "9:16", "generate_audio": False}
+    created = two_models.request("POST", "/v1/videos/generations", json=body, headers=KEY)
+    assert created.status_code == 200, created.json()
+    assert created.json()["model"] == "veo-3.1-fast"  # recorded on the task
+    _advance(two_models, 3600)
+    done = two_models.request("GET", f"/v1/tasks/{created.json()['id']}", headers=KEY).json()
+    assert done["model"] == "veo-3.1-fast"
+    (result,) = done["results"]
+    assert (result["width"], result["height"]) == (720, 1280)  # the aspect ratio picked the portrait clip
+
+
+def _bad(tmp_path: Path, change: Any) -> Path:
+    document = yaml.safe_load(UPSTREAM.read_text())
+    change(document)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _task_schema(document: dict[str, Any]) -> dict[str, Any]:
+    return document["components"]["schemas"]["Task"]
+
+
+def _drop(mapping: dict[str, Any], key: str) -> None:
+    mapping.pop(key)
+
+
+BAD = {
+    "no-submit": (
+        lambda d: _drop(d["paths"], "/v1/videos/generations"),
+        "at /paths: no submit operation found",
+    ),
+    "task-without-status": (
+        lambda d: (_drop(_task_schema(d)["properties"], "status"), _task_schema(d)["required"].remove("status")),
+        "at /components/schemas/Task: the task schema of the query operation has no 'status' property",
+    ),
+    "unresolved-ref": (
+        lambda d: _task_schema(d)["properties"].__setitem__("usage", {"$ref": "#/components/schemas/Nowhere"}),
+        "at /components/schemas/Task/properties/usage: the reference '#/components/schemas/Nowhere' does not resolve",
+    ),
+    "unfillable-results": (
+        lambda d: _task_schema(d)["properties"].__setitem__("results", {"type": "array", "items": {"type": "integer"}}),
+        "at /components/schemas/Task/properties/results/items: the fake cannot fill these results",
+    ),
+    "bad-extension": (
+        lambda d: _task_schema(d)["properties"]["progress"].__setitem__("x-mockserver-value", "percent"),
+        "at /components/schemas/Task/properties/progress: x-mockserver-value is 'percent'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_contract_stops_the_server_naming_file_pointer_and_problem(tmp_path: Path, case: str) -> None:
+    change, expected = BAD[case]
+    path = _bad(tmp_path, change)
+    with pytest.raises(ContractError) as caught:
+        Contract.load(path)
+    assert str(caught.value).startswith(f"{path}: ") and expected in str(caught.value)
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--contract", str(path), "--port", "1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0 and expected in run.stderr and "Traceback" not in run.stderr
+
+
+def test_validate_says_which_shipped_scenarios_a_contract_cannot_play() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "scenarios", "validate", "--contract", str(UPSTREAM)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert "plays    default" in lines and "plays    content-policy" in lines
+    assert any(
+        line.startswith("left out  model-not-found (submit-errors.yaml): submit: HTTP 422 is not documented") for line in lines
+    )
+    assert any(line.startswith("left out  expired-key") and '"unauthorized" was expected' in line for line in lines)
+    assert lines[-1].startswith("30 of 37 shipped scenarios play under")
+    # the server leaves exactly those out, and says so
+    runtime = create_app(Settings(clock="manual", contract=str(UPSTREAM))).state.runtime
+    left = {line.split()[2] for line in lines if line.startswith("left out")}
+    assert set(runtime.left_out_reasons) == left and not left & set(runtime.scenarios)
+
+
+def test_check_and_fuzz_client_judge_by_the_same_contract(tmp_path: Path) -> None:
+    with running(["--contract", str(UPSTREAM), "--speed", "100"]) as (url, _):
+        check = subprocess.run(
+            [sys.executable, "-m", "mockserver", "check", "--base-url", url, "--contract", str(UPSTREAM), "--token", "sk-check"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+    fuzz = subprocess.run(
+        [
+            sys.executable, "-m", "mockserver", "fuzz-client", "--contract", str(UPSTREAM), "--examples", "14",
+            "--seed", "3", "--speed", "200", "--time-limit", "6", "--out", str(tmp_path),
+            "--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}", "--env", "POLL_INTERVAL=0.05",
+            "--env", "MAX_WAIT=4", "--",
+            sys.executable, str(EXAMPLES / "clients" / "upstream_client.py"), "--image", IMAGE,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert fuzz.returncode == 0, fuzz.stdout[-3000:] + fuzz.stderr[-3000:]
+
+
+def test_scripted_results_play_only_where_the_contract_takes_their_form(tmp_path: Path) -> None:
+    """A scenario of the user's own that scripts URL strings plays under the upstream dialect and
+    stops the server, naming the file, line and field, under our contract (objects with a url)."""
+    from mockserver.scenarios import ScenarioError
+
+    (tmp_path / "cdn.yaml").write_text(
+        "name: cdn\n"
+        "description: Completes with a URL on our own CDN.\n"
+        "timeline:\n"
+        "  - {at: 0, status: pending}\n"
+        '  - {at: 5, status: completed, progress: 100, results: ["https://cdn.example/video.mp4"]}\n'
+    )
+    with ExitStack() as stack:
+        fake = start_fake(stack, Settings(clock="manual", contract=str(UPSTREAM), scenario_dirs=(tmp_path,)))
+        body = {"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]}
+        task_id = fake.request("POST", "/v1/videos/generations", json=body, headers={**KEY, "X-Mock-Scenario": "cdn"}).json()["id"]
+        fake.advance(5)
+        assert fake.task(task_id)["results"] == ["https://cdn.example/video.mp4"]
+    with pytest.raises(ScenarioError) as refused:
+        create_app(Settings(clock="manual", scenario_dirs=(tmp_path,)))
+    assert str(refused.value).startswith(f"{tmp_path / 'cdn.yaml'}:5") and "timeline[1]" in str(refused.value)
