@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from contracts._document import BUILTIN_DIR, ContractError, load_document
+from contracts._document import BUILTIN_DIR, ContractError, json_content, load_document
 from contracts._shape import Body, Shapes, escape
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -91,9 +91,9 @@ class Operation:
     def check_body(self, body: Any) -> Violation | None:
         """None when `body` satisfies the request schema, else the first violation (for a body
         chosen by model: of the branch its model picks)."""
-        if self.body_validator is None or self.body_validator.is_valid(body):
-            return None
         if self.model_field is not None and isinstance(body, dict):
+            # the model picks the branch: validate against it alone (validators ignore the
+            # discriminator, and a body may fit another model's branch, or several)
             name = self.model_field
             model = body.get(name)
             allowed = ", ".join(repr(model) for model in self.branches)
@@ -103,7 +103,9 @@ class Operation:
             if branch is None:
                 return Violation(f"Invalid value for '{name}': {json.dumps(model)[:80]} is not one of: {allowed}.", name)
             validator, shape = branch
-            return _first_violation(validator, body, shape.properties)
+            return None if validator.is_valid(body) else _first_violation(validator, body, shape.properties)
+        if self.body_validator is None or self.body_validator.is_valid(body):
+            return None
         return _first_violation(self.body_validator, body, self.body_properties)
 
     def shape_of(self, body: dict[str, Any]) -> Body | None:
@@ -177,7 +179,9 @@ def describe_error(error: jsonschema_rs.ValidationError) -> str:
 def _first_violation(
     validator: jsonschema_rs.Validator, body: Any, known: frozenset[str]
 ) -> Violation:
-    error = next(iter(validator.iter_errors(body)))
+    error = next(iter(validator.iter_errors(body)), None)
+    if error is None:  # a validator that said no but names nothing
+        return Violation("The request body does not match the contract.", None)
     path = ".".join(str(part) for part in error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
@@ -206,17 +210,33 @@ class Contract:
         if not isinstance(document.get("paths"), dict) or not document["paths"]:
             raise ContractError(f"{path}: at /paths: the document has no paths (no submit or query operation)")
         self._check_references()
-        for route, item in document["paths"].items():
-            item = self._deref(item)
-            shared = item.get("parameters", [])
-            for method in _METHODS:
-                if method in item:
-                    operation = self._compile(route, method, item[method], shared)
-                    self.operations[operation.operation_id] = operation
-        self.shapes = Shapes(self)
-        self.submit: Operation = self.shapes.submit
-        self.query: Operation = self.shapes.query
-        self._request_bodies()
+        where = "/paths"
+        try:
+            for route, item in document["paths"].items():
+                where = f"/paths/{escape(route)}"
+                item = self._deref(item)
+                if not isinstance(item, dict):
+                    raise ContractError(f"{path}: at {where}: a path item must be a mapping")
+                shared = item.get("parameters") or []
+                for method in _METHODS:
+                    if method in item:
+                        where = f"/paths/{escape(route)}/{method}"
+                        if not isinstance(item[method], dict):
+                            raise ContractError(f"{path}: at {where}: an operation must be a mapping")
+                        operation = self._compile(route, method, item[method], shared)
+                        self.operations[operation.operation_id] = operation
+            where = "/paths"
+            self.shapes = Shapes(self)
+            self.submit: Operation = self.shapes.submit
+            self.query: Operation = self.shapes.query
+            where = f"/paths/{escape(self.submit.path)}/{self.submit.method.lower()}/requestBody"
+            self._request_bodies()
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            # a value of the wrong kind somewhere below `where` (a list for a mapping, a null...)
+            raise ContractError(
+                f"{path}: at {where}: a value is not of the kind OpenAPI 3.1 expects there "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
 
     @property
     def shipped(self) -> bool:
@@ -251,18 +271,29 @@ class Contract:
             seen += 1
         return node, pointer
 
-    def resolve(self, schema: Any, pointer: str) -> tuple[Any, str]:
-        """A schema with its `$ref`s followed and its `allOf` parts merged into one, and where it is."""
+    def resolve(self, schema: Any, pointer: str, depth: int = 0) -> tuple[Any, str]:
+        """A schema with its `$ref`s followed (keys written beside a `$ref` kept, as OpenAPI 3.1
+        reads them) and its `allOf` parts merged into one, and where it is. A boolean schema reads
+        as an empty one."""
+        if depth > 32:
+            raise ContractError(f"{self.path}: at {pointer or '/'}: allOf and $ref refer to each other in a loop")
+        beside = {k: v for k, v in schema.items() if k != "$ref"} if isinstance(schema, dict) and "$ref" in schema else {}
         schema, pointer = self.follow(schema, pointer)
+        if isinstance(schema, bool):
+            schema = {}
+        if beside and isinstance(schema, dict):
+            schema = {**schema, **beside}
         if not isinstance(schema, dict) or "allOf" not in schema:
             return schema, pointer
+        if not isinstance(schema["allOf"], list):
+            raise ContractError(f"{self.path}: at {pointer}/allOf: allOf must be a list of schemas")
         merged: dict[str, Any] = {key: value for key, value in schema.items() if key != "allOf"}
         for index, part in enumerate(schema["allOf"]):
-            part, _ = self.resolve(part, f"{pointer}/allOf/{index}")
-            merged = self._merge(merged, part, f"{pointer}/allOf/{index}")
+            part, _ = self.resolve(part, f"{pointer}/allOf/{index}", depth + 1)
+            merged = self._merge(merged, part, f"{pointer}/allOf/{index}", depth + 1)
         return merged, pointer
 
-    def _merge(self, base: dict[str, Any], extra: Any, pointer: str) -> dict[str, Any]:
+    def _merge(self, base: dict[str, Any], extra: Any, pointer: str, depth: int = 0) -> dict[str, Any]:
         if not isinstance(extra, dict):
             return base
         merged = {**base}
@@ -272,14 +303,15 @@ class Contract:
                 for name, prop in value.items():
                     where = f"{pointer}/properties/{escape(name)}"
                     if name in properties:
-                        mine, _ = self.resolve(properties[name], where)
-                        theirs, _ = self.resolve(prop, where)
-                        properties[name] = self._merge(mine, theirs, where) if isinstance(mine, dict) else theirs
+                        mine, _ = self.resolve(properties[name], where, depth + 1)
+                        theirs, _ = self.resolve(prop, where, depth + 1)
+                        properties[name] = self._merge(mine, theirs, where, depth + 1) if isinstance(mine, dict) else theirs
                     else:
                         properties[name] = prop
                 merged["properties"] = properties
-            elif key == "required":
-                merged["required"] = [*merged.get("required", []), *[n for n in value if n not in merged.get("required", [])]]
+            elif key == "required" and isinstance(value, list):
+                known = list(merged.get("required") or [])
+                merged["required"] = [*known, *[name for name in value if name not in known]]
             else:
                 merged[key] = value
         return merged
@@ -306,19 +338,28 @@ class Contract:
         try:
             return jsonschema_rs.Draft202012Validator(rooted, validate_formats=True)
         except (jsonschema_rs.ValidationError, ValueError) as exc:
-            raise ContractError(f"{self.path}: the schema of {where} does not compile: {exc}") from exc
+            lines = str(exc).splitlines()
+            found = next((line for line in lines if line.startswith("On instance")), "")
+            parts = re.findall(r'\["([^"]*)"\]|\[(\d+)\]', found)
+            pointer = "/" + "/".join(escape(name or index) for name, index in parts) if parts else "/"
+            raise ContractError(
+                f"{self.path}: at {pointer}: the schema of {where} does not compile: {lines[0] if lines else exc}"
+            ) from None
 
     def _compile(self, route: str, method: str, spec: dict[str, Any], shared: list[Any]) -> Operation:
         where = f"{method.upper()} {route}"
         operation_id = spec.get("operationId") or where
-        operation = Operation(operation_id, method.upper(), route, responses=spec.get("responses", {}))
+        responses = spec.get("responses") or {}
+        if not isinstance(responses, dict):
+            raise ContractError(f"{self.path}: at /paths/{escape(route)}/{method}/responses: must be a mapping of statuses")
+        operation = Operation(operation_id, method.upper(), route, responses={str(k): v for k, v in responses.items()})
         operation.answers = {
             status: self._response(status, self._deref(response), f"{where} response {status}")
             for status, response in operation.responses.items()
         }
         body = self._deref(spec.get("requestBody")) if spec.get("requestBody") else None
         if body:
-            schema = body.get("content", {}).get("application/json", {}).get("schema")
+            schema = json_content(body.get("content"))[1].get("schema")
             if schema is not None:
                 operation.body_validator = self._validator(schema, where)
         query = []
@@ -348,31 +389,45 @@ class Contract:
         body, base = self.follow(spec.get("requestBody"), base)
         if not isinstance(body, dict):
             return
-        schema = (body.get("content") or {}).get("application/json", {}).get("schema")
+        key, media = json_content(body.get("content"))
+        schema = media.get("schema")
         if schema is None:
             return
-        pointer = f"{base}/content/application~1json/schema"
+        pointer = f"{base}/content/{escape(key)}/schema"
         resolved, pointer = self.resolve(schema, pointer)
         branches = resolved.get("oneOf") or resolved.get("anyOf")
         op.body = self.shapes.body(op, resolved, pointer)
         op.body_properties, op.body_defaults = op.body.properties, op.body.defaults
         if not branches:
             return
+        if not isinstance(branches, list):
+            raise ContractError(f"{self.path}: at {pointer}: oneOf/anyOf must be a list of schemas")
         discriminator = resolved.get("discriminator") or {}
-        name = discriminator.get("propertyName", "model")
+        name = discriminator.get("propertyName", "model") if isinstance(discriminator, dict) else "model"
+        mapping = discriminator.get("mapping") if isinstance(discriminator, dict) else None
         mapped: dict[str, list[str]] = {}
-        for model, ref in (discriminator.get("mapping") or {}).items():
-            mapped.setdefault(ref, []).append(model)
+        for model, ref in (mapping or {}).items() if isinstance(mapping, dict) else ():
+            if not isinstance(ref, str):
+                raise ContractError(f"{self.path}: at {pointer}/discriminator/mapping: {model!r} must map to a schema name or $ref")
+            ref = ref if ref.startswith("#") else f"#/components/schemas/{ref}"  # a bare schema name
+            mapped.setdefault(ref, []).append(str(model))
+        if not isinstance(name, str):
+            raise ContractError(f"{self.path}: at {pointer}/discriminator/propertyName: must be a property name")
         op.model_field = name
         kind = "oneOf" if "oneOf" in resolved else "anyOf"
         for index, branch in enumerate(branches):
             where = f"{pointer}/{kind}/{index}"
             part, part_pointer = self.resolve(branch, where)
-            models = list(mapped.get(branch.get("$ref", ""), [])) if isinstance(branch, dict) else []
+            ref = branch.get("$ref", "") if isinstance(branch, dict) else ""
+            models = list(mapped.get(ref, []))
+            if not isinstance(part, dict):
+                raise ContractError(f"{self.path}: at {where}: a branch of the request body must be a schema object")
             prop, _ = self.resolve((part.get("properties") or {}).get(name, {}), f"{part_pointer}/properties/{name}")
             if isinstance(prop, dict):
                 models += [prop["const"]] if isinstance(prop.get("const"), str) else []
                 models += [value for value in prop.get("enum") or [] if isinstance(value, str)]
+            if not models and discriminator and not mapping and ref.startswith("#/components/schemas/"):
+                models = [ref.rsplit("/", 1)[1]]  # a discriminator without a mapping names each branch by its schema
             if not models:
                 raise ContractError(
                     f"{self.path}: at {where}: this branch of the request body names no model: give its "
@@ -399,7 +454,7 @@ class Contract:
         return None
 
     def _response(self, status: str, response: dict[str, Any], where: str) -> ResponseSpec:
-        schema = response.get("content", {}).get("application/json", {}).get("schema")
+        schema = json_content(response.get("content"))[1].get("schema") if isinstance(response, dict) else None
         headers = {
             name.lower(): self._validator(self._deref(header).get("schema", {}), f"{where} header {name}")
             for name, header in response.get("headers", {}).items()
@@ -421,7 +476,7 @@ class Contract:
         else:
             spec = self._find(operation_id)
             body = self._deref(spec.get("requestBody", {}))
-            schema = self.resolve(body.get("content", {}).get("application/json", {}).get("schema", {}), "")[0]
+            schema = self.resolve(json_content(body.get("content"))[1].get("schema", {}), "")[0]
         properties = {name: self.resolve(prop, "")[0] for name, prop in schema.get("properties", {}).items()}
         return {**schema, "properties": properties}
 

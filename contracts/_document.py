@@ -25,6 +25,17 @@ class ContractError(ValueError):
     """A contract document cannot be found, read or bundled."""
 
 
+def json_content(content: Any) -> tuple[str, dict[str, Any]]:
+    """(media type, media object) of the JSON entry of a `content` map: `application/json`,
+    with parameters (`; charset=utf-8`) or a `+json` suffix; ("application/json", {}) if none."""
+    if isinstance(content, dict):
+        for key, media in content.items():
+            kind = str(key).split(";")[0].strip().lower()
+            if (kind == "application/json" or kind.endswith("+json")) and isinstance(media, dict):
+                return str(key), media
+    return "application/json", {}
+
+
 def resolve_location(name_or_path: str | Path) -> Path:
     """`seed` / `current` name a shipped document; anything else is a file path."""
     if str(name_or_path) in BUILTIN_NAMES:
@@ -121,4 +132,23 @@ def load_document(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
     document = _Bundler(path).run()
     if not str(document.get("openapi", "")).startswith("3."):
         raise ContractError(f"{path}: not an OpenAPI 3.x document (no 'openapi: 3.x' field)")
+    if str(document["openapi"]).startswith("3.0"):
+        _nullable_as_type(document)
     return path, document
+
+
+def _nullable_as_type(node: Any) -> None:
+    """OpenAPI 3.0's `nullable: true` written the 3.1 (JSON Schema) way, which the validators read:
+    `type: string, nullable: true` becomes `type: [string, "null"]` (and null joins an enum)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("nullable") is True:
+                if isinstance(item.get("type"), str):
+                    item["type"] = [item["type"], "null"]
+                if isinstance(item.get("enum"), list) and None not in item["enum"]:
+                    item["enum"] = [*item["enum"], None]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from contracts._document import ContractError
+from contracts._document import ContractError, json_content
 
 if TYPE_CHECKING:
     from contracts._contract import Contract, Operation
@@ -36,7 +36,7 @@ SOURCES = frozenset(
         # one result
         "url", "content_type", "width", "height", "duration",
         # an error body
-        "message", "code", "param",
+        "message", "code", "param", "http_status",
     }
 )  # fmt: skip
 ROLES = {
@@ -103,7 +103,8 @@ class Shapes:
         self.query = self._operation("query")
         if "{" not in self.query.path:
             raise self._error(_paths(self.query), "the query operation's path has no {task id} parameter")
-        self.task_parameter = self.query.path.partition("{")[2].partition("}")[0]
+        self.task_parameter = self.query.path.rpartition("{")[2].partition("}")[0]  # the last one: the task's
+        self.created_status = 200 if "200" in self.submit.responses or "201" not in self.submit.responses else 201
         self.created = self._answer(self.submit, "the submit operation", created=True)
         self.task = self._answer(self.query, "the query operation", created=False)
         self.errors: dict[tuple[str, str], Node] = {}
@@ -158,10 +159,13 @@ class Shapes:
             return None
         base = f"{_pointer(op)}/responses/{status}"
         response, base = self.contract.follow(response, base)
-        schema = (response.get("content") or {}).get("application/json", {}).get("schema")
+        if not isinstance(response, dict):
+            return None
+        key, media = json_content(response.get("content"))
+        schema = media.get("schema")
         if schema is None:
             return None
-        return schema, f"{base}/content/application~1json/schema"
+        return schema, f"{base}/content/{escape(key)}/schema"
 
     def _answer(self, op: Operation, what: str, *, created: bool) -> Node:
         found = self._answer_schema(op, "200") or self._answer_schema(op, "201")
@@ -223,7 +227,7 @@ class Shapes:
                 body.defaults[name] = resolved_prop["default"]
             role = _extensions(prop, resolved_prop).get("x-mockserver-role")
             if role is not None:
-                if role not in ROLES:
+                if not isinstance(role, str) or role not in ROLES:
                     raise self._error(where, f"x-mockserver-role is {role!r}; it must be one of {', '.join(ROLES)}")
                 body.roles[role] = name
         for role, names in ROLES.items():
@@ -235,9 +239,13 @@ class Shapes:
 
     # Resolving schemas into nodes
 
-    def node(self, schema: Any, pointer: str, depth: int = 0) -> Node:
-        if depth > 24:
-            raise self._error(pointer, "the schema nests more than 24 levels (a recursive $ref?)")
+    def node(self, schema: Any, pointer: str, depth: int = 0, seen: frozenset[str] = frozenset()) -> Node:
+        if depth > 64:
+            raise self._error(pointer, "the schema nests more than 64 levels")
+        ref = schema.get("$ref") if isinstance(schema, dict) else None
+        if isinstance(ref, str) and ref in seen:
+            return Node(pointer)  # a schema that contains itself: the fake leaves the inner one empty
+        seen = seen | {ref} if isinstance(ref, str) else seen
         schema, pointer = self.contract.resolve(schema, pointer)
         if not isinstance(schema, dict):
             return Node(pointer)
@@ -249,14 +257,25 @@ class Shapes:
         for key in ("oneOf", "anyOf"):
             branches = schema.get(key) or []
             real = []
+            if not isinstance(branches, list):
+                raise self._error(f"{pointer}/{key}", f"{key} must be a list of schemas")
             for index, branch in enumerate(branches):
                 resolved, where = self.contract.resolve(branch, f"{pointer}/{key}/{index}")
+                if not isinstance(resolved, dict):
+                    continue
                 if resolved.get("type") == "null" or resolved.get("const", 0) is None:
                     node.nullable = True
                 else:
-                    real.append((resolved, where))
+                    real.append((branch, resolved, where))
             if real:
-                inner = self.node(real[0][0], real[0][1], depth + 1)
+                branch, resolved, where = real[0]
+                ref = branch.get("$ref") if isinstance(branch, dict) else None
+                if isinstance(ref, str) and ref in seen:
+                    return Node(pointer, nullable=True)  # a schema that contains itself: left empty
+                seen = seen | {ref} if isinstance(ref, str) else seen
+                beside = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf", "discriminator")}
+                first = self.contract._merge(beside, resolved, where) if beside else resolved
+                inner = self.node(first, where, depth + 1, seen)
                 inner.nullable = inner.nullable or node.nullable
                 inner.pointer = pointer
                 return inner
@@ -280,31 +299,54 @@ class Shapes:
         node.types = tuple(sorted(types, key=lambda t: _TYPE_ORDER.index(t) if t in _TYPE_ORDER else 9))
         node.minimum = schema.get("minimum")
         node.format = schema.get("format")
-        required = set(schema.get("required") or [])
+        required = {name for name in schema.get("required") or [] if isinstance(name, str)}
         props = []
-        for name, child in (schema.get("properties") or {}).items():
+        properties = schema.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise self._error(f"{pointer}/properties", "properties must be a mapping of names to schemas")
+        for name, child in properties.items():
             where = f"{pointer}/properties/{escape(name)}"
             raw = _extensions(child, self.contract.resolve(child, where)[0])
-            sub = self.node(child, where, depth + 1)
+            sub = self.node(child, where, depth + 1, seen)
             sub.required = name in required
             value = raw.get("x-mockserver-value")
             if value is not None:
-                if value not in SOURCES:
+                if not isinstance(value, str) or value not in SOURCES:
                     raise self._error(
                         where, f"x-mockserver-value is {value!r}; it must be one of {', '.join(sorted(SOURCES))}"
                     )
                 sub.source = value
-            elif name in SOURCES:
+            elif name in SOURCES and _fits(name, sub):
                 sub.source = name
+            elif name == "code" and _fits("http_status", sub):
+                sub.source = "http_status"  # an error code that is a number: the HTTP status
             if raw.get("x-mockserver-omit") is True:
                 if sub.required:
                     raise self._error(where, f"'{name}' is required, so x-mockserver-omit cannot leave it out")
                 sub.omit = True
             props.append((name, sub))
         node.properties = tuple(props)
-        if "items" in schema and isinstance(schema["items"], dict):
-            node.items = self.node(schema["items"], f"{pointer}/items", depth + 1)
+        if "items" in schema and isinstance(schema["items"], (dict, bool)):
+            node.items = self.node(schema["items"], f"{pointer}/items", depth + 1, seen)
         return node
+
+
+# The JSON type of what each source gives; a property of another type does not take it.
+_NATURAL = {
+    "id": "string", "object": "string", "type": "string", "model": "string", "status": "string",
+    "progress": "integer", "created": "integer", "results": "array", "error": "object",
+    "credits_reserved": "number", "user_group": "string", "estimated_time": "integer", "can_cancel": "boolean",
+    "video_duration": "number", "url": "string", "content_type": "string", "width": "integer", "height": "integer",
+    "duration": "number", "message": "string", "code": "string", "param": "string", "http_status": "integer",
+}  # fmt: skip
+
+
+def _fits(source: str, node: Node) -> bool:
+    """Whether what `source` gives is of a type the node allows (any, when it names none)."""
+    natural = _NATURAL[source]
+    if not node.types or natural in node.types:
+        return True
+    return natural in ("integer", "number") and bool({"integer", "number"} & set(node.types))
 
 
 def _extensions(written: Any, resolved: Any) -> dict[str, Any]:

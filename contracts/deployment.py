@@ -201,7 +201,9 @@ class DeploymentCheck:
         self.sleep = sleep
         self.submit = contract.submit
         self.query = contract.query
-        self.schema = contract.request_schema(contract.submit.operation_id)
+        self.model_field = contract.submit.model_field  # a body chosen by model: the first model's
+        self.model = next(iter(contract.submit.branches), None)
+        self.schema = contract.request_schema(contract.submit.operation_id, self.model)
         self.task_slot = "{" + contract.shapes.task_parameter + "}"
         self.url_field = contract.shapes.result_url_field
         self.invalid = frozenset({contract.shapes.invalid_status[contract.submit.operation_id]})
@@ -216,6 +218,9 @@ class DeploymentCheck:
         body = {}
         required = self.schema.get("required", [])
         for name, prop in self.schema.get("properties", {}).items():
+            if name == self.model_field:
+                body[name] = self.model
+                continue
             if name not in required and "example" not in prop and not prop.get("examples"):
                 continue
             if prop.get("format") == "uri" and video_url:

@@ -65,6 +65,7 @@ class ProviderApi:
         self.invalid_submit = runtime.render.invalid_status[self.submit_id]
         self.invalid_query = runtime.render.invalid_status[self.query_id]
         self.task_parameter = contract.shapes.task_parameter
+        self.created_status = contract.shapes.created_status
         self.body = contract.submit.body
 
     def routes(self) -> list[BaseRoute]:
@@ -126,7 +127,9 @@ class ProviderApi:
         normal = None
         if submitted.task is not None:
             request.scope[TASK_KEY] = submitted.task.id
-            normal = JsonBytes(self.rt.render.created_json(submitted.task, scenario.estimated_time(answer)))
+            normal = JsonBytes(
+                self.rt.render.created_json(submitted.task, scenario.estimated_time(answer)), self.created_status
+            )
         return _answer(request, answer, normal, self.rt.render, self.submit_id)
 
     async def _found(self, request: Incoming, *, count: bool = False, retained: bool = True) -> Found:

@@ -748,6 +748,7 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
     try:
         loaded_contract = Contract.load(contract)
         renderer = Renderer(loaded_contract, Media())
+        conformity.check_answers(loaded_contract, renderer, load_directories([SHIPPED_SCENARIOS])["default"])
     except ContractError as exc:
         _fail(str(exc))
     if not paths:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts import Contract, Operation
+from contracts import Contract, ContractError, Operation
 from mockserver.lifecycle import State
 from mockserver.render import Renderer
 from mockserver.scenarios import Answer, Scenario, ScenarioError
@@ -54,6 +54,30 @@ def problems(scenario: Scenario, contract: Contract, renderer: Renderer) -> list
         if task_schema is not None:
             found += [(("timeline", index), problem) for problem in task_schema.problems(body)]
     return found
+
+
+def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) -> None:
+    """The answers the fake makes of its own (the submit answer, its own errors: a missing key, a
+    body that breaks the contract, an unknown task) fit the contract; else the contract asks for
+    something the fake cannot fill, and `ContractError` says where and what."""
+    shapes = contract.shapes
+    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, "model", "16:9", True, "key-sample")
+    spec = contract.submit.answer(shapes.created_status)
+    found = spec.problems(renderer.created(sample, 45)) if spec is not None else []
+    if found:
+        raise ContractError(f"{contract.path}: at {shapes.created.pointer}: the fake cannot fill this submit answer: {found[0]}")
+    for operation in (contract.submit, contract.query):
+        for status in operation.answers:
+            if not status.isdigit() or status[0] not in "45":
+                continue
+            own = {"message": "A sample error.", "code": "sample_code", "param": None}
+            body = renderer.error_body(operation.operation_id, int(status), own, own=True)
+            found = operation.answers[status].problems(body) if body is not None else []
+            if found:
+                pointer = shapes.errors[(operation.operation_id, status)].pointer
+                raise ContractError(
+                    f"{contract.path}: at {pointer}: the fake cannot fill its own HTTP {status} answer: {found[0]}"
+                )
 
 
 def unplayable(scenarios: dict[str, Scenario], contract: Contract, renderer: Renderer) -> dict[str, str]:

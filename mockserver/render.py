@@ -215,8 +215,9 @@ class Renderer:
         self.media = media
         self._task = compile_node(shapes.task)
         self._created = compile_node(shapes.created)
-        status = shapes.task.find("status") or Node("")
-        self.first_status = (status.enum or ("pending",))[0]
+        statuses = [node.enum for node in (shapes.created.find("status"), shapes.task.find("status")) if node and node.enum]
+        documented = statuses[0] if statuses else ("pending",)
+        self.first_status = "pending" if "pending" in documented else documented[0]
         self.uses = _sources(shapes.task) | _sources(shapes.created)
         self._errors: dict[str, dict[str, Fill]] = {}
         for (operation_id, status_code), node in shapes.errors.items():
@@ -237,7 +238,8 @@ class Renderer:
         self.duration = "video_duration" in self.uses
 
     def _task_context_constants(self) -> dict[str, Any]:
-        return {
+        """What a new task is, in the submit answer: values the contract may pin otherwise."""
+        constants = {
             "status": self.first_status,
             "progress": 0,
             "results": None,
@@ -246,6 +248,7 @@ class Renderer:
             "can_cancel": True,
             "video_duration": self._duration,
         }
+        return {**constants, WEAK: frozenset(constants)}
 
     def created_json(self, task: Task, estimated_time: int) -> bytes:
         """`created()`, already encoded: the same JSON, made faster on the submit path (a
@@ -314,7 +317,7 @@ class Renderer:
         fill = documented.get(key) or documented.get(f"{key[0]}XX") or documented.get("default")
         if fill is None:
             return None
-        context = {"type": STATUS_TYPES.get(status, "invalid_request_error"), **fields}
+        context = {"type": STATUS_TYPES.get(status, "invalid_request_error"), **fields, "http_status": status}
         context[WEAK] = frozenset(context) if own else frozenset() if "type" in fields else frozenset({"type"})
         return fill(context)
 

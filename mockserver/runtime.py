@@ -69,6 +69,7 @@ class Runtime:
             )
         self.selector = Selector(self.scenarios, keys)
         self._loaded = dict(self.scenarios)  # what reset goes back to
+        conformity.check_answers(self.contract, self.render, self.scenarios[settings.default_scenario])
         conformity.check(self.scenarios, self.contract, self.render, lenient=self.lenient)
         if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
@@ -97,7 +98,19 @@ class Runtime:
                 f"the default scenario {name!r} cannot play under {self.contract.path}: {self.left_out_reasons[name]} "
                 "(choose another with --scenario)"
             )
-        return {name: self.scenarios.pop(name) for name in self.left_out_reasons}
+        left_out = {name: self.scenarios.pop(name) for name in self.left_out_reasons}
+        for scenario in self.scenarios.values():  # the user's own mixes must not need one of them
+            members = [(("mix", i, "scenario"), f"mix[{i}].scenario", n) for i, (n, _) in enumerate(scenario.mix)]
+            members += [(("sequence", i), f"sequence[{i}]", n) for i, n in enumerate(scenario.sequence)]
+            for where, field, member in members:
+                if member in left_out:
+                    raise ScenarioError(
+                        scenario.source,
+                        scenario.lines.get(where),
+                        field,
+                        f"'{member}' is a shipped scenario {self.contract.path} cannot play: {self.left_out_reasons[member]}",
+                    )
+        return left_out
 
     def fingerprint(self) -> dict[str, str]:
         """What every replica on one shared store must have in common, as digests: the contract,

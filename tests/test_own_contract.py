@@ -229,6 +229,21 @@ BAD = {
         lambda d: _task_schema(d)["properties"].__setitem__("results", {"type": "array", "items": {"type": "integer"}}),
         "at /components/schemas/Task/properties/results/items: the fake cannot fill these results",
     ),
+    "allof-loop": (
+        lambda d: d["components"]["schemas"].update(
+            {"A": {"allOf": [{"$ref": "#/components/schemas/B"}]}, "B": {"allOf": [{"$ref": "#/components/schemas/A"}]}}
+        )
+        or _task_schema(d)["properties"].__setitem__("loop", {"$ref": "#/components/schemas/A"}),
+        "allOf and $ref refer to each other in a loop",
+    ),
+    "list-extension": (
+        lambda d: _task_schema(d)["properties"]["status"].__setitem__("x-mockserver-value", ["status"]),
+        "at /components/schemas/Task/properties/status: x-mockserver-value is ['status']",
+    ),
+    "null-path-item": (
+        lambda d: d["paths"].__setitem__("/v1/other", None),
+        "at /paths/~1v1~1other: a path item must be a mapping",
+    ),
     "bad-extension": (
         lambda d: _task_schema(d)["properties"]["progress"].__setitem__("x-mockserver-value", "percent"),
         "at /components/schemas/Task/properties/progress: x-mockserver-value is 'percent'",
@@ -322,3 +337,85 @@ def test_scripted_results_play_only_where_the_contract_takes_their_form(tmp_path
     with pytest.raises(ScenarioError) as refused:
         create_app(Settings(clock="manual", scenario_dirs=(tmp_path,)))
     assert str(refused.value).startswith(f"{tmp_path / 'cdn.yaml'}:5") and "timeline[1]" in str(refused.value)
+
+
+def _odd_contract() -> dict[str, Any]:
+    """A contract written nothing like ours, but that the fake can serve: a discriminator mapping to
+    bare schema names over branches whose `model` is any string, a flat error body whose `code` is
+    the HTTP status, the task id under `{id}`, a 201 with a pinned status, `created` as a date-time
+    string, a task that refers to itself, a JSON media type with a charset."""
+    json_ = "application/json; charset=utf-8"
+
+    def answer(schema: str) -> dict[str, Any]:
+        return {"description": schema, "content": {json_: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+    flat = {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}
+    branch = {"type": "object", "required": ["model", "prompt"], "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "odd", "version": "1"},
+        "paths": {
+            "/v2/jobs": {
+                "post": {
+                    "operationId": "startJob",
+                    "x-mockserver-operation": "submit",
+                    "requestBody": {"content": {json_: {"schema": {
+                        "oneOf": [{"$ref": "#/components/schemas/Alpha"}, {"$ref": "#/components/schemas/Beta"}],
+                        "discriminator": {"propertyName": "model", "mapping": {"alpha": "Alpha", "beta": "Beta"}},
+                    }}}},
+                    "responses": {"201": answer("Created"), "400": answer("Flat"), "401": answer("Flat")},
+                }
+            },
+            "/v2/jobs/{id}": {
+                "get": {
+                    "operationId": "readJob",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": answer("Job"), "401": answer("Flat"), "404": answer("Flat")},
+                }
+            },
+        },
+        "components": {"schemas": {
+            "Alpha": branch,
+            "Beta": {**branch, "required": ["model", "prompt", "image_url"], "properties": {**branch["properties"], "image_url": {"type": "string"}}},
+            "Flat": flat,
+            "Created": {"type": "object", "required": ["id", "status", "created"], "properties": {
+                "id": {"type": "string"}, "status": {"const": "queued"}, "created": {"type": "string", "format": "date-time"}}},
+            "Job": {"type": "object", "required": ["id", "status"], "properties": {
+                "id": {"type": "string"},
+                "status": {"enum": ["pending", "processing", "completed", "failed"]},
+                "results": {"type": ["array", "null"], "items": {"type": "string"}},
+                "parent": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Job"}]}}},
+        }},
+    }  # fmt: skip
+
+
+def test_a_contract_written_nothing_like_ours_is_served_within_it(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(_odd_contract()))
+    with ExitStack() as stack:
+        fake = start_fake(stack, Settings(clock="manual", contract=str(path)))  # every answer checked against it
+        post = lambda body, **kw: fake.request("POST", "/v2/jobs", json=body, **kw)  # noqa: E731
+        # the model picks the branch: a body that fits alpha's but says beta is refused for beta's field
+        refused = post({"model": "beta", "prompt": "x"}, headers=KEY)
+        assert refused.status_code == 400 and refused.json() == {"code": 400, "message": "Missing required field 'image_url'."}
+        both = post({"model": "alpha", "prompt": "x", "image_url": "y"}, headers=KEY)  # fits both branches
+        assert both.status_code == 201 and both.json()["status"] == "queued"  # the document pins it
+        assert post({"model": "alpha", "prompt": "x"}).json()["code"] == 401
+        job = both.json()["id"]
+        assert fake.request("GET", f"/v2/jobs/{job}", headers=KEY).json()["status"] == "pending"
+        fake.advance(3600)
+        done = fake.request("GET", f"/v2/jobs/{job}", headers=KEY).json()
+        assert done["status"] == "completed" and done["results"][0].endswith(f"/files/{job}.mp4") and "parent" not in done  # optional, null: left out
+        assert fake.request("GET", "/v2/jobs/task-unified-1-abcdefgh", headers=KEY).json()["code"] == 404
+
+
+def test_a_mix_of_the_users_own_that_needs_a_left_out_scenario_stops_the_server(tmp_path: Path) -> None:
+    from mockserver.scenarios import ScenarioError
+
+    (tmp_path / "mix.yaml").write_text(
+        "name: my-mix\ndescription: mine\nmix:\n  - {scenario: default, weight: 1}\n  - {scenario: model-not-found, weight: 1}\n"
+    )
+    with pytest.raises(ScenarioError) as refused:
+        create_app(Settings(clock="manual", contract=str(UPSTREAM), scenario_dirs=(tmp_path,)))
+    assert str(refused.value).startswith(f"{tmp_path / 'mix.yaml'}:5: mix[1].scenario: 'model-not-found' is a shipped scenario")
+    assert "HTTP 422 is not documented" in str(refused.value)
