@@ -68,7 +68,27 @@ def _minimal(node: Node) -> Any:
     return None
 
 
-def compile_node(node: Node) -> Fill:
+# The poll answer's sources as expressions of the task `t`, its state `s`, results `r` and error
+# `e`: the function rendering it reads them directly, without a context dict (the hot path).
+TASK_BINDINGS = {
+    "id": "t.id",
+    "model": "t.model",
+    "status": "s.status",
+    "progress": "s.progress",
+    "created": "t.created",
+    "results": "r",
+    "error": "e",
+    "credits_reserved": "t.scenario.credits_reserved",
+    "user_group": "'default'",
+    "estimated_time": "t.scenario.estimated_time(t.scenario.submit[0])",
+    "can_cancel": "s.status not in TERMINAL",
+    "video_duration": "D",
+}
+
+
+def compile_node(
+    node: Node, bindings: dict[str, str] | None = None, parameters: str = "c", **names: Any
+) -> Callable[..., Any]:
     """A function of a context that gives this node's value (OMIT: leave the property out).
 
     The function is generated as Python source once, at start-up, and compiled: an answer is then
@@ -77,10 +97,13 @@ def compile_node(node: Node) -> Fill:
     is WEAK in that context and the document pins a value (const, or an enum the value is not
     in); no value: the document's (const, default, first example, first enum value), an object
     built from its own properties, or null; an optional property whose value would be null is
-    left out; a required non-nullable one gets the smallest value of its type."""
+    left out; a required non-nullable one gets the smallest value of its type.
+
+    With `bindings` (source -> Python expression of `parameters`, with `names` in scope), the
+    top-level function reads its values from those expressions instead of a context."""
     generator = _Generator()
-    name = generator.function(node, whole=True)
-    namespace: dict[str, Any] = {"A": ABSENT, "OMIT": OMIT, "WEAK": WEAK, "E": frozenset(), "Verbatim": Verbatim}
+    name = generator.function(node, whole=True, bindings=bindings, parameters=parameters)
+    namespace: dict[str, Any] = {"A": ABSENT, "OMIT": OMIT, "WEAK": WEAK, "E": frozenset(), "Verbatim": Verbatim, **names}
     namespace["K"] = generator.constants
     exec(compile("\n".join(generator.lines), f"<render {node.pointer or '/'}>", "exec"), namespace)  # noqa: S102
     return namespace[name]  # type: ignore[no-any-return]
@@ -93,6 +116,7 @@ class _Generator:
         self.lines: list[str] = []
         self.constants: list[Any] = []
         self.count = 0
+        self.bindings: dict[str, str] | None = None
 
     def constant(self, value: Any) -> str:
         if value is None or isinstance(value, (bool, int)) or (isinstance(value, str) and len(value) < 200):
@@ -104,13 +128,18 @@ class _Generator:
         self.count += 1
         return f"{prefix}{self.count}"
 
-    def function(self, node: Node, *, whole: bool) -> str:
+    def function(
+        self, node: Node, *, whole: bool, bindings: dict[str, str] | None = None, parameters: str = "c"
+    ) -> str:
         """A function of a context: the node's value (`whole`), or the object its properties
         build from that context (a scripted object, a result item)."""
         name = self.fresh("_render")
         body: list[str] = []
+        outer, self.bindings = self.bindings, bindings
         result = self.value(node, body, 1) if whole else self.build(node, body, 1)
-        self.lines += [f"def {name}(c):", "    W = c.get(WEAK, E)", *body, f"    return {result}", ""]
+        self.bindings = outer
+        head = [] if bindings is not None else ["    W = c.get(WEAK, E)"]
+        self.lines += [f"def {name}({parameters}):", *head, *body, f"    return {result}", ""]
         return name
 
     @staticmethod
@@ -162,23 +191,29 @@ class _Generator:
         pad = "    " * depth
         var = self.fresh("v")
         source = repr(node.source)
-        out.append(f"{pad}{var} = c.get({source}, A)")
-        pinned = []
-        if node.const is not ABSENT:
-            pinned.append(f"{source} in W")
-        elif node.enum is not None:
-            pinned.append(f"({source} in W and {var} not in {self.constant(tuple(node.enum))})")
-        out.append(f"{pad}if {var} is A{''.join(' or ' + test for test in pinned)}:")
-        branch: list[str] = []
-        found = self.absent(node, branch, depth + 1)
-        out += branch or []
-        if found != var:
-            out.append(f"{pad}    {var} = {found}")
+        if self.bindings is not None:  # values read from expressions: always there, never weak
+            if node.source not in self.bindings:
+                return self.absent(node, out, depth)
+            out.append(f"{pad}{var} = {self.bindings[node.source]}")
+            out.append(f"{pad}if {var} is None:")
+        else:
+            out.append(f"{pad}{var} = c.get({source}, A)")
+            pinned = []
+            if node.const is not ABSENT:
+                pinned.append(f"{source} in W")
+            elif node.enum is not None:
+                pinned.append(f"({source} in W and {var} not in {self.constant(tuple(node.enum))})")
+            out.append(f"{pad}if {var} is A{''.join(' or ' + test for test in pinned)}:")
+            branch: list[str] = []
+            found = self.absent(node, branch, depth + 1)
+            out += branch or []
+            if found != var:
+                out.append(f"{pad}    {var} = {found}")
+            out.append(f"{pad}elif {var} is None:")
         if node.required:
             none = "None" if node.nullable else self.constant(_minimal(node))
         else:
             none = "OMIT"
-        out.append(f"{pad}elif {var} is None:")
         out.append(f"{pad}    {var} = {none}")
         if _builds(node):
             scripted = self.function(node, whole=False)
@@ -213,18 +248,17 @@ class Renderer:
     def __init__(self, contract: Contract, media: Media) -> None:
         shapes = contract.shapes
         self.media = media
-        self._task = compile_node(shapes.task)
+        self._duration = media.clip_for("16:9", True).duration
+        self._task = compile_node(shapes.task, TASK_BINDINGS, "t, s, r, e", TERMINAL=TERMINAL, D=self._duration)
         self._created = compile_node(shapes.created)
         statuses = [node.enum for node in (shapes.created.find("status"), shapes.task.find("status")) if node and node.enum]
         documented = statuses[0] if statuses else ("pending",)
         self.first_status = "pending" if "pending" in documented else documented[0]
-        self.uses = _sources(shapes.task) | _sources(shapes.created)
         self._errors: dict[str, dict[str, Fill]] = {}
         for (operation_id, status_code), node in shapes.errors.items():
             if node.properties or node.types:
                 self._errors.setdefault(operation_id, {})[status_code] = compile_node(node)
         self.invalid_status = shapes.invalid_status
-        self._duration = media.clip_for("16:9", True).duration
         # the submit answer's template: markers for what changes, everything else as it renders
         marked = {name: f"@@mock:{name}@@" for name in ("id", "created", "model", "estimated_time", "credits_reserved")}
         text = _ENCODE(self._created({**self._task_context_constants(), **marked})).replace("%", "%%")
@@ -233,9 +267,6 @@ class Renderer:
         source = f"def created_json(t, e):\n    return (T % ({filled}{',' if filled else ''})).encode('utf-8')\n"
         exec(compile(source, "<render submit answer>", "exec"), {**namespace, "T": _MARK.sub("%s", text)}, namespace)  # noqa: S102
         self._created_json: Callable[[Task, int], bytes] = namespace["created_json"]  # type: ignore[assignment]
-        self.estimated = "estimated_time" in self.uses
-        self.can_cancel = "can_cancel" in self.uses
-        self.duration = "video_duration" in self.uses
 
     def _task_context_constants(self) -> dict[str, Any]:
         """What a new task is, in the submit answer: values the contract may pin otherwise."""
@@ -286,25 +317,8 @@ class Renderer:
 
     def task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
         """`GET /v1/tasks/{task_id}`: the task as its scenario says it is now."""
-        status = state.status
-        context = {
-            "id": task.id,
-            "model": task.model,
-            "status": status,
-            "progress": state.progress,
-            "created": task.created,
-            "results": self.results(task, state, base_url),
-            "error": state.error if state.error is not None and status in ("failed", "cancelled") else None,
-            "credits_reserved": task.scenario.credits_reserved,
-            "user_group": "default",
-        }
-        if self.estimated:
-            context["estimated_time"] = task.scenario.estimated_time(task.scenario.submit[0])
-        if self.can_cancel:
-            context["can_cancel"] = status not in TERMINAL
-        if self.duration:
-            context["video_duration"] = self._duration
-        return self._task(context)
+        error = state.error if state.error is not None and state.status in ("failed", "cancelled") else None
+        return self._task(task, state, self.results(task, state, base_url), error)  # type: ignore[no-any-return]
 
     def error_body(self, operation_id: str, status: int, fields: dict[str, Any], *, own: bool) -> Any:
         """An error answer of an operation as the contract shapes it for `status`; None when the
@@ -337,12 +351,3 @@ class Renderer:
 
 def _number(value: float) -> float | int:
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _sources(node: Node) -> set[str]:
-    found = {node.source} if node.source else set()
-    for _, child in node.properties:
-        found |= _sources(child)
-    if node.items is not None:
-        found |= _sources(node.items)
-    return found
