@@ -15,6 +15,7 @@ serves the others.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from contracts import Contract, ContractError, Operation
@@ -99,6 +100,33 @@ def unplayable(scenarios: dict[str, Scenario], contract: Contract, renderer: Ren
                 found[name] = f"plays '{missing}', which this contract cannot play"
                 changed = True
     return found
+
+
+def leave_out(
+    scenarios: dict[str, Scenario], contract: Contract, renderer: Renderer, shipped_dir: Path
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Under a contract of the user's own: the shipped scenarios (those read from `shipped_dir`)
+    it cannot play, removed from `scenarios`, with why; and the names of the shipped ones kept,
+    whose `off_contract` labels speak of our contract, not this one. A scenario of the user's own
+    whose mix or sequence needs a left-out one is refused (`ScenarioError`)."""
+    if contract.shipped:
+        return {}, frozenset()
+    shipped = {name: s for name, s in scenarios.items() if Path(s.source).parent == shipped_dir}
+    reasons = unplayable(shipped, contract, renderer)
+    for name in reasons:
+        del scenarios[name]
+    for scenario in scenarios.values():
+        members = [(("mix", i, "scenario"), f"mix[{i}].scenario", n) for i, (n, _) in enumerate(scenario.mix)]
+        members += [(("sequence", i), f"sequence[{i}]", n) for i, n in enumerate(scenario.sequence)]
+        for where, name, member in members:
+            if member in reasons:
+                raise ScenarioError(
+                    scenario.source,
+                    scenario.lines.get(where),
+                    name,
+                    f"'{member}' is a shipped scenario {contract.path} cannot play: {reasons[member]}",
+                )
+    return reasons, frozenset(shipped) - frozenset(reasons)
 
 
 def check(

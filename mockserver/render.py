@@ -27,7 +27,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from contracts import ABSENT, Contract, Node
+from contracts import Contract
+from contracts._shape import ABSENT, Node
 from mockserver.errors import STATUS_TYPES, ApiError
 from mockserver.lifecycle import State
 from mockserver.media import Media

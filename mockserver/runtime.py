@@ -85,32 +85,17 @@ class Runtime:
         """Under a contract of the user's own, the shipped scenarios it cannot play are left out
         (`mockserver scenarios validate --contract` lists them with the reason); the user's own
         scenario files are held to the contract, and refused if they break it."""
-        self.left_out_reasons: dict[str, str] = {}
-        self.lenient: frozenset[str] = frozenset()  # shipped, so their off_contract labels speak of our contract
-        if self.contract.shipped:
-            return {}
-        shipped = {name: s for name, s in self.scenarios.items() if Path(s.source).parent == SHIPPED_SCENARIOS}
-        self.lenient = frozenset(shipped)
-        self.left_out_reasons = conformity.unplayable(shipped, self.contract, self.render)
+        before = dict(self.scenarios)
+        self.left_out_reasons, self.lenient = conformity.leave_out(
+            self.scenarios, self.contract, self.render, SHIPPED_SCENARIOS
+        )
         name = self.settings.default_scenario
         if name in self.left_out_reasons:
             raise ValueError(
                 f"the default scenario {name!r} cannot play under {self.contract.path}: {self.left_out_reasons[name]} "
                 "(choose another with --scenario)"
             )
-        left_out = {name: self.scenarios.pop(name) for name in self.left_out_reasons}
-        for scenario in self.scenarios.values():  # the user's own mixes must not need one of them
-            members = [(("mix", i, "scenario"), f"mix[{i}].scenario", n) for i, (n, _) in enumerate(scenario.mix)]
-            members += [(("sequence", i), f"sequence[{i}]", n) for i, n in enumerate(scenario.sequence)]
-            for where, field, member in members:
-                if member in left_out:
-                    raise ScenarioError(
-                        scenario.source,
-                        scenario.lines.get(where),
-                        field,
-                        f"'{member}' is a shipped scenario {self.contract.path} cannot play: {self.left_out_reasons[member]}",
-                    )
-        return left_out
+        return {name: before[name] for name in self.left_out_reasons}
 
     def fingerprint(self) -> dict[str, str]:
         """What every replica on one shared store must have in common, as digests: the contract,

@@ -419,3 +419,28 @@ def test_a_mix_of_the_users_own_that_needs_a_left_out_scenario_stops_the_server(
         create_app(Settings(clock="manual", contract=str(UPSTREAM), scenario_dirs=(tmp_path,)))
     assert str(refused.value).startswith(f"{tmp_path / 'mix.yaml'}:5: mix[1].scenario: 'model-not-found' is a shipped scenario")
     assert "HTTP 422 is not documented" in str(refused.value)
+
+
+def test_a_recording_of_the_dialect_replays_under_the_same_contract(tmp_path: Path) -> None:
+    """The recorder holds the target to the dialect and keeps its results as URL strings; the
+    recording plays under that contract and the dialect's client completes against it."""
+    from tests.test_record import Recorder
+
+    out = tmp_path / "recording"
+    args = ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]
+    with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "completed-before-results"]) as (target, _):
+        recorder = Recorder(target, out, "--contract", str(UPSTREAM), "--keep-result-urls")
+        try:
+            recorded = _client_run(recorder.url, "upstream_client.py", *args)
+        finally:
+            code, output = recorder.stop()
+        assert recorded.returncode == 0 and code == 0, recorded.stderr + output
+        (written,) = list(out.glob("rec-*.yaml"))
+        steps = yaml.safe_load(written.read_text().split("\n", 1)[1])["timeline"]
+        kept = [step["results"] for step in steps if step.get("results")]
+        assert kept and all(isinstance(url, str) and url.startswith(f"{target}/files/") for url in kept[-1])
+        with running(["--contract", str(UPSTREAM), "--scenarios", str(out), "--scenario", "recorded"]) as (url, _):
+            replayed = _client_run(url, "upstream_client.py", *args)  # downloads from the recorded URL
+            assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+            assert replayed.stdout.strip().splitlines()[-1] == kept[-1][0]
+            assert _answers_conform(url, UPSTREAM) >= 3
