@@ -256,9 +256,12 @@ class Renderer:
         documented = statuses[0] if statuses else ("pending",)
         self.first_status = "pending" if "pending" in documented else documented[0]
         self._errors: dict[str, dict[str, Fill]] = {}
+        compiled: dict[str, Fill] = {}  # statuses that share an error schema share its function
         for (operation_id, status_code), node in shapes.errors.items():
             if node.properties or node.types:
-                self._errors.setdefault(operation_id, {})[status_code] = compile_node(node)
+                if node.pointer not in compiled:
+                    compiled[node.pointer] = compile_node(node)
+                self._errors.setdefault(operation_id, {})[status_code] = compiled[node.pointer]
         self.invalid_status = shapes.invalid_status
         # the submit answer's template: markers for what changes, everything else as it renders
         marked = {name: f"@@mock:{name}@@" for name in ("id", "created", "model", "estimated_time", "credits_reserved")}
