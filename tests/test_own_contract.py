@@ -302,7 +302,7 @@ def test_check_and_fuzz_client_judge_by_the_same_contract(tmp_path: Path) -> Non
         assert check.returncode == 0, check.stdout + check.stderr
     fuzz = subprocess.run(
         [
-            sys.executable, "-m", "mockserver", "fuzz-client", "--contract", str(UPSTREAM), "--examples", "12",
+            sys.executable, "-m", "mockserver", "fuzz-client", "--contract", str(UPSTREAM), "--examples", "7",
             "--seed", "3", "--speed", "200", "--time-limit", "6", "--out", str(tmp_path),
             "--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}", "--env", "POLL_INTERVAL=0.05",
             "--env", "MAX_WAIT=4", "--",
