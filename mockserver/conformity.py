@@ -28,6 +28,20 @@ from mockserver.yamlfile import field_name
 _SAMPLE_ID = "task-unified-1757165031-abcd1234"
 
 
+def _sample_model(contract: Contract) -> str:
+    """A model a task of this contract could have: one of its body's models (the default first),
+    else one its task schema names, else ours."""
+    submit = contract.submit
+    if submit.branches:
+        return next(iter(submit.branches))
+    default = submit.body_defaults.get(submit.body.roles.get("model", "model")) if submit.body else None
+    if isinstance(default, str):
+        return default
+    node = contract.shapes.task.find("model")
+    named = [*(node.enum or ()), node.fixed] if node is not None else []
+    return next((value for value in named if isinstance(value, str)), "veo-3.1-extend")
+
+
 def _answer_problems(operation: Operation, answer: Answer, renderer: Renderer) -> list[str]:
     if answer.status == 200:
         return []
@@ -49,7 +63,7 @@ def problems(scenario: Scenario, contract: Contract, renderer: Renderer) -> list
     for index, rule in enumerate(scenario.polls):
         found += [(("polls", index), problem) for problem in _answer_problems(query, rule.answer, renderer)]
     task_schema = query.answer(200)
-    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, "veo-3.1-extend", "16:9", True, "key-sample")
+    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample")
     for index, step in enumerate(scenario.timeline):
         body = renderer.task(sample, State(index, step.status, step.progress, step.results, step.error), "http://mock.test")
         if task_schema is not None:
@@ -62,7 +76,7 @@ def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) ->
     body that breaks the contract, an unknown task) fit the contract; else the contract asks for
     something the fake cannot fill, and `ContractError` says where and what."""
     shapes = contract.shapes
-    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, "model", "16:9", True, "key-sample")
+    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample")
     spec = contract.submit.answer(shapes.created_status)
     found = spec.problems(renderer.created(sample, 45)) if spec is not None else []
     if found:

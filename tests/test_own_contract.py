@@ -382,6 +382,7 @@ def _odd_contract() -> dict[str, Any]:
                 "id": {"type": "string"}, "status": {"const": "queued"}, "created": {"type": "string", "format": "date-time"}}},
             "Job": {"type": "object", "required": ["id", "status"], "properties": {
                 "id": {"type": "string"},
+                "model": {"enum": ["alpha", "beta"]},
                 "status": {"enum": ["pending", "processing", "completed", "failed"]},
                 "results": {"type": ["array", "null"], "items": {"type": "string"}},
                 "parent": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Job"}]}}},
@@ -405,6 +406,8 @@ def test_a_contract_written_nothing_like_ours_is_served_within_it(tmp_path: Path
         assert fake.request("GET", f"/v2/jobs/{job}", headers=KEY).json()["status"] == "pending"
         fake.advance(3600)
         done = fake.request("GET", f"/v2/jobs/{job}", headers=KEY).json()
+        assert done["model"] == "alpha"
+        assert "content-policy" in fake.runtime.scenarios  # failures play, though the task's model is an enum
         assert done["status"] == "completed" and done["results"][0].endswith(f"/files/{job}.mp4") and "parent" not in done  # optional, null: left out
         assert fake.request("GET", "/v2/jobs/task-unified-1-abcdefgh", headers=KEY).json()["code"] == 404
 
