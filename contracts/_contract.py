@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema_rs
 
-from contracts._document import BUILTIN_DIR, ContractError, json_content, load_document
-from contracts._shape import Body, Shapes, escape
+from contracts._document import BUILTIN_DIR, ContractError, json_content, load_bundle
+from contracts._shape import EXTENSIONS, Body, Shapes, escape
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -201,8 +201,9 @@ def _first_violation(
 class Contract:
     """One OpenAPI document, bundled, with its request validators compiled."""
 
-    def __init__(self, path: Path, document: dict[str, Any]) -> None:
+    def __init__(self, path: Path, document: dict[str, Any], origins: dict[tuple[str, str], Path] | None = None) -> None:
         self.path = path
+        self.origins = origins or {}
         self.document = document
         self.title: str = document.get("info", {}).get("title", path.name)
         self.version: str = str(document.get("info", {}).get("version", ""))
@@ -245,8 +246,16 @@ class Contract:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Contract:
-        path, document = load_document(name_or_path)
-        return cls(path, document)
+        path, document, origins = load_bundle(name_or_path)
+        return cls(path, document, origins)
+
+    def at(self, pointer: str) -> str:
+        """`FILE: at POINTER` for a message: the file a component came from (a shared file such
+        as common.yaml), else the document's own."""
+        parts = pointer.split("/")
+        origin = self.origins.get((parts[2], parts[3].replace("~1", "/").replace("~0", "~"))) if len(parts) > 3 and parts[1] == "components" else None
+        shown = self.path if origin is None or origin == self.path.resolve() else origin
+        return f"{shown}: at {pointer or '/'}"
 
     def _deref(self, node: Any) -> Any:
         return self.follow(node, "")[0]
@@ -257,7 +266,7 @@ class Contract:
         while isinstance(node, dict) and "$ref" in node:
             ref = node["$ref"]
             if not isinstance(ref, str) or not ref.startswith("#") or seen > 32:
-                raise ContractError(f"{self.path}: at {pointer or '/'}: cannot follow reference {ref!r}")
+                raise ContractError(f"{self.at(pointer)}: cannot follow reference {ref!r}")
             target = self.document
             for part in ref[1:].split("/")[1:]:
                 part = part.replace("~1", "/").replace("~0", "~")
@@ -266,7 +275,7 @@ class Contract:
                 elif isinstance(target, dict) and part in target:
                     target = target[part]
                 else:
-                    raise ContractError(f"{self.path}: at {pointer or '/'}: the reference {ref!r} does not resolve")
+                    raise ContractError(f"{self.at(pointer)}: the reference {ref!r} does not resolve")
             node, pointer = target, ref[1:]
             seen += 1
         return node, pointer
@@ -276,7 +285,7 @@ class Contract:
         reads them) and its `allOf` parts merged into one, and where it is. A boolean schema reads
         as an empty one."""
         if depth > 32:
-            raise ContractError(f"{self.path}: at {pointer or '/'}: allOf and $ref refer to each other in a loop")
+            raise ContractError(f"{self.at(pointer)}: allOf and $ref refer to each other in a loop")
         beside = {k: v for k, v in schema.items() if k != "$ref"} if isinstance(schema, dict) and "$ref" in schema else {}
         schema, pointer = self.follow(schema, pointer)
         if isinstance(schema, bool):
@@ -286,7 +295,7 @@ class Contract:
         if not isinstance(schema, dict) or "allOf" not in schema:
             return schema, pointer
         if not isinstance(schema["allOf"], list):
-            raise ContractError(f"{self.path}: at {pointer}/allOf: allOf must be a list of schemas")
+            raise ContractError(f"{self.at(pointer + '/allOf')}: allOf must be a list of schemas")
         merged: dict[str, Any] = {key: value for key, value in schema.items() if key != "allOf"}
         for index, part in enumerate(schema["allOf"]):
             part, _ = self.resolve(part, f"{pointer}/allOf/{index}", depth + 1)
@@ -329,6 +338,11 @@ class Contract:
             if isinstance(node, dict):
                 if isinstance(node.get("$ref"), str):
                     self.follow({"$ref": node["$ref"]}, pointer)
+                for key in node:
+                    if isinstance(key, str) and key.startswith("x-mockserver-") and key not in EXTENSIONS:
+                        raise ContractError(
+                            f"{self.at(pointer)}: unknown extension {key!r}; the fake reads {', '.join(sorted(EXTENSIONS))}"
+                        )
                 stack.extend((value, f"{pointer}/{escape(key)}") for key, value in node.items() if key != "$ref")
             elif isinstance(node, list):
                 stack.extend((value, f"{pointer}/{index}") for index, value in enumerate(node))
@@ -343,7 +357,7 @@ class Contract:
             parts = re.findall(r'\["([^"]*)"\]|\[(\d+)\]', found)
             pointer = "/" + "/".join(escape(name or index) for name, index in parts) if parts else "/"
             raise ContractError(
-                f"{self.path}: at {pointer}: the schema of {where} does not compile: {lines[0] if lines else exc}"
+                f"{self.at(pointer)}: the schema of {where} does not compile: {lines[0] if lines else exc}"
             ) from None
 
     def _compile(self, route: str, method: str, spec: dict[str, Any], shared: list[Any]) -> Operation:
@@ -401,18 +415,18 @@ class Contract:
         if not branches:
             return
         if not isinstance(branches, list):
-            raise ContractError(f"{self.path}: at {pointer}: oneOf/anyOf must be a list of schemas")
+            raise ContractError(f"{self.at(pointer)}: oneOf/anyOf must be a list of schemas")
         discriminator = resolved.get("discriminator") or {}
         name = discriminator.get("propertyName", "model") if isinstance(discriminator, dict) else "model"
         mapping = discriminator.get("mapping") if isinstance(discriminator, dict) else None
         mapped: dict[str, list[str]] = {}
         for model, ref in (mapping or {}).items() if isinstance(mapping, dict) else ():
             if not isinstance(ref, str):
-                raise ContractError(f"{self.path}: at {pointer}/discriminator/mapping: {model!r} must map to a schema name or $ref")
+                raise ContractError(f"{self.at(pointer + '/discriminator/mapping')}: {model!r} must map to a schema name or $ref")
             ref = ref if ref.startswith("#") else f"#/components/schemas/{ref}"  # a bare schema name
             mapped.setdefault(ref, []).append(str(model))
         if not isinstance(name, str):
-            raise ContractError(f"{self.path}: at {pointer}/discriminator/propertyName: must be a property name")
+            raise ContractError(f"{self.at(pointer + '/discriminator/propertyName')}: must be a property name")
         op.model_field = name
         kind = "oneOf" if "oneOf" in resolved else "anyOf"
         for index, branch in enumerate(branches):
@@ -421,7 +435,7 @@ class Contract:
             ref = branch.get("$ref", "") if isinstance(branch, dict) else ""
             models = list(mapped.get(ref, []))
             if not isinstance(part, dict):
-                raise ContractError(f"{self.path}: at {where}: a branch of the request body must be a schema object")
+                raise ContractError(f"{self.at(where)}: a branch of the request body must be a schema object")
             prop, _ = self.resolve((part.get("properties") or {}).get(name, {}), f"{part_pointer}/properties/{name}")
             if isinstance(prop, dict):
                 models += [prop["const"]] if isinstance(prop.get("const"), str) else []
@@ -430,7 +444,7 @@ class Contract:
                 models = [ref.rsplit("/", 1)[1]]  # a discriminator without a mapping names each branch by its schema
             if not models:
                 raise ContractError(
-                    f"{self.path}: at {where}: this branch of the request body names no model: give its "
+                    f"{self.at(where)}: this branch of the request body names no model: give its "
                     f"'{name}' property a const or an enum, or map it in the discriminator"
                 )
             merged = self._merge({key: v for key, v in resolved.items() if key not in (kind, "discriminator")}, part, where)

@@ -81,44 +81,50 @@ class _Bundler:
         return self.files[path]
 
     def run(self) -> dict[str, Any]:
-        document = {key: self._walk(value, self.root_path) for key, value in self.own.items()}
+        document = {key: self._walk(value, self.root_path, f"/{_escape(key)}") for key, value in self.own.items()}
         for kind, items in self.own_components.items():
             for name, value in items.items():
-                self.components[kind][name] = self._walk(value, self.root_path)
+                where = f"/components/{_escape(kind)}/{_escape(name)}"
+                self.components[kind][name] = self._walk(value, self.root_path, where)
         document["components"] = self.components
         return document
 
-    def _walk(self, node: Any, base: Path) -> Any:
+    def _walk(self, node: Any, base: Path, where: str) -> Any:
+        """`node` (at `where` in the file `base`) with its references made local."""
         if isinstance(node, list):
-            return [self._walk(item, base) for item in node]
+            return [self._walk(item, base, f"{where}/{index}") for index, item in enumerate(node)]
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
         if isinstance(ref, str):
-            node = {**node, "$ref": self._import(ref, base)}
-        return {key: (value if key == "$ref" else self._walk(value, base)) for key, value in node.items()}
+            node = {**node, "$ref": self._import(ref, base, where)}
+        return {
+            key: (value if key == "$ref" else self._walk(value, base, f"{where}/{_escape(key)}"))
+            for key, value in node.items()
+        }
 
-    def _import(self, ref: str, base: Path) -> str:
+    def _import(self, ref: str, base: Path, where: str) -> str:
         file_part, _, pointer = ref.partition("#")
         target = (base.parent / file_part).resolve() if file_part else base
         if target == self.root_path:
             return f"#{pointer}"
+        at = f"{base}: at {where or '/'}: reference {ref!r}"
         parts = pointer.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "components":
-            raise ContractError(
-                f"{base}: reference {ref!r} must point at '#/components/<kind>/<name>' of another file"
-            )
+            raise ContractError(f"{at} must point at '#/components/<kind>/<name>' of another file")
         _, kind, name = parts
+        if not target.is_file():
+            raise ContractError(f"{at}: cannot read {target}: there is no such file")
         source = self._load(target)
         try:
             value = source["components"][kind][name]
         except (KeyError, TypeError):
-            raise ContractError(f"{base}: reference {ref!r}: {target.name} has no {pointer}") from None
+            raise ContractError(f"{at}: {target.name} has no {pointer}") from None
         seen = self.origin.get((kind, name))
         if seen is None:
             self.origin[(kind, name)] = target
             self.components.setdefault(kind, {})[name] = None  # placeholder against cycles
-            self.components[kind][name] = self._walk(copy.deepcopy(value), target)
+            self.components[kind][name] = self._walk(copy.deepcopy(value), target, f"/components/{kind}/{name}")
         elif seen != target:
             raise ContractError(
                 f"{base}: component {kind}/{name} is defined in both {seen.name} and {target.name}"
@@ -126,15 +132,25 @@ class _Bundler:
         return f"#/components/{kind}/{name}"
 
 
+def _escape(part: Any) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
 def load_document(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
     """Return the document's location and its bundled, self-contained form."""
+    return load_bundle(name_or_path)[:2]  # type: ignore[return-value]
+
+
+def load_bundle(name_or_path: str | Path) -> tuple[Path, dict[str, Any], dict[tuple[str, str], Path]]:
+    """`load_document`, and the file each component came from ((kind, name) -> path)."""
     path = resolve_location(name_or_path)
-    document = _Bundler(path).run()
+    bundler = _Bundler(path)
+    document = bundler.run()
     if not str(document.get("openapi", "")).startswith("3."):
         raise ContractError(f"{path}: not an OpenAPI 3.x document (no 'openapi: 3.x' field)")
     if str(document["openapi"]).startswith("3.0"):
         _nullable_as_type(document)
-    return path, document
+    return path, document, bundler.origin
 
 
 def _nullable_as_type(node: Any) -> None:

@@ -45,6 +45,7 @@ ROLES = {
     "audio": ("generate_audio", "audio", "with_audio", "enable_audio"),
     "input_video": ("video_url", "video", "video_urls", "input_video"),
 }
+EXTENSIONS = frozenset({"x-mockserver-operation", "x-mockserver-role", "x-mockserver-value", "x-mockserver-omit"})
 ABSENT = object()  # a node that fixes no value
 _TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean")
 
@@ -117,7 +118,7 @@ class Shapes:
     # Finding things
 
     def _error(self, pointer: str, message: str) -> ContractError:
-        return ContractError(f"{self.contract.path}: at {pointer or '/'}: {message}")
+        return ContractError(f"{self.contract.at(pointer)}: {message}")
 
     def _operation(self, role: str) -> Operation:
         operations = list(self.contract.operations.values())
@@ -310,6 +311,10 @@ class Shapes:
                 if not isinstance(value, str) or value not in SOURCES:
                     raise self._error(
                         where, f"x-mockserver-value is {value!r}; it must be one of {', '.join(sorted(SOURCES))}"
+                    )
+                if not _fits(value, sub):
+                    raise self._error(
+                        where, f"x-mockserver-value: {value} gives a {_NATURAL[value]}, which type {list(sub.types)} cannot hold"
                     )
                 sub.source = value
             elif name in SOURCES and _fits(name, sub):

@@ -299,8 +299,8 @@ def serve(
     if runtime.left_out_reasons:
         click.echo(
             f"mockserver: {len(runtime.left_out_reasons)} shipped scenarios left out, as this contract cannot play them: "
-            f"{', '.join(sorted(runtime.left_out_reasons))} (why: mockserver scenarios validate --contract "
-            f"{runtime.contract.path})",
+            f"{', '.join(sorted(runtime.left_out_reasons))}; their keys in the shipped keys.yaml get the default "
+            f"scenario (why: mockserver scenarios validate --contract {runtime.contract.path})",
             err=True,
         )
     if getattr(runtime.state, "took_over", False):
@@ -557,6 +557,13 @@ def _shipped_report(contract: Contract, renderer: Renderer) -> None:
         f"{len(shipped) - len(reasons)} of {len(shipped)} shipped scenarios play under {contract.path}"
         + ("; serve leaves the others out" if reasons else "")
     )
+    if "default" in reasons:
+        click.echo(
+            "serve cannot start with this contract and the shipped default scenario: fix the contract, or give "
+            "serve --scenarios DIR --scenario NAME with a scenario of your own that plays",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def _check_folder(folder: Path, contract: Contract) -> str | None:

@@ -40,9 +40,12 @@ class Selector:
     The rest (a pushed scenario, the run-time default, drawing a mix member) is state: the store
     decides it (`mockserver.state.Store.submit`)."""
 
-    def __init__(self, scenarios: Mapping[str, Scenario], keys: Mapping[str, str]) -> None:
+    def __init__(
+        self, scenarios: Mapping[str, Scenario], keys: Mapping[str, str], left_out: Mapping[str, str] | None = None
+    ) -> None:
         self.scenarios = scenarios
         self.keys = dict(keys)
+        self.left_out = dict(left_out or {})  # shipped scenarios the contract cannot play -> why
         self.refresh()
 
     def refresh(self) -> None:
@@ -58,6 +61,14 @@ class Selector:
     def named(self, name: str, where: str = "admin") -> Scenario:
         scenario = self.scenarios.get(name)
         if scenario is None:
+            if name in self.left_out:
+                raise ApiError(
+                    400 if where == "header" else 404,
+                    f"Scenario {name!r} is left out: the loaded contract cannot play it ({self.left_out[name][:300]}). "
+                    "See mockserver scenarios validate --contract.",
+                    code="scenario_left_out",
+                    param=SCENARIO_HEADER.decode() if where == "header" else "scenario",
+                )
             raise unknown_scenario(name, self.scenarios, where)
         return scenario
 

@@ -67,7 +67,7 @@ class Runtime:
             raise ValueError(
                 f"{', '.join(unusable)}: some keys do not match --api-keys {settings.api_keys!r}, so no client could use them"
             )
-        self.selector = Selector(self.scenarios, keys)
+        self.selector = Selector(self.scenarios, keys, self.left_out_reasons)
         self._loaded = dict(self.scenarios)  # what reset goes back to
         conformity.check_answers(self.contract, self.render, self.scenarios[settings.default_scenario])
         conformity.check(self.scenarios, self.contract, self.render, lenient=self.lenient)

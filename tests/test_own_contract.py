@@ -173,6 +173,15 @@ def test_errors_take_the_contracts_status_and_codes(upstream: Fake) -> None:
         json={"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]},
         headers={**KEY, "X-Mock-Scenario": "rate-limited"},
     )
+    left_out = upstream.request(
+        "POST",
+        "/v1/videos/generations",
+        json={"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]},
+        headers={**KEY, "X-Mock-Scenario": "model-not-found"},
+    )
+    assert left_out.status_code == 400  # in the dialect's words (its 400 code), with the reason
+    assert "is left out" in left_out.json()["error"]["message"]
+    assert "HTTP 422 is not documented" in left_out.json()["error"]["message"]
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limit_exceeded" and "Rate limit" in limited.json()["error"]["message"]
 
@@ -244,6 +253,10 @@ BAD = {
         lambda d: d["paths"].__setitem__("/v1/other", None),
         "at /paths/~1v1~1other: a path item must be a mapping",
     ),
+    "extension-of-the-wrong-type": (
+        lambda d: _task_schema(d)["properties"]["progress"].__setitem__("x-mockserver-value", "model"),
+        "x-mockserver-value: model gives a string, which type ['integer'] cannot hold",
+    ),
     "bad-extension": (
         lambda d: _task_schema(d)["properties"]["progress"].__setitem__("x-mockserver-value", "percent"),
         "at /components/schemas/Task/properties/progress: x-mockserver-value is 'percent'",
@@ -268,7 +281,7 @@ def test_a_bad_contract_stops_the_server_naming_file_pointer_and_problem(tmp_pat
     assert run.returncode != 0 and expected in run.stderr and "Traceback" not in run.stderr
 
 
-def test_validate_says_which_shipped_scenarios_a_contract_cannot_play() -> None:
+def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "mockserver", "scenarios", "validate", "--contract", str(UPSTREAM)],
         check=False,
@@ -288,6 +301,19 @@ def test_validate_says_which_shipped_scenarios_a_contract_cannot_play() -> None:
     runtime = create_app(Settings(clock="manual", contract=str(UPSTREAM))).state.runtime
     left = {line.split()[2] for line in lines if line.startswith("left out")}
     assert set(runtime.left_out_reasons) == left and not left & set(runtime.scenarios)
+    # a contract the shipped default scenario cannot play: validate fails, saying serve would not start
+    no_processing = _bad(
+        tmp_path, lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "completed", "failed"])
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "scenarios", "validate", "--contract", str(no_processing)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and any(line.startswith("left out  default") for line in run.stdout.splitlines())
+    assert "serve cannot start with this contract and the shipped default scenario" in run.stderr
 
 
 def test_check_and_fuzz_client_judge_by_the_same_contract(tmp_path: Path) -> None:
@@ -395,7 +421,7 @@ def test_a_contract_written_nothing_like_ours_is_served_within_it(tmp_path: Path
     path.write_text(json.dumps(_odd_contract()))
     with ExitStack() as stack:
         fake = start_fake(stack, Settings(clock="manual", contract=str(path)))  # every answer checked against it
-        post = lambda body, **kw: fake.request("POST", "/v2/jobs", json=body, **kw)  # noqa: E731
+        post = lambda body, **kw: fake.request("POST", "/v2/jobs", json=body, **kw)
         # the model picks the branch: a body that fits alpha's but says beta is refused for beta's field
         refused = post({"model": "beta", "prompt": "x"}, headers=KEY)
         assert refused.status_code == 400 and refused.json() == {"code": 400, "message": "Missing required field 'image_url'."}
@@ -447,3 +473,32 @@ def test_a_recording_of_the_dialect_replays_under_the_same_contract(tmp_path: Pa
             assert replayed.returncode == 0, replayed.stdout + replayed.stderr
             assert replayed.stdout.strip().splitlines()[-1] == kept[-1][0]
             assert _answers_conform(url, UPSTREAM) >= 3
+
+
+def test_a_problem_in_a_shared_file_names_that_file(tmp_path: Path) -> None:
+    """A contract started from a copy of ours (current.yaml with common.yaml): a mistake in the
+    shared file is reported in that file, at the pointer, and a bad reference where it is written."""
+    shipped = ROOT / "contracts" / "openapi"
+    (tmp_path / "mine.yaml").write_text((shipped / "current.yaml").read_text())
+    common = yaml.safe_load((shipped / "common.yaml").read_text())
+    del common["components"]["schemas"]["Task"]["properties"]["status"]
+    common["components"]["schemas"]["Task"]["required"].remove("status")
+    (tmp_path / "common.yaml").write_text(yaml.safe_dump(common, sort_keys=False))
+    with pytest.raises(ContractError) as caught:
+        Contract.load(tmp_path / "mine.yaml")
+    assert str(caught.value) == (
+        f"{(tmp_path / 'common.yaml').resolve()}: at /components/schemas/Task: "
+        "the task schema of the query operation has no 'status' property"
+    )
+    common["components"]["schemas"]["Task"]["properties"]["results"]["items"] = {"$ref": "#/components/schemas/TaskResults"}
+    (tmp_path / "common.yaml").write_text(yaml.safe_dump(common, sort_keys=False))
+    with pytest.raises(ContractError) as caught:
+        Contract.load(tmp_path / "mine.yaml")
+    assert f"{(tmp_path / 'common.yaml').resolve()}: at /components/schemas/Task/properties/results/items: " in str(caught.value)
+    assert "'#/components/schemas/TaskResults'" in str(caught.value)
+    common["components"]["schemas"]["Task"]["properties"]["results"]["items"] = {
+        "$ref": "#/components/schemas/TaskResult", "x-mockserver-vaule": "url"
+    }
+    (tmp_path / "common.yaml").write_text(yaml.safe_dump(common, sort_keys=False))
+    with pytest.raises(ContractError, match="unknown extension 'x-mockserver-vaule'"):
+        Contract.load(tmp_path / "mine.yaml")
