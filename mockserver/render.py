@@ -16,8 +16,10 @@ Three kinds of context:
   `type` and `code` win over the fake's words, so a dialect keeps its own codes. (A context's
   `WEAK` set names the values that give way like that.)
 
-The submit answer is rendered once more at start-up into a %-template (markers stand for the
-values that change), so each submit only formats a string.
+The functions are generated as Python source at start-up (`compile_node`). The poll answer's
+reads the task and its state directly (`TASK_BINDINGS`), without building a context; the submit
+answer is rendered once more at start-up into a %-template (markers stand for the values that
+change), so each submit only formats a string.
 """
 
 from __future__ import annotations
