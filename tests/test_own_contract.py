@@ -48,6 +48,12 @@ def _client_run(base_url: str, client: str, *args: str) -> subprocess.CompletedP
     )
 
 
+def _mockserver(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", *args], check=False, capture_output=True, text=True, timeout=600
+    )
+
+
 def _answers_conform(base_url: str, contract: Path) -> int:
     """Check every answer of the provider routes in the fake's journal against `contract` with
     schemathesis's response checks; the number checked."""
@@ -271,24 +277,12 @@ def test_a_bad_contract_stops_the_server_naming_file_pointer_and_problem(tmp_pat
     with pytest.raises(ContractError) as caught:
         Contract.load(path)
     assert str(caught.value).startswith(f"{path}: ") and expected in str(caught.value)
-    run = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", "--contract", str(path), "--port", "1"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _mockserver("serve", "--contract", str(path), "--port", "1")
     assert run.returncode != 0 and expected in run.stderr and "Traceback" not in run.stderr
 
 
 def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "mockserver", "scenarios", "validate", "--contract", str(UPSTREAM)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _mockserver("scenarios", "validate", "--contract", str(UPSTREAM))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "plays    default" in lines and "plays    content-policy" in lines
@@ -305,40 +299,21 @@ def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: 
     no_processing = _bad(
         tmp_path, lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "completed", "failed"])
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "mockserver", "scenarios", "validate", "--contract", str(no_processing)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _mockserver("scenarios", "validate", "--contract", str(no_processing))
     assert run.returncode == 1 and any(line.startswith("left out  default") for line in run.stdout.splitlines())
     assert "serve cannot start with this contract and the shipped default scenario" in run.stderr
 
 
 def test_check_and_fuzz_client_judge_by_the_same_contract(tmp_path: Path) -> None:
     with running(["--contract", str(UPSTREAM), "--speed", "100"]) as (url, _):
-        check = subprocess.run(
-            [sys.executable, "-m", "mockserver", "check", "--base-url", url, "--contract", str(UPSTREAM), "--token", "sk-check"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        check = _mockserver("check", "--base-url", url, "--contract", str(UPSTREAM), "--token", "sk-check")
         assert check.returncode == 0, check.stdout + check.stderr
-    fuzz = subprocess.run(
-        [
-            sys.executable, "-m", "mockserver", "fuzz-client", "--contract", str(UPSTREAM), "--examples", "7",
-            "--seed", "3", "--speed", "200", "--time-limit", "6", "--out", str(tmp_path),
-            "--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}", "--env", "POLL_INTERVAL=0.05",
-            "--env", "MAX_WAIT=4", "--",
-            sys.executable, str(EXAMPLES / "clients" / "upstream_client.py"), "--image", IMAGE,
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    fuzz = _mockserver(
+        "fuzz-client", "--contract", str(UPSTREAM), "--examples", "7", "--seed", "3", "--speed", "200",
+        "--time-limit", "6", "--out", str(tmp_path), "--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}",
+        "--env", "POLL_INTERVAL=0.05", "--env", "MAX_WAIT=4", "--",
+        sys.executable, str(EXAMPLES / "clients" / "upstream_client.py"), "--image", IMAGE,
+    )  # fmt: skip
     assert fuzz.returncode == 0, fuzz.stdout[-3000:] + fuzz.stderr[-3000:]
 
 
