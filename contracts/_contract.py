@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema_rs
 
 from contracts._document import BUILTIN_DIR, ContractError, json_content, load_bundle
-from contracts._shape import EXTENSIONS, Body, Shapes, escape
+from contracts._shape import EXTENSIONS, Body, Shapes, escape, read_body
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -68,8 +68,6 @@ class Operation:
     method: str
     path: str
     body_validator: jsonschema_rs.Validator | None = None
-    body_properties: frozenset[str] = frozenset()
-    body_defaults: dict[str, Any] = field(default_factory=dict)
     query: tuple[QueryParameter, ...] = ()
     requires_query: bool = False  # whether any query parameter is required
     responses: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +75,19 @@ class Operation:
     body: Body | None = None  # the request body's fields: defaults, roles
     model_field: str | None = None  # with a body chosen by model: the field that picks it
     branches: dict[str, tuple[jsonschema_rs.Validator, Body]] = field(default_factory=dict)  # model -> its body
+
+    @property
+    def body_properties(self) -> frozenset[str]:
+        return self.body.properties if self.body is not None else frozenset()
+
+    @property
+    def body_defaults(self) -> dict[str, Any]:
+        return self.body.defaults if self.body is not None else {}
+
+    @property
+    def error_statuses(self) -> list[str]:
+        """The 4xx and 5xx statuses the operation documents (exact codes, not ranges)."""
+        return [status for status in self.responses if status.isdigit() and status[0] in "45"]
 
     @property
     def path_regex(self) -> re.Pattern[str]:
@@ -373,9 +384,12 @@ class Contract:
         }
         body = self._deref(spec.get("requestBody")) if spec.get("requestBody") else None
         if body:
-            schema = json_content(body.get("content"))[1].get("schema")
+            key, media = json_content(body.get("content"))
+            schema = media.get("schema")
             if schema is not None:
                 operation.body_validator = self._validator(schema, where)
+                pointer = f"/paths/{escape(route)}/{method}/requestBody/content/{escape(key)}/schema"
+                operation.body = read_body(self, schema, pointer)
         query = []
         for raw in [*shared, *spec.get("parameters", [])]:
             parameter = self._deref(raw)
@@ -395,23 +409,13 @@ class Contract:
         return operation
 
     def _request_bodies(self) -> None:
-        """What the fake reads of the submit body: its fields, defaults and roles, per model when
-        the body is a oneOf chosen by model."""
+        """The submit body's branches when it is a oneOf chosen by model: per model, its validator
+        and its fields (defaults, roles)."""
         op = self.submit
-        spec = self.spec_of(op)
-        base = f"/paths/{escape(op.path)}/{op.method.lower()}/requestBody"
-        body, base = self.follow(spec.get("requestBody"), base)
-        if not isinstance(body, dict):
+        if op.body is None:
             return
-        key, media = json_content(body.get("content"))
-        schema = media.get("schema")
-        if schema is None:
-            return
-        pointer = f"{base}/content/{escape(key)}/schema"
-        resolved, pointer = self.resolve(schema, pointer)
+        resolved, pointer = op.body.schema, op.body.pointer
         branches = resolved.get("oneOf") or resolved.get("anyOf")
-        op.body = self.shapes.body(op, resolved, pointer)
-        op.body_properties, op.body_defaults = op.body.properties, op.body.defaults
         if not branches:
             return
         if not isinstance(branches, list):
@@ -448,7 +452,7 @@ class Contract:
                     f"'{name}' property a const or an enum, or map it in the discriminator"
                 )
             merged = self._merge({key: v for key, v in resolved.items() if key not in (kind, "discriminator")}, part, where)
-            shape = self.shapes.body(op, merged, part_pointer)
+            shape = read_body(self, merged, part_pointer)
             validator = self._validator(merged, f"{op.method} {op.path} body for model {models[0]}")
             for model in dict.fromkeys(models):
                 op.branches.setdefault(model, (validator, shape))
@@ -498,14 +502,6 @@ class Contract:
         operation = self.operation(operation_id)
         item = self._deref(self.document["paths"][operation.path])
         return item[operation.method.lower()]
-
-    def schema_const(self, schema_name: str, prop: str) -> Any:
-        """The `const` a component schema pins for one property (e.g. Task.object)."""
-        schema = self._deref({"$ref": f"#/components/schemas/{schema_name}"})
-        value = self._deref(schema.get("properties", {}).get(prop, {})).get("const")
-        if value is None:
-            raise ContractError(f"{self.path}: schema {schema_name} pins no constant for {prop!r}")
-        return value
 
     def operation(self, operation_id: str) -> Operation:
         try:

@@ -214,26 +214,6 @@ class Shapes:
                 return int(preferred)
         return int(min(documented)) if documented else 422
 
-    def body(self, op: Operation, schema: Any, pointer: str) -> Body:
-        resolved, pointer = self.contract.resolve(schema, pointer)
-        properties = resolved.get("properties", {})
-        body = Body(pointer, resolved, frozenset(properties))
-        for name, prop in properties.items():
-            resolved_prop, where = self.contract.resolve(prop, f"{pointer}/properties/{escape(name)}")
-            if isinstance(resolved_prop, dict) and "default" in resolved_prop:
-                body.defaults[name] = resolved_prop["default"]
-            role = _extensions(prop, resolved_prop).get("x-mockserver-role")
-            if role is not None:
-                if not isinstance(role, str) or role not in ROLES:
-                    raise self._error(where, f"x-mockserver-role is {role!r}; it must be one of {', '.join(ROLES)}")
-                body.roles[role] = name
-        for role, names in ROLES.items():
-            if role not in body.roles:
-                found = next((name for name in names if name in properties), None)
-                if found is not None:
-                    body.roles[role] = found
-        return body
-
     # Resolving schemas into nodes
 
     def node(self, schema: Any, pointer: str, depth: int = 0, seen: frozenset[str] = frozenset()) -> Node:
@@ -330,6 +310,28 @@ class Shapes:
         if "items" in schema and isinstance(schema["items"], (dict, bool)):
             node.items = self.node(schema["items"], f"{pointer}/items", depth + 1, seen)
         return node
+
+
+def read_body(contract: Contract, schema: Any, pointer: str) -> Body:
+    """A request body's fields, defaults and roles (by `x-mockserver-role`, else by name)."""
+    resolved, pointer = contract.resolve(schema, pointer)
+    properties = resolved.get("properties", {}) if isinstance(resolved, dict) else {}
+    body = Body(pointer, resolved if isinstance(resolved, dict) else {}, frozenset(properties))
+    for name, prop in properties.items():
+        resolved_prop, where = contract.resolve(prop, f"{pointer}/properties/{escape(name)}")
+        if isinstance(resolved_prop, dict) and "default" in resolved_prop:
+            body.defaults[name] = resolved_prop["default"]
+        role = _extensions(prop, resolved_prop).get("x-mockserver-role")
+        if role is not None:
+            if not isinstance(role, str) or role not in ROLES:
+                raise ContractError(f"{contract.at(where)}: x-mockserver-role is {role!r}; it must be one of {', '.join(ROLES)}")
+            body.roles[role] = name
+    for role, names in ROLES.items():
+        if role not in body.roles:
+            found = next((name for name in names if name in properties), None)
+            if found is not None:
+                body.roles[role] = found
+    return body
 
 
 # The JSON type of what each source gives; a property of another type does not take it.

@@ -35,15 +35,6 @@ ID_HINT = "Task ids look like 'task-unified-1757165031-uyujaw3d' and come from P
 Handler = Callable[[Incoming], Awaitable[Response]]
 
 
-def route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint for a handler that reads an `Incoming`."""
-
-    async def endpoint(request: Request) -> Response:
-        return await handler(Incoming(request.scope, request.receive, request.path_params.get("task_id")))
-
-    return endpoint
-
-
 def _answer(request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str) -> Response:
     """The scripted answer: the normal response or the scripted error, delivered with its fault."""
     if answer.status == 200:
@@ -73,17 +64,22 @@ class ProviderApi:
         return [
             Route(submit.path, self.route(self.submit, self.submit_id), methods=[submit.method]),
             Route(query.path, self.route(self.query, self.query_id), methods=[query.method]),
-            Route("/files/{task_id}.mp4", route(self.download), methods=["GET", "HEAD"]),
+            Route("/files/{task_id}.mp4", self.route(self.download, None, "task_id"), methods=["GET", "HEAD"]),
         ]
 
-    def route(self, handler: Handler, operation_id: str) -> Callable[[Request], Awaitable[Response]]:
-        """A Starlette endpoint for an operation of the contract: its errors in the contract's words."""
-        parameter = self.task_parameter
+    def route(
+        self, handler: Handler, operation_id: str | None, parameter: str | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A Starlette endpoint for a handler that reads an `Incoming`; for an operation of the
+        contract (`operation_id`), its errors in the contract's words."""
+        parameter = parameter or self.task_parameter
 
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(Incoming(request.scope, request.receive, request.path_params.get(parameter)))
             except ApiError as error:
+                if operation_id is None:
+                    raise
                 return self.rt.render.error(operation_id, error)
 
         return endpoint

@@ -82,9 +82,7 @@ def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) ->
     if found:
         raise ContractError(f"{contract.path}: at {shapes.created.pointer}: the fake cannot fill this submit answer: {found[0]}")
     for operation in (contract.submit, contract.query):
-        for status in operation.answers:
-            if not status.isdigit() or status[0] not in "45":
-                continue
+        for status in operation.error_statuses:
             own = {"message": "A sample error.", "code": "sample_code", "param": None}
             body = renderer.error_body(operation.operation_id, int(status), own, own=True)
             found = operation.answers[status].problems(body) if body is not None else []
@@ -108,8 +106,7 @@ def unplayable(scenarios: dict[str, Scenario], contract: Contract, renderer: Ren
     while changed:  # a mix of a left-out scenario cannot play either
         changed = False
         for name, scenario in scenarios.items():
-            members = [member for member, _ in scenario.mix] + list(scenario.sequence)
-            missing = next((member for member in members if member in found), None)
+            missing = next((member for _, _, member in scenario.members() if member in found), None)
             if name not in found and missing is not None:
                 found[name] = f"plays '{missing}', which this contract cannot play"
                 changed = True
@@ -130,9 +127,7 @@ def leave_out(
     for name in reasons:
         del scenarios[name]
     for scenario in scenarios.values():
-        members = [(("mix", i, "scenario"), f"mix[{i}].scenario", n) for i, (n, _) in enumerate(scenario.mix)]
-        members += [(("sequence", i), f"sequence[{i}]", n) for i, n in enumerate(scenario.sequence)]
-        for where, name, member in members:
+        for where, name, member in scenario.members():
             if member in reasons:
                 raise ScenarioError(
                     scenario.source,

@@ -159,7 +159,7 @@ class FuzzRun:
         self.judge = Judge(contract, options.properties)
         if not contract.shipped:  # draw only the error statuses this contract documents, where it can
             documented = {
-                kind: frozenset(int(status) for status in operation.responses if status.isdigit() and status[0] in "45")
+                kind: frozenset(int(status) for status in operation.error_statuses)
                 for kind, operation in (("submit", contract.submit), ("poll", contract.query))
             }
             options.strategy = {"documented": documented, **options.strategy}

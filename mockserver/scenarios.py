@@ -178,6 +178,11 @@ class Scenario:
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
+    def members(self) -> list[tuple[tuple[Any, ...], str, str]]:
+        """The scenarios a mix or a sequence plays: (where in the file, field name, scenario name)."""
+        found = [(("mix", i, "scenario"), f"mix[{i}].scenario", name) for i, (name, _) in enumerate(self.mix)]
+        return found + [(("sequence", i), f"sequence[{i}]", name) for i, name in enumerate(self.sequence)]
+
     def submit_answer(self, count: int) -> Answer:
         """The answer to the `count`-th submission (1-based) of one API key."""
         seen = 0
@@ -415,9 +420,7 @@ def scenario_files(directory: Path) -> list[Path]:
 def check_mixes(scenarios: dict[str, Scenario]) -> None:
     """Every scenario a mix or a sequence names exists and has a lifecycle of its own."""
     for scenario in scenarios.values():
-        members = [(("mix", i, "scenario"), f"mix[{i}].scenario", name) for i, (name, _) in enumerate(scenario.mix)]
-        members += [(("sequence", i), f"sequence[{i}]", name) for i, name in enumerate(scenario.sequence)]
-        for where, field_name, name in members:
+        for where, field_name, name in scenario.members():
             member = scenarios.get(name)
             if member is None or member.mix or member.sequence:
                 problem = "is not a loaded scenario" if member is None else "is itself a mix or a sequence; they cannot nest"
