@@ -17,10 +17,13 @@ from typing import Any
 
 import jsonschema_rs
 
-from contracts._document import BUILTIN_DIR, ContractError, json_content, load_bundle
-from contracts._shape import EXTENSIONS, Body, Shapes, escape, read_body
+from contracts._document import BUILTIN_DIR, ContractError, form_kind, json_content, load_bundle, server_prefix
+from contracts._protocol import Shapes
+from contracts._shape import EXTENSIONS, Body, escape, read_body
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+# Headers HTTP itself carries (the security scheme's, the body's): never checked as parameters.
+_TRANSPORT_HEADERS = frozenset({"authorization", "content-type", "content-length", "accept", "host", "user-agent"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class QueryParameter:
     required: bool
     schema_type: str | None
     validator: jsonschema_rs.Validator
+    schema: dict[str, Any] = field(default_factory=dict)  # resolved
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,29 @@ class ResponseSpec:
         return found
 
 
+@dataclass(frozen=True)
+class HeaderParameter:
+    name: str  # lower case, as ASGI gives header names
+    shown: str  # as the contract spells it
+    required: bool
+    schema_type: str | None
+    validator: jsonschema_rs.Validator
+    expected: str  # what a valid value is, for the message
+
+
 @dataclass
 class Operation:
     operation_id: str
     method: str
-    path: str
+    path: str  # as the document writes it (a key of /paths)
+    route: str = ""  # the path the API serves: the server URL's path prefix, then `path`
     body_validator: jsonschema_rs.Validator | None = None
+    forms: dict[str, tuple[jsonschema_rs.Validator, Body]] = field(default_factory=dict)  # form kind -> schema
+    json_body: bool = True  # whether the body may come as JSON (else only as a form)
     query: tuple[QueryParameter, ...] = ()
     requires_query: bool = False  # whether any query parameter is required
+    headers: tuple[HeaderParameter, ...] = ()  # header parameters the contract documents
+    path_parameters: tuple[str, ...] = ()  # in the order the path names them
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
     body: Body | None = None  # the request body's fields: defaults, roles
@@ -91,9 +110,30 @@ class Operation:
 
     @property
     def path_regex(self) -> re.Pattern[str]:
-        """Matches a request path of this operation, with a named group per path parameter."""
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        """Matches a request path of this operation (as served), with a group per path parameter."""
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.route or self.path))
         return re.compile(f"^{pattern}$")
+
+    def check_headers(self, headers: dict[bytes, bytes]) -> Violation | None:
+        """Check the header parameters the contract documents: present when required, and valid."""
+        for parameter in self.headers:
+            raw = headers.get(parameter.name.encode("latin-1"))
+            if raw is None:
+                if parameter.required:
+                    return Violation(f"Missing required header '{parameter.shown}'.", parameter.shown)
+                continue
+            value = _coerce(raw.decode("latin-1"), parameter.schema_type)
+            if not parameter.validator.is_valid(value):
+                return Violation(
+                    f"Invalid value for header '{parameter.shown}': {raw.decode('latin-1')[:80]!r} is not {parameter.expected}.",
+                    parameter.shown,
+                )
+        return None
+
+    def check_form(self, kind: str, body: Any) -> Violation | None:
+        """`check_body` for a body sent as a form (`kind`: multipart or urlencoded)."""
+        validator, shape = self.forms[kind]
+        return None if validator.is_valid(body) else _first_violation(validator, body, shape.properties)
 
     def answer(self, status: int) -> ResponseSpec | None:
         """The documented response for `status` (exact code, then `4XX`-style ranges, then default)."""
@@ -160,6 +200,9 @@ def _shorten(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
+_PICKS = (jsonschema_rs.ValidationErrorKind.Constant, jsonschema_rs.ValidationErrorKind.Enum)
+
+
 def best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
     """For `oneOf`, the error of the branch that fits the value's type, searched recursively."""
     kind = error.kind
@@ -170,6 +213,9 @@ def best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.Validation
             for branch in branches
             if branch and not all(isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type) for e in branch)
         ]
+        # a branch chosen by a discriminator (its `status` const) is the one whose const the value meets
+        chosen = [branch for branch in fitting if not any(isinstance(e.kind, _PICKS) and len(list(e.instance_path)) == 1 for e in branch)]
+        fitting = chosen or fitting
         if fitting:
             deepest = max((e for branch in fitting for e in branch), key=lambda e: len(list(e.instance_path)))
             return best_error(deepest)
@@ -222,6 +268,7 @@ class Contract:
         if not isinstance(document.get("paths"), dict) or not document["paths"]:
             raise ContractError(f"{path}: at /paths: the document has no paths (no submit or query operation)")
         self._check_references()
+        self.prefix = server_prefix(document, path)
         where = "/paths"
         try:
             for route, item in document["paths"].items():
@@ -377,35 +424,66 @@ class Contract:
         responses = spec.get("responses") or {}
         if not isinstance(responses, dict):
             raise ContractError(f"{self.path}: at /paths/{escape(route)}/{method}/responses: must be a mapping of statuses")
-        operation = Operation(operation_id, method.upper(), route, responses={str(k): v for k, v in responses.items()})
+        operation = Operation(
+            operation_id, method.upper(), route, self.prefix + route, responses={str(k): v for k, v in responses.items()}
+        )
         operation.answers = {
             status: self._response(status, self._deref(response), f"{where} response {status}")
             for status, response in operation.responses.items()
         }
         body = self._deref(spec.get("requestBody")) if spec.get("requestBody") else None
         if body:
-            key, media = json_content(body.get("content"))
+            content = body.get("content") or {}
+            key, media = json_content(content)
             schema = media.get("schema")
+            base = f"/paths/{escape(route)}/{method}/requestBody/content"
             if schema is not None:
                 operation.body_validator = self._validator(schema, where)
-                pointer = f"/paths/{escape(route)}/{method}/requestBody/content/{escape(key)}/schema"
-                operation.body = read_body(self, schema, pointer)
-        query = []
+                operation.body = read_body(self, schema, f"{base}/{escape(key)}/schema")
+            for key, media in content.items() if isinstance(content, dict) else ():
+                kind = form_kind(str(key))
+                if kind is None or not isinstance(media, dict) or media.get("schema") is None:
+                    continue
+                fields = read_body(self, media["schema"], f"{base}/{escape(key)}/schema")
+                operation.forms[kind] = (self._validator(media["schema"], f"{where} ({key})"), fields)
+                if operation.body is None:
+                    operation.body = fields  # roles and defaults, when only forms are documented
+            operation.json_body = schema is not None or not operation.forms
+        query, headers = [], []
         for raw in [*shared, *spec.get("parameters", [])]:
             parameter = self._deref(raw)
-            if parameter.get("in") != "query":
-                continue
+            place = parameter.get("in")
             schema = parameter.get("schema", {})
-            query.append(
-                QueryParameter(
-                    parameter["name"],
-                    bool(parameter.get("required")),
-                    self._deref(schema).get("type") if isinstance(schema, dict) else None,
-                    self._validator(schema, f"{where} query parameter {parameter['name']}"),
+            schema_type = self._deref(schema).get("type") if isinstance(schema, dict) else None
+            if place == "query":
+                resolved = self.resolve(schema, "")[0] if isinstance(schema, dict) else {}
+                query.append(
+                    QueryParameter(
+                        parameter["name"],
+                        bool(parameter.get("required")),
+                        schema_type,
+                        self._validator(schema, f"{where} query parameter {parameter['name']}"),
+                        resolved if isinstance(resolved, dict) else {},
+                    )
                 )
-            )
+            elif place == "header" and str(parameter["name"]).lower() not in _TRANSPORT_HEADERS:
+                resolved = self.resolve(schema, "")[0] if isinstance(schema, dict) else {}
+                options = [resolved["const"]] if "const" in resolved else resolved.get("enum") or []
+                expected = "one of: " + ", ".join(repr(o) for o in options) if options else f"a valid {schema_type or 'value'}"
+                headers.append(
+                    HeaderParameter(
+                        str(parameter["name"]).lower(),
+                        str(parameter["name"]),
+                        bool(parameter.get("required")),
+                        schema_type if isinstance(schema_type, str) else None,
+                        self._validator(schema, f"{where} header {parameter['name']}"),
+                        expected,
+                    )
+                )
         operation.query = tuple(query)
         operation.requires_query = any(parameter.required for parameter in query)
+        operation.headers = tuple(headers)
+        operation.path_parameters = tuple(re.findall(r"\{(\w+)\}", route))
         return operation
 
     def _request_bodies(self) -> None:

@@ -36,6 +36,34 @@ def json_content(content: Any) -> tuple[str, dict[str, Any]]:
     return "application/json", {}
 
 
+def form_kind(media_type: str) -> str | None:
+    """"multipart" or "urlencoded" for a form media type (parameters ignored); None for another."""
+    kind = media_type.split(";")[0].strip().lower()
+    return {"multipart/form-data": "multipart", "application/x-www-form-urlencoded": "urlencoded"}.get(kind)
+
+
+def server_prefix(document: dict[str, Any], path: Path) -> str:
+    """The path part of the first server's URL, which every path of the document is served under
+    (`https://api.example.com/v1` and `/videos` serve `/v1/videos`); "" for none or "/". Server
+    variables take their defaults."""
+    servers = document.get("servers")
+    if not isinstance(servers, list) or not servers or not isinstance(servers[0], dict):
+        return ""
+    url = servers[0].get("url")
+    if not isinstance(url, str):
+        raise ContractError(f"{path}: at /servers/0/url: a server's url must be a string")
+    for name, variable in (servers[0].get("variables") or {}).items():
+        if isinstance(variable, dict) and "default" in variable:
+            url = url.replace("{" + str(name) + "}", str(variable["default"]))
+    if "://" in url:
+        url = url.split("://", 1)[1]
+        url = "/" + url.split("/", 1)[1] if "/" in url else ""
+    prefix = "/" + url.strip("/") if url.strip("/") else ""
+    if "{" in prefix or "?" in prefix or "#" in prefix:
+        raise ContractError(f"{path}: at /servers/0/url: the server's path {prefix!r} must be a plain path")
+    return prefix
+
+
 def resolve_location(name_or_path: str | Path) -> Path:
     """`seed` / `current` name a shipped document; anything else is a file path."""
     if str(name_or_path) in BUILTIN_NAMES:

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 from contracts._contract import Contract
+from contracts.rules import Reader
 
 PROPERTY_NAMES = (
     "submits",
@@ -99,27 +100,18 @@ def _answer(entry: dict[str, Any]) -> Any:
         return None
 
 
-def _is_terminal(entry: dict[str, Any]) -> bool:
-    """Whether this poll told the client its task is over."""
-    if entry["status"] == 404:
-        return True
-    task = _answer(entry)
-    if entry["status"] != 200 or not isinstance(task, dict):
-        return False
-    status = task.get("status")
-    return status in ("failed", "cancelled") or (status == "completed" and task.get("results") is not None)
-
-
-def _results_pending(entry: dict[str, Any]) -> bool:
-    """Whether this poll answered the task completed before its results were attached."""
-    task = _answer(entry)
-    completed = entry["status"] == 200 and isinstance(task, dict) and task.get("status") == "completed"
-    return completed and task.get("results") is None
-
-
-def _completed(entry: dict[str, Any]) -> bool:
-    task = _answer(entry)
-    return entry["status"] == 200 and isinstance(task, dict) and task.get("status") == "completed" and task.get("results") is not None
+def _said(answer: Any) -> str | None:
+    """The message of an error body, whatever its shape ({error: {message}}, {error: "..."},
+    problem details' `detail`, a top-level `message`)."""
+    if not isinstance(answer, dict):
+        return None
+    error = answer.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    for found in (error, answer.get("detail"), answer.get("message")):
+        if isinstance(found, str) and found:
+            return found
+    return None
 
 
 class Judge:
@@ -134,7 +126,12 @@ class Judge:
         self.properties = properties or Properties()
         self.submit = contract.submit
         self.query = contract.query
+        self.reader = Reader.of(contract)
+        self._submit_path = self.submit.path_regex
         self._poll_path = self.query.path_regex
+        shapes = contract.shapes
+        self._content = shapes.content.path_regex if shapes.content is not None else None
+        self._others = [(op.method, op.path_regex) for kind, op in shapes.operations.items() if kind in ("cancel", "delete", "list")]
 
     def _arrived(self, entry: dict[str, Any]) -> float:
         return entry[self.timebase]
@@ -144,14 +141,36 @@ class Judge:
         return entry[self.timebase] + took
 
     def kind(self, entry: dict[str, Any]) -> str:
+        """submit, poll, download (the result or the content operation), api (another operation
+        the contract documents: cancel, delete, list) or other."""
         method, path = entry["method"], entry["path"]
-        if path == self.submit.path and method == self.submit.method:
+        if method == self.submit.method and self._submit_path.match(path):
             return "submit"
         if self._poll_path.match(path) and method in (self.query.method, "HEAD"):
             return "poll"
-        if path.startswith("/files/") and method in ("GET", "HEAD"):
+        if method in ("GET", "HEAD") and (path.startswith("/files/") or (self._content is not None and self._content.match(path))):
             return "download"
+        if any(method == other and pattern.match(path) for other, pattern in self._others):
+            return "api"
         return "other"
+
+    def _is_terminal(self, entry: dict[str, Any]) -> bool:
+        """Whether this poll told the client its task is over."""
+        if entry["status"] == 404:
+            return True
+        task = _answer(entry)
+        return entry["status"] == 200 and isinstance(task, dict) and self.reader.is_done(task)
+
+    def _results_pending(self, entry: dict[str, Any]) -> bool:
+        """Whether this poll answered the task succeeded before its result was attached."""
+        task = _answer(entry)
+        if entry["status"] != 200 or not isinstance(task, dict) or self.reader.phase(task) != "succeeded":
+            return False
+        return self.reader.result(task) is not None and not self.reader.has_result(task)
+
+    def _completed(self, entry: dict[str, Any]) -> bool:
+        task = _answer(entry)
+        return entry["status"] == 200 and isinstance(task, dict) and self.reader.phase(task) == "succeeded" and self.reader.is_done(task)
 
     def judge(self, run: ClientRun, only: tuple[str, ...] = PROPERTY_NAMES) -> list[Broken]:
         found: list[Broken] = []
@@ -193,9 +212,8 @@ class Judge:
             problem = None
             if kind == "other":
                 problem = f"sent {entry['method']} {entry['path']}, which the API does not have"
-            elif kind in ("submit", "poll") and entry["status"] in (400, 401, 413, 422) and entry.get("scenario") is None:
-                error = (_answer(entry) or {}).get("error") if isinstance(_answer(entry), dict) else None
-                said = error.get("message") if isinstance(error, dict) else f"HTTP {entry['status']}"
+            elif kind in ("submit", "poll", "api") and entry["status"] in (400, 401, 413, 422) and entry.get("scenario") is None:
+                said = _said(_answer(entry)) or f"HTTP {entry['status']}"
                 problem = f"sent {entry['method']} {entry['path']}, which the fake refused (HTTP {entry['status']}): {said}"
             elif kind == "poll" and entry["status"] == 404 and entry.get("task_id") not in created:
                 problem = f"polled {entry['path']}, a task id no submission of this run returned"
@@ -230,7 +248,7 @@ class Judge:
     def _stops_polling(self, run: ClientRun) -> list[Broken]:
         allowed = self.properties.polls_after_terminal
         for task_id, polls in self._polls_by_task(run).items():
-            ended = next((index for index, entry in enumerate(polls) if _is_terminal(entry)), None)
+            ended = next((index for index, entry in enumerate(polls) if self._is_terminal(entry)), None)
             if ended is not None and len(polls) - ended - 1 > allowed:
                 extra = len(polls) - ended - 1
                 what = f"HTTP {polls[ended]['status']}" if polls[ended]["status"] == 404 else f"'{(_answer(polls[ended]) or {}).get('status')}'"
@@ -245,7 +263,7 @@ class Judge:
         return []
 
     def _no_early_success(self, run: ClientRun) -> list[Broken]:
-        if run.exit_code == 0 and not any(self.kind(e) == "poll" and _completed(e) for e in run.entries):
+        if run.exit_code == 0 and not any(self.kind(e) == "poll" and self._completed(e) for e in run.entries):
             polls = [e for e in run.entries if self.kind(e) == "poll"]
             last = f"; the last poll answered {polls[-1]['status']} {(_answer(polls[-1]) or {}).get('status', '')}" if polls else ""
             return [
@@ -258,7 +276,7 @@ class Judge:
         return []
 
     def _exit_code(self, run: ClientRun) -> list[Broken]:
-        completed = [e for e in run.entries if self.kind(e) == "poll" and _completed(e)]
+        completed = [e for e in run.entries if self.kind(e) == "poll" and self._completed(e)]
         if completed and run.exit_code not in (0, None):
             return [
                 Broken(
@@ -277,7 +295,7 @@ class Judge:
         if run.stopped is not None or run.exit_code is None:
             return []
         for task_id, polls in self._polls_by_task(run).items():
-            first = next((index for index, entry in enumerate(polls) if _results_pending(entry)), None)
+            first = next((index for index, entry in enumerate(polls) if self._results_pending(entry)), None)
             if first is not None and first == len(polls) - 1:
                 progress = (_answer(polls[first]) or {}).get("progress")
                 return [

@@ -25,6 +25,7 @@ are recorded with `Authorization: Bearer ***`, and any echo of the token in a bo
 from __future__ import annotations
 
 import json
+import random
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,8 @@ import httpx
 
 from contracts._contract import Contract
 from contracts.conformance import ContractViolation, ResponseValidator
-from contracts.rules import RANK, is_done, task_problems, transition_problems
+from contracts.ids import IdMaker
+from contracts.rules import Reader
 
 MASK = "***"
 INVALID_KEY = "mockserver-check-invalid-key"
@@ -201,6 +203,11 @@ class DeploymentCheck:
         self.sleep = sleep
         self.submit = contract.submit
         self.query = contract.query
+        self.reader = Reader.of(contract)
+        if contract.prefix and self.base_url.endswith(contract.prefix):
+            self.base_url = self.base_url[: -len(contract.prefix)]  # the routes carry the server's path
+        self.unknown_task = _unknown_task(contract)
+        self.headers = _header_values(contract)  # what the contract requires on every request (an API version)
         self.model_field = contract.submit.model_field  # a body chosen by model: the first model's
         self.model = next(iter(contract.submit.branches), None)
         self.schema = contract.request_schema(contract.submit.operation_id, self.model)
@@ -236,7 +243,7 @@ class DeploymentCheck:
         return body
 
     def _probes(self) -> list[_Probe]:
-        submit, query = self.submit.path, self.query.path.replace(self.task_slot, UNKNOWN_TASK)
+        submit, query = self.submit.route, self.query.route.replace(self.task_slot, self.unknown_task)
         body = self.valid_body
         probes = [
             _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
@@ -275,10 +282,10 @@ class DeploymentCheck:
     def _missing(self, name: str, body: dict[str, Any]) -> _Probe:
         broken = {key: value for key, value in body.items() if key != name}
         return _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST",
-                      self.submit.path, self.invalid, "token", broken, field=name)  # fmt: skip
+                      self.submit.route, self.invalid, "token", broken, field=name)  # fmt: skip
 
     def _wrong_type(self, name: str, body: dict[str, Any]) -> _Probe:
-        return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit.path,
+        return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit.route,
                       self.invalid, "token", {**body, name: 12345}, field=name)  # fmt: skip
 
     # Sending and judging.
@@ -300,8 +307,9 @@ class DeploymentCheck:
               content_type: str | None = None, url: str | None = None, headers: dict[str, str] | None = None,
               follow: bool = False) -> tuple[Exchange, httpx.Response | None]:  # fmt: skip
         target = url or f"{self.base_url}{path}"
-        sent = dict(headers or {})
-        shown = dict(headers or {})
+        documented = self.headers if url is None else {}  # the API's own headers go to the API only
+        sent = {**documented, **(headers or {})}
+        shown = dict(sent)
         if key == "token":
             sent["Authorization"], shown["Authorization"] = f"Bearer {self.token}", f"Bearer {MASK}"
         elif key == "invalid":
@@ -365,7 +373,7 @@ class DeploymentCheck:
         exchange, response = self._send(probe.method, probe.path, probe.key, probe.body, probe.raw, probe.content_type)
         self._judge(result, exchange, response, probe.expected)
         self._check_param(result, probe, exchange, response)
-        if probe.method == self.submit.method and probe.path == self.submit.path and _may_have_billed(response):
+        if probe.method == self.submit.method and probe.path == self.submit.route and _may_have_billed(response):
             self.report.spent += 1
         result.duration = time.perf_counter() - started
         return result
@@ -374,33 +382,39 @@ class DeploymentCheck:
 
     def _poll(self, tracked: _Tracked) -> Event | None:
         """One poll of a billable task, judged; None once it is over."""
-        path = self.query.path.replace(self.task_slot, tracked.task_id)
-        exchange, response = self._send("GET", path, "token", url=f"{self.base_url}{path}?sync_upstream=true")
+        path = self.query.route.replace(self.task_slot, tracked.task_id)
+        sync = "?sync_upstream=true" if any(p.name == "sync_upstream" for p in self.query.query) else ""
+        exchange, response = self._send("GET", path, "token", url=f"{self.base_url}{path}{sync}")
         self._judge(tracked.probe, exchange, response, frozenset({200}))
         tracked.polls += 1
         task = _json(response) if response is not None and response.status_code == 200 else None
         if not isinstance(task, dict):
             return Polled(tracked.probe.name, tracked.task_id, None, None, tracked.polls)
-        problems = task_problems(task) + (transition_problems(tracked.last, task) if tracked.last else [])
+        reader = self.reader
+        problems = reader.task_problems(task) + (reader.transition_problems(tracked.last, task) if tracked.last else [])
         for problem in problems:
             self._add(tracked.probe, Finding("lifecycle", problem, exchange))
         tracked.last = task
-        if is_done(task):
-            if task.get("status") == "completed":
-                self._download(tracked.probe, task)
+        if reader.is_done(task):
+            if reader.phase(task) == "succeeded":
+                self._download(tracked.probe, task, tracked.task_id)
             tracked.done = True
-        elif task.get("status") not in RANK:
+        elif reader.phase(task) is None:
             tracked.done = True  # a status outside the enum (reported above): nothing to wait for
         return Polled(tracked.probe.name, tracked.task_id, task.get("status"), task.get("progress"), tracked.polls)
 
-    def _download(self, probe: ProbeResult, task: dict[str, Any]) -> None:
-        results = task.get("results")
-        first = results[0] if isinstance(results, list) and results else None
-        url = first if isinstance(first, str) else first.get(self.url_field) if isinstance(first, dict) else None
-        if not isinstance(url, str):
-            return  # the shape is wrong: the contract check has said so
-        # The result lives on a CDN, which may redirect; it gets no key, so following is safe.
-        exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"}, follow=True)
+    def _download(self, probe: ProbeResult, task: dict[str, Any], task_id: str) -> None:
+        content = self.contract.shapes.content
+        if content is not None and self.reader.result(task) is None:
+            # the video comes through the API's content operation, with the key
+            path = content.route.replace("{" + content.path_parameters[-1] + "}", task_id)
+            exchange, response = self._send("GET", path, "token", headers={**self.headers, "Range": "bytes=0-65535"})
+        else:
+            url = self.reader.url(task) if self.reader.url is not None else None
+            if not isinstance(url, str):
+                return  # the shape is wrong: the contract check has said so
+            # The result lives on a CDN, which may redirect; it gets no key, so following is safe.
+            exchange, response = self._send("GET", "", None, url=url, headers={"Range": "bytes=0-65535"}, follow=True)
         probe.exchanges.append(exchange)
         if response is None:
             self._add(probe, Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
@@ -415,9 +429,10 @@ class DeploymentCheck:
         probe = ProbeResult(f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end")
         yield ProbeStarted(probe.name, probe.description)
         self.report.spent += 1  # counted before sending: a submit is never retried
-        exchange, response = self._send("POST", self.submit.path, "token", self.valid_body, content_type="application/json")
-        self._judge(probe, exchange, response, frozenset({200}))
-        created = _json(response) if response is not None and response.status_code == 200 else None
+        exchange, response = self._send("POST", self.submit.route, "token", self.valid_body, content_type="application/json")
+        created_status = self.contract.shapes.created_status
+        self._judge(probe, exchange, response, frozenset({created_status}))
+        created = _json(response) if response is not None and response.status_code == created_status else None
         probe.duration = exchange.elapsed
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             self._tracked.append(_Tracked(probe, created["id"], time.perf_counter() - exchange.elapsed))
@@ -466,7 +481,7 @@ class DeploymentCheck:
 
     def _preflight(self) -> None:
         """One free request first: is the deployment there, and does it take the key?"""
-        path = self.query.path.replace(self.task_slot, UNKNOWN_TASK)
+        path = self.query.route.replace(self.task_slot, self.unknown_task)
         exchange, response = self._send("GET", path, "token")
         if response is None:
             raise CheckAborted(f"cannot reach {self.base_url}: {exchange.error}")
@@ -480,7 +495,7 @@ class DeploymentCheck:
         self._preflight()
         started = time.perf_counter()
         for probe in self._probes():
-            if self.report.spent and probe.path == self.submit.path:
+            if self.report.spent and probe.path == self.submit.route:
                 continue  # a submission may already have cost something: send no more of them
             yield ProbeStarted(probe.name, probe.description)
             result = self._run_probe(probe)
@@ -493,6 +508,44 @@ class DeploymentCheck:
         yield from self._follow_all()
         self.report.duration = time.perf_counter() - started
         yield RunFinished(self.report)
+
+
+def _unknown_task(contract: Contract) -> str:
+    """A task id no deployment has: shaped like the contract's ids, so that it reaches the lookup."""
+    node = contract.shapes.task.find("id")
+    try:
+        maker = IdMaker.from_schema(node.schema if node is not None else None)
+    except ValueError:
+        return UNKNOWN_TASK
+    if maker.kind == "default":
+        return UNKNOWN_TASK
+    return maker.make(1700000000, random.Random(0x6D63686B).getrandbits)
+
+
+def _header_values(contract: Contract) -> dict[str, str]:
+    """A valid value for each required header parameter of the submit and query operations (its
+    const, default, first enum value or example)."""
+    values: dict[str, str] = {}
+    for op in (contract.submit, contract.query):
+        for parameter in op.headers:
+            if not parameter.required or parameter.shown in values:
+                continue
+            spec = next(
+                (contract.resolve(p, "")[0] for p in contract.spec_of(op).get("parameters", [])
+                 if isinstance(contract.resolve(p, "")[0], dict) and contract.resolve(p, "")[0].get("name") == parameter.shown),
+                {},
+            )  # fmt: skip
+            schema = contract.resolve(spec.get("schema", {}), "")[0] if isinstance(spec, dict) else {}
+            for key in ("const", "default", "example"):
+                if key in schema:
+                    values[parameter.shown] = str(schema[key])
+                    break
+            else:
+                if schema.get("enum"):
+                    values[parameter.shown] = str(schema["enum"][0])
+                elif "example" in spec:
+                    values[parameter.shown] = str(spec["example"])
+    return values
 
 
 def _may_have_billed(response: httpx.Response | None) -> bool:

@@ -10,6 +10,7 @@
     GET    /__admin/tasks               every task with its current state; /__admin/tasks/{id} one
     POST   /__admin/tasks/{id}/fail     {"code", "message"}: fail a live task now
     POST   /__admin/tasks/{id}/complete complete a live task now, with the fake's video
+    POST   /__admin/tasks/{id}/cancel   cancel a live task now (as a client's cancel would)
     POST   /__admin/tasks/{id}/stall    stop the task's time (it stays as it is)
     POST   /__admin/tasks/{id}/resume   let a stalled task run on from where it stood
     GET    /__admin/clock               mode, speed and scenario time
@@ -75,7 +76,7 @@ def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
     return value
 
 
-def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) -> dict[str, Any]:
+def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False, words: dict[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": scenario.name,
         "description": scenario.description,
@@ -95,7 +96,8 @@ def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False) ->
         out["timeline"] = [
             {
                 "at": step.at,
-                "status": step.status,
+                "status": step.word or (words or {}).get(step.phase, step.phase),
+                "phase": step.phase,
                 "progress": step.progress,
                 "ramp": step.ramp,
                 "polls": step.polls,
@@ -316,7 +318,7 @@ class AdminApi:
 
     async def scenario(self, request: Request) -> Response:
         scenario = self.rt.selector.named(request.path_params["name"])
-        return JsonResponse(_scenario_json(scenario, await self.rt.default(), full=True))
+        return JsonResponse(_scenario_json(scenario, await self.rt.default(), full=True, words=self.rt.render.words))
 
     async def default_scenario(self, request: Request) -> Response:
         if request.method == "PUT":

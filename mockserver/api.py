@@ -1,38 +1,45 @@
-"""The provider's API as the fake plays it, one handler per route.
+"""The provider's API as the fake plays it, one handler per operation the contract documents.
 
-Submit:   bearer key -> JSON body -> contract -> scenario -> its answer for this key's n-th
-          submission -> task stored (when the answer creates one) -> answer, maybe faulty.
-Query:    bearer key -> query parameters -> task (404 once it disappears) -> the scenario's
-          answer for this poll, or the state at the clock's now.
-Download: task -> completed with the fake's own video and not expired -> MP4 bytes.
+Submit:   bearer key -> headers -> body (JSON or a form) -> contract -> scenario -> its answer for
+          this key's n-th submission -> task stored (when the answer creates one) -> answer.
+Query:    bearer key -> headers, query parameters -> task (404 once it is gone) -> the
+          scenario's answer for this poll, or the state at the clock's now.
+Content:  task -> succeeded with the fake's own video and not expired -> its bytes (or a still).
+Cancel:   task -> running and cancellable -> cancelled (else the contract's refusal).
+Delete:   task -> cancelled if it ran, then gone.
+List:     the key's tasks, newest first, paged and filtered as the contract documents.
+Download: `/files/{id}.mp4`, the result URL a task's `results` carry (no key, as a CDN's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from contracts import Operation
 from mockserver import lifecycle
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
+from mockserver.forms import is_form, parse_form
 from mockserver.incoming import Incoming
-from mockserver.intake import bearer_key, read_json
+from mockserver.intake import bearer_key, read_body, read_json, whole_number
 from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
-from mockserver.media import serve
+from mockserver.media import Clip, clip_spec, serve
 from mockserver.render import Renderer
-from mockserver.responses import JsonBytes
+from mockserver.responses import JsonBytes, JsonResponse
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Answer
 from mockserver.state import Found, Submission
-
-ID_HINT = "Task ids look like 'task-unified-1757165031-uyujaw3d' and come from POST /v1/videos/generations."
-
+from mockserver.state.task import Task, gone
 
 Handler = Callable[[Incoming], Awaitable[Response]]
+LIST_WINDOW = 1000  # a key's newest tasks a list operation pages through
 
 
 def _answer(request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str) -> Response:
@@ -51,53 +58,126 @@ class ProviderApi:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         contract = runtime.contract
+        shapes = contract.shapes
+        self.shapes = shapes
+        self.operations = shapes.operations
         self.submit_operation, self.query_operation = contract.submit, contract.query
         self.submit_id, self.query_id = contract.submit.operation_id, contract.query.operation_id
         self.invalid_submit = runtime.render.invalid_status[self.submit_id]
         self.invalid_query = runtime.render.invalid_status[self.query_id]
-        self.task_parameter = contract.shapes.task_parameter
-        self.created_status = contract.shapes.created_status
+        self.task_parameter = shapes.task_parameter
+        self.created_status = shapes.created_status
         self.body = contract.submit.body
+        self.render = runtime.render
+        self.ids = runtime.ids
+        self.keeps_request = runtime.render.keeps_request
+        self.needs_base_url = runtime.render.needs_base_url or shapes.location
+        self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
+        self.id_hint = (
+            f"Task ids look like {runtime.render.sample_id!r} and come from "
+            f"{self.submit_operation.method} {self.submit_operation.route}."
+        )
 
     def routes(self) -> list[BaseRoute]:
-        submit, query = self.submit_operation, self.query_operation
-        return [
-            Route(submit.path, self.route(self.submit, self.submit_id), methods=[submit.method]),
-            Route(query.path, self.route(self.query, self.query_id), methods=[query.method]),
-            Route("/files/{task_id}.mp4", self.route(self.download, None, "task_id"), methods=["GET", "HEAD"]),
+        handlers: dict[str, Handler] = {
+            "submit": self.submit, "query": self.query, "content": self.content, "cancel": self.cancel,
+            "delete": self.delete, "list": self.list,
+        }  # fmt: skip
+        found: list[BaseRoute] = [
+            Route(op.route, self.route(handlers[kind], op), methods=[op.method]) for kind, op in self.operations.items()
         ]
+        found.append(Route("/files/{task_id}.mp4", self.route(self.download, None, "task_id"), methods=["GET", "HEAD"]))
+        return found
 
-    def route(
-        self, handler: Handler, operation_id: str | None, parameter: str | None = None
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def route(self, handler: Handler, op: Operation | None, parameter: str | None = None) -> Callable[[Request], Awaitable[Response]]:
         """A Starlette endpoint for a handler that reads an `Incoming`; for an operation of the
-        contract (`operation_id`), its errors in the contract's words."""
-        parameter = parameter or self.task_parameter
+        contract, its errors in the contract's words."""
+        parameter = parameter or (op.path_parameters[-1] if op is not None and op.path_parameters else None)
 
         async def endpoint(request: Request) -> Response:
             try:
-                return await handler(Incoming(request.scope, request.receive, request.path_params.get(parameter)))
+                task_id = request.path_params.get(parameter) if parameter else None
+                return await handler(Incoming(request.scope, request.receive, task_id))
             except ApiError as error:
-                if operation_id is None:
+                if op is None:
                     raise
-                return self.rt.render.error(operation_id, error)
+                return self.render.error(op.operation_id, error)
 
         return endpoint
 
     def error(self, handler: Handler, error: ApiError) -> Response:
         """The fake's own error for a request the fast path served."""
-        return self.rt.render.error(self.submit_id if handler == self.submit else self.query_id, error)
+        return self.render.error(self.submit_id if handler == self.submit else self.query_id, error)
+
+    def _check(self, request: Incoming, op: Operation) -> None:
+        """The header and query parameters the contract documents for an operation."""
+        if op.headers:
+            violation = op.check_headers(request._headers)
+            if violation is not None:
+                raise ApiError(self.render.invalid_status[op.operation_id], violation.message, param=violation.param)
+        if request.query_string or op.requires_query:
+            violation = op.check_query(request.query_params())
+            if violation is not None:
+                raise ApiError(self.render.invalid_status[op.operation_id], violation.message, param=violation.param)
+
+    # Submit
+
+    async def _read_body(self, request: Incoming) -> tuple[Any, Any]:
+        """The request body as the contract describes it, and its fields (defaults, roles)."""
+        op = self.submit_operation
+        limit = self.rt.settings.max_body_bytes
+        if op.forms:
+            content_type = request.header(b"content-type")
+            kind = is_form(content_type)
+            if kind in op.forms:
+                validator, fields = op.forms[kind]
+                body = parse_form(content_type or "", await read_body(request, limit), fields.schema)
+                violation = op.check_form(kind, body)
+                if violation is not None:
+                    raise ApiError(self.invalid_submit, violation.message, param=violation.param)
+                return body, fields
+            if not op.json_body:
+                documented = " or ".join(repr(k) for k in ("multipart/form-data", "application/x-www-form-urlencoded") if is_form(k) in op.forms)
+                raise ApiError(400, f"Unsupported Content-Type {str(content_type)[:80]!r}; send the body as {documented}.")
+        body = await read_json(request, limit)
+        violation = op.check_body(body)
+        if violation is not None:
+            raise ApiError(self.invalid_submit, violation.message, param=violation.param)
+        return body, (self.body if op.model_field is None else op.shape_of(body))
+
+    def _clip(self, body: dict[str, Any], fields: Any) -> tuple[float, int, int]:
+        """(seconds, width, height) of the clip a request asks for, worked out once per distinct ask."""
+        if fields is None:
+            return clip_spec()
+        asked = tuple(fields.value(body, role) for role in ("duration", "size", "resolution", "aspect_ratio"))
+        try:
+            known = self._clips.get(asked)
+        except TypeError:  # a value that is a list or an object: not remembered
+            known = None
+            asked = ()
+        if known is None:
+            duration, size, resolution, aspect_ratio = (
+                asked if asked else tuple(fields.value(body, r) for r in ("duration", "size", "resolution", "aspect_ratio"))
+            )
+            known = clip_spec(duration=duration, size=size, resolution=resolution, aspect_ratio=aspect_ratio)
+            if asked and len(self._clips) < 4096:
+                self._clips[asked] = known
+        return known
 
     async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
-        body = await read_json(request, self.rt.settings.max_body_bytes)
-        violation = self.submit_operation.check_body(body)
-        if violation is not None:
-            raise ApiError(self.invalid_submit, violation.message, param=violation.param)
-        fields = self.body if self.submit_operation.model_field is None else self.submit_operation.shape_of(body)
-        roles = fields.roles if fields is not None else {}
+        op = self.submit_operation
+        if op.headers or op.requires_query:
+            self._check(request, op)
+        body, fields = await self._read_body(request)
         if fields is not None and fields.defaults:
             body = {**fields.defaults, **body}  # the request as the provider reads it
+        model = fields.value(body, "model", "") if fields is not None else ""
+        if op.path_parameters and (fields is None or "model" not in fields.roles):
+            match = op.path_regex.match(request.path)  # the model named by the path (owner/name)
+            model = "/".join(match.groups()) if match else model
+        seconds, width, height = self._clip(body, fields)
+        aspect_ratio = fields.value(body, "aspect_ratio", None) if fields is not None else None
         selector = self.rt.selector
         if self.rt.unshared:
             await self.rt.share()
@@ -106,12 +186,17 @@ class ProviderApi:
         submitted = await self.rt.state.submit(
             Submission(
                 key_id=key_id(api_key),
-                model=str(body.get(roles.get("model", "model"), "")),
-                aspect_ratio=str(body.get(roles.get("aspect_ratio", "aspect_ratio"), "16:9")),
-                generate_audio=bool(body.get(roles.get("audio", "generate_audio"), True)),
+                model=str(model),
+                aspect_ratio=str(aspect_ratio) if aspect_ratio is not None else ("9:16" if height > width else "16:9"),
+                generate_audio=bool(fields.value(body, "audio", True)) if fields is not None else True,
                 header=header,
                 fallback=fallback,
                 fallback_by=fallback_by,
+                seconds=seconds,
+                width=width,
+                height=height,
+                request=body if self.keeps_request else None,
+                ids=None if self.ids.kind == "default" else self.ids,
             )
         )
         scenario = submitted.scenario
@@ -122,30 +207,38 @@ class ProviderApi:
         answer = scenario.submit_answer(submitted.count)
         normal = None
         if submitted.task is not None:
-            request.scope[TASK_KEY] = submitted.task.id
-            normal = JsonBytes(
-                self.rt.render.created_json(submitted.task, scenario.estimated_time(answer)), self.created_status
-            )
-        return _answer(request, answer, normal, self.rt.render, self.submit_id)
+            task = submitted.task
+            request.scope[TASK_KEY] = task.id
+            estimate = scenario.estimated_time(answer)
+            if self.needs_base_url:
+                base_url = self.rt.base_url(request)
+                normal = JsonBytes(self.render.created_json(task, estimate, base_url), self.created_status)
+            else:
+                base_url = ""
+                normal = JsonBytes(self.render.created_json(task, estimate), self.created_status)
+            if self.shapes.location:
+                normal.raw_headers.append((b"location", (base_url + self.render.routes["query"](task.id)).encode()))
+        return _answer(request, answer, normal, self.render, self.submit_id)
+
+    # Query
 
     async def _found(self, request: Incoming, *, count: bool = False, retained: bool = True) -> Found:
-        """The task a client asks for; 404 once its scenario makes it disappear, or (`retained`)
-        once it is past the task retention, evicted or not yet."""
+        """The task a client asks for; 404 once its scenario makes it disappear, a client deleted
+        it, or (`retained`) once it is past the task retention, evicted or not yet."""
         task_id = request.task_id or ""
         request.scope[TASK_KEY] = task_id
         found = await self.rt.state.poll(task_id, count=count, retained=retained)
         if found is None or found.gone:
-            raise self.rt.unknown_task(task_id, ID_HINT)
+            raise self.rt.unknown_task(task_id, self.id_hint)
         request.scope[SCENARIO_KEY] = found.task.scenario.name
         request.scope[NOW_KEY] = found.now
         return found
 
     async def query(self, request: Incoming) -> Response:
         bearer_key(request, self.rt.accepted_keys)
-        if request.query_string or self.query_operation.requires_query:
-            violation = self.query_operation.check_query(request.query_params())
-            if violation is not None:
-                raise ApiError(self.invalid_query, violation.message, param=violation.param)
+        op = self.query_operation
+        if request.query_string or op.requires_query or op.headers:
+            self._check(request, op)
         poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
@@ -153,19 +246,135 @@ class ProviderApi:
             await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None
         if answer is not None and answer.status != 200:
-            return _answer(request, answer, None, self.rt.render, self.query_id)
+            return _answer(request, answer, None, self.render, self.query_id)
         state = lifecycle.task_state(task, found.now, poll=poll)
-        base_url = self.rt.base_url(request) if state.status == "completed" else ""  # only results need it
-        normal = JsonBytes.of(self.rt.render.task(task, state, base_url))
-        return normal if answer is None else _answer(request, answer, normal, self.rt.render, self.query_id)
+        base_url = self.rt.base_url(request) if state.phase == "succeeded" or self.needs_base_url else ""
+        normal = JsonBytes.of(self.render.task(task, state, base_url))
+        return normal if answer is None else _answer(request, answer, normal, self.render, self.query_id)
+
+    # Content, cancel, delete
+
+    def _video(self, task: Task, now: float, what: str, refusal: Callable[[str], int]) -> None:
+        """Refuse (with the contract's status) a task whose video cannot be had: not done yet, or
+        its result URL expired."""
+        state = lifecycle.task_state(task, now, poll=False)
+        if state.phase != "succeeded" or state.results is not UNSET:
+            done = self.render.words["succeeded"]
+            raise ApiError(
+                refusal("not_ready"),
+                f"Task {task.id} is {self.render.word(state)}: {what} is there once it is {done} (with the fake's video).",
+                code="not_ready",
+            )
+        expires = lifecycle.result_expires_at(task)
+        if expires is not None and now >= expires:
+            raise ApiError(
+                refusal("expired"),
+                f"The video of task {task.id} expired {now - expires:.0f} s ago: it serves for "
+                f"{task.scenario.result_url_ttl:.0f} s of scenario time after the task completes.",
+                code="url_expired",
+            )
+
+    def _clip_of(self, task: Task, still: bool = False) -> Clip:
+        if still:
+            return self.rt.media.still(task.width, task.height)
+        return self.rt.media.clip(task.seconds, task.width, task.height, task.generate_audio)
+
+    async def content(self, request: Incoming) -> Response:
+        op = self.operations["content"]
+        bearer_key(request, self.rt.accepted_keys)
+        self._check(request, op)
+        found = await self._found(request, retained=False)
+        shape = self.shapes.content_shape
+        assert shape is not None
+        variant = request.query_params().get(shape.variant) if shape.variant else None
+        refusals = {"not_ready": self.shapes.refusal(op, ("409", "404", "400")), "expired": self.shapes.refusal(op, ("410", "404", "403"))}
+        self._video(found.task, found.now, "its content", refusals.__getitem__)
+        await self.rt.delay(found.task.scenario, "download")
+        still = self.shapes.is_still(variant)
+        return serve(request, self._clip_of(found.task, still), shape.media["still" if still else "video"])
+
+    async def _outcome(self, request: Incoming, kind: str, change: Callable[[Task, float], None]) -> Response:
+        op = self.operations[kind]
+        bearer_key(request, self.rt.accepted_keys)
+        self._check(request, op)
+        await self._found(request)  # 404 for a task that is gone
+        refusal = self.shapes.refusal(op, ("409", "400", "422"))
+        changed = await self.rt.change_task(request.task_id or "", kind, change, refusal, client=True)
+        state = lifecycle.task_state(changed.task, changed.now, poll=False)
+        base_url = self.rt.base_url(request)
+        outcome = self.shapes.outcomes[kind]
+        body = self.render.outcome(kind, changed.task, state, base_url)
+        if body is None:
+            return Response(status_code=outcome.status)
+        return JsonResponse(body, status_code=outcome.status, media_type=outcome.media.split(";")[0])
+
+    async def cancel(self, request: Incoming) -> Response:
+        return await self._outcome(request, "cancel", lifecycle.cancel)
+
+    async def delete(self, request: Incoming) -> Response:
+        return await self._outcome(request, "delete", lifecycle.delete)
+
+    # List
+
+    async def list(self, request: Incoming) -> Response:
+        op = self.operations["list"]
+        api_key = bearer_key(request, self.rt.accepted_keys)
+        self._check(request, op)
+        page = self.shapes.page
+        assert page is not None
+        params = request.query_params()
+        invalid = self.render.invalid_status[op.operation_id]
+        limit = whole_number(params.get(page.limit, "")) if page.limit else None
+        limit = min(max(limit if limit is not None else page.default_limit, 1), page.max_limit)
+        tasks, now = await self.rt.state.tasks_of(key_id(api_key), LIST_WINDOW)
+        if page.order and params.get(page.order, "").lower() in ("asc", "ascending", "oldest"):
+            tasks.reverse()
+        base_url = self.rt.base_url(request)
+        retention = self.rt.settings.task_retention
+        rendered = []
+        for task in tasks:
+            if gone(task, now, retention):
+                continue
+            body = self.render.task(task, lifecycle.task_state(task, now, poll=False), base_url)
+            if all(str(body.get(name)) == params[name] for name in page.filters if name in params):
+                rendered.append(body)
+        start = 0
+        if page.cursor and params.get(page.cursor):
+            cursor = params[page.cursor]
+            start = next((index + 1 for index, item in enumerate(rendered) if item.get("id") == cursor), -1)
+            if start < 0:
+                raise ApiError(invalid, f"No task {cursor[:100]!r} to page after: '{page.cursor}' takes the last id of the page before.", param=page.cursor)
+        elif page.offset and params.get(page.offset):
+            start = whole_number(params[page.offset]) or 0
+        elif page.page and params.get(page.page):
+            start = max((whole_number(params[page.page]) or 1) - 1, 0) * limit
+        items = rendered[start : start + limit]
+        has_more = len(rendered) > start + limit
+        values: dict[str, Any] = {
+            "has_more": has_more,
+            "first_id": items[0].get("id") if items else None,
+            "last_id": items[-1].get("id") if items else None,
+            "total": len(rendered),
+            "limit": limit,
+            "offset": start,
+        }
+        following = items[-1].get("id") if has_more and items else None
+        if page.next_is_url and following is not None and page.cursor:
+            route = base_url + op.route + "?" + urlencode({page.cursor: following, **({page.limit: limit} if page.limit else {})})
+            values["next"] = route
+        elif following is not None:
+            values["next"] = following
+        return JsonBytes.of(self.render.page(items, values))
+
+    # The result URL
 
     async def download(self, request: Incoming) -> Response:
         found = await self._found(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
         task, now = found.task, found.now
         await self.rt.delay(task.scenario, "download")
         state = lifecycle.task_state(task, now, poll=False)
-        if state.status != "completed" or state.results is not UNSET:
-            raise ApiError(404, f"Task {task.id} has no video at this URL (it is {state.status}).", code="not_ready")
+        if state.phase != "succeeded" or state.results is not UNSET:
+            raise ApiError(404, f"Task {task.id} has no video at this URL (it is {self.render.word(state)}).", code="not_ready")
         expires = lifecycle.result_expires_at(task)
         if expires is not None and now >= expires:
             raise ApiError(
@@ -174,4 +383,4 @@ class ProviderApi:
                 f"{task.scenario.result_url_ttl:.0f} s of scenario time after the task completes.",
                 code="url_expired",
             )
-        return serve(request, self.rt.media.clip_for(task.aspect_ratio, task.generate_audio))
+        return serve(request, self._clip_of(task))

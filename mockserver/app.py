@@ -30,10 +30,10 @@ from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 from mockserver.state import StoreUnavailable
 
-ROUTES_HINT = (
-    "The API has POST /v1/videos/generations and GET /v1/tasks/{task_id}; "
-    "the admin API is under /__admin (see GET /__admin/health)."
-)
+def routes_hint(runtime: Runtime) -> str:
+    """What a 404 for an unknown route says: the routes the contract documents."""
+    documented = ", ".join(f"{op.method} {op.route}" for op in runtime.contract.shapes.operations.values())
+    return f"The API has {documented}; the admin API is under /__admin (see GET /__admin/health)."
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -45,7 +45,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     where = f"{request.method} {request.url.path[:200]}"
     if exc.status_code == 404:
-        error = ApiError(404, f"No route for {where}. {ROUTES_HINT}", code="unknown_route")
+        error = ApiError(404, f"No route for {where}. {request.app.state.routes_hint}", code="unknown_route")
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         error = ApiError(
@@ -53,7 +53,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         error = ApiError(exc.status_code, str(exc.detail), headers=exc.headers)
-    return error.response()
+    if request.url.path.startswith("/__admin"):
+        return error.response()
+    return request.app.state.runtime.render.any_error(error)
 
 
 def store_unavailable(exc: StoreUnavailable) -> ApiError:
@@ -106,10 +108,12 @@ class MockApp:
         self.store = api.rt.state
         self.shared = api.rt.state.kind != "memory"
         self.access = AccessLog() if api.rt.settings.access_log else None
-        self.submit_path = api.submit_operation.path
-        self.submit_method = api.submit_operation.method
+        submit = api.submit_operation
+        self.submit_path = submit.route
+        self.submit_pattern = submit.path_regex if submit.path_parameters else None  # a model in the path
+        self.submit_method = submit.method
         self.query_method = api.query_operation.method
-        self.prefix, _, self.suffix = api.query_operation.path.partition("{" + api.task_parameter + "}")
+        self.prefix, _, self.suffix = api.query_operation.route.rpartition("{" + api.task_parameter + "}")
 
     def _task_id(self, path: str) -> str | None:
         if not path.startswith(self.prefix) or not path.endswith(self.suffix):
@@ -121,7 +125,9 @@ class MockApp:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             handler = None
-            if method == self.submit_method and path == self.submit_path:
+            if method == self.submit_method and (
+                path == self.submit_path or (self.submit_pattern is not None and self.submit_pattern.match(path))
+            ):
                 handler, task_id = self.api.submit, None
             elif method == self.query_method and (task_id := self._task_id(path)) is not None:
                 handler = self.api.query
@@ -241,6 +247,7 @@ def create_app(settings: Settings | None = None) -> MockApp:
     )
     app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime
+    app.state.routes_hint = routes_hint(runtime)
     mock = MockApp(app, api)
     app.state.access_log = mock.access
     return mock

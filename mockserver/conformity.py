@@ -25,7 +25,6 @@ from mockserver.scenarios import Answer, Scenario, ScenarioError
 from mockserver.state.task import Task
 from mockserver.yamlfile import field_name
 
-_SAMPLE_ID = "task-unified-1757165031-abcd1234"
 
 
 def _sample_model(contract: Contract) -> str:
@@ -34,12 +33,45 @@ def _sample_model(contract: Contract) -> str:
     submit = contract.submit
     if submit.branches:
         return next(iter(submit.branches))
-    default = submit.body_defaults.get(submit.body.roles.get("model", "model")) if submit.body else None
+    default = submit.body.value(sample_request(contract), "model") if submit.body else None
     if isinstance(default, str):
         return default
     node = contract.shapes.task.find("model")
     named = [*(node.enum or ()), node.fixed] if node is not None else []
     return next((value for value in named if isinstance(value, str)), "veo-3.1-extend")
+
+
+def sample_request(contract: Contract) -> dict[str, Any]:
+    """A request body as a client could send it: each field's default, else its first example,
+    else its first enum value (nested objects likewise)."""
+
+    def sample(schema: Any, depth: int = 0) -> Any:
+        schema = contract.resolve(schema, "")[0] if isinstance(schema, dict) else {}
+        if not isinstance(schema, dict) or depth > 8:
+            return None
+        for key in ("default", "example", "const"):
+            if key in schema:
+                return schema[key]
+        if isinstance(schema.get("examples"), list) and schema["examples"]:
+            return schema["examples"][0]
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            return schema["enum"][0]
+        if isinstance(schema.get("properties"), dict):
+            found = {name: sample(prop, depth + 1) for name, prop in schema["properties"].items()}
+            return {name: value for name, value in found.items() if value is not None}
+        return None
+
+    body = contract.submit.body
+    found = sample(body.schema) if body is not None else None
+    return found if isinstance(found, dict) else {}
+
+
+def sample_task(contract: Contract, renderer: Renderer, scenario: Scenario) -> Task:
+    """A task of this contract as the fake would make it, for the start-up checks."""
+    request = sample_request(contract)
+    return Task(
+        renderer.sample_id, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample", request=request
+    )
 
 
 def _answer_problems(operation: Operation, answer: Answer, renderer: Renderer) -> list[str]:
@@ -63,9 +95,10 @@ def problems(scenario: Scenario, contract: Contract, renderer: Renderer) -> list
     for index, rule in enumerate(scenario.polls):
         found += [(("polls", index), problem) for problem in _answer_problems(query, rule.answer, renderer)]
     task_schema = query.answer(200)
-    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample")
+    sample = sample_task(contract, renderer, scenario)
     for index, step in enumerate(scenario.timeline):
-        body = renderer.task(sample, State(index, step.status, step.progress, step.results, step.error), "http://mock.test")
+        state = State(index, step.phase, step.progress, step.results, step.error, step.word)
+        body = renderer.task(sample, state, "http://mock.test")
         if task_schema is not None:
             found += [(("timeline", index), problem) for problem in task_schema.problems(body)]
     return found
@@ -76,12 +109,29 @@ def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) ->
     body that breaks the contract, an unknown task) fit the contract; else the contract asks for
     something the fake cannot fill, and `ContractError` says where and what."""
     shapes = contract.shapes
-    sample = Task(_SAMPLE_ID, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample")
+    sample = sample_task(contract, renderer, scenario)
     spec = contract.submit.answer(shapes.created_status)
-    found = spec.problems(renderer.created(sample, 45)) if spec is not None else []
+    found = spec.problems(renderer.created(sample, 45, "http://mock.test")) if spec is not None else []
     if found:
         raise ContractError(f"{contract.path}: at {shapes.created.pointer}: the fake cannot fill this submit answer: {found[0]}")
-    for operation in (contract.submit, contract.query):
+    cancelled = State(-2, "cancelled", 10)
+    checks: list[tuple[Operation, int, Any, str]] = []
+    if shapes.list is not None and shapes.page is not None:
+        item = renderer.task(sample, State(0, "queued", 0), "http://mock.test")
+        page = renderer.page([item], {"has_more": False, "first_id": sample.id, "last_id": sample.id, "total": 1, "limit": 20, "offset": 0})
+        checks.append((shapes.list, 200, page, shapes.page.node.pointer))
+    if shapes.cancel is not None:  # a cancelled task is polled like any other
+        checks.append((shapes.query, 200, renderer.task(sample, cancelled, "http://mock.test"), shapes.task.pointer))
+    for kind, outcome in shapes.outcomes.items():
+        if outcome.node is not None:
+            body = renderer.outcome(kind, sample, cancelled, "http://mock.test")
+            checks.append((shapes.operations[kind], outcome.status, body, outcome.node.pointer))
+    for operation, status, body, pointer in checks:
+        answer = operation.answer(status)
+        found = answer.problems(body) if answer is not None else []
+        if found:
+            raise ContractError(f"{contract.path}: at {pointer}: the fake cannot fill this answer: {found[0]}")
+    for operation in shapes.operations.values():
         for status in operation.error_statuses:
             own = {"message": "A sample error.", "code": "sample_code", "param": None}
             body = renderer.error_body(operation.operation_id, int(status), own, own=True)

@@ -178,7 +178,7 @@ class FuzzRun:
         assert self._server is not None
         server, runtime = self._server, self._server.runtime
         server.call(runtime.reset())
-        runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines))
+        runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines, runtime.vocabulary))
         server.call(runtime.set_default(behaviour["name"]))
         started, since = time.perf_counter(), time.time()
         process = subprocess.Popen(

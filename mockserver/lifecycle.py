@@ -25,13 +25,14 @@ from mockserver.state.task import Task, age
 @dataclass(frozen=True, slots=True)
 class State:
     step: int  # index into the timeline; -1 before the first step
-    status: str
+    phase: str  # queued, running, succeeded, failed or cancelled
     progress: int
     results: Any = None  # as the step says: UNSET (the fake's video), None or a list
     error: dict[str, str] | None = None
+    word: str | None = None  # the contract's word the step scripted, if not the phase's own
 
 
-BEFORE_FIRST_STEP = State(-1, "pending", 0)
+BEFORE_FIRST_STEP = State(-1, "queued", 0)
 
 
 def observe(scenario: Scenario, elapsed: float, reads: dict[int, int] | None, *, poll: bool = True) -> State:
@@ -63,7 +64,7 @@ def observe(scenario: Scenario, elapsed: float, reads: dict[int, int] | None, *,
         if span > 0 and following.progress > progress:
             fraction = min(elapsed - step.at, span) / span
             progress += int((following.progress - progress) * fraction)
-    return State(index, step.status, progress, step.results, step.error)
+    return State(index, step.phase, progress, step.results, step.error, step.word)
 
 
 FORCED_STEP = -2
@@ -79,7 +80,7 @@ def task_state(task: Task, now: float, *, poll: bool = True) -> State:
 
 
 def is_terminal(state: State) -> bool:
-    return state.status in TERMINAL
+    return state.phase in TERMINAL
 
 
 def result_expires_at(task: Task) -> float | None:
@@ -92,14 +93,42 @@ def result_expires_at(task: Task) -> float | None:
 
 def force_failed(task: Task, now: float, code: str, message: str) -> State:
     current = task_state(task, now, poll=False)
+    task.completed_at = age(task, now)
     task.forced = State(FORCED_STEP, "failed", current.progress, None, {"code": code, "message": message})  # the contract adds `type`
     return task.forced
 
 
 def force_completed(task: Task, now: float) -> State:
     task.completed_at = age(task, now)
-    task.forced = State(FORCED_STEP, "completed", 100, UNSET, None)
+    task.forced = State(FORCED_STEP, "succeeded", 100, UNSET, None)
     return task.forced
+
+
+def cancel(task: Task, now: float) -> State:
+    """A client cancelled the task: it stops where it stood, cancelled."""
+    current = task_state(task, now, poll=False)
+    task.completed_at = age(task, now)
+    task.forced = State(FORCED_STEP, "cancelled", current.progress, None, None)
+    return task.forced
+
+
+def delete(task: Task, now: float) -> None:
+    """A client deleted the task: cancelled first if it was still running; from now on it is gone."""
+    if not is_terminal(task_state(task, now, poll=False)):
+        cancel(task, now)
+    task.deleted = True
+
+
+def ended_at(task: Task, state: State) -> float | None:
+    """Seconds after submit at which the task reached its terminal state (None while it runs)."""
+    if state.phase not in TERMINAL:
+        return None
+    if task.forced is not None and task.completed_at is not None:
+        return task.completed_at
+    step = task.scenario.timeline[state.step] if state.step >= 0 else None
+    if state.phase == "succeeded":
+        return task.scenario.completes_at if task.scenario.completes_at is not None else (step.at if step else None)
+    return step.at if step is not None else None
 
 
 def stall(task: Task, now: float) -> None:

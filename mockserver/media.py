@@ -323,7 +323,9 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def serve(request: Incoming, clip: Clip) -> Response:
+def serve(request: Incoming, clip: Clip, media_type: str | None = None) -> Response:
+    """The clip, or a byte range of it, as `media_type` (default: the clip's own content type)."""
+    media_type = media_type or clip.content_type
     size = len(clip.data)
     headers = {"accept-ranges": "bytes", "etag": clip.etag, "cache-control": "private, max-age=86400"}
     if request.header(b"if-none-match") == clip.etag:
@@ -339,5 +341,5 @@ def serve(request: Incoming, clip: Clip) -> Response:
         headers["content-range"] = f"bytes {first}-{last}/{size}"
     headers["content-length"] = str(len(body))
     if request.method == "HEAD":
-        return Response(b"", status_code=status, headers=headers, media_type=clip.content_type)
-    return Response(body, status_code=status, headers=headers, media_type=clip.content_type)
+        return Response(b"", status_code=status, headers=headers, media_type=media_type)
+    return Response(body, status_code=status, headers=headers, media_type=media_type)

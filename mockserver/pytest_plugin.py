@@ -112,7 +112,7 @@ class MockServer:
     def play(self, behaviour: dict[str, Any]) -> None:
         """Reset, then play a generated (or hand-written) scenario for every new task."""
         self.reset()
-        self.runtime.add_scenario(parse(behaviour, f"<{behaviour.get('name', 'generated')}>"))
+        self.runtime.add_scenario(parse(behaviour, f"<{behaviour.get('name', 'generated')}>", vocabulary=self.runtime.vocabulary))
         self.set_default(behaviour["name"])
 
     def judge(self, exit_code: int, output: str = "", properties: Properties | None = None) -> list[Broken]:

@@ -1,47 +1,50 @@
 """The JSON bodies of the provider API, shaped by the contract and filled from a task.
 
 `contracts` reads the document into `Node` trees once (`Contract.shapes`); here each tree is
-compiled, once, into a function of a *context*: the values the fake supplies, by source name
-(`id`, `status`, `results`, `credits_reserved`, `message`...). A property takes its value from
-the context when it has a source there, else the value the document fixes (const, default,
-first example, first enum value), else null or the smallest value of its type; an optional
-property whose value would be null is left out, and one marked `x-mockserver-omit` always is.
-So an answer has exactly the properties the loaded contract defines.
+compiled once (`mockserver.codegen`) into a function that fills it: a property takes its value
+from the fake when it has a source (`id`, `status`, `results`, `created`, `message`...), else
+the value the document fixes, or it is left out. So an answer has exactly the properties the
+loaded contract defines, in the contract's words: the status is the phase's word in the
+contract's vocabulary (or the word a scenario's step scripted), the video's URL goes where the
+task schema puts it, a task that is a oneOf by status is rendered by the branch of its word.
 
-Three kinds of context:
-- a task (the submit answer and every poll): values from the task, its state and scenario;
-- a scripted error (a scenario's error answer, a failed task's `error`): what the scenario
-  wrote wins, the contract fills the rest, and the conformity check judges the result;
+Four kinds of answer:
+- a task (the submit answer, every poll, a cancel that answers the task, an item of a list): the
+  poll answer's function reads the task `t`, its state `s`, results `r`, error `e` and base URL
+  `b` directly (`TASK_BINDINGS`); the submit answer, when its sources allow, is rendered once
+  more at start-up into a %-template (markers for the values that change);
+- a scripted error (a scenario's error answer): what the scenario wrote wins, the contract fills
+  the rest, and the conformity check judges the result;
 - the fake's own error (a body that breaks the contract, a missing key): the contract's pinned
-  `type` and `code` win over the fake's words, so a dialect keeps its own codes. (A context's
-  `WEAK` set names the values that give way like that.)
-
-The functions are generated as Python source at start-up (`compile_node`). The poll answer's
-reads the task and its state directly (`TASK_BINDINGS`), without building a context; the submit
-answer is rendered once more at start-up into a %-template (markers stand for the values that
-change), so each submit only formats a string.
+  `type` and `code` win over the fake's words, so a dialect keeps its own codes (a context's
+  `WEAK` set names the values that give way like that);
+- a page of tasks, and what a cancel or delete answers.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable
 from typing import Any
 
-from contracts import Contract
-from contracts._shape import ABSENT, Node
+from contracts import Contract, ContractError
+from contracts._protocol import TaskShape
+from contracts._shape import Node
+from mockserver.codegen import OMIT, WEAK, Verbatim, compile_node
 from mockserver.errors import STATUS_TYPES, ApiError
-from mockserver.lifecycle import State
+from contracts.ids import IdMaker
+from mockserver.lifecycle import State, ended_at
 from mockserver.media import Media
 from mockserver.responses import JsonResponse
 from mockserver.scenarios import TERMINAL, UNSET
 from mockserver.state.task import Task
 
+__all__ = ["OMIT", "WEAK", "Renderer", "Verbatim"]
+
 _quote = json.encoder.encode_basestring  # the JSON string of a str, as the json module writes it
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-OMIT = object()  # a property left out of the answer
-WEAK = "\x00weak"  # context key: the sources whose values give way to what the contract pins
 _MARK = re.compile(r'"@@mock:(\w+)@@"')
 _FILLS = {  # the JSON text of each value of the submit answer that changes, from the task `t` and estimate `e`
     "id": "q(t.id)",
@@ -50,214 +53,122 @@ _FILLS = {  # the JSON text of each value of the submit answer that changes, fro
     "estimated_time": "str(e)",
     "credits_reserved": "enc(number(t.scenario.credits_reserved))",
 }
+# Sources the submit answer's template can hold: those above, and those a new task always has.
+_TEMPLATED = frozenset({*_FILLS, "status", "progress", "results", "error", "user_group", "can_cancel"})
 
 Fill = Callable[[dict[str, Any]], Any]
 
-
-class Verbatim(list):  # type: ignore[type-arg]
-    """Results a scenario scripted: sent as written."""
-
-
-def _minimal(node: Node) -> Any:
-    kind = node.kind
-    if kind == "array":
-        return []
-    if kind == "string":
-        return {"uri": "https://example.com/", "date-time": "1970-01-01T00:00:00Z"}.get(node.format or "", "")
-    if kind in ("integer", "number"):
-        return node.minimum if node.minimum is not None else 0
-    if kind == "boolean":
-        return False
-    return None
-
-
-# The poll answer's sources as expressions of the task `t`, its state `s`, results `r` and error
-# `e`: the function rendering it reads them directly, without a context dict (the hot path).
+# The poll answer's sources as expressions of the task `t`, its state `s`, results `r`, error `e`
+# and base URL `b`: the function rendering it reads them directly, without a context dict.
 TASK_BINDINGS = {
     "id": "t.id",
     "model": "t.model",
-    "status": "s.status",
+    "status": "(s.word or WORD[s.phase])",
     "progress": "s.progress",
     "created": "t.created",
     "results": "r",
+    "result_url": "URL(r)",
     "error": "e",
+    "error_message": "(e['message'] if e else None)",
+    "error_code": "(e.get('code') if e else None)",
     "credits_reserved": "t.scenario.credits_reserved",
     "user_group": "'default'",
     "estimated_time": "t.scenario.estimated_time(t.scenario.submit[0])",
-    "can_cancel": "s.status not in TERMINAL",
-    "video_duration": "D",
+    "can_cancel": "(s.phase not in TERMINAL and t.scenario.cancellable)",
+    "video_duration": "NUMBER(t.seconds)",
+    "seconds": "NUMBER(t.seconds)",
+    "duration": "NUMBER(t.seconds)",
+    "size": "f'{t.width}x{t.height}'",
+    "width": "t.width",
+    "height": "t.height",
+    "prompt": "PROMPT(t.request)",
+    "request": "t.request",
+    "started_at": "STARTED(t, s)",
+    "completed_at": "ENDED(t, s)",
+    "expires_at": "EXPIRES(t, s)",
+    "self_url": "(b + ROUTES['query'](t.id))",
+    "cancel_url": "(b + ROUTES['cancel'](t.id))",
+    "content_url": "(b + ROUTES['content'](t.id))",
 }
+_URL_SOURCES = frozenset({"self_url", "cancel_url", "content_url"})
 
 
-def compile_node(
-    node: Node, bindings: dict[str, str] | None = None, parameters: str = "c", **names: Any
-) -> Callable[..., Any]:
-    """A function of a context that gives this node's value (OMIT: leave the property out).
-
-    The function is generated as Python source once, at start-up, and compiled: an answer is then
-    built by straight-line code and dict displays, as fast as one written by hand for its shape.
-    The rules, per property: a value from the context under its source wins, unless the source
-    is WEAK in that context and the document pins a value (const, or an enum the value is not
-    in); no value: the document's (const, default, first example, first enum value), an object
-    built from its own properties, or null; an optional property whose value would be null is
-    left out; a required non-nullable one gets the smallest value of its type.
-
-    With `bindings` (source -> Python expression of `parameters`, with `names` in scope), the
-    top-level function reads its values from those expressions instead of a context."""
-    generator = _Generator()
-    name = generator.function(node, whole=True, bindings=bindings, parameters=parameters)
-    namespace: dict[str, Any] = {"A": ABSENT, "OMIT": OMIT, "WEAK": WEAK, "E": frozenset(), "Verbatim": Verbatim, **names}
-    namespace["K"] = generator.constants
-    exec(compile("\n".join(generator.lines), f"<render {node.pointer or '/'}>", "exec"), namespace)  # noqa: S102
-    return namespace[name]  # type: ignore[no-any-return]
+def _id_maker(contract: Contract) -> IdMaker:
+    """Task ids shaped like the contract's `id` (a uuid, a pattern, a prefix), else today's."""
+    shapes = contract.shapes
+    node = shapes.task.find("id") or shapes.created.find("id")
+    try:
+        return IdMaker.from_schema(node.schema if node is not None else None)
+    except ValueError as exc:
+        raise ContractError(f"{contract.at(node.pointer if node else '')}: the fake cannot make task ids: {exc}") from None
 
 
-class _Generator:
-    """Writes the Python source of the functions that render nodes (see `compile_node`)."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: list[Any] = []
-        self.count = 0
-        self.bindings: dict[str, str] | None = None
-
-    def constant(self, value: Any) -> str:
-        if value is None or isinstance(value, (bool, int)) or (isinstance(value, str) and len(value) < 200):
-            return repr(value)
-        self.constants.append(value)
-        return f"K[{len(self.constants) - 1}]"
-
-    def fresh(self, prefix: str) -> str:
-        self.count += 1
-        return f"{prefix}{self.count}"
-
-    def function(
-        self, node: Node, *, whole: bool, bindings: dict[str, str] | None = None, parameters: str = "c"
-    ) -> str:
-        """A function of a context: the node's value (`whole`), or the object its properties
-        build from that context (a scripted object, a result item)."""
-        name = self.fresh("_render")
-        body: list[str] = []
-        outer, self.bindings = self.bindings, bindings
-        result = self.value(node, body, 1) if whole else self.build(node, body, 1)
-        self.bindings = outer
-        head = [] if bindings is not None else ["    W = c.get(WEAK, E)"]
-        self.lines += [f"def {name}({parameters}):", *head, *body, f"    return {result}", ""]
-        return name
-
-    @staticmethod
-    def omittable(node: Node) -> bool:
-        if node.required:
-            return False
-        if node.source is not None:
-            return True
-        return not _builds(node) and _fixed(node) is None
-
-    def build(self, node: Node, out: list[str], depth: int) -> str:
-        """Statements that build the object of a node's properties into a variable; its name."""
-        pad = "    " * depth
-        target = self.fresh("o")
-        pending: list[str] = []
-        started = False
-        for key, child in node.properties:
-            if child.omit:
-                continue
-            value = self.value(child, out, depth)
-            if not self.omittable(child) and not started:
-                pending.append(f"{key!r}: {value}")
-                continue
-            if not started:
-                out.append(f"{pad}{target} = {{{', '.join(pending)}}}")
-                started = True
-            if self.omittable(child):
-                out.append(f"{pad}if {value} is not OMIT:")
-                out.append(f"{pad}    {target}[{key!r}] = {value}")
-            else:
-                out.append(f"{pad}{target}[{key!r}] = {value}")
-        if not started:
-            out.append(f"{pad}{target} = {{{', '.join(pending)}}}")
-        return target
-
-    def absent(self, node: Node, out: list[str], depth: int) -> str:
-        """An expression (or a variable built by statements) for a node the context gives no value."""
-        if _builds(node):
-            return self.build(node, out, depth)
-        fixed = _fixed(node)
-        if fixed is None and not node.required:
-            return "OMIT"
-        return self.constant(fixed)
-
-    def value(self, node: Node, out: list[str], depth: int) -> str:
-        """Statements that put the node's value into a variable (or a plain expression); its name."""
-        if node.source is None:
-            return self.absent(node, out, depth)
-        pad = "    " * depth
-        var = self.fresh("v")
-        source = repr(node.source)
-        if self.bindings is not None:  # values read from expressions: always there, never weak
-            if node.source not in self.bindings:
-                return self.absent(node, out, depth)
-            out.append(f"{pad}{var} = {self.bindings[node.source]}")
-            out.append(f"{pad}if {var} is None:")
-        else:
-            out.append(f"{pad}{var} = c.get({source}, A)")
-            pinned = []
-            if node.const is not ABSENT:
-                pinned.append(f"{source} in W")
-            elif node.enum is not None:
-                pinned.append(f"({source} in W and {var} not in {self.constant(tuple(node.enum))})")
-            out.append(f"{pad}if {var} is A{''.join(' or ' + test for test in pinned)}:")
-            branch: list[str] = []
-            found = self.absent(node, branch, depth + 1)
-            out += branch or []
-            if found != var:
-                out.append(f"{pad}    {var} = {found}")
-            out.append(f"{pad}elif {var} is None:")
-        if node.required:
-            none = "None" if node.nullable else self.constant(_minimal(node))
-        else:
-            none = "OMIT"
-        out.append(f"{pad}    {var} = {none}")
-        if _builds(node):
-            scripted = self.function(node, whole=False)
-            out.append(f"{pad}elif type({var}) is dict:")
-            out.append(f"{pad}    {var} = {scripted}({var})")
-        if node.items is not None:
-            item = self.function(node.items, whole=True)
-            out.append(f"{pad}elif type({var}) is list:")
-            out.append(f"{pad}    {var} = [{item}(i) for i in {var}]")
-        if node.kind == "integer":
-            out.append(f"{pad}elif type({var}) is float and {var}.is_integer():")
-            out.append(f"{pad}    {var} = int({var})")
-        return var
+def _number(value: float) -> float | int:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _builds(node: Node) -> bool:
-    """Whether a node with no value is built from its own properties."""
-    return node.kind == "object" and bool(node.properties) and node.const is ABSENT
+def _first_url(results: Any) -> str | None:
+    if not results:
+        return None
+    first = results[0]
+    return first if isinstance(first, str) else first.get("url") if isinstance(first, dict) else None
 
 
-def _fixed(node: Node) -> Any:
-    """What the document fixes for a node: const, else default, first example or first enum
-    value, else null (nullable) or the smallest value of its type."""
-    if node.const is not ABSENT:
-        return node.const
-    if node.fixed is not ABSENT:
-        return node.fixed
-    return None if node.nullable or node.kind == "object" else _minimal(node)
+def _sources(node: Node) -> set[str]:
+    found = {node.source} if node.source else set()
+    for _, child in node.properties:
+        found |= _sources(child)
+    if node.items is not None:
+        found |= _sources(node.items)
+    return found
 
 
 class Renderer:
     def __init__(self, contract: Contract, media: Media) -> None:
         shapes = contract.shapes
+        self.shapes = shapes
         self.media = media
-        self._duration = media.clip_for("16:9", True).duration
-        self._task = compile_node(shapes.task, TASK_BINDINGS, "t, s, r, e", TERMINAL=TERMINAL, D=self._duration)
+        self.ids = _id_maker(contract)
+        self.sample_id = self.ids.make(1757165031, random.Random(0).getrandbits)  # for the start-up checks
+        self.vocabulary = shapes.vocabulary
+        self.words = dict(self.vocabulary.canonical)
+        self.first_status = self.words["queued"]
+        body = contract.submit.body
+        routes = {kind: self._route(op) for kind, op in shapes.operations.items() if kind in ("query", "cancel", "content")}
+        routes.setdefault("cancel", routes["query"])
+        routes.setdefault("content", routes["query"])
+        self.routes = routes
+        progress = [node for shape in shapes.tasks for _, node in shape.node.walk() if node.source == "progress"]
+        fraction = bool(progress) and all(node.maximum is not None and node.maximum <= 1 for node in progress)
+        names = {
+            "TERMINAL": TERMINAL,
+            "WORD": self.words,
+            "URL": _first_url,
+            "NUMBER": _number,
+            "PROMPT": (lambda request: body.value(request, "prompt")) if body is not None else (lambda request: None),
+            "STARTED": self._started,
+            "ENDED": self._ended,
+            "EXPIRES": self._expires,
+            "ROUTES": routes,
+            "E_REQUEST": {},
+        }
+        bindings = dict(TASK_BINDINGS)
+        if fraction:
+            bindings["progress"] = "(s.progress / 100)"
+        self._tasks: dict[str, Callable[..., Any]] = {}
+        self._task_default: Callable[..., Any] | None = None
+        for shape in shapes.tasks:
+            render = compile_node(shape.node, bindings, "t, s, r, e, b", **names)
+            if shape.words is None or self._task_default is None:
+                self._task_default = render
+            for word in shape.words or ():
+                self._tasks[word] = render
         self._created = compile_node(shapes.created)
-        statuses = [node.enum for node in (shapes.created.find("status"), shapes.task.find("status")) if node and node.enum]
-        documented = statuses[0] if statuses else ("pending",)
-        self.first_status = "pending" if "pending" in documented else documented[0]
+        used = set().union(*(_sources(shape.node) for shape in shapes.tasks)) | _sources(shapes.created)
+        self.keeps_request = bool({"prompt", "request"} & used or any(s.startswith("request:") for s in used))
+        self.needs_base_url = bool(_URL_SOURCES & used)
         self._errors: dict[str, dict[str, Fill]] = {}
+        self._error_media = shapes.error_media
         compiled: dict[str, Fill] = {}  # statuses that share an error schema share its function
         for (operation_id, status_code), node in shapes.errors.items():
             if node.properties or node.types:
@@ -265,95 +176,226 @@ class Renderer:
                     compiled[node.pointer] = compile_node(node)
                 self._errors.setdefault(operation_id, {})[status_code] = compiled[node.pointer]
         self.invalid_status = shapes.invalid_status
-        # the submit answer's template: markers for what changes, everything else as it renders
-        marked = {name: f"@@mock:{name}@@" for name in ("id", "created", "model", "estimated_time", "credits_reserved")}
-        text = _ENCODE(self._created({**self._task_context_constants(), **marked})).replace("%", "%%")
-        filled = ", ".join(_FILLS[name] for name in _MARK.findall(text))
-        namespace = {"q": _quote, "enc": _ENCODE, "number": _number}
-        source = f"def created_json(t, e):\n    return (T % ({filled}{',' if filled else ''})).encode('utf-8')\n"
-        exec(compile(source, "<render submit answer>", "exec"), {**namespace, "T": _MARK.sub("%s", text)}, namespace)  # noqa: S102
-        self._created_json: Callable[[Task, int], bytes] = namespace["created_json"]  # type: ignore[assignment]
+        # Where the contract's errors have a shape of their own (not {"error": {...}}), an error it
+        # does not document (a 409, an unknown route) takes the shape most of its errors have.
+        counts: dict[str, int] = {}
+        for node in shapes.errors.values():
+            if node.properties or node.types:
+                counts[node.pointer] = counts.get(node.pointer, 0) + 1
+        common = max(counts, key=counts.__getitem__, default=None)
+        nodes = {node.pointer: node for node in shapes.errors.values()}
+        own_shape = common is not None and (nodes[common].find("error") or Node("")).kind == "object"
+        self._fallback = compiled[common] if common is not None and not own_shape else None
+        self._fallback_media = next(
+            (self._error_media[key] for key, node in shapes.errors.items() if node.pointer == common), "application/json"
+        ).split(";")[0]
+        self._page = compile_node(shapes.page.node) if shapes.page is not None else None
+        self._outcomes = {
+            kind: compile_node(outcome.node) for kind, outcome in shapes.outcomes.items() if outcome.node is not None
+        }
+        self._created_json = self._template() if self._templated(shapes.created) else None
 
-    def _task_context_constants(self) -> dict[str, Any]:
+    # The pieces of a task
+
+    @staticmethod
+    def _route(op: Any) -> Callable[[str], str]:
+        """The served path of an operation for a task id (its last path parameter)."""
+        before, _, after = op.route.rpartition("{" + op.path_parameters[-1] + "}")
+        return lambda task_id: f"{before}{task_id}{after}"
+
+    @staticmethod
+    def _started(task: Task, state: State) -> int | None:
+        if state.phase == "queued":
+            return None
+        starts = task.scenario.starts_at or 0.0
+        ended = ended_at(task, state)
+        if ended is not None and ended < starts:
+            return None  # it ended (cancelled, failed) before it ever started
+        return int(task.created_at + starts)
+
+    @staticmethod
+    def _ended(task: Task, state: State) -> int | None:
+        ended = ended_at(task, state)
+        return None if ended is None else int(task.created_at + ended)
+
+    @staticmethod
+    def _expires(task: Task, state: State) -> int | None:
+        ended = ended_at(task, state) if state.phase == "succeeded" else None
+        return None if ended is None else int(task.created_at + ended + task.scenario.result_url_ttl)
+
+    def word(self, state: State) -> str:
+        """The status word a task in this state answers with."""
+        return state.word or self.words[state.phase]
+
+    def results(self, task: Task, state: State, base_url: str) -> list[Any] | None:
+        if state.phase != "succeeded" or state.results is None:
+            return None
+        if state.results is not UNSET:
+            return Verbatim(state.results)
+        return [
+            {
+                "url": f"{base_url}/files/{task.id}.mp4",
+                "content_type": "video/mp4",
+                "width": task.width,
+                "height": task.height,
+                "duration": _number(task.seconds),
+            }
+        ]
+
+    def task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
+        """The task as its scenario says it is now, as a poll sees it."""
+        error = state.error if state.error is not None and state.phase in ("failed", "cancelled") else None
+        render = self._tasks.get(state.word or self.words[state.phase], self._task_default) if self._tasks else self._task_default
+        assert render is not None
+        return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[no-any-return]
+
+    def shape(self, state: State) -> TaskShape:
+        return self.shapes.shape_for(self.word(state))
+
+    # The submit answer
+
+    def _context(self, task: Task, estimated_time: int, base_url: str) -> dict[str, Any]:
         """What a new task is, in the submit answer: values the contract may pin otherwise."""
         constants = {
             "status": self.first_status,
             "progress": 0,
             "results": None,
+            "result_url": None,
             "error": None,
+            "error_message": None,
+            "error_code": None,
             "user_group": "default",
-            "can_cancel": True,
-            "video_duration": self._duration,
+            "can_cancel": task.scenario.cancellable,
         }
+        values = {
+            "id": task.id,
+            "created": task.created,
+            "model": task.model,
+            "estimated_time": estimated_time,
+            "credits_reserved": task.scenario.credits_reserved,
+            "video_duration": _number(task.seconds),
+            "seconds": _number(task.seconds),
+            "duration": _number(task.seconds),
+            "size": f"{task.width}x{task.height}",
+            "width": task.width,
+            "height": task.height,
+            "request": task.request,
+            "prompt": self.shapes.submit.body.value(task.request or {}, "prompt") if self.shapes.submit.body else None,
+            **{f"request:{name}": value for name, value in (task.request or {}).items()},
+        }
+        if base_url or self.needs_base_url:
+            values.update({f"{kind}_url": base_url + route(task.id) for kind, route in self.routes.items()})
+            values["self_url"] = values.pop("query_url")
+        return {**constants, **values, WEAK: frozenset(constants)}
+
+    def _templated(self, node: Node) -> bool:
+        """Whether the submit answer can be a template: every value that changes is one of
+        `_FILLS`, and a time is a number."""
+        found = _sources(node)
+        created = [child for _, child in node.walk() if child.source == "created"]
+        return found <= _TEMPLATED and all(child.kind != "string" for child in created)
+
+    def _template(self) -> Callable[[Task, int], bytes]:
+        marked = {name: f"@@mock:{name}@@" for name in _FILLS}
+        sample = {**self._context_constants(), **marked}
+        text = _ENCODE(self._created(sample)).replace("%", "%%")
+        filled = ", ".join(_FILLS[name] for name in _MARK.findall(text))
+        namespace = {"q": _quote, "enc": _ENCODE, "number": _number}
+        source = f"def created_json(t, e):\n    return (T % ({filled}{',' if filled else ''})).encode('utf-8')\n"
+        exec(compile(source, "<render submit answer>", "exec"), {**namespace, "T": _MARK.sub("%s", text)}, namespace)  # noqa: S102
+        return namespace["created_json"]  # type: ignore[return-value]
+
+    def _context_constants(self) -> dict[str, Any]:
+        constants = {
+            "status": self.first_status, "progress": 0, "results": None, "error": None, "user_group": "default",
+            "can_cancel": True,
+        }  # fmt: skip
         return {**constants, WEAK: frozenset(constants)}
 
-    def created_json(self, task: Task, estimated_time: int) -> bytes:
-        """`created()`, already encoded: the same JSON, made faster on the submit path (a
-        template of the rendered answer, its changing values filled in)."""
-        return self._created_json(task, estimated_time)
+    def created_json(self, task: Task, estimated_time: int, base_url: str = "") -> bytes:
+        """`created()`, already encoded: the same JSON, made faster on the submit path where a
+        template can hold it (the changing values filled into the rendered answer)."""
+        if self._created_json is not None and task.scenario.cancellable:
+            return self._created_json(task, estimated_time)  # type: ignore[call-arg]
+        return _ENCODE(self.created(task, estimated_time, base_url)).encode("utf-8")
 
-    def created(self, task: Task, estimated_time: int) -> dict[str, Any]:
+    def created(self, task: Task, estimated_time: int, base_url: str = "") -> dict[str, Any]:
         """The answer to a successful submit, as the contract shapes it."""
-        return self._created(
-            {
-                **self._task_context_constants(),
-                "id": task.id,
-                "created": task.created,
-                "model": task.model,
-                "estimated_time": estimated_time,
-                "credits_reserved": task.scenario.credits_reserved,
-            }
-        )
+        return self._created(self._context(task, estimated_time, base_url))  # type: ignore[no-any-return]
 
-    def results(self, task: Task, state: State, base_url: str) -> list[Any] | None:
-        if state.status != "completed" or state.results is None:
+    # Pages and outcomes
+
+    def page(self, items: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+        """A page of tasks (already rendered), with the paging values (has_more, next...)."""
+        assert self._page is not None
+        return self._page({**values, "items": Verbatim(items)})  # type: ignore[no-any-return]
+
+    def outcome(self, kind: str, task: Task, state: State, base_url: str) -> Any:
+        """What a cancel or delete answers: the task as it is now, where the answer is a task;
+        else the documented object (id, deleted...); None for no body."""
+        outcome = self.shapes.outcomes[kind]
+        if outcome.node is None:
             return None
-        if state.results is not UNSET:
-            return Verbatim(state.results)
-        clip = self.media.clip_for(task.aspect_ratio, task.generate_audio)
-        return [
-            {
-                "url": f"{base_url}/files/{task.id}.mp4",
-                "content_type": "video/mp4",
-                "width": clip.width,
-                "height": clip.height,
-                "duration": clip.duration,
-            }
-        ]
+        if outcome.node.find("status") is not None and outcome.node.find("status").source == "status":  # type: ignore[union-attr]
+            return self.task(task, state, base_url)
+        context = {**self._context(task, 0, base_url), "deleted": kind == "delete", "status": self.word(state)}
+        return self._outcomes[kind](context)
 
-    def task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
-        """`GET /v1/tasks/{task_id}`: the task as its scenario says it is now."""
-        error = state.error if state.error is not None and state.status in ("failed", "cancelled") else None
-        return self._task(task, state, self.results(task, state, base_url), error)  # type: ignore[no-any-return]
+    # Errors
 
-    def error_body(self, operation_id: str, status: int, fields: dict[str, Any], *, own: bool) -> Any:
+    def error_body(self, operation_id: str | None, status: int, fields: dict[str, Any], *, own: bool) -> Any:
         """An error answer of an operation as the contract shapes it for `status`; None when the
         contract documents no body for it (the fake's own shape is used then). `fields` are
         message, type, code, param; `own` says they are the fake's words, not a scenario's."""
-        documented = self._errors.get(operation_id)
-        if documented is None:
-            return None
-        key = str(status)
-        fill = documented.get(key) or documented.get(f"{key[0]}XX") or documented.get("default")
+        fill = self._error_fill(operation_id, status)
         if fill is None:
             return None
-        context = {"type": STATUS_TYPES.get(status, "invalid_request_error"), **fields, "http_status": status}
+        context = {
+            "type": STATUS_TYPES.get(status, "invalid_request_error"),
+            **fields,
+            "http_status": status,
+            "reason": _REASONS.get(status, "Error"),
+        }
+        context["error_message"], context["error_code"] = context.get("message"), context.get("code")  # an error that is a string
         context[WEAK] = frozenset(context) if own else frozenset() if "type" in fields else frozenset({"type"})
         return fill(context)
 
-    def error(self, operation_id: str, error: ApiError) -> JsonResponse:
+    def _error_fill(self, operation_id: str | None, status: int) -> Fill | None:
+        documented = self._errors.get(operation_id or "") or {}
+        key = str(status)
+        return documented.get(key) or documented.get(f"{key[0]}XX") or documented.get("default") or self._fallback
+
+    def _media(self, operation_id: str | None, status: int) -> str:
+        key, op = str(status), operation_id or ""
+        media = self._error_media
+        found = media.get((op, key)) or media.get((op, f"{key[0]}XX")) or media.get((op, "default"))
+        return found.split(";")[0].strip() if found else self._fallback_media
+
+    def any_error(self, error: ApiError) -> JsonResponse:
+        """An error of no operation (an unknown route, a wrong method) in the provider's shape."""
+        if self._fallback is None:
+            return error.response()
+        return self.error(None, error)
+
+    def error(self, operation_id: str | None, error: ApiError) -> JsonResponse:
         """The fake's own error on a provider route, in the contract's words where it has them."""
         fields = {"message": error.message, "type": error.type, "code": error.code, "param": error.param}
         body = self.error_body(operation_id, error.status, fields, own=True)
-        return JsonResponse(error.body() if body is None else body, status_code=error.status, headers=error.headers)
+        if body is None:
+            return JsonResponse(error.body(), status_code=error.status, headers=error.headers)
+        return JsonResponse(body, status_code=error.status, headers=error.headers, media_type=self._media(operation_id, error.status))
 
     def scripted_error(self, operation_id: str, status: int, error: dict[str, Any], headers: dict[str, str]) -> JsonResponse:
         """A scenario's error answer: what it wrote, with what the contract requires filled in."""
         body = self.error_body(operation_id, status, error, own=False)
         if body is None:
-            body = ApiError(status, **{"message": "", **error}).body()
-        return JsonResponse(body, status_code=status, headers=headers)
+            return JsonResponse(ApiError(status, **{"message": "", **error}).body(), status_code=status, headers=headers)
+        return JsonResponse(body, status_code=status, headers=headers, media_type=self._media(operation_id, status))
 
 
-def _number(value: float) -> float | int:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+_REASONS = {
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 413: "Payload Too Large", 415: "Unsupported Media Type",
+    416: "Range Not Satisfiable", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}  # fmt: skip

@@ -40,10 +40,12 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.contract = Contract.load(settings.contract)
+        self.vocabulary = self.contract.shapes.vocabulary
         directories = settings.scenario_directories
-        self.scenarios: dict[str, Scenario] = load_directories(directories)
+        self.scenarios: dict[str, Scenario] = load_directories(directories, self.vocabulary)
         self.media = Media()
         self.render = Renderer(self.contract, self.media)
+        self.ids = self.render.ids
         self.left_out = self._leave_out_unplayable()
         if not directories:
             raise ValueError("no scenario folders: --no-shipped-scenarios needs at least one --scenarios DIR")
@@ -76,6 +78,7 @@ class Runtime:
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
         self.state: Store = open_store(settings.store, settings, self.scenarios, self.fingerprint())
         self.state.on_reset = self._forget_added
+        self.state.vocabulary = self.vocabulary  # type: ignore[attr-defined]
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
@@ -192,14 +195,27 @@ class Runtime:
     def unknown_task(task_id: str, hint: str = "") -> ApiError:
         return ApiError(404, f"No task with id {task_id[:100]!r}. {hint}".rstrip(), code="task_not_found")
 
-    async def _change(self, task_id: str, action: str, change: Callable[[Task, float], None]) -> Found:
+    async def change_task(
+        self, task_id: str, action: str, change: Callable[[Task, float], None], refusal: int = 409, *, client: bool = False
+    ) -> Found:
+        """Change a task (atomically), unless it is terminal (a resume or a delete is fine then) or
+        (a client's cancel) its scenario says it cannot be cancelled: then `refusal`, in the
+        provider's shape."""
+
         def live_then_change(task: Task, now: float) -> None:
             state = lifecycle.task_state(task, now, poll=False)
-            if lifecycle.is_terminal(state) and action != "resume":
+            word = self.render.word(state)
+            if lifecycle.is_terminal(state) and action not in ("resume", "delete"):
                 raise ApiError(
-                    409,
-                    f"Cannot {action} task {task.id}: it is already {state.status}, and terminal is final.",
+                    refusal,
+                    f"Cannot {action} task {task.id}: it is already {word}, and terminal is final.",
                     code="task_terminal",
+                )
+            if client and action == "cancel" and not task.scenario.cancellable:
+                raise ApiError(
+                    refusal,
+                    f"Cannot cancel task {task.id}: its scenario ({task.scenario.name}) says its tasks cannot be cancelled.",
+                    code="not_cancellable",
                 )
             change(task, now)
 
@@ -210,16 +226,16 @@ class Runtime:
 
     async def fail_task(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> Found:
         text = message or f"Failed by the admin API with {code}."
-        return await self._change(task_id, "fail", lambda task, now: lifecycle.force_failed(task, now, code, text))
+        return await self.change_task(task_id, "fail", lambda task, now: lifecycle.force_failed(task, now, code, text))
 
     async def complete_task(self, task_id: str) -> Found:
-        return await self._change(task_id, "complete", lifecycle.force_completed)
+        return await self.change_task(task_id, "complete", lifecycle.force_completed)
 
     async def stall_task(self, task_id: str) -> Found:
-        return await self._change(task_id, "stall", lifecycle.stall)
+        return await self.change_task(task_id, "stall", lifecycle.stall)
 
     async def resume_task(self, task_id: str) -> Found:
-        return await self._change(task_id, "resume", lifecycle.resume)
+        return await self.change_task(task_id, "resume", lifecycle.resume)
 
     async def act_on_task(
         self, task_id: str, action: str, code: str = "generation_failed", message: str | None = None
@@ -227,12 +243,18 @@ class Runtime:
         """One of the task actions by name (the admin API's and the dashboard's buttons)."""
         if action == "fail":
             return await self.fail_task(task_id, code, message)
-        changes = {"complete": self.complete_task, "stall": self.stall_task, "resume": self.resume_task}
+        changes = {
+            "complete": self.complete_task, "stall": self.stall_task, "resume": self.resume_task, "cancel": self.cancel_task,
+        }  # fmt: skip
         if action not in changes:
             raise ApiError(
-                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume.", code="unknown_route"
+                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume, or cancel.", code="unknown_route"
             )
         return await changes[action](task_id)
+
+    async def cancel_task(self, task_id: str) -> Found:
+        """Cancel a running task, as a client's cancel would (whatever its scenario says)."""
+        return await self.change_task(task_id, "cancel", lifecycle.cancel)
 
     async def task(self, task_id: str) -> Found:
         found = await self.state.poll(task_id, count=False, retained=False)
@@ -248,7 +270,8 @@ class Runtime:
         timeline = task.scenario.timeline
         following = None
         if task.forced is None and task.frozen is None and state.step + 1 < len(timeline):
-            following = {"at": timeline[state.step + 1].at, "status": timeline[state.step + 1].status}
+            step = timeline[state.step + 1]
+            following = {"at": step.at, "status": step.word or self.render.words[step.phase], "phase": step.phase}
         return {
             "id": task.id,
             "scenario": task.scenario.name,
@@ -260,7 +283,15 @@ class Runtime:
             "polls": task.polls,
             "forced": task.forced is not None,
             "stalled": task.frozen is not None,
-            "request": {"model": task.model, "aspect_ratio": task.aspect_ratio, "generate_audio": task.generate_audio},
+            "request": {
+                "model": task.model,
+                "aspect_ratio": task.aspect_ratio,
+                "generate_audio": task.generate_audio,
+                "seconds": task.seconds,
+                "size": f"{task.width}x{task.height}",
+            },
+            "phase": state.phase,
+            "deleted": task.deleted,
             "step": state.step,
             "next_step": following,
             "task": self.render.task(task, state, base_url),

@@ -27,6 +27,7 @@ from typing import Any
 import jsonschema_rs
 
 from contracts import best_error, describe_error
+from contracts._vocabulary import PHASE_RANK, PHASES, TERMINAL_PHASES, Vocabulary
 from mockserver.faults import Delay, Fault
 from mockserver.journal import key_id
 from mockserver.yamlfile import Document, FileProblem, read_documents
@@ -36,8 +37,7 @@ KEYMAP_FILE = "keys.yaml"
 DEFAULT_RESULT_URL_TTL = 24 * 3600.0
 DEFAULT_CREDITS = 5
 
-STATUS_RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+TERMINAL = TERMINAL_PHASES  # the phases a task ends in
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 
 _SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -133,12 +133,14 @@ class PollRule:
 @dataclass(frozen=True)
 class Step:
     at: float
-    status: str
+    status: str  # as the scenario writes it
     progress: int
     ramp: bool
     polls: int = 0
     results: Any = UNSET  # UNSET: the fake's own video; None: not attached yet; list: as given
     error: dict[str, str] | None = None
+    phase: str = "queued"  # what the status means: queued, running, succeeded, failed or cancelled
+    word: str | None = None  # a word of the contract the step answers with (None: the phase's own)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class Scenario:
     result_url_ttl: float = DEFAULT_RESULT_URL_TTL
     credits_reserved: float = DEFAULT_CREDITS
     off_contract: str | None = None
+    cancellable: bool = True  # whether a cancel operation may cancel its tasks while they run
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
     data: Any = field(default=None, repr=False, compare=False)  # as read from its file
     digest: str = field(default="", repr=False, compare=False)  # of `data`: equal scenarios, equal digests
@@ -165,15 +168,17 @@ class Scenario:
     held_steps: tuple[int, ...] = field(init=False, repr=False)
     completes_at: float | None = field(init=False, repr=False)  # when the result is first attached
     ends_at: float | None = field(init=False, repr=False)  # when the lifecycle turns terminal
+    starts_at: float | None = field(init=False, repr=False)  # when it leaves the queue
 
     def __post_init__(self) -> None:
         derived = {
             "times": tuple(step.at for step in self.timeline),
             "held_steps": tuple(i for i, step in enumerate(self.timeline) if step.polls),
             "completes_at": next(
-                (s.at for s in self.timeline if s.status == "completed" and s.results is not None), None
+                (s.at for s in self.timeline if s.phase == "succeeded" and s.results is not None), None
             ),
-            "ends_at": next((s.at for s in self.timeline if s.status in TERMINAL), None),
+            "ends_at": next((s.at for s in self.timeline if s.phase in TERMINAL), None),
+            "starts_at": next((s.at for s in self.timeline if s.phase != "queued"), None),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -251,9 +256,10 @@ def _unknown_fields(unexpected: list[str], schema_path: Any) -> str:
 
 
 class _Builder:
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, vocabulary: Vocabulary) -> None:
         self.document = document
         self.data: dict[str, Any] = document.data
+        self.vocabulary = vocabulary
 
     def fail(self, path: tuple[Any, ...], problem: str) -> ScenarioError:
         return self.document.problem(path, problem, ScenarioError)
@@ -322,39 +328,54 @@ class _Builder:
             steps.append(self.step(index, item, steps[-1] if steps else None))
         return tuple(steps)
 
+    def _phase(self, path: tuple[Any, ...], word: str) -> tuple[str, str | None]:
+        found = self.vocabulary.resolve(word)
+        if found is None:
+            known = f"the contract's words ({', '.join(self.vocabulary.words)}), " if self.vocabulary.documented else ""
+            raise self.fail(
+                (*path, "status"),
+                f"'{word}' is not one of the statuses this fake knows: {known}the phases ({', '.join(PHASES)}) "
+                "or today's words (pending, processing, completed, failed, cancelled)",
+            )
+        return found
+
     def step(self, index: int, item: dict[str, Any], previous: Step | None) -> Step:
         path = ("timeline", index)
         status = item["status"]
+        phase, word = self._phase(path, status)
         if previous is not None:
+            before = self.data["timeline"][index - 1]["status"]
             if item["at"] < previous.at:
                 raise self.fail((*path, "at"), f"{item['at']} is earlier than the step before ({previous.at}); steps go forward in time")
-            if previous.status in ("failed", "cancelled"):
-                raise self.fail((*path, "status"), f"nothing can follow a '{previous.status}' step: terminal is final")
-            if previous.status == "completed" and status != "completed":
-                raise self.fail((*path, "status"), f"'{status}' cannot follow 'completed': terminal is final")
-            if STATUS_RANK[status] < STATUS_RANK[previous.status]:
-                raise self.fail((*path, "status"), f"'{status}' cannot follow '{previous.status}': status never moves backward")
+            if previous.phase in ("failed", "cancelled"):
+                raise self.fail((*path, "status"), f"nothing can follow a '{before}' step: terminal is final")
+            if previous.phase == "succeeded" and phase != "succeeded":
+                raise self.fail((*path, "status"), f"'{status}' cannot follow '{before}': terminal is final")
+            if PHASE_RANK[phase] < PHASE_RANK[previous.phase]:
+                raise self.fail((*path, "status"), f"'{status}' cannot follow '{before}': status never moves backward")
         default = 0 if previous is None else previous.progress
-        progress = item.get("progress", 100 if status == "completed" else (0 if status == "pending" else default))
+        progress = item.get("progress", 100 if phase == "succeeded" else (0 if phase == "queued" else default))
         if previous is not None and progress < previous.progress:
             raise self.fail((*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls")
-        attached = previous is not None and previous.status == "completed" and previous.results is not None
+        attached = previous is not None and previous.phase == "succeeded" and previous.results is not None
         if attached and item.get("results", UNSET) != previous.results:
             raise self.fail((*path, "results"), "once a step has attached results, later steps keep the same results")
-        if "results" in item and status != "completed":
+        if "results" in item and phase != "succeeded":
             raise self.fail((*path, "results"), "only a 'completed' step has results")
-        if status == "failed" and "error" not in item:
+        if phase == "failed" and "error" not in item:
             raise self.fail(path, "missing required field 'error' (a 'failed' step says why: code and message)")
-        if "error" in item and status not in ("failed", "cancelled"):
+        if "error" in item and phase not in ("failed", "cancelled"):
             raise self.fail((*path, "error"), "only a 'failed' (or 'cancelled') step has an error")
         return Step(
             at=float(item["at"]),
             status=status,
+            phase=phase,
             progress=progress,
-            ramp=item.get("ramp", status == "processing"),
+            ramp=item.get("ramp", phase == "running"),
             polls=item.get("polls", 0),
             results=item.get("results", UNSET),
             error=dict(item["error"]) if "error" in item else None,
+            word=word,
         )
 
     def build(self) -> Scenario:
@@ -390,23 +411,27 @@ class _Builder:
             result_url_ttl=float(data.get("result_url_ttl", DEFAULT_RESULT_URL_TTL)),
             credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
             off_contract=data.get("off_contract"),
+            cancellable=data.get("cancellable", True),
             data=data,
             digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
         )
 
 
-def parse(data: Any, source: str, lines: dict[tuple[Any, ...], int] | None = None) -> Scenario:
-    """Build a Scenario from already-loaded data (as YAML would give it)."""
+def parse(
+    data: Any, source: str, lines: dict[tuple[Any, ...], int] | None = None, vocabulary: Vocabulary | None = None
+) -> Scenario:
+    """Build a Scenario from already-loaded data (as YAML would give it). Its statuses are read
+    with `vocabulary` (a contract's words, besides the phases and today's words)."""
     document = Document(source, data, lines or {})
     problem = _schema_problem(document)
     if problem is not None:
         raise problem
-    return _Builder(document).build()
+    return _Builder(document, vocabulary or Vocabulary.ours()).build()
 
 
-def load_file(path: Path) -> list[Scenario]:
+def load_file(path: Path, vocabulary: Vocabulary | None = None) -> list[Scenario]:
     """Every scenario of one file (one per YAML document)."""
-    return [parse(doc.data, doc.source, doc.lines) for doc in read_documents(path, ScenarioError)]
+    return [parse(doc.data, doc.source, doc.lines, vocabulary) for doc in read_documents(path, ScenarioError)]
 
 
 def scenario_files(directory: Path) -> list[Path]:
@@ -427,13 +452,13 @@ def check_mixes(scenarios: dict[str, Scenario]) -> None:
                 raise ScenarioError(scenario.source, scenario.lines.get(where), field_name, f"'{name}' {problem}")
 
 
-def load_directories(directories: list[Path]) -> dict[str, Scenario]:
+def load_directories(directories: list[Path], vocabulary: Vocabulary | None = None) -> dict[str, Scenario]:
     """Load every scenario of each folder in order; a later folder may replace a name of an earlier one."""
     scenarios: dict[str, Scenario] = {}
     for directory in directories:
         seen: dict[str, str] = {}
         for path in scenario_files(directory):
-            for scenario in load_file(path):
+            for scenario in load_file(path, vocabulary):
                 if scenario.name in seen:
                     raise ScenarioError(
                         str(path), None, "name", f"'{scenario.name}' is already the name of a scenario in {seen[scenario.name]}"

@@ -16,10 +16,10 @@ LAYERS = [
     {"api", "admin", "accesslog", "ui", "ui.dashboard"},
     {"runtime"},
     {"state", "state.memory", "state.redis", "state.link", "state.base"},
-    {"render", "conformity", "lifecycle", "matching", "keymap", "media"},
+    {"render", "codegen", "conformity", "lifecycle", "matching", "keymap", "media"},
     {"state.task", "scenarios"},
-    {"faults", "journal", "intake", "incoming", "protocol", "errors", "responses"},
-    {"settings", "clock", "yamlfile"},
+    {"faults", "journal", "intake", "forms", "incoming", "protocol", "errors", "responses"},
+    {"settings", "clock", "yamlfile", "clipmaker"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -16,11 +16,12 @@ import scenarios as shipped
 from contracts.strategies import timelines
 from mockserver import Settings
 from mockserver.lifecycle import observe
-from mockserver.scenarios import STATUS_RANK, load_directories, parse
+from contracts._vocabulary import OUR_WORDS, PHASE_RANK
+from mockserver.scenarios import load_directories, parse
 from tests.conftest import API_KEY, BODIES, Fake, validator_for
 from mockserver.testing import LiveServer
 
-RANK = STATUS_RANK
+RANK = {word: PHASE_RANK[phase] for phase, word in OUR_WORDS.items()}  # the shipped contract's words
 SHIPPED = load_directories([shipped.DIRECTORY])
 # Scenarios whose submit answers 200 at once, with no latency, faults or off-contract answers:
 # the state machine plays these.
@@ -107,7 +108,7 @@ def test_ramp_false_holds_progress_flat() -> None:
 
 def test_a_state_before_the_first_step_is_pending_zero() -> None:
     scenario = _scenario([{"at": 5, "status": "processing", "progress": 10}])
-    assert (observe(scenario, 1, {}).status, observe(scenario, 1, {}).progress) == ("pending", 0)
+    assert (observe(scenario, 1, {}).phase, observe(scenario, 1, {}).progress) == ("queued", 0)
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -220,12 +221,12 @@ def test_observe_keeps_the_lifecycle_rules_for_any_timeline(timeline: list[dict[
             for held in scenario.held_steps:
                 if held < state.step:
                     assert polls_of_held.get(held, 0) >= scenario.timeline[held].polls
-        if state.results is not None and state.status == "completed":
-            assert scenario.timeline[state.step].status == "completed"
+        if state.results is not None and state.phase == "succeeded":
+            assert scenario.timeline[state.step].phase == "succeeded"
         if before is not None and poll:
-            assert RANK[state.status] >= RANK[before.status]
+            assert PHASE_RANK[state.phase] >= PHASE_RANK[before.phase]
             assert state.progress >= before.progress
-            if before.status in ("completed", "failed"):
-                assert state.status == before.status
+            if before.phase in ("succeeded", "failed"):
+                assert state.phase == before.phase
         if poll:
             before = state

@@ -8,10 +8,7 @@ got is checked against their contract by schemathesis. The rest runs in-process 
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,9 +20,10 @@ import pytest
 import yaml
 
 from contracts import Contract, ContractError
-from contracts.conformance import ResponseValidator
 from mockserver import Settings, create_app
 from tests.conftest import Fake, start_fake
+from tests.examples import answers_conform, client_run, mockserver_cli
+from tests.mp4 import read
 from tests.processes import running
 
 ROOT = Path(__file__).parents[1]
@@ -34,41 +32,6 @@ UPSTREAM = EXAMPLES / "upstream-dialect.yaml"
 TWO_MODELS = EXAMPLES / "provider-two-models.yaml"
 KEY = {"Authorization": "Bearer sk-test"}
 IMAGE = "https://example.com/first-frame.png"
-
-
-def _client_run(base_url: str, client: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"BASE_URL": base_url, "API_KEY": "sk-example", "POLL_INTERVAL": "0.05", "MAX_WAIT": "20"}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / "clients" / client), *args],
-        env={**os.environ, **env},
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _mockserver(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mockserver", *args], check=False, capture_output=True, text=True, timeout=600
-    )
-
-
-def _answers_conform(base_url: str, contract: Path) -> int:
-    """Check every answer of the provider routes in the fake's journal against `contract` with
-    schemathesis's response checks; the number checked."""
-    validator = ResponseValidator(Contract.load(contract))
-    entries = httpx.get(f"{base_url}/__admin/requests", params={"limit": 1000}).json()["requests"]
-    checked = 0
-    for entry in entries:
-        url = f"{base_url}{entry['path']}" + (f"?{entry['query']}" if entry.get("query") else "")
-        request = httpx.Request(entry["method"], url, headers={"content-type": "application/json"}, content=entry["body"] or b"")
-        response = httpx.Response(
-            entry["status"], headers=entry["response_headers"], content=entry["response"].encode(), request=request
-        )
-        response.elapsed = datetime.timedelta(milliseconds=entry["duration_ms"] or 0)
-        checked += validator.validate(response)
-    return checked
 
 
 @pytest.mark.parametrize(
@@ -85,29 +48,29 @@ def test_a_client_written_for_the_contract_completes_and_every_answer_conforms(
     contract: Path, client: str, args: list[str]
 ) -> None:
     with running(["--contract", str(contract), "--speed", "100", "--scenario", "completed-before-results"]) as (url, _):
-        run = _client_run(url, client, *args)
+        run = client_run(url, client, *args)
         assert run.returncode == 0, run.stdout + run.stderr
         assert run.stdout.strip().splitlines()[-1].startswith(f"{url}/files/task-unified-")
-        assert _answers_conform(url, contract) >= 3  # the submit and at least two polls
+        assert answers_conform(url, contract) >= 3  # the submit and at least two polls
 
 
 def test_the_upstream_client_reads_its_dialect_and_its_failures() -> None:
     """task_info and usage.billing_rule on queries; refusals and failed tasks in its own codes."""
     args = ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]
     with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "fast"]) as (url, _):
-        done = _client_run(url, client := "upstream_client.py", *args)
+        done = client_run(url, client := "upstream_client.py", *args)
         assert done.returncode == 0, done.stderr
-        assert "billing_rule: per_" in done.stdout and '"video_duration": 7' in done.stdout
+        assert "billing_rule: per_" in done.stdout and '"video_duration": 5' in done.stdout  # the clip follows the request's duration (5 s)
         for scenario, status, said in [
             ("insufficient-quota", 2, "error.code: insufficient_quota"),
             ("content-policy", 1, "content_policy_violation"),
             ("rate-limited-then-ok", 0, "/files/task-unified-"),
         ]:
             httpx.put(f"{url}/__admin/scenarios/default", json={"scenario": scenario}).raise_for_status()
-            run = _client_run(url, client, *args)
+            run = client_run(url, client, *args)
             assert run.returncode == status, (scenario, run.stdout, run.stderr)
             assert said in run.stdout + run.stderr
-        assert _answers_conform(url, UPSTREAM) >= 6
+        assert answers_conform(url, UPSTREAM) >= 6
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -208,7 +171,10 @@ def test_the_model_picks_the_body_and_the_refusal_names_its_field(two_models: Fa
     done = two_models.request("GET", f"/v1/tasks/{created.json()['id']}", headers=KEY).json()
     assert done["model"] == "veo-3.1-fast"
     (result,) = done["results"]
-    assert (result["width"], result["height"]) == (720, 1280)  # the aspect ratio picked the portrait clip
+    # the aspect ratio picked a portrait clip, at the body's default resolution (1080p) and duration (8 s)
+    assert (result["width"], result["height"]) == (1080, 1920)
+    movie = read(two_models.request("GET", result["url"]).content)
+    assert max(movie.sizes) == (1080, 1920) and round(movie.duration, 2) == 8.0
 
 
 def _bad(tmp_path: Path, change: Any) -> Path:
@@ -277,12 +243,12 @@ def test_a_bad_contract_stops_the_server_naming_file_pointer_and_problem(tmp_pat
     with pytest.raises(ContractError) as caught:
         Contract.load(path)
     assert str(caught.value).startswith(f"{path}: ") and expected in str(caught.value)
-    run = _mockserver("serve", "--contract", str(path), "--port", "1")
+    run = mockserver_cli("serve", "--contract", str(path), "--port", "1")
     assert run.returncode != 0 and expected in run.stderr and "Traceback" not in run.stderr
 
 
 def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: Path) -> None:
-    run = _mockserver("scenarios", "validate", "--contract", str(UPSTREAM))
+    run = mockserver_cli("scenarios", "validate", "--contract", str(UPSTREAM))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "plays    default" in lines and "plays    content-policy" in lines
@@ -296,19 +262,20 @@ def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: 
     left = {line.split()[2] for line in lines if line.startswith("left out")}
     assert set(runtime.left_out_reasons) == left and not left & set(runtime.scenarios)
     # a contract the shipped default scenario cannot play: validate fails, saying serve would not start
-    no_processing = _bad(
-        tmp_path, lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "completed", "failed"])
+    # (a contract with no word for a running task answers its waiting word then: it has no word for done here)
+    no_completed = _bad(
+        tmp_path, lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "processing", "failed"])
     )
-    run = _mockserver("scenarios", "validate", "--contract", str(no_processing))
+    run = mockserver_cli("scenarios", "validate", "--contract", str(no_completed))
     assert run.returncode == 1 and any(line.startswith("left out  default") for line in run.stdout.splitlines())
     assert "serve cannot start with this contract and the shipped default scenario" in run.stderr
 
 
 def test_check_and_fuzz_client_judge_by_the_same_contract(tmp_path: Path) -> None:
     with running(["--contract", str(UPSTREAM), "--speed", "100"]) as (url, _):
-        check = _mockserver("check", "--base-url", url, "--contract", str(UPSTREAM), "--token", "sk-check")
+        check = mockserver_cli("check", "--base-url", url, "--contract", str(UPSTREAM), "--token", "sk-check")
         assert check.returncode == 0, check.stdout + check.stderr
-    fuzz = _mockserver(
+    fuzz = mockserver_cli(
         "fuzz-client", "--contract", str(UPSTREAM), "--examples", "7", "--seed", "3", "--speed", "200",
         "--time-limit", "6", "--out", str(tmp_path), "--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}",
         "--env", "POLL_INTERVAL=0.05", "--env", "MAX_WAIT=4", "--",
@@ -435,7 +402,7 @@ def test_a_recording_of_the_dialect_replays_under_the_same_contract(tmp_path: Pa
     with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "completed-before-results"]) as (target, _):
         recorder = Recorder(target, out, "--contract", str(UPSTREAM), "--keep-result-urls")
         try:
-            recorded = _client_run(recorder.url, "upstream_client.py", *args)
+            recorded = client_run(recorder.url, "upstream_client.py", *args)
         finally:
             code, output = recorder.stop()
         assert recorded.returncode == 0 and code == 0, recorded.stderr + output
@@ -444,10 +411,10 @@ def test_a_recording_of_the_dialect_replays_under_the_same_contract(tmp_path: Pa
         kept = [step["results"] for step in steps if step.get("results")]
         assert kept and all(isinstance(url, str) and url.startswith(f"{target}/files/") for url in kept[-1])
         with running(["--contract", str(UPSTREAM), "--scenarios", str(out), "--scenario", "recorded"]) as (url, _):
-            replayed = _client_run(url, "upstream_client.py", *args)  # downloads from the recorded URL
+            replayed = client_run(url, "upstream_client.py", *args)  # downloads from the recorded URL
             assert replayed.returncode == 0, replayed.stdout + replayed.stderr
             assert replayed.stdout.strip().splitlines()[-1] == kept[-1][0]
-            assert _answers_conform(url, UPSTREAM) >= 3
+            assert answers_conform(url, UPSTREAM) >= 3
 
 
 def test_a_problem_in_a_shared_file_names_that_file(tmp_path: Path) -> None:

@@ -28,6 +28,11 @@ class Submission:
     header: Scenario | None = None  # named by X-Mock-Scenario: wins over everything
     fallback: Scenario | None = None  # from the key map or a match rule: used when nothing is pushed
     fallback_by: str = "default"  # "key" or "rule"
+    seconds: float = 7.0  # the clip the request chose
+    width: int = 1280
+    height: int = 720
+    request: dict[str, Any] | None = None  # kept on the task when the contract's answers echo it
+    ids: Any = None  # an `ids.IdMaker` for task ids shaped like the contract's (None: today's)
 
 
 @dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
@@ -87,6 +92,11 @@ class Store(Protocol):
     async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
         """Up to `limit` of the newest tasks not past their retention, newest first; how many tasks
         the store holds; the clock's reading. Cheap with any number of tasks (the dashboard)."""
+        ...
+
+    async def tasks_of(self, key_id: str, limit: int) -> tuple[list[Task], float]:
+        """Up to `limit` of the newest tasks of one API key (by its id) not past their retention,
+        newest first (a client's list operation), and the clock's reading."""
         ...
 
     async def counts(self) -> dict[str, int]: ...

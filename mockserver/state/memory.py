@@ -42,6 +42,7 @@ class TaskStore:
 
     def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0, gc_freeze: bool = False) -> None:
         self._tasks: dict[str, Task] = {}
+        self._by_key: dict[str, deque[str]] = {}  # key id -> its task ids, oldest first
         self._random = random.Random(seed)
         self.retention = retention
         self.evicted = 0
@@ -66,7 +67,12 @@ class TaskStore:
         else:
             self._next_expiry = 0.0
         for task_id in gone_ids:
-            del self._tasks[task_id]
+            task = self._tasks.pop(task_id)
+            ids = self._by_key.get(task.key_id)
+            if ids and ids[0] == task_id:  # a key's tasks are evicted oldest first, like the store's
+                ids.popleft()
+                if not ids:
+                    del self._by_key[task.key_id]
         self.evicted += len(gone_ids)
         return len(gone_ids)
 
@@ -80,18 +86,32 @@ class TaskStore:
         """Up to `limit` tasks, the newest first (without copying the whole store)."""
         return list(itertools.islice(reversed(self._tasks.values()), limit))
 
+    def of_key(self, key_id: str, limit: int) -> list[Task]:
+        """Up to `limit` of one key's tasks, the newest first."""
+        ids = self._by_key.get(key_id, ())
+        found = (self._tasks.get(task_id) for task_id in reversed(ids))
+        return list(itertools.islice((task for task in found if task is not None), limit))
+
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    def new_id(self, created: int) -> str:
-        """`task-unified-{created}-{8 lowercase letters or digits}`, unique in this store."""
+    def new_id(self, created: int, ids: Any = None) -> str:
+        """A task id unique in this store: shaped by `ids` (an `ids.IdMaker`), else
+        `task-unified-{created}-{8 lowercase letters or digits}`."""
         while True:
-            task_id = f"task-unified-{created}-{random_suffix(self._random.getrandbits)}"
+            if ids is None:
+                task_id = f"task-unified-{created}-{random_suffix(self._random.getrandbits)}"
+            else:
+                task_id = ids.make(created, self._random.getrandbits)
             if task_id not in self._tasks:
                 return task_id
 
     def add(self, task: Task) -> Task:
         self._tasks[task.id] = task
+        ids = self._by_key.get(task.key_id)
+        if ids is None:
+            ids = self._by_key[task.key_id] = deque()
+        ids.append(task.id)
         if self._gc_freeze and len(self._tasks) >= self._frozen_at + _FREEZE_EVERY:
             # Tasks live long and hold no reference cycles: move them out of the cyclic garbage
             # collector's reach, so that a million of them do not make each full collection (and
@@ -105,6 +125,7 @@ class TaskStore:
 
     def clear(self) -> None:
         self._tasks.clear()
+        self._by_key.clear()
 
 
 class MemoryStore:
@@ -191,7 +212,7 @@ class MemoryStore:
             self.tasks.evict(now)
             task = self.tasks.add(
                 Task(
-                    id=self.tasks.new_id(created),
+                    id=self.tasks.new_id(created, submission.ids),
                     created=created,
                     created_at=now,
                     scenario=scenario,
@@ -199,6 +220,10 @@ class MemoryStore:
                     aspect_ratio=submission.aspect_ratio,
                     generate_audio=submission.generate_audio,
                     key_id=submission.key_id,
+                    seconds=submission.seconds,
+                    width=submission.width,
+                    height=submission.height,
+                    request=submission.request,
                     via=via,
                     selected_by=selected_by,
                 )
@@ -233,6 +258,10 @@ class MemoryStore:
     async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
         now = self.clock.now()
         return [task for task in self.tasks.newest(limit) if not self.tasks.expired(task, now)], len(self.tasks), now
+
+    async def tasks_of(self, key_id: str, limit: int) -> tuple[list[Task], float]:
+        now = self.clock.now()
+        return [task for task in self.tasks.of_key(key_id, limit) if not self.tasks.expired(task, now)], now
 
     async def counts(self) -> dict[str, int]:
         return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}

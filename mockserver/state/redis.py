@@ -9,6 +9,7 @@ Keys, all under `{prefix}:` (one hash slot):
     gen                 the tasks' generation: reset moves it on, so it forgets them in one write
     t:<gen>:<task id>   a task's facts (hash); expires with --task-retention
     tasks:<gen>         task ids by expiry (sorted set): listing, eviction
+    k:<gen>:<key id>    one API key's task ids by creation (sorted set): a client's list operation
     pushed              scenarios pushed for the next submissions ("count<TAB>name", head next)
     default             the run-time default scenario
     submissions         submissions per (scenario, key id)
@@ -49,6 +50,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from contracts._vocabulary import Vocabulary
+
 from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advance, check_speed
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
@@ -60,10 +63,13 @@ from mockserver.state.task import Task, expired, lifetime
 
 logger = logging.getLogger("mockserver")
 HEARTBEAT = 15.0  # seconds a replica counts as alive after it last said so (it says so every third of it)
-_SCRIPTS = ("submit", "poll", "update", "clock", "journal", "tasks", "counts", "reset", "init", "heartbeat", "sweep")
+_SCRIPTS = (
+    "submit", "poll", "update", "clock", "journal", "tasks", "keytasks", "counts", "reset", "init", "heartbeat", "sweep",
+)  # fmt: skip
 _OURS = ("IDTAKEN", "NOSCENARIO", "LATEST")  # errors the scripts raise on purpose; the callers handle them
 PAGE = 500  # tasks per script call when listing, sweeping or stretching: Redis never blocks long
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_CREATED = "\x00created\x00"  # where a task id holds its created time, which the submit script writes
 _DECODER = json.JSONDecoder()
 
 
@@ -165,7 +171,7 @@ def _forced_json(state: State | None) -> str:
     if state is None:
         return ""
     results = "unset" if state.results is UNSET else state.results
-    return json.dumps({"status": state.status, "progress": state.progress, "results": results, "error": state.error})
+    return json.dumps({"phase": state.phase, "progress": state.progress, "results": results, "error": state.error})
 
 
 def _forced(text: str | None) -> State | None:
@@ -173,7 +179,7 @@ def _forced(text: str | None) -> State | None:
         return None
     data = json.loads(text)
     results = UNSET if data["results"] == "unset" else data["results"]
-    return State(FORCED_STEP, data["status"], data["progress"], results, data["error"])
+    return State(FORCED_STEP, data["phase"], data["progress"], results, data["error"])
 
 
 def _number(text: str | None) -> float | None:
@@ -214,6 +220,7 @@ class RedisStore:
         self._started: asyncio.AbstractEventLoop | None = None
         self.took_over = False
         self.on_reset: Callable[[], None] | None = None  # told when another replica resets the store
+        self.vocabulary: Vocabulary | None = None  # the contract's status words, for scenarios added at run time
 
     # Talking to Redis.
 
@@ -438,10 +445,9 @@ class RedisStore:
 
     # Scenarios by name.
 
-    @staticmethod
-    def _parse(name: str, source: str) -> Scenario | None:
+    def _parse(self, name: str, source: str) -> Scenario | None:
         try:
-            return parse(json.loads(source), f"<{name}, added at run time>")
+            return parse(json.loads(source), f"<{name}, added at run time>", vocabulary=self.vocabulary)
         except (ValueError, ScenarioError):
             return None
 
@@ -472,13 +478,20 @@ class RedisStore:
         header = submission.header.name if submission.header is not None else ""
         fallback = submission.fallback.name if submission.fallback is not None else ""
         draw = repr(self._draws.random())
+        request = "" if submission.request is None else _ENCODER.encode(submission.request)
         for _ in range(8):
+            before, after = "", ""
+            if submission.ids is not None:  # an id shaped like the contract's; its created time is Redis's
+                made = submission.ids.make(_CREATED, self._ids.getrandbits)
+                before, _, after = made.partition(_CREATED) if _CREATED in made else (made, "", "-")
             try:
                 name, how, via, count, task_id, now_text = await self._eval(
                     "submit",
                     header, fallback, submission.fallback_by, settings.default_scenario, submission.key_id, draw,
                     random_suffix(self._ids.getrandbits), submission.model, submission.aspect_ratio,
                     "1" if submission.generate_audio else "0", repr(float(settings.task_retention)),
+                    before, after, repr(float(submission.seconds)), str(submission.width), str(submission.height),
+                    request,
                 )  # fmt: skip
                 break
             except ResponseError as error:
@@ -502,6 +515,10 @@ class RedisStore:
                 aspect_ratio=submission.aspect_ratio,
                 generate_audio=submission.generate_audio,
                 key_id=submission.key_id,
+                seconds=submission.seconds,
+                width=submission.width,
+                height=submission.height,
+                request=submission.request,
                 via=via or None,
                 selected_by=how,
             )
@@ -521,6 +538,10 @@ class RedisStore:
             aspect_ratio=h.get("ar", "16:9"),
             generate_audio=h.get("ga") == "1",
             key_id=h.get("k", ""),
+            seconds=float(h.get("du") or 7.0),
+            width=int(h.get("w") or 1280),
+            height=int(h.get("h") or 720),
+            request=_DECODER.decode(h["rq"]) if h.get("rq") else None,
             via=h.get("v") or None,
             selected_by=h.get("sb", "default"),
             polls=int(h.get("p", 0)) + counted,
@@ -529,6 +550,7 @@ class RedisStore:
             completed_at=_number(h.get("cat")),
             frozen=_number(h.get("fz")),
             version=int(h.get("ver", 0)) + counted,
+            deleted=h.get("del") == "1",
         )
 
     async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
@@ -556,7 +578,7 @@ class RedisStore:
             written = await self._eval(
                 "update", task_id, str(task.version), repr(left),
                 "f", _forced_json(task.forced), "cat", _text(task.completed_at), "fz", _text(task.frozen),
-                "ca", repr(task.created_at),
+                "ca", repr(task.created_at), "del", "1" if task.deleted else "",
             )  # fmt: skip
             if written == 1:
                 task.version += 1
@@ -588,6 +610,12 @@ class RedisStore:
             if task is not None and not expired(task, now, self.settings.task_retention):
                 tasks.append(task)
         return tasks
+
+    async def tasks_of(self, key_id: str, limit: int) -> tuple[list[Task], float]:
+        now_text, page = await self._eval("keytasks", key_id, limit)
+        now = float(now_text)
+        self._see(now)
+        return await self._live([dict(zip(flat[::2], flat[1::2])) for flat in page], now), now  # newest first
 
     async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
         now_text, page, total = await self._eval("tasks", 0, limit, "newest")

@@ -24,6 +24,10 @@ class Task:
     aspect_ratio: str
     generate_audio: bool
     key_id: str
+    seconds: float = 7.0  # the clip the task makes: its duration and size, as the request chose
+    width: int = 1280
+    height: int = 720
+    request: dict[str, Any] | None = None  # the request body, kept when the contract's answers echo it
     via: str | None = None  # the mix the scenario was drawn from, if any
     selected_by: str = "default"
     polls: int = 0
@@ -32,6 +36,7 @@ class Task:
     completed_at: float | None = None  # elapsed seconds at a forced completion
     frozen: float | None = None  # elapsed seconds at which the admin API stalled it
     version: int = 0  # bumped by every change (shared stores compare it before writing)
+    deleted: bool = False  # a client deleted it: gone from then on
 
 
 def age(task: Task, now: float) -> float:
@@ -55,6 +60,8 @@ def expired(task: Task, now: float, retention: float) -> bool:
 def gone(task: Task, now: float, retention: float | None) -> bool:
     """Whether a client asking for the task gets 404: its scenario made it disappear, or (when
     `retention` is given) it is past the retention, evicted or not yet."""
+    if task.deleted:
+        return True
     limit = task.scenario.disappears_after
     if limit is not None and age(task, now) >= limit:
         return True

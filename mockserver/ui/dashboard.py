@@ -65,7 +65,6 @@ STREAM_LIFETIME = 300.0  # seconds; then the browser's EventSource reconnects (a
 KEEP_ALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
 FORM_LIMIT = 16 * 1024
 CSRF_COOKIE = "mockserver_csrf"
-STATUSES = ("pending", "processing", "completed", "failed")
 # The catalogue's groups, as the README and docs/qa.md name them, by shipped file.
 GROUPS = {
     "default.yaml": "Success",
@@ -159,6 +158,8 @@ class Dashboard:
             undefined=jinja2.StrictUndefined,
         )
         self.env.filters["age"] = _age
+        submit = runtime.contract.submit
+        self.env.globals["submit_route"] = f"{submit.method} {submit.route}"
         # Compiled once, here: no template is read or compiled while serving.
         self.templates = {name: self.env.get_template(name) for name in self.env.list_templates()}
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
@@ -184,6 +185,12 @@ class Dashboard:
 
     # Rendering.
 
+    def _statuses(self) -> list[str]:
+        """The status words a tester can filter by: the contract's (or today's), in phase order."""
+        words = self.rt.render.words
+        documented = list(self.rt.vocabulary.words) if self.rt.vocabulary.documented else []
+        return list(dict.fromkeys([*(words[phase] for phase in ("queued", "running", "succeeded", "failed")), *documented]))
+
     def _fail_codes(self) -> list[tuple[str, str]]:
         """The failure codes a tester can pick: the documented `generation_failed` first, then each
         code the loaded scenarios fail with (with their message), then the other codes the
@@ -191,7 +198,7 @@ class Dashboard:
         codes = {"generation_failed": "Video generation failed."}
         for scenario in self.rt.scenarios.values():
             for step in scenario.timeline:
-                if step.status == "failed" and isinstance(step.error, dict) and step.error.get("code"):
+                if step.phase == "failed" and isinstance(step.error, dict) and step.error.get("code"):
                     codes.setdefault(str(step.error["code"]), str(step.error.get("message") or ""))
         error = self.rt.contract.shapes.task.find("error")
         code_node = error.find("code") if error is not None else None
@@ -287,7 +294,8 @@ class Dashboard:
             "scenario": task.scenario.name,
             "selected_by": task.selected_by,
             "via": task.via,
-            "status": state.status,
+            "status": self.rt.render.word(state),
+            "phase": state.phase,
             "progress": state.progress,
             "polls": task.polls,
             "age": lifecycle.age(task, now),
@@ -352,7 +360,8 @@ class Dashboard:
         steps = [
             {
                 "at": step.at,
-                "status": step.status,
+                "status": step.word or self.rt.render.words[step.phase],
+                "phase": step.phase,
                 "progress": step.progress,
                 "error": (step.error or {}).get("code") if isinstance(step.error, dict) else None,
             }
@@ -397,7 +406,7 @@ class Dashboard:
             nav="tasks",
             tasks=await self._tasks(status, scenario),
             top=await self._clock(),
-            statuses=STATUSES,
+            statuses=self._statuses(),
             scenario_names=sorted(self.rt.scenarios),
             events=self._events_url("tasks", status=status, scenario=scenario),
         )
@@ -462,7 +471,7 @@ class Dashboard:
     def _task_filters(self, params: Any) -> tuple[str, str]:
         """The status and scenario filters of the task list ("" for any; unknown values are ignored)."""
         status, scenario = params.get("status", ""), params.get("scenario", "")
-        return (status if status in STATUSES else ""), (scenario if scenario in self.rt.scenarios else "")
+        return (status if status in self._statuses() else ""), (scenario if scenario in self.rt.scenarios else "")
 
     def _journal_filters(self, params: Any) -> dict[str, str]:
         method = params.get("method", "").upper()[:10]
@@ -525,6 +534,7 @@ class Dashboard:
         done = {
             "fail": f"Failed with {code}: the next poll sees it.",
             "complete": "Completed: the next poll sees the video.",
+            "cancel": "Cancelled: the next poll sees it cancelled.",
             "stall": "Stalled: the task stays as it is until resumed.",
             "resume": "Resumed: the task runs on from where it stood.",
         }

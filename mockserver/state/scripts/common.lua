@@ -55,6 +55,10 @@ local TASKS = P .. 'tasks:' .. GEN
 local function task_key(id)
   return P .. 't:' .. GEN .. ':' .. id
 end
+-- One API key's task ids, scored by creation (a client's list operation).
+local function key_tasks(key_id)
+  return P .. 'k:' .. GEN .. ':' .. key_id
+end
 
 local function need_init()
   return redis.error_reply('NOINIT the store holds no clock or scenario registry (new or emptied)')

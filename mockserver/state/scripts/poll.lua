@@ -23,7 +23,9 @@ local age = now - tonumber(t.ca)
 if t.fz then
   age = tonumber(t.fz)
 end
-if s then
+if t.del then
+  verdict = 'gone' -- a client deleted it
+elseif s then
   if s.gone and age >= s.gone then
     verdict = 'gone'
   elseif ARGV[4] == '1' then

@@ -2,13 +2,20 @@
 -- map's or a rule's, else the run-time default), draw a mix member, count the submission for
 -- (scenario, key), and create the task when the answer for that count creates one.
 -- ARGV: prefix, header, fallback, fallback_by, configured default, key id, random [0, 1),
---       id suffix, model, aspect ratio, generate audio (1/0), retention (scenario seconds)
+--       id suffix, model, aspect ratio, generate audio (1/0), retention (scenario seconds),
+--       the id's text before and after its created time ('' and '': today's ids; a '-' after:
+--       the whole id is the text before), seconds, width, height, the request (JSON or '')
 local now, mode, speed, real = clock()
 if not now or redis.call('EXISTS', P .. 'registry') == 0 then
   return need_init()
 end
 local created = math.floor(now)
 local id = 'task-unified-' .. string.format('%d', created) .. '-' .. ARGV[8]
+if ARGV[14] == '-' then
+  id = ARGV[13]
+elseif ARGV[13] ~= '' or ARGV[14] ~= '' then
+  id = ARGV[13] .. string.format('%d', created) .. ARGV[14]
+end
 local key = task_key(id)
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('IDTAKEN ' .. id)
@@ -99,14 +106,23 @@ for i, step in ipairs(s.plan) do
 end
 
 if s.plan[answer][2] == 1 then
-  redis.call('HSET', key, 'id', id, 'n', redis.call('INCR', P .. 'created'), 's', name, 'c', string.format('%d', created), 'ca', fmt(now), 'm', ARGV[9], 'ar', ARGV[10],
-    'ga', ARGV[11], 'k', ARGV[6], 'sb', how, 'p', 0, 'ver', 0)
+  local number = redis.call('INCR', P .. 'created')
+  redis.call('HSET', key, 'id', id, 'n', number, 's', name, 'c', string.format('%d', created), 'ca', fmt(now), 'm', ARGV[9], 'ar', ARGV[10],
+    'ga', ARGV[11], 'k', ARGV[6], 'sb', how, 'p', 0, 'ver', 0, 'du', ARGV[15], 'w', ARGV[16], 'h', ARGV[17])
   if via ~= '' then
     redis.call('HSET', key, 'v', via)
+  end
+  if ARGV[18] ~= '' then
+    redis.call('HSET', key, 'rq', ARGV[18])
   end
   local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
   redis.call('PEXPIRE', key, math.ceil(life * 1000))
   redis.call('ZADD', TASKS, real + life, id)
+  local mine = key_tasks(ARGV[6])
+  redis.call('ZADD', mine, number, id)
+  if redis.call('PTTL', mine) < life * 1000 then
+    redis.call('PEXPIRE', mine, math.ceil(life * 1000))
+  end
   local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
   if evicted > 0 then
     redis.call('INCRBY', P .. 'evicted', evicted)
