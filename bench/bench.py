@@ -133,9 +133,10 @@ def wrk(url: str, script: Path, seconds: float, connections: int) -> str:
 
 class Server:
     def __init__(
-        self, name: str, command: list[str], ready_url: str, env: dict[str, str] | None = None, stdout: Path | None = None
-    ) -> None:
-        self.name, self.command, self.ready_url = name, command, ready_url
+        self, name: str, command: list[str], ready_url: str, env: dict[str, str] | None = None, stdout: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.name, self.command, self.ready_url, self.cwd = name, command, ready_url, cwd
         self.env = {**os.environ, **(env or {})}
         self.stdout = stdout  # where its standard output goes (a file, as a container runtime takes it)
         self.process: subprocess.Popen[bytes] | None = None
@@ -148,6 +149,7 @@ class Server:
             stdout=self.stdout.open("ab") if self.stdout else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            cwd=self.cwd,
         )
         deadline = started + 120
         while time.perf_counter() < deadline:
@@ -441,10 +443,24 @@ def table(results: list[Result], bare: Result) -> str:
     return "\n".join(rows)
 
 
-def fake(name: str, *options: str, stdout: Path | None = None) -> Entrant:
+def fake(name: str, *options: str, stdout: Path | None = None, tree: Path | None = None) -> Entrant:
+    """The fake of this checkout, or (`tree`) of another one: a worktree at an earlier commit."""
     port = free_port()
     command = [sys.executable, "-m", "mockserver", "serve", "--port", str(port), *options]
-    return Entrant(Server(name, command, f"http://127.0.0.1:{port}/__admin/health", stdout=stdout), f"http://127.0.0.1:{port}", None)
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
+    server = Server(name, command, f"http://127.0.0.1:{port}/__admin/health", env=env, stdout=stdout, cwd=tree)
+    return Entrant(server, f"http://127.0.0.1:{port}", None)
+
+
+def baseline_tree(ref: str) -> Path:
+    """A detached worktree of this repository at `ref` (removed with `drop_tree`)."""
+    where = Path(tempfile.mkdtemp(prefix="mockserver-baseline-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref], check=True, capture_output=True)
+    return where
+
+
+def drop_tree(where: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], check=False, capture_output=True)
 
 
 def bare_app() -> Entrant:
@@ -468,6 +484,9 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="also measure the fake with its state on Redis")
     parser.add_argument("--sustained", action="store_true", help="also measure the other way: 10 s runs, submit first, the store growing")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also run the fake of an earlier commit side by side (a git ref), and compare"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset", *(["redis-server"] if args.redis else [])):
         if shutil.which(tool) is None:
@@ -484,6 +503,10 @@ def main() -> None:
     redis_server = RedisProcess() if args.redis else None
     if redis_server is not None:
         entrants.append(fake("mockserver (Redis)", "--log-level", "warning", "--store", redis_server.url))
+    tree = baseline_tree(args.baseline) if args.baseline else None
+    earlier = fake(f"mockserver at {args.baseline}", "--log-level", "warning", tree=tree) if tree is not None else None
+    if earlier is not None:
+        entrants.append(earlier)
     try:
         side_by_side(entrants, [("query", 2, args.duration), ("submit", 2, args.duration)], args)
         if redis_server is not None:
@@ -491,6 +514,8 @@ def main() -> None:
     finally:
         if redis_server is not None:
             redis_server.stop()
+        if tree is not None:
+            drop_tree(tree)
     logged_lines = sum(1 for _ in log.open("rb"))
     log.unlink()
     results = [entrant.result for entrant in entrants]
@@ -536,6 +561,14 @@ def main() -> None:
         f"With a dashboard open (its task list and journal live feeds read the whole time): query {open_['query']:.0%}, "
         f"submit {open_['submit']:.0%} of the figure without one."
     )
+    if earlier is not None:
+        before = earlier.result
+        versus = {e: ratio(memory.measures[e], before.measures[e]) for e in ("query", "submit")}
+        figures["vs_baseline"] = {"ref": args.baseline, **versus}
+        print(
+            f"This checkout vs {args.baseline}, side by side: query {versus['query']:.1%}, submit {versus['submit']:.1%} "
+            "of the earlier commit's figure."
+        )
     if other:
         print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n")
         print(table(other, other[0]))

@@ -121,6 +121,7 @@ class Shapes:
         self.location = "location" in self._headers(self.submit, str(self.created_status))
         self.tasks = self._task_shapes()
         self.task = self.tasks[0].node
+        self.status_name = next(name for name, node in self.task.properties if node.source == "status")
         self.vocabulary = self._vocabulary()
         self.result_url_field = "url"  # the property of a result object that holds its URL
         for shape in self.tasks:
@@ -196,7 +197,7 @@ class Shapes:
             return by_id
         candidates = [
             op for op in ops
-            if id(op) not in taken and op.method == "GET" and op.path_parameters and "status" in self._answer_properties(op)
+            if id(op) not in taken and op.method == "GET" and op.path_parameters and {"status", "state"} & self._answer_properties(op)
         ]  # fmt: skip
         if candidates:
             # the shortest path (a content route lives below the query's), a get-like operationId first
@@ -310,7 +311,7 @@ class Shapes:
                     break
                 merged = self.contract._merge(beside, part, where) if beside else part
                 node = self.resolver.node(merged, part_pointer)
-                status = node.find("status")
+                status = status_node(node)
                 words = [word for word, _ in status.words()] if status is not None else []
                 if not words:
                     break  # not a oneOf by status: read as one schema
@@ -327,7 +328,7 @@ class Shapes:
         explicit: dict[str, str] = {}
         explicit_at = ""
         for node in [shape.node for shape in self.tasks] + [self.created]:
-            status = node.find("status")
+            status = status_node(node)
             if status is None:
                 continue
             documented += status.words()
@@ -428,7 +429,7 @@ class Shapes:
         """The video's URL in a task answer as a client reads it (None when it has none there)."""
         if not isinstance(task, dict):
             return None
-        shape = self.shape_for(str(task.get("status")))
+        shape = self.shape_for(str(task.get(self.status_name)))
         value: Any = task
         for name in shape.place or ():
             value = value.get(name) if isinstance(value, dict) else None
@@ -528,6 +529,11 @@ class Shapes:
                 key = json_content(response.get("content") if isinstance(response, dict) else None)[0]
                 return Outcome(int(status), self.resolver.node(*found) if found else None, key)
         return Outcome(204, None)
+
+
+def status_node(node: Node) -> Node | None:
+    """The property of a task that holds its status (`status`, `state`, or one marked so)."""
+    return next((child for _, child in node.properties if child.source == "status"), None)
 
 
 def _says(op: Operation, kind: str) -> bool:

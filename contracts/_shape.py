@@ -69,6 +69,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "detail": ("message",),
     "title": ("reason",),
     "status": ("status", "http_status"),
+    "state": ("status",),
     "code": ("code", "http_status"),
     **{name: ("self_url",) for name in ("get", "self", "status_url", "polling_url", "poll_url", "self_url")},
     **{name: ("cancel_url",) for name in ("cancel", "cancel_url")},

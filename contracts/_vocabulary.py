@@ -81,12 +81,15 @@ class Vocabulary:
 
     def phase_of_answer(self, word: object) -> str | None:
         """The phase of a status word a deployment answered: one of the contract's words (any
-        case), else a phase's name or a common word (any case)."""
+        case); None for a word it does not document. A contract that lists no words reads
+        today's words, the phases' names and the common words."""
         if not isinstance(word, str):
             return None
-        found = self.resolve(word)
-        if found is not None:
-            return found[0]
+        spelt = word if word in self.words else self._folded.get(word.lower())
+        if spelt is not None:
+            return self.words[spelt]
+        if self.documented:
+            return None
         lowered = word.lower()
         return lowered if lowered in PHASE_RANK else COMMON_WORDS.get(lowered)
 

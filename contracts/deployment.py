@@ -207,6 +207,7 @@ class DeploymentCheck:
         if contract.prefix and self.base_url.endswith(contract.prefix):
             self.base_url = self.base_url[: -len(contract.prefix)]  # the routes carry the server's path
         self.unknown_task = _unknown_task(contract)
+        self.submit_path = _filled(contract, contract.submit)  # a model named in the path, filled in
         self.headers = _header_values(contract)  # what the contract requires on every request (an API version)
         self.model_field = contract.submit.model_field  # a body chosen by model: the first model's
         self.model = next(iter(contract.submit.branches), None)
@@ -214,6 +215,9 @@ class DeploymentCheck:
         self.task_slot = "{" + contract.shapes.task_parameter + "}"
         self.url_field = contract.shapes.result_url_field
         self.invalid = frozenset({contract.shapes.invalid_status[contract.submit.operation_id]})
+        # a body that is not JSON at all: 400, or 422 where the contract documents 422 and no 400
+        responses = contract.submit.responses
+        self.bad_request = frozenset({422}) if "400" not in responses and "422" in responses else frozenset({400})
         self.valid_body = self._valid_body(video_url)
         self.report = Report(self.base_url, contract.version or str(contract.path), billable)
         self._tracked: list[_Tracked] = []
@@ -243,7 +247,7 @@ class DeploymentCheck:
         return body
 
     def _probes(self) -> list[_Probe]:
-        submit, query = self.submit.route, self.query.route.replace(self.task_slot, self.unknown_task)
+        submit, query = self.submit_path, self.query.route.replace(self.task_slot, self.unknown_task)
         body = self.valid_body
         probes = [
             _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
@@ -259,14 +263,14 @@ class DeploymentCheck:
         essential = [name for name in required if "default" not in properties[name]]
         defaulted = [name for name in required if "default" in properties[name]]
         risky = [
-            _Probe("submit-malformed-json", "Submit a body that is not JSON", "POST", submit, frozenset({400}), "token", raw=b'{"prompt": '),
-            _Probe("submit-empty-body", "Submit an empty body", "POST", submit, frozenset({400}), "token", raw=b""),
-            _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, frozenset({400}) | self.invalid, "token", body=[body]),
+            _Probe("submit-malformed-json", "Submit a body that is not JSON", "POST", submit, self.bad_request, "token", raw=b'{"prompt": '),
+            _Probe("submit-empty-body", "Submit an empty body", "POST", submit, self.bad_request, "token", raw=b""),
+            _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, self.bad_request | self.invalid, "token", body=[body]),
         ]  # fmt: skip
         risky += [self._missing(name, body) for name in essential]
         risky += [self._wrong_type(name, body) for name in essential if not _types(properties[name]) & {"integer", "number"}]
         risky.append(
-            _Probe("submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, frozenset({400}), "token",
+            _Probe("submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, self.bad_request, "token",
                    raw=json.dumps(body).encode(), content_type="text/plain")
         )  # fmt: skip
         risky += [self._missing(name, body) for name in defaulted]
@@ -282,10 +286,10 @@ class DeploymentCheck:
     def _missing(self, name: str, body: dict[str, Any]) -> _Probe:
         broken = {key: value for key, value in body.items() if key != name}
         return _Probe(f"submit-missing-{name}", f"Submit without the required field '{name}'", "POST",
-                      self.submit.route, self.invalid, "token", broken, field=name)  # fmt: skip
+                      self.submit_path, self.invalid, "token", broken, field=name)  # fmt: skip
 
     def _wrong_type(self, name: str, body: dict[str, Any]) -> _Probe:
-        return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit.route,
+        return _Probe(f"submit-wrong-type-{name}", f"Submit '{name}' as a number", "POST", self.submit_path,
                       self.invalid, "token", {**body, name: 12345}, field=name)  # fmt: skip
 
     # Sending and judging.
@@ -307,7 +311,7 @@ class DeploymentCheck:
               content_type: str | None = None, url: str | None = None, headers: dict[str, str] | None = None,
               follow: bool = False) -> tuple[Exchange, httpx.Response | None]:  # fmt: skip
         target = url or f"{self.base_url}{path}"
-        documented = self.headers if url is None else {}  # the API's own headers go to the API only
+        documented = self.headers if url is None or url.startswith(self.base_url + "/") else {}  # to the API only
         sent = {**documented, **(headers or {})}
         shown = dict(sent)
         if key == "token":
@@ -373,7 +377,7 @@ class DeploymentCheck:
         exchange, response = self._send(probe.method, probe.path, probe.key, probe.body, probe.raw, probe.content_type)
         self._judge(result, exchange, response, probe.expected)
         self._check_param(result, probe, exchange, response)
-        if probe.method == self.submit.method and probe.path == self.submit.route and _may_have_billed(response):
+        if probe.method == self.submit.method and probe.path == self.submit_path and _may_have_billed(response):
             self.report.spent += 1
         result.duration = time.perf_counter() - started
         return result
@@ -401,7 +405,7 @@ class DeploymentCheck:
             tracked.done = True
         elif reader.phase(task) is None:
             tracked.done = True  # a status outside the enum (reported above): nothing to wait for
-        return Polled(tracked.probe.name, tracked.task_id, task.get("status"), task.get("progress"), tracked.polls)
+        return Polled(tracked.probe.name, tracked.task_id, task.get(reader.status), task.get("progress"), tracked.polls)
 
     def _download(self, probe: ProbeResult, task: dict[str, Any], task_id: str) -> None:
         content = self.contract.shapes.content
@@ -429,7 +433,7 @@ class DeploymentCheck:
         probe = ProbeResult(f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end")
         yield ProbeStarted(probe.name, probe.description)
         self.report.spent += 1  # counted before sending: a submit is never retried
-        exchange, response = self._send("POST", self.submit.route, "token", self.valid_body, content_type="application/json")
+        exchange, response = self._send("POST", self.submit_path, "token", self.valid_body, content_type="application/json")
         created_status = self.contract.shapes.created_status
         self._judge(probe, exchange, response, frozenset({created_status}))
         created = _json(response) if response is not None and response.status_code == created_status else None
@@ -463,7 +467,7 @@ class DeploymentCheck:
             self.sleep(self.poll_interval)
         for tracked in self._tracked:
             if not tracked.done:
-                status = tracked.last.get("status") if tracked.last else "unknown"
+                status = tracked.last.get(self.reader.status) if tracked.last else "unknown"
                 self._add(tracked.probe, Finding("polling_budget", f"Task {tracked.task_id} was still {status!r} when the polling budget ran "
                             f"out ({tracked.polls} polls, {self.max_wait:g} s); expected completed or failed.",
                             tracked.probe.exchanges[-1])
@@ -495,7 +499,7 @@ class DeploymentCheck:
         self._preflight()
         started = time.perf_counter()
         for probe in self._probes():
-            if self.report.spent and probe.path == self.submit.route:
+            if self.report.spent and probe.path == self.submit_path:
                 continue  # a submission may already have cost something: send no more of them
             yield ProbeStarted(probe.name, probe.description)
             result = self._run_probe(probe)
@@ -520,6 +524,23 @@ def _unknown_task(contract: Contract) -> str:
     if maker.kind == "default":
         return UNKNOWN_TASK
     return maker.make(1700000000, random.Random(0x6D63686B).getrandbits)
+
+
+def _filled(contract: Contract, op: Any) -> str:
+    """An operation's served path with its path parameters (a model's owner and name) filled with
+    the values the contract gives them (const, default, first enum value, example)."""
+    path = op.route
+    for raw in contract.spec_of(op).get("parameters", []) + (contract.resolve(contract.document["paths"][op.path], "")[0].get("parameters") or []):
+        parameter = contract.resolve(raw, "")[0]
+        if not isinstance(parameter, dict) or parameter.get("in") != "path" or "{" + str(parameter.get("name")) + "}" not in path:
+            continue
+        schema = contract.resolve(parameter.get("schema", {}), "")[0]
+        value = next((schema[k] for k in ("const", "default") if isinstance(schema, dict) and k in schema), None)
+        if value is None and isinstance(schema, dict) and schema.get("enum"):
+            value = schema["enum"][0]
+        value = value if value is not None else parameter.get("example", schema.get("example", "sample") if isinstance(schema, dict) else "sample")
+        path = path.replace("{" + str(parameter["name"]) + "}", str(value))
+    return path
 
 
 def _header_values(contract: Contract) -> dict[str, str]:

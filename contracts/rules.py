@@ -47,13 +47,16 @@ class Reader:
     error are (None: not in the task at all)."""
 
     vocabulary: Vocabulary
+    status: str  # the property that holds the status word
     result: Callable[[dict[str, Any]], tuple[str, ...] | None]  # where the result is, for a task
     error: Callable[[dict[str, Any]], tuple[str, ...] | None]  # where the error is, for a task
     url: Callable[[dict[str, Any]], str | None] | None = None  # the result's URL
 
     @classmethod
     def ours(cls) -> Reader:
-        return cls(Vocabulary.ours(), lambda task: ("results",), lambda task: ("error",))
+        shipped = {word: phase for word, phase in Vocabulary.ours().words.items() if phase != "cancelled"}
+        vocabulary = Vocabulary(shipped, dict(Vocabulary.ours().canonical))  # the shipped contracts' enum
+        return cls(vocabulary, "status", lambda task: ("results",), lambda task: ("error",))
 
     @classmethod
     def of(cls, contract: Contract | None) -> Reader:
@@ -62,18 +65,18 @@ class Reader:
         shapes = contract.shapes
 
         def result(task: dict[str, Any]) -> tuple[str, ...] | None:
-            shape = shapes.shape_for(str(task.get("status")))
+            shape = shapes.shape_for(str(task.get(shapes.status_name)))
             return shape.place[:1] if shape.place else None
 
         def error(task: dict[str, Any]) -> tuple[str, ...] | None:
-            shape = shapes.shape_for(str(task.get("status")))
+            shape = shapes.shape_for(str(task.get(shapes.status_name)))
             found = [path for path, node in shape.node.walk() if node.source in ("error", "error_message")]
             return found[0] if found else None
 
-        return cls(shapes.vocabulary, result, error, shapes.result_url)
+        return cls(shapes.vocabulary, shapes.status_name, result, error, shapes.result_url)
 
     def phase(self, task: dict[str, Any]) -> str | None:
-        return self.vocabulary.phase_of_answer(task.get("status"))
+        return self.vocabulary.phase_of_answer(task.get(self.status))
 
     def has_result(self, task: dict[str, Any]) -> bool:
         place = self.result(task)
@@ -88,7 +91,7 @@ class Reader:
         return phase == "succeeded" and (self.result(task) is None or self.has_result(task))
 
     def task_problems(self, task: dict[str, Any]) -> list[str]:
-        status, phase = task.get("status"), self.phase(task)
+        status, phase = task.get(self.status), self.phase(task)
         where = self.error(task)
         error = _at(task, where) if where is not None else None
         problems = []
@@ -107,7 +110,7 @@ class Reader:
 
     def transition_problems(self, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         problems = []
-        old, new = before.get("status"), after.get("status")
+        old, new = before.get(self.status), after.get(self.status)
         old_phase, new_phase = self.phase(before), self.phase(after)
         if old_phase in PHASE_RANK and new_phase in PHASE_RANK and PHASE_RANK[new_phase] < PHASE_RANK[old_phase]:
             problems.append(f"status went back from {old!r} to {new!r}; expected it never to move backward")

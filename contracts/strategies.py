@@ -65,10 +65,13 @@ CLASSES: dict[str, str] = {
 _NEEDS = {"dropped-connection": "faults", "broken-polls": "faults", "disappears": "quirks", "slow": "latency"}
 
 
-def classes(*, faults: bool = True, quirks: bool = True, latency: bool = True) -> list[str]:
-    """The classes `behaviours()` with these options can draw, in coverage order."""
+def classes(*, faults: bool = True, quirks: bool = True, latency: bool = True, results_later: bool = True) -> list[str]:
+    """The classes `behaviours()` with these options can draw, in coverage order (`results_later`:
+    whether the contract can say a task completed before its results, which it cannot when the
+    results are required then, or not in the task at all)."""
     allowed = {"faults": faults, "quirks": quirks, "latency": latency}
-    return [name for name in CLASSES if allowed.get(_NEEDS.get(name, ""), True)]
+    found = [name for name in CLASSES if allowed.get(_NEEDS.get(name, ""), True)]
+    return found if results_later else [name for name in found if name != "results-later"]
 
 
 def _tenths(low: int, high: int) -> st.SearchStrategy[float]:
@@ -77,7 +80,7 @@ def _tenths(low: int, high: int) -> st.SearchStrategy[float]:
 
 @st.composite
 def timelines(
-    draw: st.DrawFn, max_steps: int = 8, max_step_seconds: float = 60.0, ending: str | None = None
+    draw: st.DrawFn, max_steps: int = 8, max_step_seconds: float = 60.0, ending: str | None = None, quirk: bool = True
 ) -> list[dict[str, Any]]:
     """A valid timeline: status never moves backward, progress never falls, terminal is final.
     `ending` fixes how it ends: completed, failed, quirk (completed before its results) or never."""
@@ -95,7 +98,7 @@ def timelines(
             step["ramp"] = draw(st.booleans())
         steps.append(step)
     if ending is None:
-        ending = draw(st.sampled_from(["completed", "failed", "quirk", "never"]))
+        ending = draw(st.sampled_from(["completed", "failed", "quirk", "never"] if quirk else ["completed", "failed", "never"]))
     at += draw(seconds)
     if ending == "completed":
         steps.append({"at": at, "status": "completed"})
@@ -223,19 +226,21 @@ def behaviours(
     faults: bool = True,
     quirks: bool = True,
     latency: bool = True,
-    documented: dict[str, frozenset[int]] | None = None,
+    documented: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A whole server behaviour, as a scenario the fake can play; with `kind`, one of that class
     (see CLASSES; what the class does not fix is drawn as usual). `documented` ("submit" and
-    "poll": the error statuses a contract documents) keeps the drawn errors to those where it can;
+    "poll": the error statuses a contract documents; "cancelled": whether it has a word for a
+    cancelled task) keeps the drawn errors to those where it can;
     a behaviour that still needs an undocumented one (a 429 the contract does not list) says so
     with `off_contract`."""
-    possible = classes(faults=faults, quirks=quirks, latency=latency)
+    documented = documented or {}
+    results_later = documented.get("results_later", True)
+    possible = classes(faults=faults, quirks=quirks, latency=latency, results_later=results_later)
     if kind is not None and kind not in possible:
         raise ValueError(f"no behaviour of class {kind!r} with these options; possible: {', '.join(possible)}")
     fixed = _CLASS_PARTS.get(kind or "", {})
     scenario: dict[str, Any] = {"name": name}
-    documented = documented or {}
     submit = draw(
         submits(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("submit"), documented=documented.get("submit"))
     )
@@ -247,7 +252,9 @@ def behaviours(
         )
         if polls:
             scenario["polls"] = polls
-    timeline = draw(timelines(max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending")))
+    timeline = draw(
+        timelines(max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending"), quirk=results_later)
+    )
     quirk = fixed.get("quirk", "any")
     if quirk == "any":
         quirk = draw(st.sampled_from(["cancelled", "disappears"])) if quirks and draw(st.booleans()) else None
@@ -255,7 +262,8 @@ def behaviours(
         at = timeline[-1]["at"] + draw(_tenths(0, int(max_step_seconds * 10)))
         cancelled = {"code": "request_cancelled", "message": "Cancelled."}
         timeline.append({"at": at, "status": "cancelled", "error": cancelled})
-        scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
+        if not documented.get("cancelled"):
+            scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
     elif quirk == "disappears":
         scenario["disappears_after"] = draw(_tenths(1, int(max_step_seconds * 10 * max(1, max_steps))))
     undocumented = sorted(

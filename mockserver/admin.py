@@ -309,7 +309,7 @@ class AdminApi:
 
     async def contract(self, request: Request) -> Response:
         """The loaded document, pointing at this fake (its own `servers` name the paid API)."""
-        fake = {"url": self.rt.base_url(request), "description": "This mock server (free, offline)."}
+        fake = {"url": self.rt.base_url(request) + self.rt.contract.prefix, "description": "This mock server (free, offline)."}
         return JsonResponse({**self.rt.contract.document, "servers": [fake]})
 
     async def scenarios(self, request: Request) -> Response:

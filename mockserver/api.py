@@ -13,6 +13,7 @@ Download: `/files/{id}.mp4`, the result URL a task's `results` carry (no key, as
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -39,6 +40,7 @@ from mockserver.state import Found, Submission
 from mockserver.state.task import Task, gone
 
 Handler = Callable[[Incoming], Awaitable[Response]]
+_PLAIN = frozenset({"prompt", "model", "aspect_ratio"})  # roles a match rule reads, under their own names
 LIST_WINDOW = 1000  # a key's newest tasks a list operation pages through
 
 
@@ -114,7 +116,7 @@ class ProviderApi:
         if op.headers:
             violation = op.check_headers(request._headers)
             if violation is not None:
-                raise ApiError(self.render.invalid_status[op.operation_id], violation.message, param=violation.param)
+                raise ApiError(self.shapes.refusal(op, ("400", "422")), violation.message, param=violation.param)
         if request.query_string or op.requires_query:
             violation = op.check_query(request.query_params())
             if violation is not None:
@@ -136,9 +138,12 @@ class ProviderApi:
                 if violation is not None:
                     raise ApiError(self.invalid_submit, violation.message, param=violation.param)
                 return body, fields
-            if not op.json_body:
-                documented = " or ".join(repr(k) for k in ("multipart/form-data", "application/x-www-form-urlencoded") if is_form(k) in op.forms)
-                raise ApiError(400, f"Unsupported Content-Type {str(content_type)[:80]!r}; send the body as {documented}.")
+            kind_of_type = (content_type or "").split(";")[0].strip().lower()
+            if not op.json_body or kind_of_type not in ("application/json", ""):
+                documented = [k for k in ("multipart/form-data", "application/x-www-form-urlencoded") if is_form(k) in op.forms]
+                documented = (["application/json"] if op.json_body else []) + documented
+                listed = " or ".join(repr(k) for k in documented)
+                raise ApiError(400, f"Unsupported Content-Type {str(content_type)[:80]!r}; send the body as {listed}.")
         body = await read_json(request, limit)
         violation = op.check_body(body)
         if violation is not None:
@@ -182,7 +187,13 @@ class ProviderApi:
         if self.rt.unshared:
             await self.rt.share()
         header = selector.header(request.header(SCENARIO_HEADER))
-        fallback, fallback_by = (None, "default") if header is not None else selector.fallback(api_key, body)
+        if header is not None:
+            fallback, fallback_by = None, "default"
+        else:  # rules read the prompt, model and aspect ratio wherever this contract keeps them
+            seen = body if fields is None or fields.roles.keys() >= _PLAIN and all(fields.roles[r] == (r,) for r in _PLAIN) else {
+                "prompt": fields.value(body, "prompt"), "model": model, "aspect_ratio": aspect_ratio
+            }  # fmt: skip
+            fallback, fallback_by = selector.fallback(api_key, seen)
         submitted = await self.rt.state.submit(
             Submission(
                 key_id=key_id(api_key),
@@ -274,10 +285,12 @@ class ProviderApi:
                 code="url_expired",
             )
 
-    def _clip_of(self, task: Task, still: bool = False) -> Clip:
+    async def _clip_of(self, task: Task, still: bool = False) -> Clip:
+        """The task's clip (or a still of it): made in a thread the first time it is asked for (tens
+        of milliseconds), so that other requests do not wait for it."""
         if still:
-            return self.rt.media.still(task.width, task.height)
-        return self.rt.media.clip(task.seconds, task.width, task.height, task.generate_audio)
+            return await asyncio.to_thread(self.rt.media.still, task.width, task.height)
+        return await asyncio.to_thread(self.rt.media.clip, task.seconds, task.width, task.height, task.generate_audio)
 
     async def content(self, request: Incoming) -> Response:
         op = self.operations["content"]
@@ -291,7 +304,7 @@ class ProviderApi:
         self._video(found.task, found.now, "its content", refusals.__getitem__)
         await self.rt.delay(found.task.scenario, "download")
         still = self.shapes.is_still(variant)
-        return serve(request, self._clip_of(found.task, still), shape.media["still" if still else "video"])
+        return serve(request, await self._clip_of(found.task, still), shape.media["still" if still else "video"])
 
     async def _outcome(self, request: Incoming, kind: str, change: Callable[[Task, float], None]) -> Response:
         op = self.operations[kind]
@@ -383,4 +396,4 @@ class ProviderApi:
                 f"{task.scenario.result_url_ttl:.0f} s of scenario time after the task completes.",
                 code="url_expired",
             )
-        return serve(request, self._clip_of(task))
+        return serve(request, await self._clip_of(task))

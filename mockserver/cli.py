@@ -546,7 +546,7 @@ def record(
 
 
 def _shipped_report(contract: Contract, renderer: Renderer) -> None:
-    shipped = load_directories([SHIPPED_SCENARIOS])
+    shipped = load_directories([SHIPPED_SCENARIOS], contract.shapes.vocabulary)
     reasons = conformity.unplayable(shipped, contract, renderer)
     for name, scenario in shipped.items():
         if name in reasons:
@@ -569,7 +569,7 @@ def _shipped_report(contract: Contract, renderer: Renderer) -> None:
 def _check_folder(folder: Path, contract: Contract) -> str | None:
     """None when every scenario in `folder` loads and plays under `contract`, else the problem."""
     try:
-        scenarios = load_directories([SHIPPED_SCENARIOS, folder])
+        scenarios = load_directories([SHIPPED_SCENARIOS, folder], contract.shapes.vocabulary)
         renderer = Renderer(contract, Media())
         _, lenient = conformity.leave_out(scenarios, contract, renderer, SHIPPED_SCENARIOS)
         conformity.check(scenarios, contract, renderer, lenient=lenient)
@@ -703,12 +703,22 @@ def scenarios() -> None:
 
 @scenarios.command("list")
 @_scenario_options
-def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool) -> None:
+@click.option(
+    "--contract",
+    default=DEFAULTS.contract,
+    show_default=True,
+    help="The contract whose status words the scenarios may use ('seed', 'current' or a path).",
+)
+def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool, contract: str) -> None:
     """Show every scenario the server would load, with its description."""
     settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped, keys=key_files)
     sources: dict[str, Path] = {}
     try:
-        loaded = load_directories(settings.scenario_directories)
+        vocabulary = Contract.load(contract).shapes.vocabulary
+    except ContractError as exc:
+        _fail(str(exc))
+    try:
+        loaded = load_directories(settings.scenario_directories, vocabulary)
         keys = load_key_maps(key_map_files(settings.scenario_directories, settings.keys), loaded, sources)
     except FileProblem as exc:
         _fail(str(exc))
@@ -757,7 +767,8 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
     try:
         loaded_contract = Contract.load(contract)
         renderer = Renderer(loaded_contract, Media())
-        conformity.check_answers(loaded_contract, renderer, load_directories([SHIPPED_SCENARIOS])["default"])
+        vocabulary = loaded_contract.shapes.vocabulary
+        conformity.check_answers(loaded_contract, renderer, load_directories([SHIPPED_SCENARIOS], vocabulary)["default"])
     except ContractError as exc:
         _fail(str(exc))
     if not paths:
@@ -766,7 +777,7 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
     for path in paths:
         for file in scenario_files(path) if path.is_dir() else [path]:
             try:
-                loaded = load_file(file)
+                loaded = load_file(file, vocabulary)
                 for scenario in loaded:
                     if scenario.name in found:
                         raise ScenarioError(
@@ -784,7 +795,7 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
             for scenario in loaded:
                 click.echo(f"ok       {file} ({scenario.name})" + (" [off contract]" if scenario.off_contract else ""))
     try:
-        check_mixes({**load_directories([SHIPPED_SCENARIOS]), **found})
+        check_mixes({**load_directories([SHIPPED_SCENARIOS], vocabulary), **found})
     except ScenarioError as exc:
         failed += 1
         click.echo(f"invalid  {exc}")

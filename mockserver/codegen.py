@@ -167,7 +167,7 @@ class _Generator:
         if self.bindings is not None:  # values read from expressions: always there, never weak
             expression = self.bindings.get(node.source)
             if expression is None and node.source.startswith("request:"):
-                expression = f"(t.request or E_REQUEST).get({node.source[8:]!r})"
+                expression = f"ECHO((t.request or E_REQUEST).get({node.source[8:]!r}))"
             if expression is None:
                 return self.absent(node, out, depth)
             out.append(f"{pad}{var} = {self.converted(node, expression)}")
@@ -187,7 +187,7 @@ class _Generator:
                 out.append(f"{pad}    {var} = {found}")
             out.append(f"{pad}elif {var} is None:")
         if node.required:
-            none = "None" if node.nullable else self.constant(_minimal(node))
+            none = "None" if node.nullable else self.constant(_fixed(node))
         else:
             none = "OMIT"
         out.append(f"{pad}    {var} = {none}")

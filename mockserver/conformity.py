@@ -45,7 +45,7 @@ def sample_request(contract: Contract) -> dict[str, Any]:
     """A request body as a client could send it: each field's default, else its first example,
     else its first enum value (nested objects likewise)."""
 
-    def sample(schema: Any, depth: int = 0) -> Any:
+    def sample(schema: Any, depth: int = 0, required: bool = False) -> Any:
         schema = contract.resolve(schema, "")[0] if isinstance(schema, dict) else {}
         if not isinstance(schema, dict) or depth > 8:
             return None
@@ -57,8 +57,18 @@ def sample_request(contract: Contract) -> dict[str, Any]:
         if isinstance(schema.get("enum"), list) and schema["enum"]:
             return schema["enum"][0]
         if isinstance(schema.get("properties"), dict):
-            found = {name: sample(prop, depth + 1) for name, prop in schema["properties"].items()}
+            needed = set(schema.get("required") or ())
+            found = {name: sample(prop, depth + 1, name in needed) for name, prop in schema["properties"].items()}
             return {name: value for name, value in found.items() if value is not None}
+        if required:  # a value the client must send, that the document gives no example of
+            kind = schema.get("type")
+            if kind == "string" or (isinstance(kind, list) and "string" in kind):
+                text = "https://example.com/sample" if schema.get("format") in ("uri", "url") else "sample"
+                return text.ljust(int(schema.get("minLength", 0)), "x")
+            if kind in ("integer", "number"):
+                return schema.get("minimum", 1)
+            if kind == "boolean":
+                return True
         return None
 
     body = contract.submit.body

@@ -39,10 +39,11 @@ from hypothesis.errors import FlakyFailure, FlakyReplay
 from contracts import Contract
 from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
 from contracts.strategies import behaviours, classes
+from mockserver import conformity
 from mockserver.scenarios import ScenarioError, parse
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
-from mockserver.yamlfile import read_documents
+from mockserver.yamlfile import field_name, read_documents
 
 API_KEY = "sk-fuzz-client"
 OUTPUT_LIMIT = 20_000
@@ -147,6 +148,14 @@ def _size(behaviour: dict[str, Any]) -> int:
     return len(yaml.safe_dump(behaviour))
 
 
+def _results_later(contract: Contract) -> bool:
+    """Whether the contract can say a task completed before its results were attached: its task
+    holds them, and a succeeded task may have none yet."""
+    shape = contract.shapes.shape_for(contract.shapes.vocabulary.word("succeeded"))
+    holder = contract.shapes.holder(shape)
+    return holder is not None and (holder.nullable or not holder.required)
+
+
 def _key(behaviour: dict[str, Any]) -> str:
     return json.dumps(behaviour, sort_keys=True)
 
@@ -158,10 +167,14 @@ class FuzzRun:
         contract = Contract.load(options.contract)
         self.judge = Judge(contract, options.properties)
         if not contract.shipped:  # draw only the error statuses this contract documents, where it can
-            documented = {
+            documented: dict[str, Any] = {
                 kind: frozenset(int(status) for status in operation.error_statuses)
                 for kind, operation in (("submit", contract.submit), ("poll", contract.query))
             }
+            # whether a cancelled task has a word of the contract's own (else it is off contract), and
+            # whether a task can be completed before its results are (its results in the task, nullable)
+            documented["cancelled"] = "cancelled" in contract.shapes.vocabulary.words.values()
+            documented["results_later"] = _results_later(contract)
             options.strategy = {"documented": documented, **options.strategy}
         self.report = FuzzReport()
         self._smallest: Failure | None = None
@@ -178,7 +191,12 @@ class FuzzRun:
         assert self._server is not None
         server, runtime = self._server, self._server.runtime
         server.call(runtime.reset())
-        runtime.add_scenario(parse(behaviour, source or f"<{behaviour['name']}>", lines, runtime.vocabulary))
+        scenario = parse(behaviour, source or f"<{behaviour['name']}>", lines, runtime.vocabulary)
+        found = conformity.problems(scenario, runtime.contract, runtime.render) if scenario.off_contract is None else []
+        if found:  # a behaviour this contract cannot express (a quirk it forbids): still played, and labelled
+            behaviour["off_contract"] = f"generated: {field_name(found[0][0])}: {found[0][1]}"
+            scenario = parse(behaviour, source or f"<{behaviour['name']}>", lines, runtime.vocabulary)
+        runtime.add_scenario(scenario)
         server.call(runtime.set_default(behaviour["name"]))
         started, since = time.perf_counter(), time.time()
         process = subprocess.Popen(
@@ -281,6 +299,7 @@ class FuzzRun:
         numbers = iter(range(1, 1_000_000))
         options = self.options.strategy
         limits = {name: options[name] for name in ("faults", "quirks", "latency") if name in options}
+        limits["results_later"] = options.get("documented", {}).get("results_later", True)
         self.report.classes = classes(**limits)
         played: set[str] = set()
         for kind in self.report.classes[: self.options.examples]:

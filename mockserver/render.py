@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts import Contract, ContractError
-from contracts._protocol import TaskShape
+from contracts._protocol import TaskShape, status_node
 from contracts._shape import Node
 from mockserver.codegen import OMIT, WEAK, Verbatim, compile_node
 from mockserver.errors import STATUS_TYPES, ApiError
@@ -54,7 +54,10 @@ _FILLS = {  # the JSON text of each value of the submit answer that changes, fro
     "credits_reserved": "enc(number(t.scenario.credits_reserved))",
 }
 # Sources the submit answer's template can hold: those above, and those a new task always has.
-_TEMPLATED = frozenset({*_FILLS, "status", "progress", "results", "error", "user_group", "can_cancel"})
+_URL_SOURCES = frozenset({"self_url", "cancel_url", "content_url"})
+_VARYING = frozenset({"video_duration", "seconds", "duration", "size", "width", "height", "prompt", *_URL_SOURCES})
+_TEMPLATED = frozenset({*_FILLS, "status", "progress", "results", "result_url", "error", "error_message", "error_code",
+                        "user_group", "can_cancel"})  # fmt: skip
 
 Fill = Callable[[dict[str, Any]], Any]
 
@@ -62,7 +65,7 @@ Fill = Callable[[dict[str, Any]], Any]
 # and base URL `b`: the function rendering it reads them directly, without a context dict.
 TASK_BINDINGS = {
     "id": "t.id",
-    "model": "t.model",
+    "model": "(t.model or None)",
     "status": "(s.word or WORD[s.phase])",
     "progress": "s.progress",
     "created": "t.created",
@@ -82,7 +85,7 @@ TASK_BINDINGS = {
     "width": "t.width",
     "height": "t.height",
     "prompt": "PROMPT(t.request)",
-    "request": "t.request",
+    "request": "ECHO(t.request)",
     "started_at": "STARTED(t, s)",
     "completed_at": "ENDED(t, s)",
     "expires_at": "EXPIRES(t, s)",
@@ -90,7 +93,6 @@ TASK_BINDINGS = {
     "cancel_url": "(b + ROUTES['cancel'](t.id))",
     "content_url": "(b + ROUTES['content'](t.id))",
 }
-_URL_SOURCES = frozenset({"self_url", "cancel_url", "content_url"})
 
 
 def _id_maker(contract: Contract) -> IdMaker:
@@ -101,6 +103,18 @@ def _id_maker(contract: Contract) -> IdMaker:
         return IdMaker.from_schema(node.schema if node is not None else None)
     except ValueError as exc:
         raise ContractError(f"{contract.at(node.pointer if node else '')}: the fake cannot make task ids: {exc}") from None
+
+
+class Echoed(dict):  # type: ignore[type-arg]
+    """A part of the request, echoed as the client sent it (the renderer does not rebuild it)."""
+
+
+def echo(value: Any) -> Any:
+    if type(value) is dict:
+        return Echoed(value)
+    if type(value) is list:
+        return Verbatim(value)
+    return value
 
 
 def _number(value: float) -> float | int:
@@ -151,6 +165,7 @@ class Renderer:
             "EXPIRES": self._expires,
             "ROUTES": routes,
             "E_REQUEST": {},
+            "ECHO": echo,
         }
         bindings = dict(TASK_BINDINGS)
         if fraction:
@@ -270,7 +285,7 @@ class Renderer:
         values = {
             "id": task.id,
             "created": task.created,
-            "model": task.model,
+            "model": task.model or None,
             "estimated_time": estimated_time,
             "credits_reserved": task.scenario.credits_reserved,
             "video_duration": _number(task.seconds),
@@ -279,9 +294,9 @@ class Renderer:
             "size": f"{task.width}x{task.height}",
             "width": task.width,
             "height": task.height,
-            "request": task.request,
+            "request": echo(task.request),
             "prompt": self.shapes.submit.body.value(task.request or {}, "prompt") if self.shapes.submit.body else None,
-            **{f"request:{name}": value for name, value in (task.request or {}).items()},
+            **{f"request:{name}": echo(value) for name, value in (task.request or {}).items()},
         }
         if base_url or self.needs_base_url:
             values.update({f"{kind}_url": base_url + route(task.id) for kind, route in self.routes.items()})
@@ -289,11 +304,12 @@ class Renderer:
         return {**constants, **values, WEAK: frozenset(constants)}
 
     def _templated(self, node: Node) -> bool:
-        """Whether the submit answer can be a template: every value that changes is one of
-        `_FILLS`, and a time is a number."""
-        found = _sources(node)
+        """Whether the submit answer can be a template: every value that changes from task to task
+        is one of `_FILLS` (sources the context has no value for are the document's constants),
+        and a time is a number."""
+        found = {source for source in _sources(node) if source in _VARYING or source.startswith("request")}
         created = [child for _, child in node.walk() if child.source == "created"]
-        return found <= _TEMPLATED and all(child.kind != "string" for child in created)
+        return not found and all(child.kind != "string" for child in created)
 
     def _template(self) -> Callable[[Task, int], bytes]:
         marked = {name: f"@@mock:{name}@@" for name in _FILLS}
@@ -336,7 +352,7 @@ class Renderer:
         outcome = self.shapes.outcomes[kind]
         if outcome.node is None:
             return None
-        if outcome.node.find("status") is not None and outcome.node.find("status").source == "status":  # type: ignore[union-attr]
+        if status_node(outcome.node) is not None:  # the answer is the task
             return self.task(task, state, base_url)
         context = {**self._context(task, 0, base_url), "deleted": kind == "delete", "status": self.word(state)}
         return self._outcomes[kind](context)
@@ -371,6 +387,10 @@ class Renderer:
         found = media.get((op, key)) or media.get((op, f"{key[0]}XX")) or media.get((op, "default"))
         return found.split(";")[0].strip() if found else self._fallback_media
 
+    def _documents(self, operation_id: str, status: int) -> bool:
+        documented = self._errors.get(operation_id) or {}
+        return str(status) in documented or f"{str(status)[0]}XX" in documented or "default" in documented
+
     def any_error(self, error: ApiError) -> JsonResponse:
         """An error of no operation (an unknown route, a wrong method) in the provider's shape."""
         if self._fallback is None:
@@ -378,7 +398,12 @@ class Renderer:
         return self.error(None, error)
 
     def error(self, operation_id: str | None, error: ApiError) -> JsonResponse:
-        """The fake's own error on a provider route, in the contract's words where it has them."""
+        """The fake's own error on a provider route, in the contract's words where it has them. A
+        bad request (400: not JSON, the wrong Content-Type) to an operation that documents 422 but
+        no 400 gets the 422."""
+        if error.status == 400 and operation_id is not None and not self._documents(operation_id, 400):
+            if self._documents(operation_id, 422):
+                error = ApiError(422, error.message, code=error.code, param=error.param, headers=error.headers)
         fields = {"message": error.message, "type": error.type, "code": error.code, "param": error.param}
         body = self.error_body(operation_id, error.status, fields, own=True)
         if body is None:

@@ -303,7 +303,7 @@ class Runtime:
         return [
             view
             for view in views
-            if (status is None or view["task"]["status"] == status) and (scenario is None or view["scenario"] == scenario)
+            if (status is None or view["task"].get(self.contract.shapes.status_name) == status) and (scenario is None or view["scenario"] == scenario)
         ]
 
     # The journal.

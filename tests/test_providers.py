@@ -9,6 +9,8 @@ clip each downloaded is read back: its duration and size are the requested ones.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.examples import EXAMPLES, answers_conform, client_run, journal
+from tests.examples import EXAMPLES, answers_conform, client_run, journal, mockserver_cli
 from tests.mp4 import read
 from tests.processes import running
 
@@ -141,3 +143,32 @@ def test_the_official_sdk_lists_its_tasks(served: tuple[Provider, str]) -> None:
     assert run.returncode == 0, run.stderr
     assert "listed: 3" in run.stdout, run.stdout
     assert answers_conform(url, provider.contract) >= 4
+
+
+def test_check_finds_the_fake_keeping_each_contract_and_drift_from_it(served: tuple[Provider, str], tmp_path: Path) -> None:
+    """`mockserver check` judges a deployment of any of these APIs: the fake keeps each contract;
+    checked against a copy whose word for a finished task differs, it breaks it (drift found)."""
+    provider, url = served
+    _play(url, "fast")
+    args = ["--base-url", url, "--token", "sk-check", "--billable", "1", "--poll-interval", "0.05", "--max-wait", "20"]
+    kept = mockserver_cli("check", "--contract", str(provider.contract), *args)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    done = provider.words["succeeded"]
+    drifted = tmp_path / provider.contract.name
+    drifted.write_text(provider.contract.read_text().replace(done, "finished" if done.islower() else "FINISHED"))
+    found = mockserver_cli("check", "--contract", str(drifted), *args)
+    assert found.returncode == 1 and done in found.stdout, found.stdout + found.stderr
+
+
+def test_fuzz_client_judges_an_official_sdk_client(tmp_path: Path) -> None:
+    """`mockserver fuzz-client` plays generated behaviours in Runway's protocol to the Runway client."""
+    command = [sys.executable, str(EXAMPLES / "clients" / "runway_client.py")]
+    env = ["--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}", "--env", "POLL_INTERVAL=0.05", "--env", "MAX_WAIT=10"]
+    run = mockserver_cli(
+        "fuzz-client", "--contract", str(EXAMPLES / "runway.yaml"), "--examples", "4", "--seed", "1", "--time-limit", "20",
+        "--out", str(tmp_path), "--json", str(tmp_path / "report.json"), *env, "--", *command,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [example["class"] for example in report["examples"]] == ["plain", "rate-limited", "failed", "ambiguous-5xx"]
+    assert all(example["passed"] for example in report["examples"])
