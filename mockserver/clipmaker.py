@@ -18,7 +18,9 @@ one-second chunks. The audio track, when asked, is AAC-LC taken as it is from a 
 (`AacTrack.from_mp4`): its frames are cycled to cover the video, the last one cut short in
 `stts` to end with it.
 
-`make_png` draws the same picture as an 8-bit RGB PNG (zlib), for thumbnails.
+`make_png` draws the same picture as an 8-bit RGB PNG (zlib), for thumbnails; `make_jpeg` as a
+baseline JPEG (JFIF 4:2:0) and `make_webp` as a lossless WebP, pixel for pixel the PNG (see their
+sections below).
 
 Costs (one core): the largest clip, 20 s 1920x1080 with audio, is made in well under a tenth of
 a second and weighs about 240 KB; `mockserver/media/README.md` has the measured figures.
@@ -1111,16 +1113,17 @@ def make_webp(width: int, height: int) -> bytes:
     nonzero = [position for position, _ in residuals]
 
     def zeros(start: int, end: int) -> None:
-        above = end - start
-        if start >= width:  # copy the row above as far as it is zero
+        """Tokens for the zero residuals from `start` to `end`: a copy of the row above as far as
+        it is zero there (or a zero literal), then copies of the pixel to the left."""
+        upward = 0
+        if start >= width:
+            upward = end - start
             k = bisect.bisect_left(nonzero, start - width)
             if k < len(nonzero) and nonzero[k] < start:
-                above = min(above, nonzero[k] - (start - width))
-        else:
-            above = 0
-        if above == 0:
+                upward = min(upward, nonzero[k] - (start - width))
+        if upward == 0:
             tokens.append((0, 0, 0))
-        for length, code in ((above, 1), (end - start - max(above, 1), 2)):
+        for length, code in ((upward, 1), (end - start - max(upward, 1), 2)):
             while length > 0:
                 tokens.append((min(length, _MAX_COPY), code))
                 length -= _MAX_COPY
