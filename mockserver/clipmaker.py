@@ -18,7 +18,9 @@ one-second chunks. The audio track, when asked, is AAC-LC taken as it is from a 
 (`AacTrack.from_mp4`): its frames are cycled to cover the video, the last one cut short in
 `stts` to end with it.
 
-`make_png` draws the same picture as an 8-bit RGB PNG (zlib), for thumbnails.
+`make_png` draws the same picture as an 8-bit RGB PNG (zlib), for thumbnails; `make_jpeg` as a
+baseline JPEG (JFIF 4:2:0) and `make_webp` as a lossless WebP, pixel for pixel the PNG (see their
+sections below).
 
 Costs (one core): the largest clip, 20 s 1920x1080 with audio, is made in well under a tenth of
 a second and weighs about 240 KB; `mockserver/media/README.md` has the measured figures.
@@ -26,14 +28,17 @@ a second and weighs about 240 KB; `mockserver/media/README.md` has the measured 
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import re
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from itertools import pairwise
+from itertools import pairwise, product
 
 FPS = 24
 MOVIE_TIMESCALE = 600  # a frame is 25 ticks
@@ -609,7 +614,7 @@ def make_mp4(seconds: float, width: int, height: int, audio: AacTrack | None = N
     return b"".join([ftyp, moov(offsets), struct.pack(">I4s", 8 + sum(map(len, payload)), b"mdat"), *payload])
 
 
-# ---------------------------------------------------------------- PNG
+# ---------------------------------------------------------------- stills: PNG, JPEG, WebP
 
 
 @lru_cache(maxsize=8192)
@@ -621,22 +626,40 @@ def _rgb(y: int, cb: int, cr: int) -> bytes:
     return bytes(min(255, max(0, round(255 * v))) for v in (r, g, b))
 
 
+def _still_picture(width: int, height: int) -> Picture:
+    """The picture a `width` x `height` still shows: drawn at the next even size (at least 16)
+    and cropped."""
+    if width < 1 or height < 1:
+        raise ValueError(f"a still has at least one pixel a side, not {width}x{height}")
+    return Picture(max(16, width + width % 2), max(16, height + height % 2))
+
+
+def still_colours(width: int, height: int) -> list[list[bytes]]:
+    """The RGB colour (3 bytes) of every 8x8 block of a `width` x `height` still, by block row
+    and column, the last row and column covering the picture's macroblocks to the end (past the
+    still's edge when its size is not a multiple of 16): what every pixel of the block shows."""
+    picture = _still_picture(width, height)
+    rows = []
+    for my in range(picture.mb_height):
+        for half in (0, 1):
+            rows.append(
+                [
+                    _rgb(y, cb[2 * half + k], cr[2 * half + k])
+                    for y, cb, cr in zip(picture.luma[my], picture.cb[my], picture.cr[my])
+                    for k in (0, 1)
+                ]
+            )
+    return rows
+
+
 def make_png(width: int, height: int) -> bytes:
     """The clip's picture (its first frame) as an 8-bit RGB PNG of `width` x `height`: the
     picture is drawn at the next even size and cropped."""
-    if width < 1 or height < 1:
-        raise ValueError(f"a still has at least one pixel a side, not {width}x{height}")
-    picture = Picture(max(16, width + width % 2), max(16, height + height % 2))
     rows: list[bytes] = []
     same_as_above = b"\x02" + bytes(3 * width)  # filter Up: a row like the one above it
-    for my in range(picture.mb_height):
-        for half in (0, 1):
-            pixels = b"".join(
-                _rgb(y, cb[2 * half + k], cr[2 * half + k]) * 8
-                for y, cb, cr in zip(picture.luma[my], picture.cb[my], picture.cr[my])
-                for k in (0, 1)
-            )
-            rows += [b"\x00" + pixels[: 3 * width]] + [same_as_above] * 7
+    for colours in still_colours(width, height):
+        pixels = b"".join(rgb * 8 for rgb in colours)
+        rows += [b"\x00" + pixels[: 3 * width]] + [same_as_above] * 7
     raw = b"".join(rows[:height])
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -644,3 +667,520 @@ def make_png(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+# JPEG (ITU-T T.81 baseline, JFIF 1.02). The still's 8x8 blocks are flat, so every luma block
+# is its DC coefficient alone (quantiser 8: the level is the sample minus 128). A chroma block
+# of 4:2:0 covers 16x16 pixels, four flat 8x8 blocks: its samples are four flat 4x4 quadrants,
+# which takes AC coefficients too (odd frequencies along the first row and column and at odd x
+# odd positions, 24 at most). Chroma quantisers are 2 (DC: exact) and 1 (AC), and the AC
+# levels are searched (`_chroma_fit`) so that the exact inverse DCT lands within 0.5 of every
+# sample: a decoder with an accurate IDCT (FFmpeg's, libjpeg's islow and float) gives the
+# samples back exactly.
+
+_ZIGZAG = tuple(
+    row * 8 + (diagonal - row)
+    for diagonal in range(15)
+    for row in (
+        range(min(diagonal, 7), max(0, diagonal - 7) - 1, -1)
+        if diagonal % 2 == 0
+        else range(max(0, diagonal - 7), min(diagonal, 7) + 1)
+    )
+)  # raster index (v * 8 + u) of each coefficient in zigzag order
+_AC_SYMBOLS = sorted([0x00, 0xF0] + [run << 4 | size for run in range(16) for size in range(1, 11)])
+# Annex K.3: code counts by length 1..16 and the symbols by code; the AC symbols' 16-bit codes
+# (the tail) are the symbols not listed before them, in increasing order.
+_DC_LUMA = (bytes((0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)), bytes(range(12)))
+_DC_CHROMA = (bytes((0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)), bytes(range(12)))
+_AC_LUMA_HEAD = bytes.fromhex("01020300 04110512 21314106 13516107 22711432 8191a108 2342b1c1 1552d1f0 24336272 82")
+_AC_CHROMA_HEAD = bytes.fromhex(
+    "00010203 11040521 31061241 51076171 13223281 08144291 a1b1c109 233352f0 156272d1 0a162434 e125f1"
+)
+_AC_LUMA = (
+    bytes((0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D)),
+    _AC_LUMA_HEAD + bytes(s for s in _AC_SYMBOLS if s not in _AC_LUMA_HEAD),
+)
+_AC_CHROMA = (
+    bytes((0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77)),
+    _AC_CHROMA_HEAD + bytes(s for s in _AC_SYMBOLS if s not in _AC_CHROMA_HEAD),
+)
+_LUMA_QUANT = (8,) + (1,) * 63
+_CHROMA_QUANT = (2,) + (1,) * 63
+
+
+@cache
+def _jpeg_codes(table: tuple[bytes, bytes]) -> dict[int, str]:
+    """The codes (strings of bits) of a Huffman table given as counts by length and symbols."""
+    counts, symbols = table
+    codes, code, k = {}, 0, 0
+    for length, count in enumerate(counts, 1):
+        for _ in range(count):
+            codes[symbols[k]] = format(code, f"0{length}b")
+            code, k = code + 1, k + 1
+        code <<= 1
+    return codes
+
+
+@cache
+def _magnitude(value: int) -> tuple[int, str]:
+    """A coefficient's size category and its additional bits (F.1.2.1)."""
+    size = abs(value).bit_length()
+    if size == 0:
+        return 0, ""
+    return size, format(value if value > 0 else value + (1 << size) - 1, f"0{size}b")
+
+
+@cache
+def _dc_bits(table: tuple[bytes, bytes], difference: int) -> str:
+    size, extra = _magnitude(difference)
+    return _jpeg_codes(table)[size] + extra
+
+
+def _ac_bits(levels: Sequence[int], table: tuple[bytes, bytes]) -> str:
+    """The AC coefficients (`levels` in raster order) of one block: run/size codes, ZRL for 16
+    zeros, EOB after the last non-zero one (unless it is the 63rd)."""
+    codes, bits, run = _jpeg_codes(table), [], 0
+    scan = [levels[i] for i in _ZIGZAG[1:]]
+    last = max((k for k, level in enumerate(scan) if level), default=-1)
+    for level in scan[: last + 1]:
+        if not level:
+            run += 1
+            continue
+        while run > 15:
+            bits.append(codes[0xF0])
+            run -= 16
+        size, extra = _magnitude(level)
+        bits += [codes[run << 4 | size], extra]
+        run = 0
+    if last < 62:
+        bits.append(codes[0x00])
+    return "".join(bits)
+
+
+_ODD = (1, 3, 5, 7)
+_COS = tuple(tuple(math.cos((2 * x + 1) * u * math.pi / 16) for x in range(8)) for u in range(8))
+_STEP = {u: sum(_COS[u][:4]) - sum(_COS[u][4:]) for u in _ODD}  # a +1 / -1 step's DCT sum
+_EDGE = {u: tuple(_COS[u][x] / (4 * math.sqrt(2)) for x in range(4)) for u in _ODD}  # F(u, 0) = 1 on x = 0..3
+_CROSS = {(u, v): tuple(_COS[u][x] * _COS[v][y] / 4 for x in range(4) for y in range(4)) for u in _ODD for v in _ODD}
+FIT_LIMIT = 0.4  # the largest error of the exact inverse DCT a chroma block may have (0.5 rounds wrong)
+# (largest error, about how many bits, levels, absolute errors at the quadrant's samples)
+_Fit = tuple[float, int, tuple[int, ...], tuple[float, ...]]
+
+
+def _level_bits(levels: Iterable[int]) -> int:
+    """About how many bits AC levels take (each as if it followed no zeros)."""
+    codes = _jpeg_codes(_AC_CHROMA)
+    return sum(len(codes[size]) + size for size in (abs(level).bit_length() for level in levels) if size)
+
+
+def _choices(fits: Iterable[_Fit], keep: int) -> tuple[_Fit, ...]:
+    """The `keep` most exact fits, and those within `FIT_LIMIT` that no other beats on both
+    error and bits."""
+    ranked = sorted(set(fits))
+    kept = ranked[:keep]
+    for fit in ranked[keep:]:
+        if fit[0] <= FIT_LIMIT and fit[1] < min(kept_fit[1] for kept_fit in kept):
+            kept.append(fit)
+    return tuple(kept)
+
+
+@cache
+def _edge_fits(step: int, keep: int) -> tuple[_Fit, ...]:
+    """Choices of the four levels F(1..7 odd, 0) painting `step` / 4 on the left half of a block
+    and -`step` / 4 on the right (errors at x = 0..3), each level 0 or its coefficient rounded
+    down or up. The same levels on F(0, v) paint a step between the top and bottom halves."""
+    exact = [step * _STEP[u] / (2 * math.sqrt(2)) for u in _ODD]
+    options = [
+        [(level, _level_bits((level,)), [level * b for b in _EDGE[u]]) for level in {0, math.floor(e), math.ceil(e)}]
+        for u, e in zip(_ODD, exact)
+    ]
+    fits = []
+    for picks in product(*options):
+        errors = tuple(abs(a + b + c + d - step / 4) for a, b, c, d in zip(*(pick[2] for pick in picks)))
+        fits.append((max(errors), sum(pick[1] for pick in picks), tuple(pick[0] for pick in picks), errors))
+    return _choices(fits, keep)
+
+
+@cache
+def _cross_fits(step: int, keep: int) -> tuple[_Fit, ...]:
+    """Choices of the sixteen levels F(u, v), u and v odd, painting `step` / 4 on the top-left
+    and bottom-right quadrants and -`step` / 4 on the others (errors at x, y = 0..3): descents
+    from the rounded coefficients (and from none, for small steps), their neighbours and their
+    levels one fewer."""
+    keys = list(_CROSS)
+    exact = [step * _STEP[u] * _STEP[v] / 16 for u, v in keys]
+
+    def fit(levels: Sequence[int]) -> _Fit:
+        errors = [sum(level * _CROSS[k][i] for k, level in zip(keys, levels)) - step / 4 for i in range(16)]
+        return max(map(abs, errors)), _level_bits(levels), tuple(levels), tuple(map(abs, errors))
+
+    fits = []
+    for start in [[round(e) for e in exact]] + ([[0] * 16] if abs(step) <= 2 else []):
+        levels = start
+        errors = [sum(level * _CROSS[k][i] for k, level in zip(keys, levels)) - step / 4 for i in range(16)]
+        score = (max(map(abs, errors)), sum(e * e for e in errors))
+        while True:
+            best = None
+            for i, key in enumerate(keys):
+                for sign in (1, -1):
+                    moved = [e + sign * b for e, b in zip(errors, _CROSS[key])]
+                    moved_score = (max(map(abs, moved)), sum(e * e for e in moved))
+                    if moved_score < (best[0] if best else score):
+                        best = (moved_score, i, sign, moved)
+            if best is None:
+                break
+            score, i, sign, errors = best
+            levels[i] += sign
+        fits.append(fit(levels))
+        for i in range(16):
+            for near in (levels[i] - 1, levels[i] + 1, 0):
+                fits.append(fit(levels[:i] + [near] + levels[i + 1 :]))
+    return _choices(fits, keep)
+
+
+@cache
+def _chroma_fit(across: int, down: int, diagonal: int) -> tuple[float, tuple[int, ...]]:
+    """AC levels (raster order, quantiser 1) of a chroma block of four flat quadrants q00 q01 /
+    q10 q11, given `across` = q00 - q01 + q10 - q11, `down` = q00 + q01 - q10 - q11 and
+    `diagonal` = q00 - q01 - q10 + q11, and the largest error of the exact inverse DCT.
+
+    The errors of the three parts are odd about the block's middle lines, so the largest error
+    over the block is the largest over one quadrant of |across part| + |down part| + |diagonal
+    part|. Of the combinations of each part's choices, the one of fewest bits within
+    `FIT_LIMIT` is taken, or else the most exact."""
+    within: tuple[float, _Fit, _Fit, _Fit] | None = None  # the fewest bits within the limit
+    most_exact: tuple[float, _Fit, _Fit, _Fit] | None = None
+    for keep in (4, 12):  # more choices only when the first few give nothing within the limit
+        combinations = sorted(
+            (across_fit[1] + down_fit[1] + cross_fit[1], k, across_fit, down_fit, cross_fit)
+            for k, (across_fit, down_fit, cross_fit) in enumerate(
+                product(_edge_fits(across, keep), _edge_fits(down, keep), _cross_fits(diagonal, keep))
+            )
+        )
+        within_bits = 0
+        for bits, _, across_fit, down_fit, cross_fit in combinations:
+            if within is not None and bits > within_bits:
+                break
+            across_errors, down_errors, cross_errors = across_fit[3], down_fit[3], cross_fit[3]
+            error = max(across_errors[x] + down_errors[y] + cross_errors[4 * x + y] for x in range(4) for y in range(4))
+            if error <= FIT_LIMIT and (within is None or error < within[0]):
+                within, within_bits = (error, across_fit, down_fit, cross_fit), bits
+            if most_exact is None or error < most_exact[0]:
+                most_exact = (error, across_fit, down_fit, cross_fit)
+        if within is not None:
+            break
+    error, across_fit, down_fit, cross_fit = within or most_exact  # type: ignore[misc]
+    levels = [0] * 64
+    for u, level in zip(_ODD, across_fit[2]):
+        levels[u] = level
+    for v, level in zip(_ODD, down_fit[2]):
+        levels[8 * v] = level
+    for (u, v), level in zip(_CROSS, cross_fit[2]):
+        levels[8 * v + u] = level
+    return error, tuple(levels)
+
+
+@cache
+def _chroma_ac(across: int, down: int, diagonal: int) -> str:
+    return _ac_bits(_chroma_fit(across, down, diagonal)[1], _AC_CHROMA)
+
+
+@lru_cache(maxsize=8192)
+def _jfif(rgb: bytes) -> tuple[int, int, int]:
+    """8-bit R'G'B' to JFIF Y'CbCr (BT.601, full range)."""
+    r, g, b = rgb
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return tuple(min(255, max(0, round(v))) for v in (y, 128 + (b - y) / 1.772, 128 + (r - y) / 1.402))  # type: ignore[return-value]
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, 2 + len(payload)) + payload
+
+
+def make_jpeg(width: int, height: int) -> bytes:
+    """The clip's picture as a baseline JPEG (JFIF, Y'CbCr 4:2:0, 8 bits, the Huffman tables of
+    Annex K) of `width` x `height`, any size from 1x1: the PNG's colours in JFIF's Y'CbCr, each
+    8x8 block one luma value and a quarter of a chroma block. Sizes that are not multiples of
+    16 are coded in whole 16x16 MCUs, the picture going on past the edge."""
+    if width > 65535 or height > 65535:
+        raise ValueError(f"a JPEG still has at most 65535 pixels a side, not {width}x{height}")
+    blocks = [[_jfif(rgb) for rgb in row] for row in still_colours(width, height)]
+    eob = _jpeg_codes(_AC_LUMA)[0x00]
+    bits: list[str] = []
+    previous = [0, 0, 0]
+    for top, bottom in zip(blocks[::2], blocks[1::2]):
+        for mx in range(0, len(top), 2):
+            quadrants = (top[mx], top[mx + 1], bottom[mx], bottom[mx + 1])
+            for luma, _, _ in quadrants:
+                level = luma - 128
+                bits += [_dc_bits(_DC_LUMA, level - previous[0]), eob]
+                previous[0] = level
+            for component in (1, 2):
+                q00, q01, q10, q11 = (quadrant[component] for quadrant in quadrants)
+                level = q00 + q01 + q10 + q11 - 512  # DC 8 x (mean - 128), quantiser 2
+                bits += [
+                    _dc_bits(_DC_CHROMA, level - previous[component]),
+                    _chroma_ac(q00 - q01 + q10 - q11, q00 + q01 - q10 - q11, q00 - q01 - q10 + q11),
+                ]
+                previous[component] = level
+    scan = "".join(bits)
+    scan += "1" * (-len(scan) % 8)  # pad with 1 bits
+    data = int(scan, 2).to_bytes(len(scan) // 8, "big").replace(b"\xff", b"\xff\x00")  # stuffed
+    tables = b"".join(
+        bytes([kind]) + counts + symbols
+        for kind, (counts, symbols) in ((0x00, _DC_LUMA), (0x10, _AC_LUMA), (0x01, _DC_CHROMA), (0x11, _AC_CHROMA))
+    )
+    return b"".join(
+        [
+            b"\xff\xd8",
+            _segment(0xE0, b"JFIF\0" + bytes([1, 2, 0]) + struct.pack(">HH", 1, 1) + bytes(2)),  # 1:1 pixels
+            _segment(0xDB, bytes([0]) + bytes(_LUMA_QUANT) + bytes([1]) + bytes(_CHROMA_QUANT)),  # zigzag order
+            _segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])),
+            _segment(0xC4, tables),
+            _segment(0xDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0])),
+            data,
+            b"\xff\xd9",
+        ]
+    )
+
+
+# WebP lossless (VP8L, RFC 9649). One transform, a predictor (ClampAddSubtractFull, L + T - TL,
+# everywhere, and the format's own rules on the top row and left column): on a picture of flat
+# 8x8 blocks every residual is zero but at the blocks' top-left pixels, where it is a second
+# difference of the colours (small, now and then zero). The zeros between are backward
+# references: copies of the row above (distance code 1) as far as it is zero there, else of the
+# pixel to the left (distance code 2), at most 4096 pixels each. One group of prefix codes
+# (canonical, at most 15 bits, Huffman codes of the symbols' counts), no colour cache: the
+# residuals' colours are as spread as their channels are (subtract green and a cache were
+# tried: no smaller).
+
+_MAX_COPY = 4096
+_CODE_LENGTH_ORDER = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+
+def _prefix_value(value: int) -> tuple[int, int, int]:
+    """(prefix code, extra bits count, extra bits) of a length or distance (RFC 9649 3.6.2.2)."""
+    if value <= 4:
+        return value - 1, 0, 0
+    high = (value - 1).bit_length() - 1
+    second = ((value - 1) >> (high - 1)) & 1
+    return 2 * high + second, high - 1, (value - 1) & ((1 << (high - 1)) - 1)
+
+
+def _code_lengths(counts: Sequence[int], limit: int) -> list[int]:
+    """Huffman code lengths of at most `limit` bits for symbols of these counts (0: unused);
+    when the plain Huffman code is too long the smallest counts are raised until it fits."""
+    used = [symbol for symbol, count in enumerate(counts) if count]
+    lengths = [0] * len(counts)
+    if len(used) == 1:
+        lengths[used[0]] = 1  # a lone symbol: the decoder reads no bits for it
+    if len(used) <= 1:
+        return lengths
+    floor = 1
+    while True:
+        heap = [(max(counts[symbol], floor), k, [symbol]) for k, symbol in enumerate(used)]
+        heapq.heapify(heap)
+        depth = dict.fromkeys(used, 0)
+        k = len(heap)
+        while len(heap) > 1:
+            first, second = heapq.heappop(heap), heapq.heappop(heap)
+            for symbol in first[2] + second[2]:
+                depth[symbol] += 1
+            heapq.heappush(heap, (first[0] + second[0], k, first[2] + second[2]))
+            k += 1
+        if max(depth.values()) <= limit:
+            for symbol, bits in depth.items():
+                lengths[symbol] = bits
+            return lengths
+        floor *= 2
+
+
+def _canonical(lengths: Sequence[int]) -> dict[int, str]:
+    """The canonical codes of these code lengths, each as the bits to write in the order a VP8L
+    writer packs them (its first bit last); a lone symbol takes no bits."""
+    used = sorted((length, symbol) for symbol, length in enumerate(lengths) if length)
+    if len(used) == 1:
+        return {used[0][1]: ""}
+    codes, code, previous = {}, 0, 0
+    for length, symbol in used:
+        code <<= length - previous
+        codes[symbol] = format(code, f"0{length}b")[::-1]
+        code, previous = code + 1, length
+    return codes
+
+
+class _Bits:
+    """A VP8L bit writer: values are packed from the least significant bit of each byte on."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def put(self, bits: int, value: int) -> None:
+        if bits:
+            self.pieces.append(format(value, f"0{bits}b"))
+
+    def code(self, bits: str) -> None:
+        self.pieces.append(bits)
+
+    def data(self) -> bytes:
+        packed = "".join(reversed(self.pieces))
+        return int(packed or "0", 2).to_bytes(-(-len(packed) // 8), "little")
+
+
+def _prefix_code(out: _Bits, counts: Sequence[int]) -> dict[int, str]:
+    """Write the prefix code for symbols of these counts (RFC 9649 3.7.2.1) and return its codes:
+    a simple code for one or two symbols below 256, else a normal one."""
+    used = [symbol for symbol, count in enumerate(counts) if count] or [0]
+    if len(used) <= 2 and used[-1] < 256:
+        out.put(1, 1)  # simple
+        out.put(1, len(used) - 1)
+        first_8bits = int(used[0] > 1)
+        out.put(1, first_8bits)
+        out.put(1 + 7 * first_8bits, used[0])
+        if len(used) == 2:
+            out.put(8, used[1])
+            return {used[0]: "0", used[1]: "1"}
+        return {used[0]: ""}
+    lengths = _code_lengths(counts, 15)
+    # the lengths, run-length coded: (code length code, extra bits count, extra bits)
+    tokens: list[tuple[int, int, int]] = []
+    at = 0
+    while at < len(lengths):
+        length, run = lengths[at], 1
+        while at + run < len(lengths) and lengths[at + run] == length:
+            run += 1
+        at += run
+        if length == 0:
+            while run >= 11:
+                tokens.append((18, 7, min(run, 138) - 11))
+                run -= min(run, 138)
+            if run >= 3:
+                tokens.append((17, 3, run - 3))
+                run = 0
+        else:
+            tokens.append((length, 0, 0))
+            run -= 1
+            while run >= 3:
+                tokens.append((16, 2, min(run, 6) - 3))
+                run -= min(run, 6)
+        tokens += [(length, 0, 0)] * run
+    length_counts = [0] * 19
+    for symbol, _, _ in tokens:
+        length_counts[symbol] += 1
+    length_lengths = _code_lengths(length_counts, 7)
+    length_codes = _canonical(length_lengths)
+    count = max(4, max(k for k, symbol in enumerate(_CODE_LENGTH_ORDER) if length_lengths[symbol]) + 1)
+    out.put(1, 0)  # normal
+    out.put(4, count - 4)
+    for symbol in _CODE_LENGTH_ORDER[:count]:
+        out.put(3, length_lengths[symbol])
+    out.put(1, 0)  # max_symbol: the alphabet's size
+    for symbol, extra_bits, extra in tokens:
+        out.code(length_codes[symbol])
+        out.put(extra_bits, extra)
+    return _canonical(lengths)
+
+
+def _clamp(value: int) -> int:
+    return 0 if value < 0 else min(value, 255)
+
+
+def make_webp(width: int, height: int) -> bytes:
+    """The clip's picture as a lossless WebP (RIFF, VP8L) of `width` x `height`, any size from 1x1
+    to 16384x16384: pixel for pixel the PNG's colours, opaque."""
+    if width > 16384 or height > 16384:
+        raise ValueError(f"a WebP still has at most 16384 pixels a side, not {width}x{height}")
+    colours = still_colours(width, height)
+    columns, rows = -(-width // 8), -(-height // 8)
+    blocks = [row[:columns] for row in colours[:rows]]
+    residuals: list[tuple[int, tuple[int, int, int]]] = []  # (position, (green, red, blue)), not zero
+    for by, row in enumerate(blocks):
+        above = blocks[by - 1] if by else None
+        for bx, (r, g, b) in enumerate(row):
+            if above is None:  # top row: L; the first pixel: black
+                pr, pg, pb = row[bx - 1] if bx else (0, 0, 0)
+            elif bx == 0:  # left column: T
+                pr, pg, pb = above[0]
+            else:
+                (lr, lg, lb), (tr, tg, tb), (cr, cg, cb) = row[bx - 1], above[bx], above[bx - 1]
+                pr, pg, pb = lr + tr - cr, lg + tg - cg, lb + tb - cb
+                if not (0 <= pr <= 255 and 0 <= pg <= 255 and 0 <= pb <= 255):
+                    pr, pg, pb = _clamp(pr), _clamp(pg), _clamp(pb)
+            if r != pr or g != pg or b != pb:
+                residuals.append((8 * by * width + 8 * bx, ((g - pg) & 255, (r - pr) & 255, (b - pb) & 255)))
+    # tokens: (green, red, blue) literals, or (length, distance code) copies
+    tokens: list[tuple[int, int, int] | tuple[int, int]] = []
+    nonzero = [position for position, _ in residuals]
+
+    def zeros(start: int, end: int) -> None:
+        """Tokens for the zero residuals from `start` to `end`: a copy of the row above as far as
+        it is zero there (or a zero literal), then copies of the pixel to the left."""
+        upward = 0
+        if start >= width:
+            upward = end - start
+            k = bisect.bisect_left(nonzero, start - width)
+            if k < len(nonzero) and nonzero[k] < start:
+                upward = min(upward, nonzero[k] - (start - width))
+        if upward == 0:
+            tokens.append((0, 0, 0))
+        for length, code in ((upward, 1), (end - start - max(upward, 1), 2)):
+            while length > 0:
+                tokens.append((min(length, _MAX_COPY), code))
+                length -= _MAX_COPY
+
+    at = 0
+    for position, literal in residuals:
+        if position > at:
+            zeros(at, position)
+        tokens.append(literal)
+        at = position + 1
+    if at < width * height:
+        zeros(at, width * height)
+    counts = Counter(tokens)
+    green, red, blue, distance = [0] * 280, [0] * 256, [0] * 256, [0] * 40
+    for token, count in counts.items():
+        if len(token) == 3:
+            green[token[0]] += count
+            red[token[1]] += count
+            blue[token[2]] += count
+        else:
+            green[256 + _prefix_value(token[0])[0]] += count
+            distance[_prefix_value(token[1])[0]] += count
+
+    out = _Bits()
+    out.put(8, 0x2F)
+    out.put(14, width - 1)
+    out.put(14, height - 1)
+    out.put(1, 0)  # no alpha
+    out.put(3, 0)  # version
+    out.put(1, 1)
+    out.put(2, 0)  # predictor: blocks of 512 x 512, all ClampAddSubtractFull
+    out.put(3, 7)
+    out.put(1, 0)  # its image: no colour cache, one-symbol codes (no bits a pixel)
+    for symbol in (12, 0, 0, 0, 0):
+        _prefix_code(out, [0] * symbol + [1])
+    out.put(1, 0)  # no more transforms
+    out.put(1, 0)  # no colour cache
+    out.put(1, 0)  # no meta prefix codes
+    green_codes = _prefix_code(out, green)
+    red_codes, blue_codes = _prefix_code(out, red), _prefix_code(out, blue)
+    _prefix_code(out, [1])  # alpha: always 0 (255 predicted, 255 found)
+    distance_codes = _prefix_code(out, distance)
+    written: dict[tuple[int, ...], str] = {}  # each token's bits, as the writer packs them
+    for token in counts:
+        if len(token) == 3:
+            pieces = [green_codes[token[0]], red_codes[token[1]], blue_codes[token[2]]]
+        else:
+            length_prefix, length_bits, length_extra = _prefix_value(token[0])
+            distance_prefix, distance_bits, distance_extra = _prefix_value(token[1])
+            pieces = [
+                green_codes[256 + length_prefix],
+                format(length_extra, f"0{length_bits}b") if length_bits else "",
+                distance_codes[distance_prefix],
+                format(distance_extra, f"0{distance_bits}b") if distance_bits else "",
+            ]
+        written[token] = "".join(reversed(pieces))
+    out.pieces += map(written.__getitem__, tokens)
+    stream = out.data()
+    chunk = b"VP8L" + struct.pack("<I", len(stream)) + stream + bytes(len(stream) % 2)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk

@@ -5,8 +5,9 @@ Four clips ship in `mockserver/media/` (`tools/make_media.py` regenerates them):
 portrait, with or without an audio track, 7 seconds each. `Media.clip` gives a clip that follows
 the request, 1 to 20 seconds and any even size up to 1920x1080 in either orientation, with or
 without audio: the shipped clip when it fits, else one `clipmaker` makes in pure Python (the
-audio is the shipped clip's, cycled). `Media.still` gives the same picture as a PNG, for
-thumbnails. What was made is kept, the last 64 clips and the last 64 stills. `clip_spec` reads a
+audio is the shipped clip's, cycled). `Media.still` gives the same picture as a PNG, a JPEG or a
+lossless WebP, for thumbnails and sprite sheets. What was made is kept, the last 64 clips and the
+last 64 stills. `clip_spec` reads a
 request's duration, size, resolution and aspect ratio, in the forms providers use, into the
 seconds and size to ask for.
 
@@ -39,6 +40,12 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 MIN_SECONDS, MAX_SECONDS, DEFAULT_SECONDS = 1.0, 20.0, 7.0
 MAX_LONG_SIDE, MAX_SHORT_SIDE, MIN_SIDE = 1920, 1080, 16
 CACHE_SIZE = 64  # clips made and kept (and as many stills)
+# the stills' media types: the suffix of their names and their maker
+STILL_TYPES: dict[str, tuple[str, Callable[[int, int], bytes]]] = {
+    "image/png": ("", clipmaker.make_png),
+    "image/jpeg": ("-jpeg", clipmaker.make_jpeg),
+    "image/webp": ("-webp", clipmaker.make_webp),
+}
 
 
 @dataclass(frozen=True)
@@ -183,20 +190,25 @@ class Media:
             lambda: _mp4_clip(name, clipmaker.make_mp4(seconds, width, height, self._aac if audio else None)),
         )
 
-    def still(self, width: int, height: int) -> Clip:
+    def still(self, width: int, height: int, media_type: str = "image/png") -> Clip:
         """The clips' picture (the first frame of a clip of that size) as a `width` x `height`
-        PNG, made once and kept: a `Clip` of content type image/png and duration 0. Each side is
-        at least 16 pixels, the long side at most 1920 and the short side at most 1080 (odd
-        sizes allowed); ValueError otherwise."""
+        image of `media_type`, made once and kept: a `Clip` of that content type and duration 0.
+        The types are those of `STILL_TYPES`: image/png (8-bit RGB), image/jpeg (baseline JFIF,
+        4:2:0) and image/webp (lossless), each kept apart. Each side is at least 16 pixels, the
+        long side at most 1920 and the short side at most 1080 (odd sizes allowed); ValueError
+        otherwise, or for another type."""
+        if media_type not in STILL_TYPES:
+            raise ValueError(f"no still of type {media_type!r}: one of {', '.join(STILL_TYPES)}")
         problem = _size_problem(width, height)
         if problem is not None:
             raise ValueError(f"no still of that size: {problem}")
+        suffix, make = STILL_TYPES[media_type]
 
-        def make() -> Clip:
-            data = clipmaker.make_png(width, height)
-            return Clip(f"still-{width}x{height}", data, width, height, _etag(data), 0.0, "image/png")
+        def made() -> Clip:
+            data = make(width, height)
+            return Clip(f"still-{width}x{height}{suffix}", data, width, height, _etag(data), 0.0, media_type)
 
-        return self._stills.get((width, height), make)
+        return self._stills.get((width, height, media_type), made)
 
 
 _SECONDS = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:s|sec|secs|seconds?)?", re.IGNORECASE)
