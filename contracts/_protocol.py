@@ -14,6 +14,7 @@ Every problem is a `ContractError` naming the document, the JSON pointer and wha
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,16 @@ class Content:
 
     variant: str | None = None
     video: str | None = None
-    media: dict[str, str] = field(default_factory=dict)  # "video" / "still" -> the media type answered
+    media: dict[str, str] = field(default_factory=dict)  # "video" -> the media type the video is answered as
+    stills: tuple[str, ...] = ()  # the picture types the contract documents (image/webp, image/jpeg...)
+
+    def still_type(self, variant: str | None, makeable: Iterable[str]) -> str:
+        """The documented picture type to answer a still variant with, among those the fake can
+        make (a sprite sheet is a JPEG where that is documented), else PNG."""
+        possible = [media for media in self.stills if media in set(makeable)]
+        if variant is not None and "sprite" in variant.lower() and "image/jpeg" in possible:
+            return "image/jpeg"
+        return possible[0] if possible else "image/png"
 
 
 @dataclass
@@ -514,7 +524,8 @@ class Shapes:
         media = list((response.get("content") or {}) if isinstance(response, dict) else {})
         videos = [m for m in media if m.startswith("video/")] or [m for m in media if "octet" in m or "binary" in m]
         stills = [m for m in media if m.startswith("image/")]
-        content.media = {"video": videos[0] if videos else "video/mp4", "still": stills[0] if stills else "image/png"}
+        content.media = {"video": videos[0] if videos else "video/mp4"}
+        content.stills = tuple(m.split(";")[0].strip() for m in stills)
         return content
 
     def is_still(self, variant: str | None) -> bool:

@@ -31,7 +31,7 @@ from mockserver.incoming import Incoming
 from mockserver.intake import bearer_key, read_body, read_json, whole_number
 from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
-from mockserver.media import Clip, clip_spec, serve
+from mockserver.media import STILL_TYPES, Clip, clip_spec, serve
 from mockserver.render import Renderer
 from mockserver.responses import JsonBytes, JsonResponse
 from mockserver.runtime import Runtime
@@ -285,11 +285,11 @@ class ProviderApi:
                 code="url_expired",
             )
 
-    async def _clip_of(self, task: Task, still: bool = False) -> Clip:
-        """The task's clip (or a still of it): made in a thread the first time it is asked for (tens
-        of milliseconds), so that other requests do not wait for it."""
-        if still:
-            return await asyncio.to_thread(self.rt.media.still, task.width, task.height)
+    async def _clip_of(self, task: Task, still: str | None = None) -> Clip:
+        """The task's clip (or a still of it, of that media type): made in a thread the first time
+        it is asked for (tens of milliseconds), so that other requests do not wait for it."""
+        if still is not None:
+            return await asyncio.to_thread(self.rt.media.still, task.width, task.height, still)
         return await asyncio.to_thread(self.rt.media.clip, task.seconds, task.width, task.height, task.generate_audio)
 
     async def content(self, request: Incoming) -> Response:
@@ -303,8 +303,9 @@ class ProviderApi:
         refusals = {"not_ready": self.shapes.refusal(op, ("409", "404", "400")), "expired": self.shapes.refusal(op, ("410", "404", "403"))}
         self._video(found.task, found.now, "its content", refusals.__getitem__)
         await self.rt.delay(found.task.scenario, "download")
-        still = self.shapes.is_still(variant)
-        return serve(request, await self._clip_of(found.task, still), shape.media["still" if still else "video"])
+        if self.shapes.is_still(variant):
+            return serve(request, await self._clip_of(found.task, shape.still_type(variant, STILL_TYPES)))
+        return serve(request, await self._clip_of(found.task), shape.media["video"])
 
     async def _outcome(self, request: Incoming, kind: str, change: Callable[[Task, float], None]) -> Response:
         op = self.operations[kind]

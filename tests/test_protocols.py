@@ -8,6 +8,7 @@ Machine API (a fourth protocol: `state`, `assets.video`, `request`, 202, offsets
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 import yaml
@@ -260,7 +262,13 @@ def test_the_content_operation_serves_the_video_and_refuses_it_before_completion
         part = fake.request("GET", f"/v1/videos/{video['id']}/content", headers={**KEY, "Range": "bytes=0-99"}, check_contract=False)
         assert part.status_code == 206 and part.content == content.content[:100]
         thumbnail = fake.request("GET", f"/v1/videos/{video['id']}/content", params={"variant": "thumbnail"}, headers=KEY)
-        assert thumbnail.status_code == 200 and thumbnail.headers["content-type"].startswith("image/")
+        assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/webp"  # as documented
+        assert thumbnail.content[:4] == b"RIFF" and thumbnail.content[8:12] == b"WEBP"
+        sprites = fake.request("GET", f"/v1/videos/{video['id']}/content", params={"variant": "spritesheet"}, headers=KEY)
+        assert sprites.headers["content-type"] == "image/jpeg" and sprites.content[:2] == b"\xff\xd8"
+        with av.open(io.BytesIO(thumbnail.content)) as picture:  # a real picture, of the video's size
+            frame = next(picture.decode(video=0))
+            assert (frame.width, frame.height) == (1792, 1024)
         _advance(fake, 25 * 3600)
         expired = fake.request("GET", f"/v1/videos/{video['id']}/content", headers=KEY)
         assert expired.status_code == 404 and expired.json()["error"]["code"] == "url_expired"
