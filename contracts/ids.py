@@ -26,6 +26,7 @@ Ids are random, not unique: the store draws again on a clash.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -94,6 +95,12 @@ def below(bits: Bits, n: int) -> int:
             return value
 
 
+@functools.lru_cache(maxsize=64)
+def _table(alphabet: str, length: int) -> tuple[str, ...]:
+    """Every string of `length` characters of `alphabet`, in order (shared by the runs that use it)."""
+    return tuple("".join(letters) for letters in itertools.product(alphabet, repeat=length))
+
+
 def _run(alphabet: str, count: int) -> Generate:
     """`count` characters, each uniform from `alphabet`, from as few draws as possible."""
     size = len(alphabet)
@@ -126,10 +133,10 @@ def _run(alphabet: str, count: int) -> Generate:
     chunk = 1
     while size ** (chunk + 1) <= _TABLE_SIZE and chunk < count:
         chunk += 1
-    table = ["".join(letters) for letters in itertools.product(alphabet, repeat=chunk)]
+    table = _table(alphabet, chunk)
     modulus = len(table)
     whole, rest = divmod(count, chunk)
-    last = ["".join(letters) for letters in itertools.product(alphabet, repeat=rest)] if rest else None
+    last = _table(alphabet, rest) if rest else None
     steps = range(whole)
 
     def generate(bits: Bits) -> str:

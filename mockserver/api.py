@@ -75,6 +75,7 @@ class ProviderApi:
         self.keeps_request = runtime.render.keeps_request
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
         self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
+        self._resolve = lambda schema: contract.resolve(schema, "")[0]  # a form field's schema, $ref followed
         self.id_hint = (
             f"Task ids look like {runtime.render.sample_id!r} and come from "
             f"{self.submit_operation.method} {self.submit_operation.route}."
@@ -133,7 +134,7 @@ class ProviderApi:
             kind = is_form(content_type)
             if kind in op.forms:
                 validator, fields = op.forms[kind]
-                body = parse_form(content_type or "", await read_body(request, limit), fields.schema)
+                body = parse_form(content_type or "", await read_body(request, limit), fields.schema, self._resolve)
                 violation = op.check_form(kind, body)
                 if violation is not None:
                     raise ApiError(self.invalid_submit, violation.message, param=violation.param)

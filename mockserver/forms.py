@@ -55,7 +55,8 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def is_form(content_type: str | None) -> str | None:
-    """ "multipart" for multipart/form-data, "urlencoded" for application/x-www-form-urlencoded, else None."""
+    """The form a Content-Type names: "multipart" (multipart/form-data), "urlencoded"
+    (application/x-www-form-urlencoded) or None."""
     if not content_type:
         return None
     media_type = content_type.partition(";")[0].strip().lower()
@@ -196,7 +197,11 @@ def _delimiters(data: bytes, delimiter: bytes, newline: bytes) -> Iterator[tuple
 def _multipart(content_type: str, raw: bytes) -> list[tuple[str, str | _File]]:
     boundary = _boundary(content_type)
     shown = boundary.decode()[:80]
-    first = (b"\n" + raw).find(b"\n--" + boundary)  # where the first boundary line starts in raw
+    if raw.startswith(b"--" + boundary):  # where the first boundary line starts
+        first = 0
+    else:
+        first = raw.find(b"\n--" + boundary)
+        first += 1 if first >= 0 else 0
     if first < 0:
         raise ApiError(
             400,
@@ -311,7 +316,8 @@ def _filename(parameters: dict[str, str]) -> str | None:
     extended = parameters.get("filename*")  # RFC 5987: UTF-8''name%20with%20spaces
     if extended is not None:
         charset, _, encoded = extended.partition("'")
-        return unquote(encoded.partition("'")[2], encoding=charset or "utf-8", errors="replace") if encoded else ""
+        latin = charset.strip().lower() in ("iso-8859-1", "latin1", "latin-1")  # the only other charset RFC 5987 names
+        return unquote(encoded.partition("'")[2], encoding="latin-1" if latin else "utf-8", errors="replace")
     filename = parameters.get("filename")
     return None if filename is None else _BROWSER_ESCAPES.sub(_unescape, filename)
 
@@ -336,7 +342,7 @@ class _Shaper:
         self.properties: dict[str, Any] | None = None
         if isinstance(schema, dict):
             self.properties = {}
-            for found in self._flatten(schema, 0):  # a body's own properties, then those of its branches
+            for found in self._flatten(schema):  # a body's own properties, then those of its branches
                 properties = found.get("properties")
                 if isinstance(properties, dict):
                     for name, value in properties.items():
@@ -350,23 +356,27 @@ class _Shaper:
                 return schema
         return schema
 
-    def _flatten(self, schema: Any, depth: int) -> list[dict[str, Any]]:
-        """A schema and the branches of its anyOf / oneOf / allOf, $refs followed."""
-        schema = self._resolved(schema)
-        if not isinstance(schema, dict) or depth > 8:
-            return []
-        found = [schema]
-        for keyword in ("allOf", "anyOf", "oneOf"):
-            branches = schema.get(keyword)
-            if isinstance(branches, list):
-                for branch in branches:
-                    found += self._flatten(branch, depth + 1)
+    def _flatten(self, schema: Any, depth: int = 0) -> list[dict[str, Any]]:
+        """A schema and the branches of its anyOf / oneOf / allOf, $refs followed (at most 64 of
+        them, so that a schema that refers to itself ends)."""
+        found: list[dict[str, Any]] = []
+        pending = [(schema, depth)]
+        while pending and len(found) < 64:
+            schema, depth = pending.pop(0)
+            schema = self._resolved(schema)
+            if not isinstance(schema, dict) or depth > 8:
+                continue
+            found.append(schema)
+            for keyword in ("allOf", "anyOf", "oneOf"):
+                branches = schema.get(keyword)
+                if isinstance(branches, list):
+                    pending += [(branch, depth + 1) for branch in branches[:64]]
         return found
 
     def _options(self, schema: Any) -> list[Option]:
         """What a property allows, branch by branch; [] when it allows anything."""
         options: list[Option] = []
-        for part in self._flatten(schema, 0):
+        for part in self._flatten(schema):
             kinds = part.get("type")
             allowed = {kinds} if isinstance(kinds, str) else set()
             if isinstance(kinds, list):
@@ -383,18 +393,18 @@ class _Shaper:
         return options
 
     def _items(self, schema: Any) -> Any:
-        for part in self._flatten(schema, 0):
+        for part in self._flatten(schema):
             if "items" in part:
                 return part["items"]
         return None
 
     def _child(self, schema: Any, key: str) -> Any:
         """The schema of property `key` of an object schema (or of its additionalProperties)."""
-        for part in self._flatten(schema, 0):
+        for part in self._flatten(schema):
             properties = part.get("properties")
             if isinstance(properties, dict) and key in properties:
                 return properties[key]
-        for part in self._flatten(schema, 0):
+        for part in self._flatten(schema):
             if isinstance(part.get("additionalProperties"), dict):
                 return part["additionalProperties"]
         return None
@@ -437,14 +447,15 @@ class _Shaper:
         if listed or len(texts) > 1:
             if not options or any(kinds is None or "array" in kinds for kinds, _ in options):
                 items = self._items(schema)
-                return [self._coerce(text, self._options(items), items) for text in texts]
+                item_options = self._options(items)
+                return [self._coerce(text, item_options, items) for text in texts]
             return [self._coerce(text, options, schema) for text in texts]  # the validator says it is one value
         return self._coerce(texts[0], options, schema)
 
-    def _coerce(self, text: str, options: list[Option], schema: Any) -> Any:
+    def _coerce(self, text: str, options: list[Option], schema: Any, depth: int = 0) -> Any:
         """The first reading of `text` that an option allows: as it is, a number, a boolean, null, JSON;
-        else the first of a type the property allows (its enum then refuses it); else the text."""
-        if not options:
+        else a list of it, for an array; else the first of a type allowed (its enum then refuses it)."""
+        if not options or depth > _MAX_BRACKETS:
             return text
         fitting = (value for kind, value in _readings(text, options) if any(_fits(kind, value, o) for o in options))
         found = next(fitting, _NOTHING)
@@ -452,7 +463,7 @@ class _Shaper:
             return found
         if any(kinds is not None and "array" in kinds for kinds, _ in options):
             items = self._items(schema)
-            return [self._coerce(text, self._options(items), items)]
+            return [self._coerce(text, self._options(items), items, depth + 1)]
         typed = (
             value for kind, value in _readings(text, options) if any(_fits(kind, value, (k, None)) for k, _ in options)
         )
