@@ -171,6 +171,7 @@ class Body:
     defaults: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> the path of its field
     role_defaults: dict[str, Any] = field(default_factory=dict)  # role -> the default of a nested field
+    plain: bool = True  # the prompt, model and aspect ratio are fields of those names (match rules read them so)
 
     def value(self, body: dict[str, Any], role: str, default: Any = None) -> Any:
         """The value a request gives a role (the field's default when it gives none)."""
@@ -355,6 +356,7 @@ def read_body(contract: Contract, schema: Any, pointer: str) -> Body:
                 if "default" in inner_props[found]:
                     body.role_defaults[role] = inner_props[found]["default"]
                 break
+    body.plain = all(body.roles.get(role, (role,)) == (role,) for role in ("prompt", "model", "aspect_ratio"))
     return body
 
 

@@ -40,7 +40,7 @@ from mockserver.state import Found, Submission
 from mockserver.state.task import Task, gone
 
 Handler = Callable[[Incoming], Awaitable[Response]]
-_PLAIN = frozenset({"prompt", "model", "aspect_ratio"})  # roles a match rule reads, under their own names
+_CLIP_ROLES = ("duration", "size", "resolution", "aspect_ratio")  # clip_spec's arguments, in its order
 LIST_WINDOW = 1000  # a key's newest tasks a list operation pages through
 
 
@@ -153,20 +153,14 @@ class ProviderApi:
 
     def _clip(self, body: dict[str, Any], fields: Any) -> tuple[float, int, int]:
         """(seconds, width, height) of the clip a request asks for, worked out once per distinct ask."""
-        if fields is None:
-            return clip_spec()
-        asked = tuple(fields.value(body, role) for role in ("duration", "size", "resolution", "aspect_ratio"))
+        asked = tuple(fields.value(body, role) for role in _CLIP_ROLES) if fields is not None else ()
         try:
             known = self._clips.get(asked)
         except TypeError:  # a value that is a list or an object: not remembered
-            known = None
-            asked = ()
+            return clip_spec(*asked)
         if known is None:
-            duration, size, resolution, aspect_ratio = (
-                asked if asked else tuple(fields.value(body, r) for r in ("duration", "size", "resolution", "aspect_ratio"))
-            )
-            known = clip_spec(duration=duration, size=size, resolution=resolution, aspect_ratio=aspect_ratio)
-            if asked and len(self._clips) < 4096:
+            known = clip_spec(*asked)
+            if len(self._clips) < 4096:
                 self._clips[asked] = known
         return known
 
@@ -191,7 +185,7 @@ class ProviderApi:
         if header is not None:
             fallback, fallback_by = None, "default"
         else:  # rules read the prompt, model and aspect ratio wherever this contract keeps them
-            seen = body if fields is None or fields.roles.keys() >= _PLAIN and all(fields.roles[r] == (r,) for r in _PLAIN) else {
+            seen = body if fields is None or fields.plain else {
                 "prompt": fields.value(body, "prompt"), "model": model, "aspect_ratio": aspect_ratio
             }  # fmt: skip
             fallback, fallback_by = selector.fallback(api_key, seen)

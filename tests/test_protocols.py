@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import httpx
 import pytest
 import yaml
 
