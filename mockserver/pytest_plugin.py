@@ -79,6 +79,10 @@ class MockServer:
     def complete(self, task_id: str) -> None:
         self._call(self.runtime.complete_task(task_id))
 
+    def cancel(self, task_id: str) -> None:
+        """Cancel a running task now, as a client's cancel would."""
+        self._call(self.runtime.cancel_task(task_id))
+
     def stall(self, task_id: str) -> None:
         self._call(self.runtime.stall_task(task_id))
 

@@ -44,6 +44,11 @@ def test_forcing_states_from_python(mockserver) -> None:
     assert mockserver.task(other)["task"]["results"][0]["url"].startswith(mockserver.url)
     mockserver.set_default("expired-key")
     assert submit(mockserver).status_code == 401
+    mockserver.set_default("default")
+    cancelled = submit(mockserver).json()["id"]
+    mockserver.cancel(cancelled)
+    view = mockserver.task(cancelled)
+    assert (view["phase"], view["task"]["status"]) == ("cancelled", "cancelled")  # off the seed contract's enum
 
 
 def test_assert_requested_shows_the_closest_requests(mockserver) -> None:
