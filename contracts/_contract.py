@@ -176,11 +176,10 @@ class Operation:
                 continue
             value = _coerce(raw, parameter.schema_type)
             if not parameter.validator.is_valid(value):
-                expected = parameter.schema_type or "a valid value"
-                return Violation(
-                    f"Invalid value for query parameter '{parameter.name}': {raw!r} is not {expected}.",
-                    parameter.name,
-                )
+                error = next(iter(parameter.validator.iter_errors(value)))
+                said = describe_error(error) if value is not raw or parameter.schema_type in (None, "string") else None
+                said = said or f"{raw[:80]!r} is not {parameter.schema_type or 'a valid value'}"
+                return Violation(f"Invalid value for query parameter '{parameter.name}': {said}.", parameter.name)
         return None
 
 

@@ -148,7 +148,7 @@ class Shapes:
                     response = self.contract.follow(operation.responses[status], "")[0]
                     content = response.get("content") if isinstance(response, dict) else None
                     self.error_media[(operation.operation_id, status)] = json_content(content)[0]
-            self.invalid_status[operation.operation_id] = self.refusal(operation, ("422", "400"), any_4xx=True)
+            self.invalid_status[operation.operation_id] = self.refusal(operation, ("422", "400"), otherwise=400)
         self.page = self._page() if self.list is not None else None
         self.content_shape = self._content() if self.content is not None else None
         self.outcomes = {kind: self._outcome(op) for kind in ("cancel", "delete") if (op := self.operations.get(kind))}
@@ -279,14 +279,13 @@ class Shapes:
         headers = response.get("headers") if isinstance(response, dict) else None
         return {str(name).lower() for name in headers} if isinstance(headers, dict) else set()
 
-    def refusal(self, op: Operation, preferred: tuple[str, ...], *, any_4xx: bool = False) -> int:
-        """The status the contract gives a refusal of this kind: the first of `preferred` it
-        documents, else (`any_4xx`) its first 4xx, else the first preferred."""
-        documented = [s for s in op.responses if s.isdigit() and s.startswith("4")]
+    def refusal(self, op: Operation, preferred: tuple[str, ...], otherwise: int | None = None) -> int:
+        """The status the contract gives a refusal of this kind: the first of `preferred` the
+        operation documents, else `otherwise` (else the first preferred), undocumented."""
         for status in preferred:
-            if status in documented:
+            if status in op.responses:
                 return int(status)
-        return int(min(documented)) if documented and any_4xx else int(preferred[0])
+        return otherwise if otherwise is not None else int(preferred[0])
 
     # The answers
 

@@ -256,6 +256,21 @@ class DeploymentCheck:
             _Probe("query-invalid-key", "Query a task with an invalid API key", "GET", query, frozenset({401}), "invalid"),
             _Probe("query-unknown-task", "Query a task id that does not exist", "GET", query, frozenset({404}), "token"),
         ]
+        # The other operations the contract documents, where asking costs nothing: a list, and the
+        # content, cancel or delete of a task that does not exist.
+        shapes = self.contract.shapes
+        if shapes.list is not None:
+            route = shapes.list.route
+            probes.append(_Probe("list-without-key", "List tasks with no API key", "GET", route, frozenset({401})))
+            probes.append(_Probe("list", "List tasks", "GET", route, frozenset({200}), "token"))
+        for kind in ("content", "cancel", "delete"):
+            op = shapes.operations.get(kind)
+            if op is not None:
+                path = op.route.replace("{" + op.path_parameters[-1] + "}", self.unknown_task)
+                probes.append(
+                    _Probe(f"{kind}-unknown-task", f"Ask the {kind} of a task id that does not exist", op.method, path,
+                           frozenset({404}), "token")
+                )  # fmt: skip
         # Ordered from the safest to the least safe: a field with a default may be filled in by a
         # lenient server, and some servers parse JSON whatever its Content-Type says.
         required = self.schema.get("required", [])

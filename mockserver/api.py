@@ -114,14 +114,11 @@ class ProviderApi:
 
     def _check(self, request: Incoming, op: Operation) -> None:
         """The header and query parameters the contract documents for an operation."""
-        if op.headers:
-            violation = op.check_headers(request._headers)
-            if violation is not None:
-                raise ApiError(self.shapes.refusal(op, ("400", "422")), violation.message, param=violation.param)
-        if request.query_string or op.requires_query:
+        violation = op.check_headers(request._headers) if op.headers else None
+        if violation is None and (request.query_string or op.requires_query):
             violation = op.check_query(request.query_params())
-            if violation is not None:
-                raise ApiError(self.render.invalid_status[op.operation_id], violation.message, param=violation.param)
+        if violation is not None:
+            raise ApiError(self.render.invalid_status[op.operation_id], violation.message, param=violation.param)
 
     # Submit
 

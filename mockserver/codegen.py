@@ -167,7 +167,7 @@ class _Generator:
         if self.bindings is not None:  # values read from expressions: always there, never weak
             expression = self.bindings.get(node.source)
             if expression is None and node.source.startswith("request:"):
-                expression = f"ECHO((t.request or E_REQUEST).get({node.source[8:]!r}))"
+                expression = f"(t.request or E_REQUEST).get({node.source[8:]!r})"
             if expression is None:
                 return self.absent(node, out, depth)
             out.append(f"{pad}{var} = {self.converted(node, expression)}")
@@ -194,6 +194,8 @@ class _Generator:
         if self.bindings is None and self.conversion(node) is not None:
             out.append(f"{pad}elif {var} is not OMIT:")
             out.append(f"{pad}    {var} = {self.conversion(node)}({var})")
+        if node.source.startswith("request"):
+            return var  # the request, echoed as the client sent it: not rebuilt
         if _builds(node):
             scripted = self.function(node, whole=False)
             out.append(f"{pad}elif type({var}) is dict:")

@@ -85,7 +85,7 @@ TASK_BINDINGS = {
     "width": "t.width",
     "height": "t.height",
     "prompt": "PROMPT(t.request)",
-    "request": "ECHO(t.request)",
+    "request": "t.request",
     "started_at": "STARTED(t, s)",
     "completed_at": "ENDED(t, s)",
     "expires_at": "EXPIRES(t, s)",
@@ -103,18 +103,6 @@ def _id_maker(contract: Contract) -> IdMaker:
         return IdMaker.from_schema(node.schema if node is not None else None)
     except ValueError as exc:
         raise ContractError(f"{contract.at(node.pointer if node else '')}: the fake cannot make task ids: {exc}") from None
-
-
-class Echoed(dict):  # type: ignore[type-arg]
-    """A part of the request, echoed as the client sent it (the renderer does not rebuild it)."""
-
-
-def echo(value: Any) -> Any:
-    if type(value) is dict:
-        return Echoed(value)
-    if type(value) is list:
-        return Verbatim(value)
-    return value
 
 
 def _number(value: float) -> float | int:
@@ -165,7 +153,6 @@ class Renderer:
             "EXPIRES": self._expires,
             "ROUTES": routes,
             "E_REQUEST": {},
-            "ECHO": echo,
         }
         bindings = dict(TASK_BINDINGS)
         if fraction:
@@ -294,9 +281,9 @@ class Renderer:
             "size": f"{task.width}x{task.height}",
             "width": task.width,
             "height": task.height,
-            "request": echo(task.request),
+            "request": task.request,
             "prompt": self.shapes.submit.body.value(task.request or {}, "prompt") if self.shapes.submit.body else None,
-            **{f"request:{name}": echo(value) for name, value in (task.request or {}).items()},
+            **{f"request:{name}": value for name, value in (task.request or {}).items()},
         }
         if base_url or self.needs_base_url:
             values.update({f"{kind}_url": base_url + route(task.id) for kind, route in self.routes.items()})

@@ -231,6 +231,9 @@ def test_cancel_answers_the_task_and_refuses_a_finished_or_uncancellable_one(tmp
         assert created.json()["urls"]["cancel"].endswith(f"/v1/predictions/{task_id}/cancel")
         cancel = fake.request("POST", f"/v1/predictions/{task_id}/cancel", headers=KEY)
         assert cancel.status_code == 200 and cancel.json()["status"] == "canceled"
+        assert cancel.json()["input"] == {"prompt": "p"}  # echoed as sent
+        page = fake.request("GET", f"/__admin/ui/tasks/{task_id}", check_contract=False)
+        assert page.status_code == 200 and "canceled" in page.text  # the dashboard shows it, echo and all
         again = fake.request("POST", f"/v1/predictions/{task_id}/cancel", headers=KEY, check_contract=False)
         assert again.status_code == 409 and "already canceled" in again.json()["detail"]
         stuck = fake.request("POST", path, json={"input": {"prompt": "p"}}, headers={**KEY, "X-Mock-Scenario": "not-cancellable"})

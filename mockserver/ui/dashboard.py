@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -392,7 +393,8 @@ class Dashboard:
             "view": view,
             "timeline": timeline,
             "entries": [_entry(e) for e in entries[:JOURNAL_SHOWN]],
-            "answer": yaml.safe_dump(view["task"], sort_keys=False, allow_unicode=True, width=100),
+            # as JSON data first: the answer may hold values of the renderer's own list type
+            "answer": yaml.safe_dump(json.loads(json.dumps(view["task"])), sort_keys=False, allow_unicode=True, width=100),
         }
 
     # Pages.
