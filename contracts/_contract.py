@@ -89,6 +89,7 @@ class Operation:
     requires_query: bool = False  # whether any query parameter is required
     headers: tuple[HeaderParameter, ...] = ()  # header parameters the contract documents
     path_parameters: tuple[str, ...] = ()  # in the order the path names them
+    parameters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (in, name) -> the parameter, resolved
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
     body: Body | None = None  # the request body's fields: defaults, roles
@@ -129,6 +130,11 @@ class Operation:
                     parameter.shown,
                 )
         return None
+
+    def path_for(self, task_id: str) -> str:
+        """The served path of this operation for a task (its last path parameter)."""
+        before, _, after = self.route.rpartition("{" + self.path_parameters[-1] + "}")
+        return f"{before}{task_id}{after}"
 
     def check_form(self, kind: str, body: Any) -> Violation | None:
         """`check_body` for a body sent as a form (`kind`: multipart or urlencoded)."""
@@ -453,6 +459,8 @@ class Contract:
             parameter = self._deref(raw)
             place = parameter.get("in")
             schema = parameter.get("schema", {})
+            resolved_schema = self.resolve(schema, "")[0] if isinstance(schema, dict) else {}
+            operation.parameters[(str(place), str(parameter.get("name")))] = {**parameter, "schema": resolved_schema}
             schema_type = self._deref(schema).get("type") if isinstance(schema, dict) else None
             if place == "query":
                 resolved = self.resolve(schema, "")[0] if isinstance(schema, dict) else {}

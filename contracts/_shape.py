@@ -151,6 +151,20 @@ class Node:
         return [(v, f"{self.pointer}/enum/{i}") for i, v in enumerate(self.enum or ()) if isinstance(v, str)]
 
 
+def example_of(schema: Any) -> Any:
+    """A value the document itself gives a (resolved) schema: its const, default, example, first
+    of its examples or first enum value; None when it gives none."""
+    if not isinstance(schema, dict):
+        return None
+    for key in ("const", "default", "example"):
+        if key in schema:
+            return schema[key]
+    for key in ("examples", "enum"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return schema[key][0]
+    return None
+
+
 def fits(source: str, node: Node) -> bool:
     """Whether what `source` gives is of a type the node allows (any, when it names none)."""
     natural = NATURAL[source]
@@ -172,6 +186,7 @@ class Body:
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> the path of its field
     role_defaults: dict[str, Any] = field(default_factory=dict)  # role -> the default of a nested field
     plain: bool = True  # the prompt, model and aspect ratio are fields of those names (match rules read them so)
+    clip_roles: tuple[str, ...] = ()  # of duration, size, resolution and aspect_ratio, those the body has
 
     def value(self, body: dict[str, Any], role: str, default: Any = None) -> Any:
         """The value a request gives a role (the field's default when it gives none)."""
@@ -357,6 +372,7 @@ def read_body(contract: Contract, schema: Any, pointer: str) -> Body:
                     body.role_defaults[role] = inner_props[found]["default"]
                 break
     body.plain = all(body.roles.get(role, (role,)) == (role,) for role in ("prompt", "model", "aspect_ratio"))
+    body.clip_roles = tuple(role for role in ("duration", "size", "resolution", "aspect_ratio") if role in body.roles)
     return body
 
 

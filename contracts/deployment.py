@@ -34,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from contracts._contract import Contract
+from contracts._contract import Contract, Operation
+from contracts._shape import example_of
 from contracts.conformance import ContractViolation, ResponseValidator
 from contracts.ids import IdMaker
 from contracts.rules import Reader
@@ -207,12 +208,11 @@ class DeploymentCheck:
         if contract.prefix and self.base_url.endswith(contract.prefix):
             self.base_url = self.base_url[: -len(contract.prefix)]  # the routes carry the server's path
         self.unknown_task = _unknown_task(contract)
-        self.submit_path = _filled(contract, contract.submit)  # a model named in the path, filled in
+        self.submit_path = _filled(contract.submit)  # a model named in the path, filled in
         self.headers = _header_values(contract)  # what the contract requires on every request (an API version)
         self.model_field = contract.submit.model_field  # a body chosen by model: the first model's
         self.model = next(iter(contract.submit.branches), None)
         self.schema = contract.request_schema(contract.submit.operation_id, self.model)
-        self.task_slot = "{" + contract.shapes.task_parameter + "}"
         self.url_field = contract.shapes.result_url_field
         self.invalid = frozenset({contract.shapes.invalid_status[contract.submit.operation_id]})
         # a body that is not JSON at all: 400, or 422 where the contract documents 422 and no 400
@@ -247,7 +247,7 @@ class DeploymentCheck:
         return body
 
     def _probes(self) -> list[_Probe]:
-        submit, query = self.submit_path, self.query.route.replace(self.task_slot, self.unknown_task)
+        submit, query = self.submit_path, self.query.path_for(self.unknown_task)
         body = self.valid_body
         probes = [
             _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
@@ -266,7 +266,7 @@ class DeploymentCheck:
         for kind in ("content", "cancel", "delete"):
             op = shapes.operations.get(kind)
             if op is not None:
-                path = op.route.replace("{" + op.path_parameters[-1] + "}", self.unknown_task)
+                path = op.path_for(self.unknown_task)
                 probes.append(
                     _Probe(f"{kind}-unknown-task", f"Ask the {kind} of a task id that does not exist", op.method, path,
                            frozenset({404}), "token")
@@ -401,7 +401,7 @@ class DeploymentCheck:
 
     def _poll(self, tracked: _Tracked) -> Event | None:
         """One poll of a billable task, judged; None once it is over."""
-        path = self.query.route.replace(self.task_slot, tracked.task_id)
+        path = self.query.path_for(tracked.task_id)
         sync = "?sync_upstream=true" if any(p.name == "sync_upstream" for p in self.query.query) else ""
         exchange, response = self._send("GET", path, "token", url=f"{self.base_url}{path}{sync}")
         self._judge(tracked.probe, exchange, response, frozenset({200}))
@@ -426,7 +426,7 @@ class DeploymentCheck:
         content = self.contract.shapes.content
         if content is not None and self.reader.result(task) is None:
             # the video comes through the API's content operation, with the key
-            path = content.route.replace("{" + content.path_parameters[-1] + "}", task_id)
+            path = content.path_for(task_id)
             exchange, response = self._send("GET", path, "token", headers={**self.headers, "Range": "bytes=0-65535"})
         else:
             url = self.reader.url(task) if self.reader.url is not None else None
@@ -500,7 +500,7 @@ class DeploymentCheck:
 
     def _preflight(self) -> None:
         """One free request first: is the deployment there, and does it take the key?"""
-        path = self.query.route.replace(self.task_slot, self.unknown_task)
+        path = self.query.path_for(self.unknown_task)
         exchange, response = self._send("GET", path, "token")
         if response is None:
             raise CheckAborted(f"cannot reach {self.base_url}: {exchange.error}")
@@ -541,46 +541,29 @@ def _unknown_task(contract: Contract) -> str:
     return maker.make(1700000000, random.Random(0x6D63686B).getrandbits)
 
 
-def _filled(contract: Contract, op: Any) -> str:
+def _filled(op: Operation) -> str:
     """An operation's served path with its path parameters (a model's owner and name) filled with
-    the values the contract gives them (const, default, first enum value, example)."""
+    the values the contract gives them (const, default, example, first enum value)."""
     path = op.route
-    for raw in contract.spec_of(op).get("parameters", []) + (contract.resolve(contract.document["paths"][op.path], "")[0].get("parameters") or []):
-        parameter = contract.resolve(raw, "")[0]
-        if not isinstance(parameter, dict) or parameter.get("in") != "path" or "{" + str(parameter.get("name")) + "}" not in path:
-            continue
-        schema = contract.resolve(parameter.get("schema", {}), "")[0]
-        value = next((schema[k] for k in ("const", "default") if isinstance(schema, dict) and k in schema), None)
-        if value is None and isinstance(schema, dict) and schema.get("enum"):
-            value = schema["enum"][0]
-        value = value if value is not None else parameter.get("example", schema.get("example", "sample") if isinstance(schema, dict) else "sample")
-        path = path.replace("{" + str(parameter["name"]) + "}", str(value))
+    for name in op.path_parameters:
+        parameter = op.parameters.get(("path", name), {})
+        value = example_of(parameter.get("schema"))
+        value = value if value is not None else parameter.get("example", "sample")
+        path = path.replace("{" + name + "}", str(value))
     return path
 
 
 def _header_values(contract: Contract) -> dict[str, str]:
     """A valid value for each required header parameter of the submit and query operations (its
-    const, default, first enum value or example)."""
+    const, default, example or first enum value)."""
     values: dict[str, str] = {}
     for op in (contract.submit, contract.query):
         for parameter in op.headers:
-            if not parameter.required or parameter.shown in values:
-                continue
-            spec = next(
-                (contract.resolve(p, "")[0] for p in contract.spec_of(op).get("parameters", [])
-                 if isinstance(contract.resolve(p, "")[0], dict) and contract.resolve(p, "")[0].get("name") == parameter.shown),
-                {},
-            )  # fmt: skip
-            schema = contract.resolve(spec.get("schema", {}), "")[0] if isinstance(spec, dict) else {}
-            for key in ("const", "default", "example"):
-                if key in schema:
-                    values[parameter.shown] = str(schema[key])
-                    break
-            else:
-                if schema.get("enum"):
-                    values[parameter.shown] = str(schema["enum"][0])
-                elif "example" in spec:
-                    values[parameter.shown] = str(spec["example"])
+            spec = op.parameters.get(("header", parameter.shown), {})
+            value = example_of(spec.get("schema"))
+            value = value if value is not None else spec.get("example")
+            if parameter.required and value is not None:
+                values.setdefault(parameter.shown, str(value))
     return values
 
 

@@ -10,8 +10,9 @@ to make one; `IdMaker.make(created, bits)` then costs a few microseconds. The fi
     nothing usable, ours   -> task-unified-{created}-{8 lowercase letters or digits}
 
 A pattern is read with Python's own regular-expression parser (`re._parser`) into a tree, and the
-tree into functions of `bits`: literals, classes (a negated one picks from the printable ASCII
-characters outside it), `.`, `\\d \\w \\s`, repeats, groups and alternation (a random branch).
+tree into functions of `bits`: literals, classes (picking only characters a URL path carries as
+they are: letters, digits, `-._~`; a negated one from those outside it), `.`, `\\d \\w`, repeats,
+groups and alternation (a random branch).
 Anchors are ignored. Lengths come from the pattern alone: a repeat makes as many copies as it may,
 up to max(its minimum, 24); then repeats are shortened (to 255 characters without a maxLength) or
 lengthened until every id fits minLength and maxLength. Lookarounds and backreferences cannot be
@@ -261,15 +262,19 @@ def _repeats(node: _Node) -> list[_Repeat]:
     return []
 
 
+_URL_SAFE = frozenset(string.ascii_letters + string.digits + "-._~")  # RFC 3986 unreserved: safe in a path
+
+
 def _alphabet(chars: set[str] | frozenset[str], what: str) -> str:
-    """The characters to pick from: the visible ASCII ones if any, else a space, else the rest."""
-    for choice in (chars & set(_VISIBLE), chars & {" "}):
-        if choice:
-            return "".join(sorted(choice))
-    rest = {char for char in chars if not 0xD800 <= ord(char) <= 0xDFFF}
-    if not rest:
-        raise ValueError(f"{what} matches no character that can be generated")
-    return "".join(sorted(rest))
+    """The characters to pick from: those a URL path carries as they are (an id goes into the
+    query's path: `/`, `?`, `#`, `%` would break it); ValueError when the class has none."""
+    choice = chars & _URL_SAFE
+    if not choice:
+        shown = "".join(sorted(chars))[:20]
+        raise ValueError(
+            f"{what} matches no character a task id can hold in a URL path (letters, digits, '-', '.', '_', '~'): {shown!r}"
+        )
+    return "".join(sorted(choice))
 
 
 def _class_chars(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:

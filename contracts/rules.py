@@ -63,15 +63,18 @@ class Reader:
         if contract is None:
             return cls.ours()
         shapes = contract.shapes
+        # where each task shape holds its error (read once: the rules run on every poll of a check)
+        errors = {
+            id(shape): next((path for path, node in shape.node.walk() if node.source in ("error", "error_message")), None)
+            for shape in shapes.tasks
+        }
 
         def result(task: dict[str, Any]) -> tuple[str, ...] | None:
             shape = shapes.shape_for(str(task.get(shapes.status_name)))
             return shape.place[:1] if shape.place else None
 
         def error(task: dict[str, Any]) -> tuple[str, ...] | None:
-            shape = shapes.shape_for(str(task.get(shapes.status_name)))
-            found = [path for path, node in shape.node.walk() if node.source in ("error", "error_message")]
-            return found[0] if found else None
+            return errors[id(shapes.shape_for(str(task.get(shapes.status_name))))]
 
         return cls(shapes.vocabulary, shapes.status_name, result, error, shapes.result_url)
 

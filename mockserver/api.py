@@ -14,6 +14,7 @@ Download: `/files/{id}.mp4`, the result URL a task's `results` carry (no key, as
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -40,8 +41,21 @@ from mockserver.state import Found, Submission
 from mockserver.state.task import Task, gone
 
 Handler = Callable[[Incoming], Awaitable[Response]]
-_CLIP_ROLES = ("duration", "size", "resolution", "aspect_ratio")  # clip_spec's arguments, in its order
 LIST_WINDOW = 1000  # a key's newest tasks a list operation pages through
+
+
+def _matches(task: dict[str, Any], wanted: dict[str, str]) -> bool:
+    """Whether a task answer has each value a list's filters ask for (as query text: true, 5, queued)."""
+    for name, text in wanted.items():
+        value = task.get(name)
+        if (json.dumps(value) if isinstance(value, bool) or value is None else str(value)) != text:
+            return False
+    return True
+
+
+def _short(value: Any) -> bool:
+    """A value worth remembering a clip by: a number, or a short string (not a list, not an object)."""
+    return value is None or isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 64)
 
 
 def _answer(request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str) -> Response:
@@ -72,7 +86,18 @@ class ProviderApi:
         self.body = contract.submit.body
         self.render = runtime.render
         self.ids = runtime.ids
-        self.keeps_request = runtime.render.keeps_request
+        self.echoes = runtime.render.echoes
+        # the statuses of each refusal, as the contract documents them: (not possible now, gone by)
+        refusal = shapes.refusal
+        self.refusals = {
+            kind: (refusal(op, ("409", "404", "400")), refusal(op, ("410", "404", "403"))) if kind == "content"
+            else (refusal(op, ("409", "400", "422")), 0)
+            for kind, op in self.operations.items() if kind in ("content", "cancel", "delete")
+        }  # fmt: skip
+        # path parameters that name the model (Replicate's {model_owner}/{model_name}), joined by '/'
+        self.model_in_path = tuple(
+            name for name in contract.submit.path_parameters if any(w in name.lower() for w in ("model", "owner", "name"))
+        )
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
         self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
         self._resolve = lambda schema: contract.resolve(schema, "")[0]  # a form field's schema, $ref followed
@@ -149,16 +174,21 @@ class ProviderApi:
         return body, (self.body if op.model_field is None else op.shape_of(body))
 
     def _clip(self, body: dict[str, Any], fields: Any) -> tuple[float, int, int]:
-        """(seconds, width, height) of the clip a request asks for, worked out once per distinct ask."""
-        asked = tuple(fields.value(body, role) for role in _CLIP_ROLES) if fields is not None else ()
+        """(seconds, width, height) of the clip a request asks for, worked out once per distinct
+        ask (of short values: a long one is worked out each time, not kept)."""
+        if fields is None:
+            return clip_spec()
+        roles = fields.clip_roles
+        asked = tuple(fields.value(body, role) for role in roles)
+        key = (id(fields), asked)
         try:
-            known = self._clips.get(asked)
-        except TypeError:  # a value that is a list or an object: not remembered
-            return clip_spec(*asked)
+            known = self._clips.get(key)
+        except TypeError:  # a list or an object: worked out, not kept
+            return clip_spec(**dict(zip(roles, asked)))
         if known is None:
-            known = clip_spec(*asked)
-            if len(self._clips) < 4096:
-                self._clips[asked] = known
+            known = clip_spec(**dict(zip(roles, asked)))
+            if len(self._clips) < 4096 and all(_short(value) for value in asked):
+                self._clips[key] = known
         return known
 
     async def submit(self, request: Incoming) -> Response:
@@ -170,11 +200,13 @@ class ProviderApi:
         if fields is not None and fields.defaults:
             body = {**fields.defaults, **body}  # the request as the provider reads it
         model = fields.value(body, "model", "") if fields is not None else ""
-        if op.path_parameters and (fields is None or "model" not in fields.roles):
+        from_path = self.model_in_path and (fields is None or "model" not in fields.roles)
+        if from_path:
             match = op.path_regex.match(request.path)  # the model named by the path (owner/name)
-            model = "/".join(match.groups()) if match else model
+            model = "/".join(match.group(name) for name in self.model_in_path) if match else model
         seconds, width, height = self._clip(body, fields)
         aspect_ratio = fields.value(body, "aspect_ratio", None) if fields is not None else None
+        derived = str(aspect_ratio) if aspect_ratio is not None else ("9:16" if height > width else "16:9")
         selector = self.rt.selector
         if self.rt.unshared:
             await self.rt.share()
@@ -182,15 +214,15 @@ class ProviderApi:
         if header is not None:
             fallback, fallback_by = None, "default"
         else:  # rules read the prompt, model and aspect ratio wherever this contract keeps them
-            seen = body if fields is None or fields.plain else {
-                "prompt": fields.value(body, "prompt"), "model": model, "aspect_ratio": aspect_ratio
+            seen = body if fields is None or (fields.plain and not from_path and aspect_ratio is not None) else {
+                "prompt": fields.value(body, "prompt"), "model": model, "aspect_ratio": derived
             }  # fmt: skip
             fallback, fallback_by = selector.fallback(api_key, seen)
         submitted = await self.rt.state.submit(
             Submission(
                 key_id=key_id(api_key),
                 model=str(model),
-                aspect_ratio=str(aspect_ratio) if aspect_ratio is not None else ("9:16" if height > width else "16:9"),
+                aspect_ratio=derived,
                 generate_audio=bool(fields.value(body, "audio", True)) if fields is not None else True,
                 header=header,
                 fallback=fallback,
@@ -198,7 +230,7 @@ class ProviderApi:
                 seconds=seconds,
                 width=width,
                 height=height,
-                request=body if self.keeps_request else None,
+                request=None if self.echoes is None else {k: v for k, v in body.items() if k in self.echoes},
                 ids=None if self.ids.kind == "default" else self.ids,
             )
         )
@@ -242,7 +274,7 @@ class ProviderApi:
         op = self.query_operation
         if request.query_string or op.requires_query or op.headers:
             self._check(request, op)
-        poll = request.method == "GET"  # a HEAD peeks: it must not use up a held step
+        poll = request.method != "HEAD"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
         if task.scenario.latency:
@@ -257,32 +289,37 @@ class ProviderApi:
 
     # Content, cancel, delete
 
-    def _video(self, task: Task, now: float, what: str, refusal: Callable[[str], int]) -> None:
-        """Refuse (with the contract's status) a task whose video cannot be had: not done yet, or
-        its result URL expired."""
+    def _video(self, task: Task, now: float, refusals: tuple[int, int]) -> None:
+        """Refuse a task whose video cannot be had, with the first status of `refusals` while it is
+        not done (or has another's results), the second once its result expired."""
         state = lifecycle.task_state(task, now, poll=False)
         if state.phase != "succeeded" or state.results is not UNSET:
             done = self.render.words["succeeded"]
             raise ApiError(
-                refusal("not_ready"),
-                f"Task {task.id} is {self.render.word(state)}: {what} is there once it is {done} (with the fake's video).",
+                refusals[0],
+                f"Task {task.id} has no video here yet: it is {self.render.word(state)}, and its video is served once "
+                f"it is {done} (with the fake's own video).",
                 code="not_ready",
             )
         expires = lifecycle.result_expires_at(task)
         if expires is not None and now >= expires:
             raise ApiError(
-                refusal("expired"),
+                refusals[1],
                 f"The video of task {task.id} expired {now - expires:.0f} s ago: it serves for "
                 f"{task.scenario.result_url_ttl:.0f} s of scenario time after the task completes.",
                 code="url_expired",
             )
 
     async def _clip_of(self, task: Task, still: str | None = None) -> Clip:
-        """The task's clip (or a still of it, of that media type): made in a thread the first time
-        it is asked for (tens of milliseconds), so that other requests do not wait for it."""
+        """The task's clip (or a still of it, of that media type). The first time one is asked for,
+        it is made in a worker thread (tens of milliseconds of pure Python, which yields the
+        interpreter every few milliseconds): other requests go on being served meanwhile."""
+        media = self.rt.media
         if still is not None:
-            return await asyncio.to_thread(self.rt.media.still, task.width, task.height, still)
-        return await asyncio.to_thread(self.rt.media.clip, task.seconds, task.width, task.height, task.generate_audio)
+            kept = media.kept_still(task.width, task.height, still)
+            return kept or await asyncio.to_thread(media.still, task.width, task.height, still)
+        kept = media.kept(task.seconds, task.width, task.height, task.generate_audio)
+        return kept or await asyncio.to_thread(media.clip, task.seconds, task.width, task.height, task.generate_audio)
 
     async def content(self, request: Incoming) -> Response:
         op = self.operations["content"]
@@ -292,8 +329,7 @@ class ProviderApi:
         shape = self.shapes.content_shape
         assert shape is not None
         variant = request.query_params().get(shape.variant) if shape.variant else None
-        refusals = {"not_ready": self.shapes.refusal(op, ("409", "404", "400")), "expired": self.shapes.refusal(op, ("410", "404", "403"))}
-        self._video(found.task, found.now, "its content", refusals.__getitem__)
+        self._video(found.task, found.now, self.refusals["content"])
         await self.rt.delay(found.task.scenario, "download")
         if self.shapes.is_still(variant):
             return serve(request, await self._clip_of(found.task, shape.still_type(variant, STILL_TYPES)))
@@ -304,8 +340,7 @@ class ProviderApi:
         bearer_key(request, self.rt.accepted_keys)
         self._check(request, op)
         await self._found(request)  # 404 for a task that is gone
-        refusal = self.shapes.refusal(op, ("409", "400", "422"))
-        changed = await self.rt.change_task(request.task_id or "", kind, change, refusal, client=True)
+        changed = await self.rt.change_task(request.task_id or "", kind, change, self.refusals[kind][0], client=True)
         state = lifecycle.task_state(changed.task, changed.now, poll=False)
         base_url = self.rt.base_url(request)
         outcome = self.shapes.outcomes[kind]
@@ -337,37 +372,43 @@ class ProviderApi:
             tasks.reverse()
         base_url = self.rt.base_url(request)
         retention = self.rt.settings.task_retention
-        rendered = []
-        for task in tasks:
-            if gone(task, now, retention):
-                continue
-            body = self.render.task(task, lifecycle.task_state(task, now, poll=False), base_url)
-            if all(str(body.get(name)) == params[name] for name in page.filters if name in params):
-                rendered.append(body)
+        live = [task for task in tasks if not gone(task, now, retention)]
+
+        def render(task: Task) -> dict[str, Any]:
+            return self.render.task(task, lifecycle.task_state(task, now, poll=False), base_url)
+
+        shown: dict[str, dict[str, Any]] = {}  # task id -> its answer, for tasks rendered already
+        wanted = {name: params[name] for name in page.filters if name in params}
+        if wanted:  # filters compare what a client would read in each task
+            shown = {task.id: body for task in live if _matches(body := render(task), wanted)}
+            live = [task for task in live if task.id in shown]
         start = 0
         if page.cursor and params.get(page.cursor):
             cursor = params[page.cursor]
-            start = next((index + 1 for index, item in enumerate(rendered) if item.get("id") == cursor), -1)
+            start = next((index + 1 for index, task in enumerate(live) if task.id == cursor), -1)
             if start < 0:
-                raise ApiError(invalid, f"No task {cursor[:100]!r} to page after: '{page.cursor}' takes the last id of the page before.", param=page.cursor)
+                raise ApiError(
+                    invalid, f"No task {cursor[:100]!r} to page after: '{page.cursor}' takes the last id of the page before.",
+                    param=page.cursor,
+                )  # fmt: skip
         elif page.offset and params.get(page.offset):
             start = whole_number(params[page.offset]) or 0
         elif page.page and params.get(page.page):
             start = max((whole_number(params[page.page]) or 1) - 1, 0) * limit
-        items = rendered[start : start + limit]
-        has_more = len(rendered) > start + limit
+        items = [shown.get(task.id) or render(task) for task in live[start : start + limit]]
+        has_more = len(live) > start + limit
         values: dict[str, Any] = {
             "has_more": has_more,
             "first_id": items[0].get("id") if items else None,
             "last_id": items[-1].get("id") if items else None,
-            "total": len(rendered),
+            "total": len(live),
             "limit": limit,
             "offset": start,
         }
-        following = items[-1].get("id") if has_more and items else None
+        following = live[start + limit - 1].id if has_more else None
         if page.next_is_url and following is not None and page.cursor:
-            route = base_url + op.route + "?" + urlencode({page.cursor: following, **({page.limit: limit} if page.limit else {})})
-            values["next"] = route
+            kept = {name: value for name, value in params.items() if name not in (page.cursor, page.offset, page.page)}
+            values["next"] = base_url + op.route + "?" + urlencode({**kept, page.cursor: following})
         elif following is not None:
             values["next"] = following
         return JsonBytes.of(self.render.page(items, values))
@@ -378,15 +419,5 @@ class ProviderApi:
         found = await self._found(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
         task, now = found.task, found.now
         await self.rt.delay(task.scenario, "download")
-        state = lifecycle.task_state(task, now, poll=False)
-        if state.phase != "succeeded" or state.results is not UNSET:
-            raise ApiError(404, f"Task {task.id} has no video at this URL (it is {self.render.word(state)}).", code="not_ready")
-        expires = lifecycle.result_expires_at(task)
-        if expires is not None and now >= expires:
-            raise ApiError(
-                403,
-                f"This result URL expired {now - expires:.0f} s ago: result URLs serve for "
-                f"{task.scenario.result_url_ttl:.0f} s of scenario time after the task completes.",
-                code="url_expired",
-            )
+        self._video(task, now, (404, 403))  # as a storage service answers: not found, then forbidden
         return serve(request, await self._clip_of(task))

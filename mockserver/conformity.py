@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import Contract, ContractError, Operation
+from contracts._shape import example_of
 from mockserver.lifecycle import State
 from mockserver.render import Renderer
 from mockserver.scenarios import Answer, Scenario, ScenarioError
@@ -49,13 +50,9 @@ def sample_request(contract: Contract) -> dict[str, Any]:
         schema = contract.resolve(schema, "")[0] if isinstance(schema, dict) else {}
         if not isinstance(schema, dict) or depth > 8:
             return None
-        for key in ("default", "example", "const"):
-            if key in schema:
-                return schema[key]
-        if isinstance(schema.get("examples"), list) and schema["examples"]:
-            return schema["examples"][0]
-        if isinstance(schema.get("enum"), list) and schema["enum"]:
-            return schema["enum"][0]
+        given = example_of(schema)
+        if given is not None:
+            return given
         if isinstance(schema.get("properties"), dict):
             needed = set(schema.get("required") or ())
             found = {name: sample(prop, depth + 1, name in needed) for name, prop in schema["properties"].items()}

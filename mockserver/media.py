@@ -133,6 +133,10 @@ class _Kept:
         self._items: OrderedDict[tuple[object, ...], Clip] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, key: tuple[object, ...]) -> Clip | None:
+        with self._lock:
+            return self._items.get(key)
+
     def get(self, key: tuple[object, ...], make: Callable[[], Clip]) -> Clip:
         with self._lock:
             if key in self._items:
@@ -189,6 +193,17 @@ class Media:
             (frames, width, height, audio),
             lambda: _mp4_clip(name, clipmaker.make_mp4(seconds, width, height, self._aac if audio else None)),
         )
+
+    def kept(self, seconds: float, width: int, height: int, audio: bool) -> Clip | None:
+        """The clip `clip()` would give, if it needs no making (a shipped one, or one made before)."""
+        frames, audio = clipmaker.frame_count(seconds), bool(audio)
+        if frames == DEFAULT_SECONDS * clipmaker.FPS and (width, height) == ((720, 1280) if height > width else (1280, 720)):
+            return self._clips[(height > width, audio)]
+        return self._made.peek((frames, width, height, audio))
+
+    def kept_still(self, width: int, height: int, media_type: str = "image/png") -> Clip | None:
+        """The still `still()` would give, if it was made before."""
+        return self._stills.peek((width, height, media_type))
 
     def still(self, width: int, height: int, media_type: str = "image/png") -> Clip:
         """The clips' picture (the first frame of a clip of that size) as a `width` x `height`

@@ -52,12 +52,13 @@ _FILLS = {  # the JSON text of each value of the submit answer that changes, fro
     "model": "q(t.model)",
     "estimated_time": "str(e)",
     "credits_reserved": "enc(number(t.scenario.credits_reserved))",
+    "can_cancel": "('true' if t.scenario.cancellable else 'false')",
 }
 # Sources the submit answer's template can hold: those above, and those a new task always has.
 _URL_SOURCES = frozenset({"self_url", "cancel_url", "content_url"})
 _VARYING = frozenset({"video_duration", "seconds", "duration", "size", "width", "height", "prompt", *_URL_SOURCES})
 _TEMPLATED = frozenset({*_FILLS, "status", "progress", "results", "result_url", "error", "error_message", "error_code",
-                        "user_group", "can_cancel"})  # fmt: skip
+                        "user_group"})  # fmt: skip
 
 Fill = Callable[[dict[str, Any]], Any]
 
@@ -136,9 +137,7 @@ class Renderer:
         self.words = dict(self.vocabulary.canonical)
         self.first_status = self.words["queued"]
         body = contract.submit.body
-        routes = {kind: self._route(op) for kind, op in shapes.operations.items() if kind in ("query", "cancel", "content")}
-        routes.setdefault("cancel", routes["query"])
-        routes.setdefault("content", routes["query"])
+        routes = {kind: op.path_for for kind, op in shapes.operations.items() if kind in ("query", "cancel", "content")}
         self.routes = routes
         progress = [node for shape in shapes.tasks for _, node in shape.node.walk() if node.source == "progress"]
         fraction = bool(progress) and all(node.maximum is not None and node.maximum <= 1 for node in progress)
@@ -157,6 +156,14 @@ class Renderer:
         bindings = dict(TASK_BINDINGS)
         if fraction:
             bindings["progress"] = "(s.progress / 100)"
+        has_model = body is not None and "model" in body.roles
+        if contract.submit.model_field is not None or (
+            has_model and (body.roles["model"][0] in body.defaults or "model" in body.role_defaults)  # type: ignore[union-attr]
+        ):
+            bindings["model"] = "t.model"  # always there: the request's, or the contract's default
+        for kind in ("cancel", "content"):
+            if kind not in shapes.operations:
+                bindings[f"{kind}_url"] = "None"  # the contract has no such operation: no URL to give
         self._tasks: dict[str, Callable[..., Any]] = {}
         self._task_default: Callable[..., Any] | None = None
         for shape in shapes.tasks:
@@ -167,7 +174,13 @@ class Renderer:
                 self._tasks[word] = render
         self._created = compile_node(shapes.created)
         used = set().union(*(_sources(shape.node) for shape in shapes.tasks)) | _sources(shapes.created)
-        self.keeps_request = bool({"prompt", "request"} & used or any(s.startswith("request:") for s in used))
+        # what of the request a task keeps: the fields its answers echo (None: nothing; all of it for `request`)
+        self.echoes: frozenset[str] | None = frozenset(source[8:] for source in used if source.startswith("request:"))
+        if "prompt" in used and body is not None and "prompt" in body.roles:
+            self.echoes |= {body.roles["prompt"][0]}
+        if "request" in used and body is not None:
+            self.echoes = frozenset(body.properties) | self.echoes
+        self.echoes = self.echoes or None
         self.needs_base_url = bool(_URL_SOURCES & used)
         self._errors: dict[str, dict[str, Fill]] = {}
         self._error_media = shapes.error_media
@@ -195,15 +208,12 @@ class Renderer:
         self._outcomes = {
             kind: compile_node(outcome.node) for kind, outcome in shapes.outcomes.items() if outcome.node is not None
         }
+        self._outcome_tasks = frozenset(
+            kind for kind, outcome in shapes.outcomes.items() if outcome.node is not None and status_node(outcome.node)
+        )
         self._created_json = self._template() if self._templated(shapes.created) else None
 
     # The pieces of a task
-
-    @staticmethod
-    def _route(op: Any) -> Callable[[str], str]:
-        """The served path of an operation for a task id (its last path parameter)."""
-        before, _, after = op.route.rpartition("{" + op.path_parameters[-1] + "}")
-        return lambda task_id: f"{before}{task_id}{after}"
 
     @staticmethod
     def _started(task: Task, state: State) -> int | None:
@@ -247,17 +257,19 @@ class Renderer:
     def task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
         """The task as its scenario says it is now, as a poll sees it."""
         error = state.error if state.error is not None and state.phase in ("failed", "cancelled") else None
-        render = self._tasks.get(state.word or self.words[state.phase], self._task_default) if self._tasks else self._task_default
-        assert render is not None
-        return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[no-any-return]
+        if self._tasks:  # a oneOf by status: the branch of its word
+            render = self._tasks.get(state.word or self.words[state.phase], self._task_default)
+        else:
+            render = self._task_default
+        return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[misc,no-any-return]
 
     def shape(self, state: State) -> TaskShape:
         return self.shapes.shape_for(self.word(state))
 
     # The submit answer
 
-    def _context(self, task: Task, estimated_time: int, base_url: str) -> dict[str, Any]:
-        """What a new task is, in the submit answer: values the contract may pin otherwise."""
+    def _constants(self) -> dict[str, Any]:
+        """What every new task is, in the submit answer: values the contract may pin otherwise."""
         constants = {
             "status": self.first_status,
             "progress": 0,
@@ -267,8 +279,11 @@ class Renderer:
             "error_message": None,
             "error_code": None,
             "user_group": "default",
-            "can_cancel": task.scenario.cancellable,
         }
+        return {**constants, WEAK: frozenset([*constants, "can_cancel"])}
+
+    def _context(self, task: Task, estimated_time: int, base_url: str) -> dict[str, Any]:
+        """The submit answer's values for a new task."""
         values = {
             "id": task.id,
             "created": task.created,
@@ -288,7 +303,7 @@ class Renderer:
         if base_url or self.needs_base_url:
             values.update({f"{kind}_url": base_url + route(task.id) for kind, route in self.routes.items()})
             values["self_url"] = values.pop("query_url")
-        return {**constants, **values, WEAK: frozenset(constants)}
+        return {**self._constants(), **values, "can_cancel": task.scenario.cancellable}
 
     def _templated(self, node: Node) -> bool:
         """Whether the submit answer can be a template: every value that changes from task to task
@@ -300,7 +315,7 @@ class Renderer:
 
     def _template(self) -> Callable[[Task, int], bytes]:
         marked = {name: f"@@mock:{name}@@" for name in _FILLS}
-        sample = {**self._context_constants(), **marked}
+        sample = {**self._constants(), **marked}
         text = _ENCODE(self._created(sample)).replace("%", "%%")
         filled = ", ".join(_FILLS[name] for name in _MARK.findall(text))
         namespace = {"q": _quote, "enc": _ENCODE, "number": _number}
@@ -308,17 +323,10 @@ class Renderer:
         exec(compile(source, "<render submit answer>", "exec"), {**namespace, "T": _MARK.sub("%s", text)}, namespace)  # noqa: S102
         return namespace["created_json"]  # type: ignore[return-value]
 
-    def _context_constants(self) -> dict[str, Any]:
-        constants = {
-            "status": self.first_status, "progress": 0, "results": None, "error": None, "user_group": "default",
-            "can_cancel": True,
-        }  # fmt: skip
-        return {**constants, WEAK: frozenset(constants)}
-
     def created_json(self, task: Task, estimated_time: int, base_url: str = "") -> bytes:
         """`created()`, already encoded: the same JSON, made faster on the submit path where a
         template can hold it (the changing values filled into the rendered answer)."""
-        if self._created_json is not None and task.scenario.cancellable:
+        if self._created_json is not None:
             return self._created_json(task, estimated_time)  # type: ignore[call-arg]
         return _ENCODE(self.created(task, estimated_time, base_url)).encode("utf-8")
 
@@ -336,11 +344,10 @@ class Renderer:
     def outcome(self, kind: str, task: Task, state: State, base_url: str) -> Any:
         """What a cancel or delete answers: the task as it is now, where the answer is a task;
         else the documented object (id, deleted...); None for no body."""
-        outcome = self.shapes.outcomes[kind]
-        if outcome.node is None:
-            return None
-        if status_node(outcome.node) is not None:  # the answer is the task
+        if kind in self._outcome_tasks:  # the answer is the task
             return self.task(task, state, base_url)
+        if kind not in self._outcomes:
+            return None
         context = {**self._context(task, 0, base_url), "deleted": kind == "delete", "status": self.word(state)}
         return self._outcomes[kind](context)
 

@@ -140,7 +140,7 @@ class Step:
     results: Any = UNSET  # UNSET: the fake's own video; None: not attached yet; list: as given
     error: dict[str, str] | None = None
     phase: str = "queued"  # what the status means: queued, running, succeeded, failed or cancelled
-    word: str | None = None  # a word of the contract the step answers with (None: the phase's own)
+    word: str | None = None  # the word of the contract the step answers with (its phase's, or one scripted)
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,8 @@ class _Builder:
             steps.append(self.step(index, item, steps[-1] if steps else None))
         return tuple(steps)
 
-    def _phase(self, path: tuple[Any, ...], word: str) -> tuple[str, str | None]:
+    def _phase(self, path: tuple[Any, ...], word: str) -> tuple[str, str]:
+        """(the phase, the word answered for it) of a step's status."""
         found = self.vocabulary.resolve(word)
         if found is None:
             known = f"the contract's words ({', '.join(self.vocabulary.words)}), " if self.vocabulary.documented else ""
@@ -337,7 +338,8 @@ class _Builder:
                 f"'{word}' is not one of the statuses this fake knows: {known}the phases ({', '.join(PHASES)}) "
                 "or today's words (pending, processing, completed, failed, cancelled)",
             )
-        return found
+        phase, scripted = found
+        return phase, scripted or self.vocabulary.word(phase)
 
     def step(self, index: int, item: dict[str, Any], previous: Step | None) -> Step:
         path = ("timeline", index)

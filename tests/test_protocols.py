@@ -8,7 +8,9 @@ Machine API (a fourth protocol: `state`, `assets.video`, `request`, 202, offsets
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import pytest
 import yaml
 
 from contracts import Contract
-from mockserver import Settings
+from mockserver import Settings, conformity, create_app
 from mockserver.scenarios import ScenarioError
 from tests.conftest import Fake, start_fake
 from tests.examples import EXAMPLES, mockserver_cli
@@ -203,7 +205,7 @@ def test_the_dashboard_shows_the_provider_s_words(runway: Fake) -> None:
     task_id = _runway_task(runway, "throttled-then-done")
     _advance(runway, 3)
     listing = runway.request("GET", "/__admin/ui", check_contract=False).text
-    assert "THROTTLED" in listing and "<code>POST /v1/image_to_video</code>" not in listing
+    assert "THROTTLED" in listing
     page = runway.request("GET", f"/__admin/ui/tasks/{task_id}", check_contract=False).text
     assert "THROTTLED" in page and "RUNNING" in page and "SUCCEEDED" in page  # its status, its timeline's steps
 
@@ -300,6 +302,48 @@ def test_task_ids_follow_the_contract_s_id_schema(tmp_path: Path, schema: dict[s
     assert len(ids) == 5 and all(re.fullmatch(shape, task_id) for task_id in ids), ids
 
 
+def test_ids_from_a_loose_pattern_are_safe_in_a_url_and_running_out_of_them_is_a_503(tmp_path: Path, store: str) -> None:
+    loose = _broken(tmp_path, lambda d: d["components"]["schemas"]["Generation"]["properties"].__setitem__(
+        "id", {"type": "string", "pattern": "^\\S{12}$"}), "loose.yaml")  # fmt: skip
+    few = _broken(tmp_path, lambda d: d["components"]["schemas"]["Generation"]["properties"].__setitem__(
+        "id", {"type": "string", "pattern": "^[0-9]$"}), "few.yaml")  # fmt: skip
+    for path in (loose, few):
+        document = yaml.safe_load(path.read_text())
+        document["paths"]["/generations/{id}"]["parameters"][0]["schema"] = {"type": "string"}
+        path.write_text(yaml.safe_dump(document))
+    with ExitStack() as stack:
+        fake = _fake(stack, loose, store)
+        for _ in range(5):
+            task_id = fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY).json()["id"]
+            assert re.fullmatch(r"[A-Za-z0-9._~-]{12}", task_id), task_id  # nothing a URL path would split or quote
+            assert fake.request("GET", f"/dream-machine/v1/generations/{task_id}", headers=KEY).status_code == 200
+    with ExitStack() as stack:
+        fake = _fake(stack, few, store)
+        answers = [
+            fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY, check_contract=False)
+            for _ in range(40)
+        ]
+        refused = [answer for answer in answers if answer.status_code == 503]
+        assert {answer.status_code for answer in answers} == {202, 503} and len(answers) - len(refused) <= 10
+        assert "free task id" in refused[0].text
+        assert fake.request("GET", "/__admin/health", check_contract=False).status_code == 200  # still serving
+
+
+def test_a_key_s_tasks_are_indexed_only_where_the_contract_lists_them(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    with ExitStack() as stack:
+        seed = start_fake(stack, Settings(clock="manual", store=redis_url, store_prefix="no-list"))
+        seed.create()
+        dream = _fake(stack, DREAM, redis_url)
+        for _ in range(3):
+            dream.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY)
+    assert client.keys("{no-list}:k:*") == []  # the shipped contract has no list: nothing kept for one
+    (index,) = client.keys("{protocols}:k:*")
+    assert client.zcard(index) == 3
+
+
 # Bad contracts stop every command with the file, the pointer and what to change
 
 
@@ -357,3 +401,17 @@ def test_every_example_contract_loads_with_its_protocol() -> None:
     assert found["runway"].vocabulary.words["THROTTLED"] == "queued"
     assert found["replicate"].vocabulary.canonical["cancelled"] == "canceled"
     assert found["openai-videos"].tasks[0].place is None  # the video is not in the task: content serves it
+
+
+@pytest.mark.parametrize(
+    "contract", ["seed", "current", OPENAI, RUNWAY, REPLICATE, DREAM, EXAMPLES / "upstream-dialect.yaml"], ids=str
+)
+def test_the_submit_answer_is_the_same_from_its_template_and_from_the_renderer(contract: Any) -> None:
+    """Where the submit answer is a template filled in (the fast path), it says what rendering it
+    whole says, for a cancellable task and for one that is not."""
+    runtime = create_app(Settings(clock="manual", contract=str(contract))).state.runtime
+    render = runtime.render
+    for cancellable in (True, False):
+        scenario = dataclasses.replace(runtime.scenarios["default"], cancellable=cancellable)
+        task = conformity.sample_task(runtime.contract, render, scenario)
+        assert json.loads(render.created_json(task, 45, "http://mock.test")) == render.created(task, 45, "http://mock.test")

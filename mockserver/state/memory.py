@@ -20,13 +20,14 @@ from typing import Any
 from mockserver.clock import Clock, ClockReading, Mode, check_advance
 from mockserver.journal import Entry, Journal
 from mockserver.scenarios import Scenario
-from mockserver.state.base import Change, Found, Submission, Submitted
+from mockserver.state.base import Change, Found, StoreUnavailable, Submission, Submitted
 from mockserver.state.task import Task, expired, gone, lifetime
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-character pieces
 _FREEZE_EVERY = 10_000
 MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
+LIST_WINDOW = 1000  # a key's newest tasks its index keeps (a client's list pages through those)
 
 
 def random_suffix(bits: Any) -> str:
@@ -42,7 +43,8 @@ class TaskStore:
 
     def __init__(self, seed: int | None = None, retention: float = 24 * 3600.0, gc_freeze: bool = False) -> None:
         self._tasks: dict[str, Task] = {}
-        self._by_key: dict[str, deque[str]] = {}  # key id -> its task ids, oldest first
+        self._by_key: dict[str, deque[str]] = {}  # key id -> its newest task ids, oldest first
+        self.lists = False  # whether the contract lists tasks: then each key's tasks are indexed
         self._random = random.Random(seed)
         self.retention = retention
         self.evicted = 0
@@ -96,22 +98,28 @@ class TaskStore:
         return self._tasks.get(task_id)
 
     def new_id(self, created: int, ids: Any = None) -> str:
-        """A task id unique in this store: shaped by `ids` (an `ids.IdMaker`), else
-        `task-unified-{created}-{8 lowercase letters or digits}`."""
-        while True:
+        """A task id unique in this store: shaped by `ids` (a `contracts.ids.IdMaker`), else
+        `task-unified-{created}-{8 lowercase letters or digits}`. After 8 draws that are all
+        taken (a contract whose id pattern allows few ids), StoreUnavailable, as the shared store."""
+        for _ in range(8):
             if ids is None:
                 task_id = f"task-unified-{created}-{random_suffix(self._random.getrandbits)}"
             else:
                 task_id = ids.make(created, self._random.getrandbits)
             if task_id not in self._tasks:
                 return task_id
+        raise StoreUnavailable(
+            f"could not find a free task id in 8 draws: the {len(self._tasks):,} live tasks hold most of the ids the "
+            "contract's id schema allows (widen its pattern, or lower --task-retention)"
+        )
 
     def add(self, task: Task) -> Task:
         self._tasks[task.id] = task
-        ids = self._by_key.get(task.key_id)
-        if ids is None:
-            ids = self._by_key[task.key_id] = deque()
-        ids.append(task.id)
+        if self.lists:
+            ids = self._by_key.get(task.key_id)
+            if ids is None:
+                ids = self._by_key[task.key_id] = deque(maxlen=LIST_WINDOW)
+            ids.append(task.id)
         if self._gc_freeze and len(self._tasks) >= self._frozen_at + _FREEZE_EVERY:
             # Tasks live long and hold no reference cycles: move them out of the cyclic garbage
             # collector's reach, so that a million of them do not make each full collection (and
@@ -137,11 +145,22 @@ class MemoryStore:
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.journal = Journal(settings.journal_size)
         self.on_reset = None  # this process's reset is the only one: the runtime handles it
+        self._lists = False
         self._fresh()
+
+    @property
+    def lists(self) -> bool:
+        """Whether the contract lists tasks: then each key's newest tasks are indexed."""
+        return self._lists
+
+    @lists.setter
+    def lists(self, value: bool) -> None:
+        self._lists = self.tasks.lists = value
 
     def _fresh(self) -> None:
         settings = self.settings
         self.tasks = TaskStore(settings.seed, settings.task_retention, settings.gc_freeze)
+        self.tasks.lists = self._lists
         self.submissions: Counter[tuple[str, str]] = Counter()  # (scenario, key_id) -> submits
         self._pushed: deque[list[Any]] = deque()  # [scenario, submissions left]
         self._default: Scenario | None = None  # None: the configured one

@@ -68,6 +68,7 @@ _SCRIPTS = (
 )  # fmt: skip
 _OURS = ("IDTAKEN", "NOSCENARIO", "LATEST")  # errors the scripts raise on purpose; the callers handle them
 PAGE = 500  # tasks per script call when listing, sweeping or stretching: Redis never blocks long
+LIST_WINDOW = 1000  # a key's newest tasks its index keeps (a client's list pages through those)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _CREATED = "\x00created\x00"  # where a task id holds its created time, which the submit script writes
 _DECODER = json.JSONDecoder()
@@ -221,6 +222,7 @@ class RedisStore:
         self.took_over = False
         self.on_reset: Callable[[], None] | None = None  # told when another replica resets the store
         self.vocabulary: Vocabulary | None = None  # the contract's status words, for scenarios added at run time
+        self.lists = False  # whether the contract lists tasks: then each key's tasks are indexed
 
     # Talking to Redis.
 
@@ -491,7 +493,7 @@ class RedisStore:
                     random_suffix(self._ids.getrandbits), submission.model, submission.aspect_ratio,
                     "1" if submission.generate_audio else "0", repr(float(settings.task_retention)),
                     before, after, repr(float(submission.seconds)), str(submission.width), str(submission.height),
-                    request,
+                    request, LIST_WINDOW if self.lists else 0,
                 )  # fmt: skip
                 break
             except ResponseError as error:
@@ -500,7 +502,10 @@ class RedisStore:
                 if not str(error).startswith("IDTAKEN"):
                     raise
         else:
-            raise StoreUnavailable("could not find a free task id")
+            raise StoreUnavailable(
+                "could not find a free task id in 8 draws: the live tasks hold most of the ids the contract's id "
+                "schema allows (widen its pattern, or lower --task-retention)"
+            )
         now = float(now_text)
         self._see(now)
         scenario = await self._named(name)

@@ -4,7 +4,8 @@
 -- ARGV: prefix, header, fallback, fallback_by, configured default, key id, random [0, 1),
 --       id suffix, model, aspect ratio, generate audio (1/0), retention (scenario seconds),
 --       the id's text before and after its created time ('' and '': today's ids; a '-' after:
---       the whole id is the text before), seconds, width, height, the request (JSON or '')
+--       the whole id is the text before), seconds, width, height, the request (JSON or ''),
+--       how many of a key's newest tasks its index keeps (0: no index, the contract lists none)
 local now, mode, speed, real = clock()
 if not now or redis.call('EXISTS', P .. 'registry') == 0 then
   return need_init()
@@ -118,10 +119,14 @@ if s.plan[answer][2] == 1 then
   local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
   redis.call('PEXPIRE', key, math.ceil(life * 1000))
   redis.call('ZADD', TASKS, real + life, id)
-  local mine = key_tasks(ARGV[6])
-  redis.call('ZADD', mine, number, id)
-  if redis.call('PTTL', mine) < life * 1000 then
-    redis.call('PEXPIRE', mine, math.ceil(life * 1000))
+  local window = tonumber(ARGV[19])
+  if window > 0 then
+    local mine = key_tasks(ARGV[6])
+    redis.call('ZADD', mine, number, id)
+    redis.call('ZREMRANGEBYRANK', mine, 0, -window - 1) -- the newest `window` only
+    if redis.call('PTTL', mine) < life * 1000 then
+      redis.call('PEXPIRE', mine, math.ceil(life * 1000))
+    end
   end
   local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
   if evicted > 0 then
