@@ -78,8 +78,8 @@ class Runtime:
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
         self.state: Store = open_store(settings.store, settings, self.scenarios, self.fingerprint())
         self.state.on_reset = self._forget_added
-        self.state.vocabulary = self.vocabulary  # type: ignore[attr-defined]
-        self.state.lists = self.contract.shapes.list is not None  # type: ignore[attr-defined]
+        self.state.vocabulary = self.vocabulary
+        self.state.lists = self.contract.shapes.list is not None
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin

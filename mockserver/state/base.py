@@ -58,6 +58,8 @@ Change = Callable[[Task, float], None]
 class Store(Protocol):
     kind: str
     on_reset: Callable[[], None] | None  # called when another replica resets a shared store
+    vocabulary: Any  # the contract's status words (a `contracts._vocabulary.Vocabulary`), for scenarios it reads
+    lists: bool  # whether the contract lists tasks: then each key's newest tasks are indexed
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

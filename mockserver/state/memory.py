@@ -145,6 +145,7 @@ class MemoryStore:
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.journal = Journal(settings.journal_size)
         self.on_reset = None  # this process's reset is the only one: the runtime handles it
+        self.vocabulary = None  # scenarios are the runtime's own: it reads them with its vocabulary
         self._lists = False
         self._fresh()
 
