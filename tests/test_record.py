@@ -716,3 +716,16 @@ def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() ->
     assert data["name"] == "rec-001-failed-generation-failed"
     assert data["timeline"][-1]["error"] == {"code": "generation_failed", "message": "Out of memory"}
     assert "without a code" in data["description"] and "lightricks/ltx-2.5-fast" in data["description"]
+
+    # A `state` for the status (`dreaming`), the video under `assets.video` (kept without its query).
+    dream = Recording(Path("/nonexistent"), Contract.load(ROOT / "tests" / "contracts" / "dream.yaml"), "a test", keep_result_urls=True)
+    assert dream.exchange("POST", "/dream-machine/v1/generations/video") == ("submit", None)
+    assert dream.exchange("DELETE", "/dream-machine/v1/generations/g-1") == ("delete", "g-1")
+    generation = {"id": "g-1", "created_at": "2026-12-06T10:15:02Z", "request": {"prompt": "A dream"}, "assets": None}
+    dream.submission({"prompt": "A dream"}, Answer(0.0, 0.1, 202, {**generation, "state": "queued"}))
+    dream.poll("g-1", Answer(1.0, 1.1, 200, {**generation, "state": "dreaming"}))
+    video = {"video": "https://cdn.dream.test/g-1.mp4?sig=SECRET9"}
+    dream.poll("g-1", Answer(3.0, 3.1, 200, {**generation, "state": "completed", "assets": video}))
+    (data,) = [d for name, d in dream.scenarios().items() if name != "recorded"]
+    assert [(s["at"], s["status"]) for s in data["timeline"]] == [(0.0, "queued"), (0.5, "dreaming"), (2.0, "completed")]
+    assert data["timeline"][-1]["results"] == ["https://cdn.dream.test/g-1.mp4"]

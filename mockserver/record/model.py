@@ -284,7 +284,7 @@ class Recording:
             answer.problems.append(f"{what} answered {answer.status}, a status the contract does not document")
         else:
             answer.problems += [f"{what} ({answer.status}): {p}" for p in spec.problems(answer.body, answer.headers)]
-        status = answer.body.get("status") if isinstance(answer.body, dict) and _accepted(answer.status) else None
+        status = answer.body.get(self.reader.status) if isinstance(answer.body, dict) and _accepted(answer.status) else None
         if isinstance(status, str) and self.vocabulary.resolve(status) is None:
             answer.problems.append(f"{what}: status {status!r}, which the contract does not define")
         answer.problems[:] = [_clean(problem, self.secrets)[:400] for problem in answer.problems]
@@ -544,7 +544,7 @@ class Recording:
             if body is not None:
                 observed.append(_Seen(at, body, exact=True))
             elif self.cancelled_word is not None:
-                observed.append(_Seen(at, {"status": self.cancelled_word}, exact=True, implied=True))
+                observed.append(_Seen(at, {self.reader.status: self.cancelled_word}, exact=True, implied=True))
             taken = True
             if kind == "delete" and deleted is None:
                 deleted = answer
@@ -585,7 +585,7 @@ class Recording:
         elif isinstance(value, str):
             message = _text(value)
         if code is None:
-            shape = self.shapes.shape_for(str(body.get("status")))
+            shape = self.shapes.shape_for(str(body.get(self.reader.status)))
             codes = [_text(_at(body, path)) for path, node in shape.node.walk() if node.source == "error_code"]
             code = next((found for found in codes if found), None)
         return code, message
@@ -593,7 +593,7 @@ class Recording:
     def _results(self, body: dict[str, Any]) -> tuple[bool, list[Any] | None]:
         """Whether the task carries its result at all (not when a content operation serves the
         video), and what it carries now, as a list (None: nothing yet)."""
-        shape = self.shapes.shape_for(str(body.get("status")))
+        shape = self.shapes.shape_for(str(body.get(self.reader.status)))
         if shape.place is None:
             return False, None
         value = _at(body, shape.place)
@@ -610,7 +610,7 @@ class Recording:
         quirk = 0
         for seen in observed:
             at, body = seen.at, seen.body
-            word = body.get("status")
+            word = body.get(self.reader.status)  # `status`, or what the contract calls it (`state`)
             found = self.vocabulary.resolve(word) if isinstance(word, str) else None
             if found is None or (steps and PHASE_RANK[found[0]] < PHASE_RANK[phases[-1]]):
                 if found is not None and not seen.implied:

@@ -177,7 +177,7 @@ class RecordingProxy:
             recorded = found
             state = answer.body if isinstance(answer.body, dict) and 200 <= answer.status < 300 else {}
             shown = (
-                f"{state.get('status')} {state.get('progress', '')}".strip()
+                f"{state.get(recording.reader.status)} {state.get('progress', '')}".strip()
                 if state
                 else str(answer.status or "no answer")
             )
