@@ -595,6 +595,7 @@ def test_a_replicate_session_with_a_cancel_replays_cancelled(tmp_path: Path) -> 
     assert "came without a code" in failed["description"] and "lightricks/ltx-2.5-fast" in failed["description"]
     cancelled = scenario_file(out / "rec-002-cancelled.yaml")
     assert cancelled["timeline"][-1]["status"] == "canceled" and "by the application" in cancelled["description"]
+    assert cancelled["timeline"][-2]["polls"] == 1  # held: the client's own cancel in the replay comes first
     for (code_then, saw_then, _), (code_now, saw_now, printed) in zip(recorded, replayed, strict=True):
         assert (code_now, saw_now) == (code_then, saw_then), printed
     assert "Director: unexpected error" in replayed[0][2] and "canceled: " in replayed[1][2]

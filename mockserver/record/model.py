@@ -23,9 +23,10 @@ Steps keep the progress observed (`ramp: false`), a `completed` without results 
 polls as saw it, a 404 after the task was seen becomes `disappears_after`, and poll answers that
 were errors or broken become poll rules on the same poll numbers. A task the application
 cancelled or deleted becomes cancelled when the target took the cancel (a step in the contract's
-word for it, where it has one) and, after a delete, gone (`disappears_after`) from the first poll
-that found it gone: the latest moment the recording allows, so that an application that deletes
-again in a replay does it first.
+word for it, where it has one) and, after a delete, gone (`disappears_after`). An application
+replaying cancels or deletes again, and the scenario must not get there first: the step before
+a cancel holds for one poll more than saw it (the fake refuses to cancel a cancelled task), and
+the task is gone from the first poll that found it gone, the latest moment the recording allows.
 
 Nothing secret is kept: the submit body's prompt (unless `--redact-prompts`), model, aspect ratio
 and audio flag; answers' bodies (no credentials in them; result URLs are replaced by the fake's
@@ -101,13 +102,14 @@ class Recorded:
 
 @dataclass
 class _Seen:
-    """A state of the task as observed: by a poll (or the submit's answer), or by a cancel or
-    delete of the application (`exact`: it changed then, not somewhere since the observation
+    """A state of the task as observed: by the submit's answer, a poll (`poll`), or a cancel or
+    delete of the application (`action`: it changed then, not somewhere since the observation
     before); `implied`: no answer showed it, the contract's cancelled word stands for it."""
 
     at: float  # seconds since the submission was sent
     body: dict[str, Any]
-    exact: bool = False
+    poll: bool = False
+    action: str | None = None  # "cancel" or "delete"
     implied: bool = False
 
 
@@ -465,7 +467,7 @@ class Recording:
             # often holds no body the page did not read)
             gone = poll.kind == "json" or (deleted is not None and poll.sent >= deleted.received)
             if _accepted(poll.status) and poll.kind == "json" and isinstance(poll.body, dict):
-                observed.append(_Seen(at, poll.body))
+                observed.append(_Seen(at, poll.body, poll=True))
                 last_ok, gone_at = at, None
             elif poll.status == 404 and gone and all(p.status == 404 for p in rec.polls[number:]):
                 if gone_at is None:
@@ -542,9 +544,9 @@ class Recording:
                 continue
             body = answer.body if isinstance(answer.body, dict) and self.reader.phase(answer.body) is not None else None
             if body is not None:
-                observed.append(_Seen(at, body, exact=True))
+                observed.append(_Seen(at, body, action=kind))
             elif self.cancelled_word is not None:
-                observed.append(_Seen(at, {self.reader.status: self.cancelled_word}, exact=True, implied=True))
+                observed.append(_Seen(at, {self.reader.status: self.cancelled_word}, action=kind, implied=True))
             taken = True
             if kind == "delete" and deleted is None:
                 deleted = answer
@@ -608,6 +610,7 @@ class Recording:
         previous_at = 0.0
         top = 0
         quirk = 0
+        polled = 0  # polls that saw the last step
         for seen in observed:
             at, body = seen.at, seen.body
             word = body.get(self.reader.status)  # `status`, or what the contract calls it (`state`)
@@ -638,6 +641,7 @@ class Recording:
                 if steps and steps[-1].get("results", 0) is None:  # one more poll saw it succeeded without results
                     steps[-1]["polls"] += 1
                     quirk += 1
+                polled += seen.poll
                 previous_at = at
                 continue
             if steps and phases[-1] in TERMINAL_PHASES and not (phases[-1] == "succeeded" == phase):
@@ -645,11 +649,20 @@ class Recording:
                 break
             if steps and phases[-1] == "succeeded" == phase and steps[-1].get("results", 0) is not None:
                 break  # succeeded with results, then succeeded again: nothing more to replay
-            if not steps and seen.exact and at > 0:  # cancelled before any poll: it was as created until then
+            if not steps and seen.action and at > 0:  # cancelled before any poll: it was as created until then
                 steps.append({"at": 0.0, "status": self.vocabulary.word("queued"), "ramp": False})
                 phases.append("queued")
+            if seen.action == "cancel" and phase == "cancelled" and steps and "polls" not in steps[-1]:
+                # the step before holds for one poll more than saw it: an application that cancels again in a
+                # replay (the fake refuses to cancel a cancelled task) does so before the scenario does
+                steps[-1]["polls"] = polled + 1
+                notes.append(
+                    f"The application cancelled it at {at:.1f} s, after {polled} poll(s) saw it {steps[-1]['status']}: "
+                    f"that step holds for {polled + 1} poll(s), so that an application cancelling again in a replay "
+                    "does it first."
+                )
             held = bool(steps) and steps[-1].get("results", 0) is None  # after succeeded-without-results: the
-            middle = steps[-1]["at"] if held else at if seen.exact else (previous_at + at) / 2  # hold's poll count decides
+            middle = steps[-1]["at"] if held else at if seen.action else (previous_at + at) / 2  # hold's poll count decides
             step: dict[str, Any] = {
                 "at": 0.0 if not steps else _seconds(max(middle, steps[-1]["at"])),
                 "status": word,
@@ -676,7 +689,7 @@ class Recording:
                 }
             steps.append(step)
             phases.append(phase)
-            top, previous_key, previous_at = progress, key, at
+            top, previous_key, previous_at, polled = progress, key, at, int(seen.poll)
         if not steps:
             steps.append({"at": 0.0, "status": self.vocabulary.word("queued")})
         if steps[0]["at"] != 0:
