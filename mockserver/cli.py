@@ -457,7 +457,10 @@ def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:
     "--contract",
     default="seed",
     show_default=True,
-    help="Which contract the target is held to: seed, current or a path.",
+    help=(
+        "The target's contract (seed, current or a path): which requests are recorded, how its tasks read, "
+        "what it is held to."
+    ),
 )
 @click.option(
     "--keep-result-urls",

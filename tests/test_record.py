@@ -494,12 +494,14 @@ def record_and_replay(
     (tmp_path / "target" / "session.yaml").write_text(session)
     out = tmp_path / "recording"
     recorded = []
-    with running(["--contract", contract_path, "--scenarios", str(tmp_path / "target"), "--speed", "100"]) as (target, _):
+    target_args = ["--contract", contract_path, "--scenarios", str(tmp_path / "target"), "--speed", "100"]
+    with running(target_args) as (target, _):
         recorder = Recorder(target, out, "--contract", contract_path)
         try:
             for scenario, flags in plan:
                 httpx.post(f"{target}/__admin/reset", timeout=10).raise_for_status()
-                httpx.put(f"{target}/__admin/scenarios/default", json={"scenario": scenario}, timeout=10).raise_for_status()
+                chosen = httpx.put(f"{target}/__admin/scenarios/default", json={"scenario": scenario}, timeout=10)
+                chosen.raise_for_status()
                 run = client_run(recorder.url, client, *flags)
                 recorded.append((run.returncode, provider_words(journal(target)), run.stdout))
         finally:
@@ -561,7 +563,9 @@ def test_an_openai_session_with_a_delete_replays_and_the_deleted_task_is_gone(tm
     )
     assert "Recorded 2 submission(s), 2 task(s)" in output and "delete of submission 2" in output, output
     assert [run[0] for run in recorded] == [0, 4]  # completed and downloaded; deleted and gone
-    assert sorted(p.name for p in out.glob("*.yaml")) == ["rec-001-completed.yaml", "rec-002-deleted.yaml", "recorded.yaml"]
+    assert sorted(p.name for p in out.glob("*.yaml")) == [
+        "rec-001-completed.yaml", "rec-002-deleted.yaml", "recorded.yaml",
+    ]  # fmt: skip
     done = scenario_file(out / "rec-001-completed.yaml")
     assert [s["status"] for s in done["timeline"]] == ["queued", "in_progress", "in_progress", "completed"]
     assert "results" not in done["timeline"][-1]  # no result in the task: nothing held back either
@@ -613,13 +617,15 @@ def test_a_har_of_a_provider_session_imports_and_replays(tmp_path: Path) -> None
     (tmp_path / "target").mkdir()
     (tmp_path / "target" / "session.yaml").write_text(OPENAI_SESSION)
     har = tmp_path / "session.har"
-    target_args = ["--contract", contract, "--scenarios", str(tmp_path / "target"), "--scenario", "done", "--speed", "100"]
+    target_args = [
+        "--contract", contract, "--scenarios", str(tmp_path / "target"), "--scenario", "done", "--speed", "100",
+    ]  # fmt: skip
     with running(target_args) as (url, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context(record_har_path=str(har))
         page = context.new_page()
         page.goto(f"{url}/__admin/health")
-        seen = page.evaluate(
+        outcome = page.evaluate(
             """async () => {
                 const headers = {'Authorization': 'Bearer sk-har-secret-key'};
                 const create = async () => {
@@ -645,10 +651,11 @@ def test_a_har_of_a_provider_session_imports_and_replays(tmp_path: Path) -> None
         )
         context.close()
         browser.close()
-    assert seen == ["completed", True, 200, 404]
+    assert outcome == ["completed", True, 200, 404]
     out = tmp_path / "from-har"
     result = subprocess.run(
-        [sys.executable, "-m", "mockserver", "record", "--from-har", str(har), "--out", str(out), "--contract", contract],
+        [sys.executable, "-m", "mockserver", "record", "--from-har", str(har), "--out", str(out),
+         "--contract", contract],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -692,9 +699,12 @@ def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() ->
     assert replicate.exchange("POST", "/v1/predictions/p-1/cancel") == ("cancel", "p-1")
 
     task = {"id": "t-1", "createdAt": "2026-12-06T10:15:02.312Z", "estimatedCost": {"credits": 25}}
-    request = {"model": "gen4_turbo", "promptImage": "https://x/i.jpg", "promptText": "Leaves drift", "ratio": "1280:720"}
+    request = {
+        "model": "gen4_turbo", "promptImage": "https://x/i.jpg", "promptText": "Leaves drift", "ratio": "1280:720",
+    }  # fmt: skip
     runway.submission(request, Answer(0.0, 0.1, 200, {"id": "t-1", "estimatedCost": {"credits": 25}}))
-    for sent, word, progress in [(1.0, "PENDING", None), (3.0, "THROTTLED", None), (5.0, "RUNNING", 0.29), (7.0, "RUNNING", 0.9)]:
+    states = [(1.0, "PENDING", None), (3.0, "THROTTLED", None), (5.0, "RUNNING", 0.29), (7.0, "RUNNING", 0.9)]
+    for sent, word, progress in states:
         body = {**task, "status": word, **({"progress": progress} if progress is not None else {})}
         runway.poll("t-1", Answer(sent, sent + 0.1, 200, body))
     runway.action("delete", "t-1", Answer(8.0, 8.1, 204, None, "empty"))
@@ -702,7 +712,8 @@ def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() ->
     (data,) = [d for name, d in runway.scenarios().items() if name != "recorded"]
     assert data["name"] == "rec-001-deleted"
     assert [(s["at"], s["status"], s.get("progress")) for s in data["timeline"]] == [
-        (0.0, "PENDING", None), (2.0, "THROTTLED", None), (4.0, "RUNNING", 29), (6.0, "RUNNING", 90), (8.0, "CANCELLED", 90),
+        (0.0, "PENDING", None), (2.0, "THROTTLED", None), (4.0, "RUNNING", 29), (6.0, "RUNNING", 90),
+        (8.0, "CANCELLED", 90),
     ]  # fmt: skip
     assert data["disappears_after"] == 8.5  # the first poll that found it gone
     assert "gen4_turbo" in data["description"] and "'Leaves drift'" in data["description"]
@@ -719,7 +730,8 @@ def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() ->
     assert "without a code" in data["description"] and "lightricks/ltx-2.5-fast" in data["description"]
 
     # A `state` for the status (`dreaming`), the video under `assets.video` (kept without its query).
-    dream = Recording(Path("/nonexistent"), Contract.load(ROOT / "tests" / "contracts" / "dream.yaml"), "a test", keep_result_urls=True)
+    dream_contract = Contract.load(ROOT / "tests" / "contracts" / "dream.yaml")
+    dream = Recording(Path("/nonexistent"), dream_contract, "a test", keep_result_urls=True)
     assert dream.exchange("POST", "/dream-machine/v1/generations/video") == ("submit", None)
     assert dream.exchange("DELETE", "/dream-machine/v1/generations/g-1") == ("delete", "g-1")
     generation = {"id": "g-1", "created_at": "2026-12-06T10:15:02Z", "request": {"prompt": "A dream"}, "assets": None}
@@ -728,5 +740,6 @@ def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() ->
     video = {"video": "https://cdn.dream.test/g-1.mp4?sig=SECRET9"}
     dream.poll("g-1", Answer(3.0, 3.1, 200, {**generation, "state": "completed", "assets": video}))
     (data,) = [d for name, d in dream.scenarios().items() if name != "recorded"]
-    assert [(s["at"], s["status"]) for s in data["timeline"]] == [(0.0, "queued"), (0.5, "dreaming"), (2.0, "completed")]
+    timeline = [(s["at"], s["status"]) for s in data["timeline"]]
+    assert timeline == [(0.0, "queued"), (0.5, "dreaming"), (2.0, "completed")]
     assert data["timeline"][-1]["results"] == ["https://cdn.dream.test/g-1.mp4"]

@@ -123,13 +123,18 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
             posted = request.get("postData")
             text = posted.get("text") if isinstance(posted, dict) else None
             mime = posted.get("mimeType") if isinstance(posted, dict) else None
-            request_body = recording.request_body(str(mime) if mime else None, text.encode()) if isinstance(text, str) else None
+            request_body = (
+                recording.request_body(str(mime) if mime else None, text.encode()) if isinstance(text, str) else None
+            )
             params = posted.get("params") if isinstance(posted, dict) else None
             if request_body is None and isinstance(params, list):  # a form, as its fields only
                 request_body = {str(p.get("name")): p.get("value") for p in params if isinstance(p, dict)}
             recording.submission(request_body, answer, path)
             continue
-        found = recording.poll(task_id or "", answer) if kind == "query" else recording.action(kind, task_id or "", answer)
+        if kind == "query":
+            found = recording.poll(task_id or "", answer)
+        else:
+            found = recording.action(kind, task_id or "", answer)
         if found is None:
             reason = f"{'polls' if kind == 'query' else kind + 's'} of tasks not submitted in this file"
             skipped[reason] = skipped.get(reason, 0) + 1

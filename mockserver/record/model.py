@@ -175,7 +175,7 @@ def _error(body: Any, status: int, secrets: set[str] | None = None) -> dict[str,
     elif isinstance(error, str):
         message = _text(error)
     elif isinstance(body, dict):
-        message = next((_text(body.get(name)) for name in ("detail", "message", "title") if _text(body.get(name))), None)
+        message = next((found for name in ("detail", "message", "title") if (found := _text(body.get(name)))), None)
         code = _text(body.get("code"))
     out: dict[str, Any] = {}
     if message is not None:
@@ -286,7 +286,8 @@ class Recording:
             answer.problems.append(f"{what} answered {answer.status}, a status the contract does not document")
         else:
             answer.problems += [f"{what} ({answer.status}): {p}" for p in spec.problems(answer.body, answer.headers)]
-        status = answer.body.get(self.reader.status) if isinstance(answer.body, dict) and _accepted(answer.status) else None
+        task = answer.body if isinstance(answer.body, dict) and _accepted(answer.status) else {}
+        status = task.get(self.reader.status)
         if isinstance(status, str) and self.vocabulary.resolve(status) is None:
             answer.problems.append(f"{what}: status {status!r}, which the contract does not define")
         answer.problems[:] = [_clean(problem, self.secrets)[:400] for problem in answer.problems]
@@ -299,7 +300,7 @@ class Recording:
         """A submission (`path`: where it went, for a model named by the path, as Replicate's)."""
         request = body if isinstance(body, dict) else {}
         fields = self.submit_op.shape_of(request) if request else None
-        roles = fields.roles if fields is not None else {}  # where this contract's requests keep each (Runway: promptText)
+        roles = fields.roles if fields is not None else {}  # where this contract keeps each (Runway: promptText)
         kept: dict[str, Any] = {}
         for name, role in (("model", "model"), ("aspect_ratio", "aspect_ratio"), ("generate_audio", "audio")):
             value = _at(request, roles.get(role, (name,)))
@@ -420,7 +421,9 @@ class Recording:
         """Where the scenario, as built, breaks the contract ("" when it does not)."""
         if self._renderer is None:
             self._renderer = Renderer(self.contract, Media())
-        scenario = parse({**data, "off_contract": "checking"}, f"recording ({data['name']})", vocabulary=self.vocabulary)
+        scenario = parse(
+            {**data, "off_contract": "checking"}, f"recording ({data['name']})", vocabulary=self.vocabulary
+        )
         found = conformity.problems(scenario, self.contract, self._renderer)
         return "; ".join(problem for _, problem in found)[:500]
 
@@ -457,7 +460,7 @@ class Recording:
         if submit:
             data["submit"] = submit
         observed = [_Seen(0.0, rec.submit.body)]
-        ended_by, deleted = self._actions(rec, observed, notes)
+        acted, deleted = self._actions(rec, observed, notes)
         rules: list[dict[str, Any]] = []
         gone_at: float | None = None
         last_ok = 0.0
@@ -520,12 +523,14 @@ class Recording:
             code = final["error"]["code"]
             return f"failed-{_slug(code)}", f"failed with {code} at {final['at']:.1f} s ({polls} polls)"
         if phase == "succeeded" and final.get("results", 0) is None:
-            return "completed-no-results", f"the recording ended while it was {final['status']} without results ({polls} polls)"
+            return "completed-no-results", (
+                f"the recording ended while it was {final['status']} without results ({polls} polls)"
+            )
         if phase == "succeeded":
             extra = f"; {quirk} poll(s) saw it {final['status']} before the results were attached" if quirk else ""
             return "completed", f"{final['status']} at {final['at']:.1f} s ({polls} polls{extra})"
         if phase == "cancelled":
-            by = " by the application" if ended_by else ""
+            by = " by the application" if acted else ""
             return "cancelled", f"{final['status']}{by} at {final['at']:.1f} s ({polls} polls)"
         return "unfinished", f"the recording ended while it was {final['status']} ({polls} polls)"
 
@@ -540,7 +545,8 @@ class Recording:
         for kind, answer in rec.actions:
             at = answer.sent - start
             if not _accepted(answer.status):
-                notes.append(f"The application's {kind} at {at:.1f} s got {answer.status or 'no answer'}; not replayed.")
+                got = answer.status or "no answer"
+                notes.append(f"The application's {kind} at {at:.1f} s got {got}; not replayed.")
                 continue
             body = answer.body if isinstance(answer.body, dict) and self.reader.phase(answer.body) is not None else None
             if body is not None:
@@ -617,7 +623,8 @@ class Recording:
             found = self.vocabulary.resolve(word) if isinstance(word, str) else None
             if found is None or (steps and PHASE_RANK[found[0]] < PHASE_RANK[phases[-1]]):
                 if found is not None and not seen.implied:
-                    notes.append(f"The target went back from {steps[-1]['status']} to {word} at {at:.1f} s; not replayed.")
+                    before = steps[-1]["status"]
+                    notes.append(f"The target went back from {before} to {word} at {at:.1f} s; not replayed.")
                 previous_at = at  # off contract (said so) or backwards: replayed as the state before it
                 continue
             phase = found[0]
@@ -661,8 +668,10 @@ class Recording:
                     f"that step holds for {polled + 1} poll(s), so that an application cancelling again in a replay "
                     "does it first."
                 )
-            held = bool(steps) and steps[-1].get("results", 0) is None  # after succeeded-without-results: the
-            middle = steps[-1]["at"] if held else at if seen.action else (previous_at + at) / 2  # hold's poll count decides
+            # after succeeded-without-results, the hold's poll count alone decides; an action's change is when it was
+            # made; a poll's, between the observation before and this one
+            held = bool(steps) and steps[-1].get("results", 0) is None
+            middle = steps[-1]["at"] if held else at if seen.action else (previous_at + at) / 2
             step: dict[str, Any] = {
                 "at": 0.0 if not steps else _seconds(max(middle, steps[-1]["at"])),
                 "status": word,
