@@ -457,7 +457,10 @@ def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:
     "--contract",
     default="seed",
     show_default=True,
-    help="Which contract the target is held to: seed, current or a path.",
+    help=(
+        "The target's contract (seed, current or a path): which requests are recorded, how its tasks read, "
+        "what it is held to."
+    ),
 )
 @click.option(
     "--keep-result-urls",
@@ -539,9 +542,10 @@ def record(
     if problems:
         _fail(f"the recording in {out} does not validate (a bug in the recorder): {problems}")
     tasks = sum(1 for r in recording.submissions if r.task_id)
+    served = "" if contract == "seed" else f"--contract {contract} "  # serve's default is seed too
     console.print(
         f"Recorded {len(recording.submissions)} submission(s), {tasks} task(s), into {out}/ "
-        f"({len(recording.written)} files). Replay: mockserver serve --scenarios {out} --scenario recorded"
+        f"({len(recording.written)} files). Replay: mockserver serve {served}--scenarios {out} --scenario recorded"
     )
 
 

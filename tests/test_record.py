@@ -1,7 +1,8 @@
 """`mockserver record`: a recording proxy between the reference client and a second fake acting as
 the deployment, then a replay of the recording with the same client; HAR files that real
-Chromium records; broken input. Real processes throughout (`mockserver serve`, `mockserver
-record`, the reference client)."""
+Chromium records; broken input; and other providers' APIs (the worked examples' contracts, their
+official-SDK clients, a fake of the same contract as the target), recorded and replayed in their
+own words. Real processes throughout (`mockserver serve`, `mockserver record`, the clients)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import yaml
 from contracts import Contract
 from mockserver.record.model import Answer, Recording
 from tests.conftest import BODIES, SUBMIT
+from tests.examples import EXAMPLES, answers_conform, client_run, journal
+from tests.processes import running
 from tests.services import Replica, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,3 +413,333 @@ def test_whatever_the_target_answers_the_folder_validates_and_keeps_no_secret(tm
     task_data = yaml.safe_load((tmp_path / "odd" / "rec-004-completed.yaml").read_text())
     assert [s["status"] for s in task_data["timeline"]] == ["pending", "processing", "processing", "completed"]
     assert task_data["polls"] == [{"on": [4], "status": 502, "error": {"message": "Recorded: HTTP 502."}}]
+
+
+# Any provider's API: the worked examples' contracts (examples/contracts/), their official-SDK
+# clients run unchanged through the recorder, a `mockserver serve` of the same contract at 100x as
+# the "real" target playing scenarios of our own, and the recorded folder replayed at real speed.
+
+RUNWAY_SESSION = """\
+name: throttled-then-done
+description: A 429 with Retry-After first; then it waits for a concurrency slot (THROTTLED), runs, succeeds.
+submit:
+  - times: 1
+    status: 429
+    error: {message: You have exceeded the daily task limit for this model., code: rate_limited}
+    headers: {Retry-After: 1}
+  - {}
+timeline:
+  - {at: 0, status: PENDING}
+  - {at: 10, status: THROTTLED}
+  - {at: 25, status: RUNNING, progress: 20, ramp: false}
+  - {at: 40, status: RUNNING, progress: 70, ramp: false}
+  - {at: 55, status: SUCCEEDED}
+---
+name: flagged
+description: Runs, then fails with Runway's failure and failureCode.
+timeline:
+  - {at: 0, status: PENDING}
+  - {at: 10, status: RUNNING, progress: 30, ramp: false}
+  - {at: 25, status: FAILED, error: {code: SAFETY.OUTPUT.TEXT, message: The output was flagged by our moderation.}}
+"""
+
+OPENAI_SESSION = """\
+name: done
+description: Queued, in progress, completed; the video comes from the content operation, not the task.
+timeline:
+  - {at: 0, status: queued}
+  - {at: 15, status: in_progress, progress: 25, ramp: false}
+  - {at: 30, status: in_progress, progress: 80, ramp: false}
+  - {at: 45, status: completed}
+"""
+
+REPLICATE_SESSION = """\
+name: broken
+description: Fails; Replicate's error is a string, with no code.
+timeline:
+  - {at: 0, status: starting}
+  - {at: 15, status: processing}
+  - {at: 30, status: failed, error: {code: E6716, message: "Director: unexpected error handling prediction (E6716)"}}
+---
+name: slow
+description: Starts, processes for a long time (long enough to be cancelled).
+timeline:
+  - {at: 0, status: starting}
+  - {at: 15, status: processing}
+  - {at: 600, status: succeeded}
+"""
+
+
+def provider_words(entries: list[dict[str, Any]]) -> list[str]:
+    """The status words of the task answers a fake gave to polls (its journal's `entries`), in
+    order, repeats collapsed."""
+    found: list[str] = []
+    for entry in entries:
+        if entry["method"] == "GET" and entry["status"] == 200 and entry["response"].startswith("{"):
+            word = json.loads(entry["response"]).get("status")
+            if isinstance(word, str) and (not found or found[-1] != word):
+                found.append(word)
+    return found
+
+
+def record_and_replay(
+    tmp_path: Path, contract: str, client: str, session: str, plan: list[tuple[str, list[str]]]
+) -> tuple[Path, str, list[tuple[int, list[str], str]], list[tuple[int, list[str], str]], int]:
+    """Record each run of `plan` (a scenario of `session` the target plays, the client's flags)
+    through the recorder, then replay the folder and run the same again. (folder, the recorder's
+    output, the runs recorded, the runs replayed: exit status, words polled, stdout; how many
+    replayed answers were checked against the contract)."""
+    contract_path = str(EXAMPLES / contract)
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "session.yaml").write_text(session)
+    out = tmp_path / "recording"
+    recorded = []
+    target_args = ["--contract", contract_path, "--scenarios", str(tmp_path / "target"), "--speed", "100"]
+    with running(target_args) as (target, _):
+        recorder = Recorder(target, out, "--contract", contract_path)
+        try:
+            for scenario, flags in plan:
+                httpx.post(f"{target}/__admin/reset", timeout=10).raise_for_status()
+                chosen = httpx.put(f"{target}/__admin/scenarios/default", json={"scenario": scenario}, timeout=10)
+                chosen.raise_for_status()
+                run = client_run(recorder.url, client, *flags)
+                recorded.append((run.returncode, provider_words(journal(target)), run.stdout))
+        finally:
+            code, output = recorder.stop()
+    assert code == 0, output
+    replayed = []
+    with running(["--contract", contract_path, "--scenarios", str(out), "--scenario", "recorded"]) as (replay, _):
+        for _, flags in plan:
+            before = len(journal(replay))
+            run = client_run(replay, client, *flags)
+            replayed.append((run.returncode, provider_words(journal(replay)[before:]), run.stdout))
+        checked = answers_conform(replay, Path(contract_path))
+    return out, output, recorded, replayed, checked
+
+
+def scenario_file(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def test_a_runway_session_replays_in_runway_s_words(tmp_path: Path) -> None:
+    """THROTTLED, progress 0..1, a failure in `failure` + `failureCode`, a 429 with Retry-After:
+    recorded from Runway's protocol, replayed in it to the same client."""
+    plan = [("throttled-then-done", []), ("flagged", [])]
+    out, output, recorded, replayed, checked = record_and_replay(
+        tmp_path, "runway.yaml", "runway_client.py", RUNWAY_SESSION, plan
+    )
+    assert "Recorded 3 submission(s), 2 task(s)" in output and "--contract" in output, output
+    assert [run[0] for run in recorded] == [0, 1]  # succeeded; failed
+    assert recorded[0][1] == ["PENDING", "THROTTLED", "RUNNING", "SUCCEEDED"]
+    assert sorted(p.name for p in out.glob("*.yaml")) == [
+        "rec-001-refused-429.yaml", "rec-002-completed.yaml", "rec-003-failed-safety-output-text.yaml", "recorded.yaml",
+    ]  # fmt: skip
+    refused = scenario_file(out / "rec-001-refused-429.yaml")
+    assert refused["submit"]["status"] == 429 and refused["submit"]["headers"] == {"Retry-After": 1}
+    assert refused["submit"]["error"]["message"] == "You have exceeded the daily task limit for this model."
+    done = scenario_file(out / "rec-002-completed.yaml")
+    assert [s["status"] for s in done["timeline"]] == ["PENDING", "THROTTLED", "RUNNING", "RUNNING", "SUCCEEDED"]
+    assert [s.get("progress") for s in done["timeline"] if s["status"] == "RUNNING"] == [20, 70]  # 0.2 and 0.7
+    assert "results" not in done["timeline"][-1]  # the fake's own video, in `output`
+    failed = scenario_file(out / "rec-003-failed-safety-output-text.yaml")
+    assert failed["timeline"][-1]["status"] == "FAILED"
+    assert failed["timeline"][-1]["error"] == {
+        "code": "SAFETY.OUTPUT.TEXT", "message": "The output was flagged by our moderation.",
+    }  # fmt: skip
+    assert "sk-example" not in "".join(p.read_text() for p in out.iterdir())
+    for (code_then, saw_then, _), (code_now, saw_now, printed) in zip(recorded, replayed, strict=True):
+        assert (code_now, saw_now) == (code_then, saw_then), printed
+    assert "THROTTLED" in replayed[0][1]
+    assert "failureCode: SAFETY.OUTPUT.TEXT" in replayed[1][2]
+    assert checked >= 10
+
+
+def test_an_openai_session_with_a_delete_replays_and_the_deleted_task_is_gone(tmp_path: Path) -> None:
+    """OpenAI's Videos API: the server prefix (/v1), a multipart submit, a video served by a content
+    operation (not in the task, downloaded through the recorder), and a delete: gone in the replay."""
+    plan = [("done", []), ("done", ["--cancel"])]
+    out, output, recorded, replayed, checked = record_and_replay(
+        tmp_path, "openai-videos.yaml", "openai_videos_client.py", OPENAI_SESSION, plan
+    )
+    assert "Recorded 2 submission(s), 2 task(s)" in output and "delete of submission 2" in output, output
+    assert [run[0] for run in recorded] == [0, 4]  # completed and downloaded; deleted and gone
+    assert sorted(p.name for p in out.glob("*.yaml")) == [
+        "rec-001-completed.yaml", "rec-002-deleted.yaml", "recorded.yaml",
+    ]  # fmt: skip
+    done = scenario_file(out / "rec-001-completed.yaml")
+    assert [s["status"] for s in done["timeline"]] == ["queued", "in_progress", "in_progress", "completed"]
+    assert "results" not in done["timeline"][-1]  # no result in the task: nothing held back either
+    assert "A calico cat playing a piano" in done["description"]  # the prompt, read from the multipart form
+    deleted = scenario_file(out / "rec-002-deleted.yaml")
+    assert [s["status"] for s in deleted["timeline"]] == ["queued"]  # OpenAI has no word for cancelled
+    assert deleted["disappears_after"] > 0 and "deleted it" in deleted["description"]
+    for (code_then, saw_then, _), (code_now, saw_now, printed) in zip(recorded, replayed, strict=True):
+        assert (code_now, saw_now) == (code_then, saw_then), printed
+    assert replayed[0][1] == ["queued", "in_progress", "completed"] and "content:" in replayed[0][2]
+    assert "gone: video_" in replayed[1][2]
+    assert checked >= 8
+
+
+def test_a_replicate_session_with_a_cancel_replays_cancelled(tmp_path: Path) -> None:
+    """Replicate: a submit path with parameters (the model), 201, an error that is a string with no
+    code (a stand-in, said so), and a cancel whose answer is the prediction: canceled in the replay."""
+    plan = [("broken", []), ("slow", ["--cancel"])]
+    out, output, recorded, replayed, checked = record_and_replay(
+        tmp_path, "replicate.yaml", "replicate_client.py", REPLICATE_SESSION, plan
+    )
+    assert "Recorded 2 submission(s), 2 task(s)" in output and "cancel of submission 2" in output, output
+    assert [run[0] for run in recorded] == [1, 1]  # failed; canceled, as asked
+    assert sorted(p.name for p in out.glob("*.yaml")) == [
+        "rec-001-failed-generation-failed.yaml", "rec-002-cancelled.yaml", "recorded.yaml",
+    ]  # fmt: skip
+    failed = scenario_file(out / "rec-001-failed-generation-failed.yaml")
+    assert failed["timeline"][-1]["error"] == {
+        "code": "generation_failed", "message": "Director: unexpected error handling prediction (E6716)",
+    }  # fmt: skip
+    assert "came without a code" in failed["description"] and "lightricks/ltx-2.5-fast" in failed["description"]
+    cancelled = scenario_file(out / "rec-002-cancelled.yaml")
+    assert cancelled["timeline"][-1]["status"] == "canceled" and "by the application" in cancelled["description"]
+    assert cancelled["timeline"][-2]["polls"] == 1  # held: the client's own cancel in the replay comes first
+    for (code_then, saw_then, _), (code_now, saw_now, printed) in zip(recorded, replayed, strict=True):
+        assert (code_now, saw_now) == (code_then, saw_then), printed
+    assert "Director: unexpected error" in replayed[0][2] and "canceled: " in replayed[1][2]
+    assert checked >= 6
+
+
+def test_a_har_of_a_provider_session_imports_and_replays(tmp_path: Path) -> None:
+    """Chromium records a HAR while a page speaks OpenAI's protocol (a multipart submit, polls, the
+    content download, a second job deleted); `--from-har` makes it scenarios the fake replays."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    contract = str(EXAMPLES / "openai-videos.yaml")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "session.yaml").write_text(OPENAI_SESSION)
+    har = tmp_path / "session.har"
+    target_args = [
+        "--contract", contract, "--scenarios", str(tmp_path / "target"), "--scenario", "done", "--speed", "100",
+    ]  # fmt: skip
+    with running(target_args) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(record_har_path=str(har))
+        page = context.new_page()
+        page.goto(f"{url}/__admin/health")
+        outcome = page.evaluate(
+            """async () => {
+                const headers = {'Authorization': 'Bearer sk-har-secret-key'};
+                const create = async () => {
+                    const form = new FormData();
+                    form.append('prompt', 'A HAR shot of a lighthouse');
+                    form.append('seconds', '4');
+                    form.append('size', '1280x720');
+                    return (await fetch('/v1/videos', {method: 'POST', body: form, headers})).json();
+                };
+                const video = await create();
+                let job = video;
+                while (job.status === 'queued' || job.status === 'in_progress') {
+                    await new Promise(resolve => setTimeout(resolve, 50));
+                    job = await (await fetch('/v1/videos/' + video.id, {headers})).json();
+                }
+                const content = await fetch('/v1/videos/' + video.id + '/content', {headers});
+                const bytes = (await content.arrayBuffer()).byteLength;
+                const other = await create();
+                const deleted = await fetch('/v1/videos/' + other.id, {method: 'DELETE', headers});
+                const gone = await fetch('/v1/videos/' + other.id, {headers});
+                return [job.status, bytes > 0, deleted.status, gone.status];
+            }"""
+        )
+        context.close()
+        browser.close()
+    assert outcome == ["completed", True, 200, 404]
+    out = tmp_path / "from-har"
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "record", "--from-har", str(har), "--out", str(out),
+         "--contract", contract],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Recorded 2 submission(s), 2 task(s)" in result.stderr
+    assert "skipped 2 entries: other traffic" in result.stderr  # the page and the content download
+    assert "sk-har-secret-key" not in "".join(p.read_text() for p in out.iterdir())
+    done = scenario_file(out / "rec-001-completed.yaml")
+    assert [s["status"] for s in done["timeline"]] == ["queued", "in_progress", "in_progress", "completed"]
+    assert "A HAR shot of a lighthouse" in done["description"]  # read from the multipart body in the HAR
+    deleted = scenario_file(out / "rec-002-deleted.yaml")
+    replay_args = ["--contract", contract, "--scenarios", str(out), "--scenario", "recorded", "--clock", "manual"]
+    with running(replay_args) as (replay, _):
+        headers = {"Authorization": "Bearer sk-replay"}
+        ids = [
+            httpx.post(f"{replay}/v1/videos", json={"prompt": "again"}, headers=headers, timeout=10).json()["id"]
+            for _ in range(2)
+        ]
+        assert httpx.get(f"{replay}/v1/videos/{ids[1]}", headers=headers, timeout=10).json()["status"] == "queued"
+        httpx.post(f"{replay}/__admin/clock/advance", json={"seconds": 5}, timeout=10).raise_for_status()
+        assert httpx.get(f"{replay}/v1/videos/{ids[0]}", headers=headers, timeout=10).json()["status"] == "completed"
+        assert httpx.get(f"{replay}/v1/videos/{ids[1]}", headers=headers, timeout=10).status_code == 404
+        assert answers_conform(replay, Path(contract)) >= 4
+    assert deleted["disappears_after"] < 5
+
+
+def test_each_provider_s_operations_and_tasks_are_read_as_its_contract_says() -> None:
+    """Which requests are recorded (method and served path), and a task read in the provider's
+    words: Runway's THROTTLED and fraction progress, a delete that cancels then makes it gone;
+    Replicate's error string, whose missing code gets a stand-in that the description names."""
+    runway = Recording(Path("/nonexistent"), Contract.load(EXAMPLES / "runway.yaml"), "a test")
+    openai = Recording(Path("/nonexistent"), Contract.load(EXAMPLES / "openai-videos.yaml"), "a test")
+    replicate = Recording(Path("/nonexistent"), Contract.load(EXAMPLES / "replicate.yaml"), "a test")
+    assert runway.exchange("POST", "/v1/image_to_video") == ("submit", None)
+    assert runway.exchange("GET", "/v1/tasks/t-1") == ("query", "t-1")
+    assert runway.exchange("DELETE", "/v1/tasks/t-1") == ("delete", "t-1")
+    assert openai.exchange("POST", "/v1/videos") == ("submit", None)  # the server's prefix, /v1
+    assert openai.exchange("POST", "/videos") == ("submit", None)  # a --target that has the prefix already
+    assert openai.exchange("GET", "/v1/videos/video_1/content") is None  # a download: passed through
+    assert openai.exchange("GET", "/v1/videos") is None  # a list
+    assert replicate.exchange("POST", "/v1/models/lightricks/ltx-2.5-fast/predictions") == ("submit", None)
+    assert replicate.exchange("POST", "/v1/predictions/p-1/cancel") == ("cancel", "p-1")
+
+    task = {"id": "t-1", "createdAt": "2026-12-06T10:15:02.312Z", "estimatedCost": {"credits": 25}}
+    request = {
+        "model": "gen4_turbo", "promptImage": "https://x/i.jpg", "promptText": "Leaves drift", "ratio": "1280:720",
+    }  # fmt: skip
+    runway.submission(request, Answer(0.0, 0.1, 200, {"id": "t-1", "estimatedCost": {"credits": 25}}))
+    states = [(1.0, "PENDING", None), (3.0, "THROTTLED", None), (5.0, "RUNNING", 0.29), (7.0, "RUNNING", 0.9)]
+    for sent, word, progress in states:
+        body = {**task, "status": word, **({"progress": progress} if progress is not None else {})}
+        runway.poll("t-1", Answer(sent, sent + 0.1, 200, body))
+    runway.action("delete", "t-1", Answer(8.0, 8.1, 204, None, "empty"))
+    runway.poll("t-1", Answer(8.5, 8.6, 404, {"error": "Could not find Task"}))
+    (data,) = [d for name, d in runway.scenarios().items() if name != "recorded"]
+    assert data["name"] == "rec-001-deleted"
+    assert [(s["at"], s["status"], s.get("progress")) for s in data["timeline"]] == [
+        (0.0, "PENDING", None), (2.0, "THROTTLED", None), (4.0, "RUNNING", 29), (6.0, "RUNNING", 90),
+        (8.0, "CANCELLED", 90),
+    ]  # fmt: skip
+    assert data["disappears_after"] == 8.5  # the first poll that found it gone
+    assert "gen4_turbo" in data["description"] and "'Leaves drift'" in data["description"]
+
+    prediction = {"id": "p-1", "model": "lightricks/ltx-2.5-fast", "version": "hidden", "input": {}, "output": None,
+                  "data_removed": False, "created_at": "2026-12-06T10:15:02.312Z", "urls": {}}  # fmt: skip
+    path = "/v1/models/lightricks/ltx-2.5-fast/predictions"
+    replicate.submission({"input": {"prompt": "p"}}, Answer(0.0, 0.1, 201, {**prediction, "status": "starting"}), path)
+    replicate.poll("p-1", Answer(1.0, 1.1, 200, {**prediction, "status": "processing"}))
+    replicate.poll("p-1", Answer(3.0, 3.1, 200, {**prediction, "status": "failed", "error": "Out of memory"}))
+    (data,) = [d for name, d in replicate.scenarios().items() if name != "recorded"]
+    assert data["name"] == "rec-001-failed-generation-failed"
+    assert data["timeline"][-1]["error"] == {"code": "generation_failed", "message": "Out of memory"}
+    assert "without a code" in data["description"] and "lightricks/ltx-2.5-fast" in data["description"]
+
+    # A `state` for the status (`dreaming`), the video under `assets.video` (kept without its query).
+    dream_contract = Contract.load(ROOT / "tests" / "contracts" / "dream.yaml")
+    dream = Recording(Path("/nonexistent"), dream_contract, "a test", keep_result_urls=True)
+    assert dream.exchange("POST", "/dream-machine/v1/generations/video") == ("submit", None)
+    assert dream.exchange("DELETE", "/dream-machine/v1/generations/g-1") == ("delete", "g-1")
+    generation = {"id": "g-1", "created_at": "2026-12-06T10:15:02Z", "request": {"prompt": "A dream"}, "assets": None}
+    dream.submission({"prompt": "A dream"}, Answer(0.0, 0.1, 202, {**generation, "state": "queued"}))
+    dream.poll("g-1", Answer(1.0, 1.1, 200, {**generation, "state": "dreaming"}))
+    video = {"video": "https://cdn.dream.test/g-1.mp4?sig=SECRET9"}
+    dream.poll("g-1", Answer(3.0, 3.1, 200, {**generation, "state": "completed", "assets": video}))
+    (data,) = [d for name, d in dream.scenarios().items() if name != "recorded"]
+    timeline = [(s["at"], s["status"]) for s in data["timeline"]]
+    assert timeline == [(0.0, "queued"), (0.5, "dreaming"), (2.0, "completed")]
+    assert data["timeline"][-1]["results"] == ["https://cdn.dream.test/g-1.mp4"]

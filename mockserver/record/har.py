@@ -2,8 +2,10 @@
 developer tools, proxies and Playwright export them.
 
 Submissions are the entries for the contract's submit operation; polls are the entries for its
-query operation, paired with their submission through the task id in the submit answer. Other
-traffic is skipped and counted. Times come from each entry's `startedDateTime` and `time`. A file
+query operation, and cancels and deletes those of its cancel and delete operations, each paired
+with its submission through the task id in the submit answer (`Recording.exchange` recognises
+them by method and served path). Other traffic (downloads, lists, the page itself) is skipped and
+counted. Times come from each entry's `startedDateTime` and `time`. A file
 that is not JSON, not HAR, cut short, or holds no submission is refused with a message saying
 which, and nothing is written.
 """
@@ -31,7 +33,7 @@ def _time(entry: dict[str, Any], index: int) -> float:
     if not isinstance(started, str):
         raise HarError(f"log.entries[{index}].startedDateTime is missing")
     try:
-        return datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(started).timestamp()  # Python 3.11 reads a trailing Z
     except ValueError:
         raise HarError(f"log.entries[{index}].startedDateTime {started[:40]!r} is not an ISO 8601 date-time") from None
 
@@ -80,8 +82,7 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
         raise HarError("it is JSON but not HAR: there is no log.entries list")
-    submit, query = recording.submit_op, recording.query_op
-    query_regex = query.path_regex
+    submit = recording.submit_op
     skipped: dict[str, int] = {}
     timed = []
     for index, entry in enumerate(entries):
@@ -112,29 +113,34 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
             kind if status > 0 else "none",
             kept_headers(_headers(response.get("headers"))),
         )
-        if method == submit.method and path == submit.path:
-            posted = request.get("postData")
-            try:
-                request_body = (
-                    json.loads(posted["text"])
-                    if isinstance(posted, dict) and isinstance(posted.get("text"), str)
-                    else None
-                )
-            except ValueError:
-                request_body = None
-            recording.submission(request_body, answer)
-            continue
-        match = query_regex.match(path) if method == query.method else None
-        if match is None:
+        exchange = recording.exchange(method, path)
+        if exchange is None:
             reason = "other traffic" if method not in ("OPTIONS",) else "CORS preflight"
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
-        if recording.poll(match.group("task_id"), answer) is None:
-            skipped["polls of tasks not submitted in this file"] = (
-                skipped.get("polls of tasks not submitted in this file", 0) + 1
+        kind, task_id = exchange
+        if kind == "submit":
+            posted = request.get("postData")
+            text = posted.get("text") if isinstance(posted, dict) else None
+            mime = posted.get("mimeType") if isinstance(posted, dict) else None
+            request_body = (
+                recording.request_body(str(mime) if mime else None, text.encode()) if isinstance(text, str) else None
             )
+            params = posted.get("params") if isinstance(posted, dict) else None
+            if request_body is None and isinstance(params, list):  # a form, as its fields only
+                request_body = {str(p.get("name")): p.get("value") for p in params if isinstance(p, dict)}
+            recording.submission(request_body, answer, path)
+            continue
+        if kind == "query":
+            found = recording.poll(task_id or "", answer)
+        else:
+            found = recording.action(kind, task_id or "", answer)
+        if found is None:
+            reason = f"{'polls' if kind == 'query' else kind + 's'} of tasks not submitted in this file"
+            skipped[reason] = skipped.get(reason, 0) + 1
     if not recording.submissions:
         raise HarError(
-            f"it holds no submission ({submit.method} {submit.path}) among its {len(entries)} entries: nothing to record"
+            f"it holds no submission ({submit.method} {submit.route or submit.path}) among its {len(entries)} entries: "
+            "nothing to record"
         )
     return skipped

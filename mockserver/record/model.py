@@ -1,16 +1,32 @@
 """What the recorder keeps of a session, and how it turns it into scenarios.
 
 Observations come from the recording proxy (`record.proxy`) or a HAR file (`record.har`): each
-submission with its answer, and each poll of the task it created, with the times the request
-left and the answer was complete. `Recording.write()` turns them into a scenario folder, one
-scenario per submission plus `recorded`, which replays the session in order (a `sequence`).
+submission with its answer, each poll of the task it created, and each cancel or delete of it
+the application made, with the times the request left and the answer was complete.
+`Recording.exchange()` says which of those a request is, by the operations of the contract
+(their method and served path, server prefix and path parameters included); anything else is
+not recorded. `Recording.write()` turns them into a scenario folder, one scenario per
+submission plus `recorded`, which replays the session in order (a `sequence`).
+
+Tasks are read as the contract describes them (`contracts.rules.Reader`): the status in the
+provider's own words, each step keeping the word it answered (`THROTTLED`, `dreaming`) and
+ordered by the phase it stands for; progress on the contract's scale (a fraction 0..1 becomes
+0..100); the result wherever the contract places it (none when a content operation serves the
+video); the error wherever the contract puts it (an object with code and message, a message
+string and a code beside it, a string alone: a missing code becomes `generation_failed`, and
+the scenario says so).
 
 Timelines come from observations. A poll only shows that a state was reached some time between
 the poll before it and this one, so each change is placed at the middle of that interval: a
 client polling at the recorded rhythm sees the same states in the same order when it replays.
 Steps keep the progress observed (`ramp: false`), a `completed` without results holds for as many
 polls as saw it, a 404 after the task was seen becomes `disappears_after`, and poll answers that
-were errors or broken become poll rules on the same poll numbers.
+were errors or broken become poll rules on the same poll numbers. A task the application
+cancelled or deleted becomes cancelled when the target took the cancel (a step in the contract's
+word for it, where it has one) and, after a delete, gone (`disappears_after`). An application
+replaying cancels or deletes again, and the scenario must not get there first: the step before
+a cancel holds for one poll more than saw it (the fake refuses to cancel a cancelled task), and
+the task is gone from the first poll that found it gone, the latest moment the recording allows.
 
 Nothing secret is kept: the submit body's prompt (unless `--redact-prompts`), model, aspect ratio
 and audio flag; answers' bodies (no credentials in them; result URLs are replaced by the fake's
@@ -19,6 +35,7 @@ video, or kept with credential-looking query parameters redacted); of the header
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -33,19 +50,22 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from contracts import Contract
+from contracts._vocabulary import PHASE_RANK, TERMINAL_PHASES
+from contracts.rules import Reader
 from mockserver import conformity
+from mockserver.errors import ApiError
+from mockserver.forms import is_form, parse_form
 from mockserver.media import Media
 from mockserver.render import Renderer
 from mockserver.scenarios import parse
 
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-RANK = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
-TERMINAL = ("completed", "failed", "cancelled")
+ACTIONS = ("cancel", "delete")  # what an application may do to a task, besides polling it
 SUBMIT_STATUSES = (200, 400, 401, 402, 403, 413, 422, 429, 500, 502, 503, 504)
 POLL_STATUSES = (400, 401, 403, 404, 429, 500, 502, 503, 504)
 KEPT_HEADERS = ("retry-after",)
 MIN_LATENCY = 0.05  # seconds: below this, an answer's time is the network's, not the API's
 SEQUENCE = "recorded"
+STAND_IN_CODE = "generation_failed"  # a failure's code when the target gave none (the fake's own word for it)
 
 
 @dataclass
@@ -77,17 +97,50 @@ class Recorded:
     submit: Answer
     task_id: str | None = None
     polls: list[Answer] = field(default_factory=list)
+    actions: list[tuple[str, Answer]] = field(default_factory=list)  # the application's cancels and deletes
+
+
+@dataclass
+class _Seen:
+    """A state of the task as observed: by the submit's answer, a poll (`poll`), or a cancel or
+    delete of the application (`action`: it changed then, not somewhere since the observation
+    before); `implied`: no answer showed it, the contract's cancelled word stands for it."""
+
+    at: float  # seconds since the submission was sent
+    body: dict[str, Any]
+    poll: bool = False
+    action: str | None = None  # "cancel" or "delete"
+    implied: bool = False
 
 
 def kept_headers(headers: Any) -> dict[str, str]:
     return {name.title(): value for name, value in headers.items() if name.lower() in KEPT_HEADERS}
 
 
+def _accepted(status: int) -> bool:
+    return 200 <= status < 300
+
+
 def task_id_of(answer: Answer) -> str | None:
     body = answer.body
-    if answer.status == 200 and isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+    if _accepted(answer.status) and isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
         return body["id"]
     return None
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A path template as a regular expression, a group per parameter (as `Operation.path_regex`)."""
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+
+
+def _at(body: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        body = body.get(name) if isinstance(body, dict) else None
+    return body
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
@@ -113,13 +166,22 @@ def _seconds(value: float) -> float:
 
 
 def _error(body: Any, status: int, secrets: set[str] | None = None) -> dict[str, Any]:
+    """The message and code of an error answer, wherever the provider puts them: an `error`
+    object, an `error` string, or a problem's `detail` (or a `message`) and `code` at the top."""
     error = body.get("error") if isinstance(body, dict) else None
-    out: dict[str, Any] = {}
+    message = code = None
     if isinstance(error, dict):
-        if isinstance(error.get("message"), str) and error["message"].strip():
-            out["message"] = _clean(error["message"][:500], secrets)
-        if isinstance(error.get("code"), str) and error["code"]:
-            out["code"] = _clean(error["code"][:100], secrets)
+        message, code = _text(error.get("message")), _text(error.get("code"))
+    elif isinstance(error, str):
+        message = _text(error)
+    elif isinstance(body, dict):
+        message = next((found for name in ("detail", "message", "title") if (found := _text(body.get(name)))), None)
+        code = _text(body.get("code"))
+    out: dict[str, Any] = {}
+    if message is not None:
+        out["message"] = _clean(message[:500], secrets)
+    if code is not None:
+        out["code"] = _clean(code[:100], secrets)
     out.setdefault("message", f"Recorded: HTTP {status}.")
     return out
 
@@ -148,8 +210,16 @@ class Recording:
     ) -> None:
         self.out = out
         self.contract = contract
+        self.shapes = contract.shapes
         self.submit_op = contract.submit
         self.query_op = contract.query
+        self.reader = Reader.of(contract)
+        self.vocabulary = self.shapes.vocabulary
+        self.cancelled_word = next((w for w, phase in self.vocabulary.words.items() if phase == "cancelled"), None)
+        progress = [node for shape in self.shapes.tasks for _, node in shape.node.walk() if node.source == "progress"]
+        # as the fake renders it (mockserver.render): a contract whose progress is at most 1 counts in fractions
+        self.progress_scale = 100 if progress and all(n.maximum is not None and n.maximum <= 1 for n in progress) else 1
+        self.routes = self._routes()
         self.source = source
         self.keep_result_urls = keep_result_urls
         self.redact_prompts = redact_prompts
@@ -164,6 +234,48 @@ class Recording:
         self._built: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # n -> (what it was built from, data)
         self._texts: dict[str, tuple[dict[str, Any], str]] = {}  # name -> (data, its YAML)
 
+    # Recognising.
+
+    def _routes(self) -> list[tuple[str, str, list[re.Pattern[str]], str | None]]:
+        """(kind, method, path patterns, the parameter that names the task) of each operation
+        recorded: submit, query, cancel, delete. A path matches as the API serves it (with the
+        server's prefix: OpenAI's /v1/videos) or as the document writes it (a target given with
+        its prefix already, https://api.openai.com/v1)."""
+        found = []
+        for kind in ("submit", "query", *ACTIONS):
+            op = self.shapes.operations.get(kind)
+            if op is None:
+                continue
+            patterns = [op.path_regex] + ([_pattern(op.path)] if op.route and op.route != op.path else [])
+            found.append((kind, op.method, patterns, op.path_parameters[-1] if kind != "submit" else None))
+        return found
+
+    def exchange(self, method: str, path: str) -> tuple[str, str | None] | None:
+        """What a request is: ("submit", None), or ("query" | "cancel" | "delete", task id); None
+        for anything else (a download, a list, another route), which is not recorded."""
+        for kind, wanted, patterns, parameter in self.routes:
+            if method != wanted:
+                continue
+            for pattern in patterns:
+                match = pattern.match(path)
+                if match is not None:
+                    return kind, (match.group(parameter) if parameter else None)
+        return None
+
+    def request_body(self, content_type: str | None, raw: bytes) -> Any:
+        """A submission's body as the contract reads it: JSON, or a form the submit documents
+        (OpenAI's SDK sends multipart); None when it cannot be read."""
+        kind = is_form(content_type)
+        if kind is not None and kind in self.submit_op.forms:
+            try:
+                return parse_form(content_type or "", raw, self.submit_op.forms[kind][1].schema)
+            except (ApiError, ValueError, RecursionError):
+                return None
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError):
+            return None
+
     # Observing.
 
     def _check(self, operation: Any, answer: Answer, what: str) -> None:
@@ -174,8 +286,9 @@ class Recording:
             answer.problems.append(f"{what} answered {answer.status}, a status the contract does not document")
         else:
             answer.problems += [f"{what} ({answer.status}): {p}" for p in spec.problems(answer.body, answer.headers)]
-        status = answer.body.get("status") if isinstance(answer.body, dict) and answer.status == 200 else None
-        if isinstance(status, str) and status not in STATUSES:
+        task = answer.body if isinstance(answer.body, dict) and _accepted(answer.status) else {}
+        status = task.get(self.reader.status)
+        if isinstance(status, str) and self.vocabulary.resolve(status) is None:
             answer.problems.append(f"{what}: status {status!r}, which the contract does not define")
         answer.problems[:] = [_clean(problem, self.secrets)[:400] for problem in answer.problems]
         for problem in answer.problems:
@@ -183,11 +296,24 @@ class Recording:
                 self._warned.add(problem)
                 self.warn(f"off contract: {problem}")
 
-    def submission(self, body: Any, answer: Answer) -> Recorded:
+    def submission(self, body: Any, answer: Answer, path: str | None = None) -> Recorded:
+        """A submission (`path`: where it went, for a model named by the path, as Replicate's)."""
         request = body if isinstance(body, dict) else {}
-        kept = {k: request[k] for k in ("model", "aspect_ratio", "generate_audio") if k in request}
-        if not self.redact_prompts and isinstance(request.get("prompt"), str):
-            kept["prompt"] = _clean(request["prompt"][:300], self.secrets)
+        fields = self.submit_op.shape_of(request) if request else None
+        roles = fields.roles if fields is not None else {}  # where this contract keeps each (Runway: promptText)
+        kept: dict[str, Any] = {}
+        for name, role in (("model", "model"), ("aspect_ratio", "aspect_ratio"), ("generate_audio", "audio")):
+            value = _at(request, roles.get(role, (name,)))
+            if isinstance(value, (str, int, float, bool)):
+                kept[name] = _clean(value[:100], self.secrets) if isinstance(value, str) else value
+        if "model" not in kept and path is not None and self.submit_op.path_parameters and "model" not in roles:
+            patterns = next(patterns for kind, _, patterns, _ in self.routes if kind == "submit")
+            named = next((match for pattern in patterns if (match := pattern.match(path))), None)
+            if named is not None:  # as the fake reads it: owner/name
+                kept["model"] = _clean("/".join(named.groups())[:100], self.secrets)
+        prompt = _at(request, roles.get("prompt", ("prompt",)))
+        if not self.redact_prompts and isinstance(prompt, str):
+            kept["prompt"] = _clean(prompt[:300], self.secrets)
         recorded = Recorded(len(self.submissions) + 1, kept, answer)
         self._check(self.submit_op, answer, f"submission {recorded.n}")
         recorded.task_id = task_id_of(answer)
@@ -204,12 +330,21 @@ class Recording:
         self._check(self.query_op, answer, f"poll {len(recorded.polls)} of submission {recorded.n}")
         return recorded
 
+    def action(self, kind: str, task_id: str, answer: Answer) -> Recorded | None:
+        """A cancel or a delete the application made of a task of this session."""
+        recorded = self.by_task.get(task_id)
+        if recorded is None:
+            return None
+        recorded.actions.append((kind, answer))
+        self._check(self.shapes.operations[kind], answer, f"{kind} of submission {recorded.n}")
+        return recorded
+
     # Scenarios.
 
     def scenarios(self) -> dict[str, dict[str, Any]]:
         built = {}
         for recorded in self.submissions:
-            made_from = (len(recorded.polls), recorded.task_id, len(self.secrets))
+            made_from = (len(recorded.polls), len(recorded.actions), recorded.task_id, len(self.secrets))
             cached = self._built.get(recorded.n)
             if cached is None or cached[0] != made_from:  # only a submission that moved is built again
                 cached = (made_from, self._safe_scenario(recorded))
@@ -279,14 +414,16 @@ class Recording:
         elif drift:  # what the scenario scripts is within the contract: the drift is told, not played
             data["description"] += f" {drift}."
         data["description"] = _clean(data["description"], self.secrets)
-        parse(data, f"recording ({data['name']})")  # refuses here what the loader would refuse
+        parse(data, f"recording ({data['name']})", vocabulary=self.vocabulary)  # refuses here what the loader would
         return data
 
     def _breaks_contract(self, data: dict[str, Any]) -> str:
         """Where the scenario, as built, breaks the contract ("" when it does not)."""
         if self._renderer is None:
             self._renderer = Renderer(self.contract, Media())
-        scenario = parse({**data, "off_contract": "checking"}, f"recording ({data['name']})")
+        scenario = parse(
+            {**data, "off_contract": "checking"}, f"recording ({data['name']})", vocabulary=self.vocabulary
+        )
         found = conformity.problems(scenario, self.contract, self._renderer)
         return "; ".join(problem for _, problem in found)[:500]
 
@@ -295,9 +432,12 @@ class Recording:
             return {"fault": "reset"}  # no answer reached the application either
         if answer.kind != "json" and answer.status == 200:
             return {"fault": "malformed" if answer.kind == "malformed" else "empty"}
-        if answer.status == 200:  # JSON, but no task id in it: nothing a client can poll
-            notes.append("The target answered 200 without a task id; it replays as a 500.")
-            return {"status": 500, "error": {"message": "Recorded: the target answered 200 without a task id."}}
+        if _accepted(answer.status):  # JSON, but no task id in it: nothing a client can poll
+            notes.append(f"The target answered {answer.status} without a task id; it replays as a 500.")
+            return {
+                "status": 500,
+                "error": {"message": f"Recorded: the target answered {answer.status} without a task id."},
+            }
         status = answer.status
         if status not in SUBMIT_STATUSES:
             replaced = 500 if status >= 500 else 400
@@ -319,20 +459,35 @@ class Recording:
             submit["estimated_time"] = info["estimated_time"]
         if submit:
             data["submit"] = submit
-        observed: list[tuple[float, dict[str, Any]]] = [(0.0, rec.submit.body)]
+        observed = [_Seen(0.0, rec.submit.body)]
+        acted, deleted = self._actions(rec, observed, notes)
         rules: list[dict[str, Any]] = []
         gone_at: float | None = None
         last_ok = 0.0
         for number, poll in enumerate(rec.polls, start=1):
             at = poll.sent - start
-            if poll.status == 200 and poll.kind == "json" and isinstance(poll.body, dict):
-                observed.append((at, poll.body))
+            # a 404 is the task gone when it says so in JSON, or whatever its body after a delete (a HAR
+            # often holds no body the page did not read)
+            gone = poll.kind == "json" or (deleted is not None and poll.sent >= deleted.received)
+            if _accepted(poll.status) and poll.kind == "json" and isinstance(poll.body, dict):
+                observed.append(_Seen(at, poll.body, poll=True))
                 last_ok, gone_at = at, None
-            elif poll.status == 404 and poll.kind == "json" and all(p.status == 404 for p in rec.polls[number:]):
+            elif poll.status == 404 and gone and all(p.status == 404 for p in rec.polls[number:]):
                 if gone_at is None:
                     gone_at = (last_ok + at) / 2
             else:
                 rules.append(self._poll_rule(number, poll, notes))
+        observed.sort(key=lambda seen: seen.at)
+        if deleted is not None:
+            # gone from the first poll that found it gone (else from the delete's answer): the latest
+            # moment the recording allows, so that an application deleting again in a replay comes first
+            after = [p for p in rec.polls if p.sent >= deleted.received]
+            found_gone = [p.sent for p in after if p.status == 404]
+            if after and not found_gone:
+                notes.append(f"The target still answered the task after the delete at {deleted.sent - start:.1f} s.")
+                deleted = None
+            else:
+                gone_at = max(gone_at or 0.0, (found_gone[0] if found_gone else deleted.received) - start)
         if rules:
             merged: dict[str, dict[str, Any]] = {}
             for rule in rules:  # one rule per distinct answer, with every poll number it answered
@@ -347,7 +502,7 @@ class Recording:
         if gone_at is not None:
             data["disappears_after"] = _seconds(max(gone_at, steps[-1]["at"] + 0.001))
         credits = [
-            b["usage"]["credits_reserved"] for _, b in observed
+            b["usage"]["credits_reserved"] for b in (seen.body for seen in observed)
             if isinstance(b.get("usage"), dict) and isinstance(b["usage"].get("credits_reserved"), (int, float))
             and not isinstance(b["usage"]["credits_reserved"], bool)
             and math.isfinite(b["usage"]["credits_reserved"]) and b["usage"]["credits_reserved"] >= 0
@@ -355,31 +510,69 @@ class Recording:
         if credits:
             data["credits_reserved"] = credits[-1]
         final = steps[-1]
+        phase = self._phase(final)
         polls = len(rec.polls)
+        if deleted is not None:
+            return "deleted", (
+                f"the application deleted it at {deleted.sent - start:.1f} s ({final['status']} then); it answered "
+                f"404 from {data['disappears_after']:.1f} s on ({polls} polls)"
+            )
         if gone_at is not None:
             return "disappeared", f"the task answered 404 from {gone_at:.1f} s on ({polls} polls)"
-        if final["status"] == "failed":
+        if phase == "failed":
             code = final["error"]["code"]
             return f"failed-{_slug(code)}", f"failed with {code} at {final['at']:.1f} s ({polls} polls)"
-        if final["status"] == "completed" and final.get("results", 0) is None:
-            return "completed-no-results", f"the recording ended while it was completed without results ({polls} polls)"
-        if final["status"] == "completed":
-            extra = f"; {quirk} poll(s) saw it completed before the results were attached" if quirk else ""
-            return "completed", f"completed at {final['at']:.1f} s ({polls} polls{extra})"
-        if final["status"] == "cancelled":
-            return "cancelled", f"cancelled at {final['at']:.1f} s ({polls} polls)"
+        if phase == "succeeded" and final.get("results", 0) is None:
+            return "completed-no-results", (
+                f"the recording ended while it was {final['status']} without results ({polls} polls)"
+            )
+        if phase == "succeeded":
+            extra = f"; {quirk} poll(s) saw it {final['status']} before the results were attached" if quirk else ""
+            return "completed", f"{final['status']} at {final['at']:.1f} s ({polls} polls{extra})"
+        if phase == "cancelled":
+            by = " by the application" if acted else ""
+            return "cancelled", f"{final['status']}{by} at {final['at']:.1f} s ({polls} polls)"
         return "unfinished", f"the recording ended while it was {final['status']} ({polls} polls)"
+
+    def _actions(self, rec: Recorded, observed: list[_Seen], notes: list[str]) -> tuple[bool, Answer | None]:
+        """Add what the application's cancels and deletes did to the observations: the task its
+        answer carries (Replicate's cancel answers the prediction), else the contract's
+        cancelled word at that moment (nothing where it has none: OpenAI's delete). Whether one of
+        them was taken, and the first delete taken."""
+        start = rec.submit.sent
+        taken = False
+        deleted = None
+        for kind, answer in rec.actions:
+            at = answer.sent - start
+            if not _accepted(answer.status):
+                got = answer.status or "no answer"
+                notes.append(f"The application's {kind} at {at:.1f} s got {got}; not replayed.")
+                continue
+            body = answer.body if isinstance(answer.body, dict) and self.reader.phase(answer.body) is not None else None
+            if body is not None:
+                observed.append(_Seen(at, body, action=kind))
+            elif self.cancelled_word is not None:
+                observed.append(_Seen(at, {self.reader.status: self.cancelled_word}, action=kind, implied=True))
+            taken = True
+            if kind == "delete" and deleted is None:
+                deleted = answer
+        return taken, deleted
+
+    def _phase(self, step: dict[str, Any]) -> str:
+        found = self.vocabulary.resolve(step["status"])
+        assert found is not None  # a step is only made of a word the vocabulary resolves
+        return found[0]
 
     def _poll_rule(self, number: int, poll: Answer, notes: list[str]) -> dict[str, Any]:
         rule: dict[str, Any] = {"on": [number]}
         if poll.status == 0:
             rule["fault"] = "reset"
-        elif poll.kind in ("malformed", "empty") and poll.status == 200:
+        elif poll.kind in ("malformed", "empty") and _accepted(poll.status):
             rule["fault"] = poll.kind
         else:
             status = poll.status
             if status not in POLL_STATUSES:
-                replaced = 500 if status >= 500 or status == 200 else 400
+                replaced = 500 if status >= 500 or _accepted(status) else 400
                 notes.append(f"Poll {number} got {status}, which a scenario cannot script; it replays as {replaced}.")
                 status = replaced
             rule["status"] = status
@@ -389,74 +582,125 @@ class Recording:
                 rule["headers"] = headers
         return rule
 
-    def _steps(
-        self, observed: list[tuple[float, dict[str, Any]]], notes: list[str]
-    ) -> tuple[list[dict[str, Any]], int]:
+    def _failure(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The code and message of a failed task, wherever the contract puts them: an error object
+        (`code`, `message`), or a message string (Runway's `failure`, Replicate's `error`) with
+        its code beside it (Runway's `failureCode`) or none."""
+        value = _at(body, self.reader.error(body) or ("error",))
+        code = message = None
+        if isinstance(value, dict):
+            code, message = _text(value.get("code")), _text(value.get("message"))
+        elif isinstance(value, str):
+            message = _text(value)
+        if code is None:
+            shape = self.shapes.shape_for(str(body.get(self.reader.status)))
+            codes = [_text(_at(body, path)) for path, node in shape.node.walk() if node.source == "error_code"]
+            code = next((found for found in codes if found), None)
+        return code, message
+
+    def _results(self, body: dict[str, Any]) -> tuple[bool, list[Any] | None]:
+        """Whether the task carries its result at all (not when a content operation serves the
+        video), and what it carries now, as a list (None: nothing yet)."""
+        shape = self.shapes.shape_for(str(body.get(self.reader.status)))
+        if shape.place is None:
+            return False, None
+        value = _at(body, shape.place)
+        if isinstance(value, list):
+            return True, value or None
+        return True, [value] if isinstance(value, (str, dict)) and value else None
+
+    def _steps(self, observed: list[_Seen], notes: list[str]) -> tuple[list[dict[str, Any]], int]:
         steps: list[dict[str, Any]] = []
+        phases: list[str] = []  # of each step
         previous_key: tuple[Any, ...] | None = None
         previous_at = 0.0
         top = 0
         quirk = 0
-        for at, body in observed:
-            status = body.get("status")
-            if status not in STATUSES or (steps and RANK[status] < RANK[steps[-1]["status"]]):
-                if status in STATUSES:
-                    notes.append(
-                        f"The target went back from {steps[-1]['status']} to {status} at {at:.1f} s; not replayed."
-                    )
+        polled = 0  # polls that saw the last step
+        for seen in observed:
+            at, body = seen.at, seen.body
+            word = body.get(self.reader.status)  # `status`, or what the contract calls it (`state`)
+            found = self.vocabulary.resolve(word) if isinstance(word, str) else None
+            if found is None or (steps and PHASE_RANK[found[0]] < PHASE_RANK[phases[-1]]):
+                if found is not None and not seen.implied:
+                    before = steps[-1]["status"]
+                    notes.append(f"The target went back from {before} to {word} at {at:.1f} s; not replayed.")
                 previous_at = at  # off contract (said so) or backwards: replayed as the state before it
                 continue
+            phase = found[0]
+            if seen.implied and steps and phases[-1] in TERMINAL_PHASES:
+                continue  # cancelled or deleted once it had ended: nothing changed
             progress = body.get("progress")
             usable = isinstance(progress, (int, float)) and not isinstance(progress, bool) and math.isfinite(progress)
-            progress = int(progress) if usable else top
+            if usable:
+                progress = int(round(progress * self.progress_scale, 6))  # Runway's 0.4 is 40
+            else:
+                progress = 100 if phase == "succeeded" else top
             progress = max(0, min(100, progress))
             if progress < top:
                 notes.append(f"Progress fell from {top} to {progress} at {at:.1f} s; it replays as {top}.")
                 progress = top
-            results = body.get("results")
-            error = body.get("error") if isinstance(body.get("error"), dict) else None
-            key = (status, progress, bool(results), (error or {}).get("code"))
+            holds, results = self._results(body)
+            attached = not holds or results is not None
+            code, message = self._failure(body) if phase == "failed" else (None, None)
+            key = (word, progress, attached, code)
             if key == previous_key:
-                if steps and steps[-1].get("results", 0) is None:  # one more poll saw completed without results
+                if steps and steps[-1].get("results", 0) is None:  # one more poll saw it succeeded without results
                     steps[-1]["polls"] += 1
                     quirk += 1
+                polled += seen.poll
                 previous_at = at
                 continue
-            if steps and steps[-1]["status"] in TERMINAL and not (steps[-1]["status"] == "completed" == status):
-                notes.append(f"After {steps[-1]['status']}, the target answered {status} at {at:.1f} s; not replayed.")
+            if steps and phases[-1] in TERMINAL_PHASES and not (phases[-1] == "succeeded" == phase):
+                notes.append(f"After {steps[-1]['status']}, the target answered {word} at {at:.1f} s; not replayed.")
                 break
-            if (
-                steps
-                and steps[-1]["status"] == "completed"
-                and status == "completed"
-                and steps[-1].get("results", 0) is not None
-            ):
-                break  # completed with results, then completed again: nothing more to replay
-            held = bool(steps) and steps[-1].get("results", 0) is None  # after completed-without-results: the
-            middle = steps[-1]["at"] if held else (previous_at + at) / 2  # hold's poll count alone decides
+            if steps and phases[-1] == "succeeded" == phase and steps[-1].get("results", 0) is not None:
+                break  # succeeded with results, then succeeded again: nothing more to replay
+            if not steps and seen.action and at > 0:  # cancelled before any poll: it was as created until then
+                steps.append({"at": 0.0, "status": self.vocabulary.word("queued"), "ramp": False})
+                phases.append("queued")
+            if seen.action == "cancel" and phase == "cancelled" and steps and "polls" not in steps[-1]:
+                # the step before holds for one poll more than saw it: an application that cancels again in a
+                # replay (the fake refuses to cancel a cancelled task) does so before the scenario does
+                steps[-1]["polls"] = polled + 1
+                notes.append(
+                    f"The application cancelled it at {at:.1f} s, after {polled} poll(s) saw it {steps[-1]['status']}: "
+                    f"that step holds for {polled + 1} poll(s), so that an application cancelling again in a replay "
+                    "does it first."
+                )
+            # after succeeded-without-results, the hold's poll count alone decides; an action's change is when it was
+            # made; a poll's, between the observation before and this one
+            held = bool(steps) and steps[-1].get("results", 0) is None
+            middle = steps[-1]["at"] if held else at if seen.action else (previous_at + at) / 2
             step: dict[str, Any] = {
                 "at": 0.0 if not steps else _seconds(max(middle, steps[-1]["at"])),
-                "status": status,
+                "status": word,
             }
             if progress:
                 step["progress"] = progress
-            if status not in TERMINAL:
+            if phase not in TERMINAL_PHASES:
                 step["ramp"] = False
-            if status == "completed":
-                if not results:
+            if phase == "succeeded":
+                if not attached:
                     step["results"] = None
                     step["polls"] = 1
                     quirk += 1
-                elif self.keep_result_urls and isinstance(results, list):
+                elif self.keep_result_urls and results:
                     step["results"] = [self._result(item) for item in results]
-            if status == "failed":
-                code = (error or {}).get("code") or "generation_failed"
-                message = (error or {}).get("message") or "Recorded: the task failed."
-                step["error"] = {"code": str(code)[:100], "message": str(message)[:500]}
+            if phase == "failed":
+                if code is None:
+                    notes.append(
+                        f"The failure at {at:.1f} s came without a code; it replays with the code {STAND_IN_CODE}."
+                    )
+                step["error"] = {
+                    "code": _clean((code or STAND_IN_CODE)[:100], self.secrets),
+                    "message": _clean((message or "Recorded: the task failed.")[:500], self.secrets),
+                }
             steps.append(step)
-            top, previous_key, previous_at = progress, key, at
+            phases.append(phase)
+            top, previous_key, previous_at, polled = progress, key, at, int(seen.poll)
         if not steps:
-            steps.append({"at": 0.0, "status": "pending"})
+            steps.append({"at": 0.0, "status": self.vocabulary.word("queued")})
         if steps[0]["at"] != 0:
             steps[0]["at"] = 0.0
         return steps, quirk
@@ -483,7 +727,12 @@ class Recording:
 
     def files(self) -> dict[str, str]:
         out = {}
-        header = f"# Recorded by `mockserver record` from {self.source}. Replay: mockserver serve --scenarios <this folder> --scenario recorded\n"
+        name = self.contract.path.stem if self.contract.shipped else self.contract.path.name
+        served = "" if name == "seed" else f"--contract {name} "
+        header = (
+            f"# Recorded by `mockserver record` from {self.source}. "
+            f"Replay: mockserver serve {served}--scenarios <this folder> --scenario recorded\n"
+        )
         texts = {}
         for name, data in self.scenarios().items():
             known = self._texts.get(name)

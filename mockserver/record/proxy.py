@@ -2,9 +2,11 @@
 
 An ASGI application that sends every request on to the target unchanged (the application's key
 included: it passes through and is never written anywhere) and every answer back unchanged, and
-records the submissions and polls it sees into a `Recording`, written after every exchange.
-Anything else (a result video, other routes) is streamed through as it comes. The answers of the
-two provider routes are asked for without compression, so the recorder can read them.
+records the submissions, polls, cancels and deletes it sees (the contract's operations, as
+`Recording.exchange` recognises them) into a `Recording`, written after every exchange. Anything
+else (a result video, a content download, a list, other routes) is streamed through as it comes.
+The answers of the recorded operations are asked for without compression, so the recorder can
+read them.
 
 A target that cannot be reached gets the application a 502 in the provider's error shape (504
 when it did not answer in time), and the console says why.
@@ -47,8 +49,6 @@ class RecordingProxy:
         # Without the URL's user and password: httpx would send them as Basic credentials in place
         # of the application's own Authorization.
         self.client = httpx.AsyncClient(base_url=recording.source, timeout=timeout, follow_redirects=False)
-        self.submit = recording.submit_op
-        self.query_regex = recording.query_op.path_regex
         self.lock = asyncio.Lock()  # one write of the folder at a time
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,19 +83,11 @@ class RecordingProxy:
         query = scope.get("query_string", b"").decode("latin-1")
         raw_path = scope.get("raw_path") or path.encode()  # as sent: %2F stays %2F
         url = raw_path.decode("latin-1") + (f"?{query}" if query else "")
-        is_submit = method == self.submit.method and path == self.submit.path
-        polled = self.query_regex.match(path) if method == self.recording.query_op.method else None
-        if is_submit or polled:
+        exchange = self.recording.exchange(method, path)
+        if exchange is not None:
             headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"] + [("accept-encoding", "identity")]
-            await self._api(
-                send,
-                method,
-                url,
-                headers,
-                bytes(body),
-                is_submit,
-                polled.groupdict().get("task_id") if polled else None,
-            )
+            content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+            await self._api(send, method, url, headers, bytes(body), (*exchange, path), content_type)
         else:
             await self._stream(send, method, url, headers, bytes(body))
 
@@ -123,8 +115,8 @@ class RecordingProxy:
         url: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        is_submit: bool,
-        task_id: str | None,
+        exchange: tuple[str, str | None, str],
+        content_type: str | None,
     ) -> None:
         sent = time.monotonic()
         try:
@@ -132,8 +124,7 @@ class RecordingProxy:
         except httpx.HTTPError as exc:
             received = time.monotonic()
             await self._answer(send, *self._unreachable(exc, method, url))
-            if is_submit or task_id:
-                await self._observe(is_submit, task_id, body, Answer(sent, received, 0, kind="none"))
+            await self._observe(exchange, body, content_type, Answer(sent, received, 0, kind="none"))
             return
         received = time.monotonic()
         out_headers = [
@@ -141,7 +132,8 @@ class RecordingProxy:
             for k, v in answer.headers.multi_items()  # each Set-Cookie on its own
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"  # the body goes out decoded
         ]
-        out_headers.append((b"content-length", str(len(answer.content)).encode()))
+        if answer.status_code not in (204, 304):  # answers that have no body have no length either
+            out_headers.append((b"content-length", str(len(answer.content)).encode()))
         await self._answer(send, answer.status_code, out_headers, answer.content)  # the application first
         content = answer.content[:API_ANSWER_LIMIT]
         kind = "empty" if not content.strip() else "json"
@@ -157,37 +149,47 @@ class RecordingProxy:
                     f"({answer.status_code}, {escape(what)})."
                 )
         observed = Answer(sent, received, answer.status_code, parsed, kind, kept_headers(answer.headers))
-        await self._observe(is_submit, task_id, body, observed)
+        await self._observe(exchange, body, content_type, observed)
 
-    async def _observe(self, is_submit: bool, task_id: str | None, body: bytes, answer: Answer) -> None:
+    async def _observe(
+        self, exchange: tuple[str, str | None, str], body: bytes, content_type: str | None, answer: Answer
+    ) -> None:
         """Record an exchange, once its answer went back: recording never delays or breaks it."""
         try:
-            await self._record(is_submit, task_id, body, answer)
+            await self._record(exchange, body, content_type, answer)
         except Exception as exc:  # noqa: BLE001 - the application's traffic goes on whatever happens here
             self.say(f"[red]Could not record an exchange[/]: {escape(type(exc).__name__)}: {escape(str(exc)[:300])}")
 
-    async def _record(self, is_submit: bool, task_id: str | None, body: bytes, answer: Answer) -> None:
+    async def _record(
+        self, exchange: tuple[str, str | None, str], body: bytes, content_type: str | None, answer: Answer
+    ) -> None:
+        """`exchange`: what the request was (`Recording.exchange`) and its path."""
         recording = self.recording
-        if is_submit:
-            try:
-                request = json.loads(body) if body else None
-            except (ValueError, RecursionError):
-                request = None
-            recorded = recording.submission(request, answer)
+        kind, task_id, path = exchange
+        if kind == "submit":
+            recorded = recording.submission(recording.request_body(content_type, body), answer, path)
             outcome = f"task {recorded.task_id}" if recorded.task_id else f"no task ({answer.status or 'no answer'})"
             self.say(f"submission {recorded.n}: {answer.status or 'no answer'} -> {escape(outcome)}")
-        else:
-            recorded = recording.poll(task_id or "", answer)
-            if recorded is None:
-                return
-            state = answer.body if isinstance(answer.body, dict) and answer.status == 200 else {}
+        elif kind == "query":
+            found = recording.poll(task_id or "", answer)
+            if found is None:
+                return  # a task this session did not submit
+            recorded = found
+            state = answer.body if isinstance(answer.body, dict) and 200 <= answer.status < 300 else {}
             shown = (
-                f"{state.get('status')} {state.get('progress', '')}".strip()
+                f"{state.get(recording.reader.status)} {state.get('progress', '')}".strip()
                 if state
                 else str(answer.status or "no answer")
             )
             since = answer.sent - recorded.submit.sent
             self.say(f"  poll {len(recorded.polls)} of submission {recorded.n} at {since:.1f} s: {escape(shown)}")
+        else:  # the application cancelled or deleted a task
+            found = recording.action(kind, task_id or "", answer)
+            if found is None:
+                return
+            recorded = found
+            since = answer.sent - recorded.submit.sent
+            self.say(f"  {kind} of submission {recorded.n} at {since:.1f} s: {answer.status or 'no answer'}")
         files = recording.files()  # made here, on the loop, where the recording changes
         async with self.lock:
             await asyncio.to_thread(recording.write, files)
