@@ -53,6 +53,31 @@ def _matches(task: dict[str, Any], wanted: dict[str, str]) -> bool:
     return True
 
 
+def _facts(fields: Any) -> Callable[[dict[str, Any]], tuple[Any, Any, tuple[Any, ...]]]:
+    """A function, generated once per kind of request body, that reads what the fake needs of a
+    body: (model, audio, (duration, size, resolution, aspect ratio)), each from its role's field
+    (one object down, such as `input.duration`, when the role is there) or its default."""
+
+    def read(role: str, default: Any) -> str:
+        path = fields.roles.get(role) if fields is not None else None
+        if path is None:
+            return repr(default)
+        if len(path) == 1:
+            return f"b.get({path[0]!r}, {default!r})"
+        return f"_in(b, {path[0]!r}, {path[1]!r}, {fields.role_defaults.get(role, default)!r})"
+
+    clip = ", ".join(read(role, None) for role in ("duration", "size", "resolution", "aspect_ratio"))
+    source = f"def facts(b):\n    return {read('model', '')}, {read('audio', True)}, ({clip},)\n"
+    namespace: dict[str, Any] = {"_in": _nested}
+    exec(compile(source, "<request facts>", "exec"), namespace)  # noqa: S102
+    return namespace["facts"]  # type: ignore[no-any-return]
+
+
+def _nested(body: dict[str, Any], outer: str, inner: str, default: Any) -> Any:
+    value = body.get(outer)
+    return value.get(inner, default) if isinstance(value, dict) else default
+
+
 def _short(value: Any) -> bool:
     """A value worth remembering a clip by: a number, or a short string (not a list, not an object)."""
     return value is None or isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 64)
@@ -87,6 +112,7 @@ class ProviderApi:
         self.render = runtime.render
         self.ids = runtime.ids
         self.echoes = runtime.render.echoes
+        self.submission_ids = None if self.ids.kind == "default" else self.ids  # None: today's ids, made the fast way
         # the statuses of each refusal, as the contract documents them: (not possible now, gone by)
         refusal = shapes.refusal
         self.refusals = {
@@ -94,6 +120,9 @@ class ProviderApi:
             else (refusal(op, ("409", "400", "422")), 0)
             for kind, op in self.operations.items() if kind in ("content", "cancel", "delete")
         }  # fmt: skip
+        # What a body says for the model, audio and the clip, read by one function per kind of body
+        bodies = [contract.submit.body, *(b for _, b in contract.submit.branches.values()), *(b for _, b in contract.submit.forms.values())]
+        self._facts = {id(None): _facts(None), **{id(fields): _facts(fields) for fields in bodies if fields is not None}}
         # path parameters that name the model (Replicate's {model_owner}/{model_name}), joined by '/'
         self.model_in_path = tuple(
             name for name in contract.submit.path_parameters if any(w in name.lower() for w in ("model", "owner", "name"))
@@ -173,22 +202,17 @@ class ProviderApi:
             raise ApiError(self.invalid_submit, violation.message, param=violation.param)
         return body, (self.body if op.model_field is None else op.shape_of(body))
 
-    def _clip(self, body: dict[str, Any], fields: Any) -> tuple[float, int, int]:
-        """(seconds, width, height) of the clip a request asks for, worked out once per distinct
-        ask (of short values: a long one is worked out each time, not kept)."""
-        if fields is None:
-            return clip_spec()
-        roles = fields.clip_roles
-        asked = tuple(fields.value(body, role) for role in roles)
-        key = (id(fields), asked)
+    def _clip(self, asked: tuple[Any, ...]) -> tuple[float, int, int]:
+        """(seconds, width, height) of the clip a request asks for (its duration, size, resolution
+        and aspect ratio), worked out once per distinct ask of short values."""
         try:
-            known = self._clips.get(key)
+            known = self._clips.get(asked)
         except TypeError:  # a list or an object: worked out, not kept
-            return clip_spec(**dict(zip(roles, asked)))
+            return clip_spec(*asked)
         if known is None:
-            known = clip_spec(**dict(zip(roles, asked)))
+            known = clip_spec(*asked)
             if len(self._clips) < 4096 and all(_short(value) for value in asked):
-                self._clips[key] = known
+                self._clips[asked] = known
         return known
 
     async def submit(self, request: Incoming) -> Response:
@@ -199,13 +223,13 @@ class ProviderApi:
         body, fields = await self._read_body(request)
         if fields is not None and fields.defaults:
             body = {**fields.defaults, **body}  # the request as the provider reads it
-        model = fields.value(body, "model", "") if fields is not None else ""
+        model, audio, asked = self._facts[id(fields)](body)
+        aspect_ratio = asked[3]
         from_path = self.model_in_path and (fields is None or "model" not in fields.roles)
         if from_path:
             match = op.path_regex.match(request.path)  # the model named by the path (owner/name)
             model = "/".join(match.group(name) for name in self.model_in_path) if match else model
-        seconds, width, height = self._clip(body, fields)
-        aspect_ratio = fields.value(body, "aspect_ratio", None) if fields is not None else None
+        seconds, width, height = self._clip(asked)
         derived = str(aspect_ratio) if aspect_ratio is not None else ("9:16" if height > width else "16:9")
         selector = self.rt.selector
         if self.rt.unshared:
@@ -218,21 +242,13 @@ class ProviderApi:
                 "prompt": fields.value(body, "prompt"), "model": model, "aspect_ratio": derived
             }  # fmt: skip
             fallback, fallback_by = selector.fallback(api_key, seen)
+        echoed = None if self.echoes is None else {k: v for k, v in body.items() if k in self.echoes}
         submitted = await self.rt.state.submit(
+            # positional: a dozen keyword arguments cost more than the rest of the call on this path
             Submission(
-                key_id=key_id(api_key),
-                model=str(model),
-                aspect_ratio=derived,
-                generate_audio=bool(fields.value(body, "audio", True)) if fields is not None else True,
-                header=header,
-                fallback=fallback,
-                fallback_by=fallback_by,
-                seconds=seconds,
-                width=width,
-                height=height,
-                request=None if self.echoes is None else {k: v for k, v in body.items() if k in self.echoes},
-                ids=None if self.ids.kind == "default" else self.ids,
-            )
+                key_id(api_key), str(model), derived, bool(audio), header, fallback, fallback_by, seconds, width, height,
+                echoed, self.submission_ids,
+            )  # fmt: skip
         )
         scenario = submitted.scenario
         request.scope[SCENARIO_KEY] = scenario.name

@@ -231,22 +231,12 @@ class MemoryStore:
             created = int(now)
             self.tasks.evict(now)
             task = self.tasks.add(
+                # positional (the fields' order: state/task.py): keywords cost more on this path
                 Task(
-                    id=self.tasks.new_id(created, submission.ids),
-                    created=created,
-                    created_at=now,
-                    scenario=scenario,
-                    model=submission.model,
-                    aspect_ratio=submission.aspect_ratio,
-                    generate_audio=submission.generate_audio,
-                    key_id=submission.key_id,
-                    seconds=submission.seconds,
-                    width=submission.width,
-                    height=submission.height,
-                    request=submission.request,
-                    via=via,
-                    selected_by=selected_by,
-                )
+                    self.tasks.new_id(created, submission.ids), created, now, scenario, submission.model,
+                    submission.aspect_ratio, submission.generate_audio, submission.key_id, submission.seconds,
+                    submission.width, submission.height, submission.request, via, selected_by,
+                )  # fmt: skip
             )
         return Submitted(scenario, selected_by, via, count, task, now)
 
