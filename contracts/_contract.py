@@ -295,6 +295,7 @@ class Contract:
             self.query: Operation = self.shapes.query
             where = f"/paths/{escape(self.submit.path)}/{self.submit.method.lower()}/requestBody"
             self._request_bodies()
+            self.shapes.finish()
         except (AttributeError, TypeError, KeyError, IndexError) as exc:
             # a value of the wrong kind somewhere below `where` (a list for a mapping, a null...)
             raise ContractError(

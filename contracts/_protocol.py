@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from contracts._callbacks import Callbacks, mark_event, read_callbacks
 from contracts._document import json_content
 from contracts._shape import Node, Resolver, escape, fits
 from contracts._vocabulary import Vocabulary, build
@@ -154,6 +155,18 @@ class Shapes:
         self.outcomes = {kind: self._outcome(op) for kind in ("cancel", "delete") if (op := self.operations.get(kind))}
         self.request_names = self.submit.body.properties if self.submit.body is not None else frozenset()
         self._echo()
+        self.callbacks: Callbacks | None = None  # read by `finish`, once the submit body's branches are known
+
+    def finish(self) -> None:
+        """What needs the submit body's branches (a oneOf by model): the callbacks."""
+        self.callbacks = read_callbacks(self.contract, self.submit, self.resolver, self._error)
+        if self.callbacks is not None and self.callbacks.body is not None:
+            body = self.callbacks.body
+            if body.pointer in {shape.node.pointer for shape in self.tasks} | {self.task.pointer}:
+                self.callbacks.body = None  # the task itself: rendered as a poll renders it
+            else:
+                self._place_results(body)
+                self.callbacks.event_words = mark_event(body)
 
     # Finding operations
 

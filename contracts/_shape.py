@@ -10,11 +10,12 @@ Names tell most of it (`SOURCES`, and `ALIASES` for the names providers use: `cr
 `failureCode`, `detail`...); where they cannot, small extensions do (docs/own-contract.md):
     x-mockserver-operation: submit | query | content | cancel | delete | list     on an operation
     x-mockserver-role: model | prompt | aspect_ratio | audio | input_video | duration | size |
-                       resolution                         on a request property or path parameter
+                       resolution | callback_url | callback_events       on a request property
     x-mockserver-role: result_url                         on the answer property that holds the video
     x-mockserver-value: <source>                          on an answer property (one of SOURCES)
     x-mockserver-omit: true                               on an optional answer property to leave out
     x-mockserver-status: {WORD: phase}                    on the status schema (contracts._vocabulary)
+    x-mockserver-callbacks: {events, timeout, retries}    on the submit operation (contracts._callbacks)
 
 Every problem is a `ContractError` naming the document, the JSON pointer and what is wrong.
 """
@@ -91,11 +92,15 @@ ROLES = {
     "duration": ("duration", "seconds", "duration_seconds", "durationSeconds", "video_duration", "length"),
     "size": ("size", "ratio", "dimensions"),
     "resolution": ("resolution", "quality"),
-}
+    "callback_url": ("callback_url", "callbackUrl", "callBackUrl", "webhook_url", "webhookUrl", "webhook",
+                     "notify_url", "notifyUrl", "notification_url"),
+    "callback_events": ("webhook_events_filter", "callback_events", "webhook_events", "callbackEvents"),
+}  # fmt: skip
 ANSWER_ROLES = frozenset({"result_url"})  # x-mockserver-role values on an answer property
 EXTENSIONS = frozenset(
-    {"x-mockserver-operation", "x-mockserver-role", "x-mockserver-value", "x-mockserver-omit", "x-mockserver-status"}
-)
+    {"x-mockserver-operation", "x-mockserver-role", "x-mockserver-value", "x-mockserver-omit", "x-mockserver-status",
+     "x-mockserver-callbacks"}
+)  # fmt: skip
 ABSENT = object()  # a node that fixes no value
 _TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean")
 

@@ -13,6 +13,9 @@
     POST   /__admin/tasks/{id}/cancel   cancel a live task now (as a client's cancel would)
     POST   /__admin/tasks/{id}/stall    stop the task's time (it stays as it is)
     POST   /__admin/tasks/{id}/resume   let a stalled task run on from where it stood
+    POST   /__admin/tasks/{id}/callback {"event", "url"}: deliver the task's callback again, now
+    GET    /__admin/callbacks           delivery attempts, most recent first, and those to come (?task=)
+    POST   /__admin/callbacks/settle    {"timeout": S}: wait until the deliveries due now are attempted
     GET    /__admin/clock               mode, speed and scenario time
     PUT    /__admin/clock               {"mode": "manual"|"real", "speed": X}
     POST   /__admin/clock/advance       {"seconds": N} (or ?seconds=N)
@@ -44,15 +47,25 @@ from mockserver.clock import ClockError
 from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
 from mockserver.intake import parse_json, read_body, whole_number
-from mockserver.journal import key_id
+from mockserver.journal import key_id, redact_url
 from mockserver.responses import JsonResponse
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Scenario
 from mockserver.settings import Settings
 from mockserver.state import StoreUnavailable
+from mockserver.state.base import Delivery
 
 VERSION = version("veo-mockserver")
 ADMIN_BODY_LIMIT = 64 * 1024
+
+
+def _pending(delivery: Delivery) -> dict[str, Any]:
+    """A delivery still to make, as `GET /__admin/callbacks` shows it."""
+    return {
+        "task_id": delivery.task_id, "event": delivery.event, "attempt": delivery.attempt, "due": round(delivery.due, 3),
+        "webhook_id": delivery.webhook_id, "url": redact_url(delivery.url), "copy": delivery.copy,
+        "fault": delivery.fault, "redelivery": delivery.redelivery,
+    }  # fmt: skip
 
 
 def _number(value: Any, name: str) -> float:
@@ -249,7 +262,10 @@ class AdminApi:
             Route("/keys", self.keys, methods=["GET"]),
             Route("/tasks", self.tasks, methods=["GET"]),
             Route("/tasks/{task_id}", self.task, methods=["GET"]),
+            Route("/tasks/{task_id}/callback", self.redeliver, methods=["POST"]),
             Route("/tasks/{task_id}/{action:str}", self.task_action, methods=["POST"]),
+            Route("/callbacks", self.callbacks, methods=["GET"]),
+            Route("/callbacks/settle", self.settle_callbacks, methods=["POST"]),
             Route("/clock", self.clock, methods=["GET", "PUT"]),
             Route("/clock/advance", self.advance, methods=["POST"]),
             Route("/requests", self.requests, methods=["GET", "DELETE"]),
@@ -358,6 +374,42 @@ class AdminApi:
         found = await self.rt.act_on_task(task_id, action, code, _text(data, "message", required=False))
         return JsonResponse(self.rt.task_view(found, self.rt.base_url(request)))
 
+    async def callbacks(self, request: Request) -> Response:
+        params = request.query_params
+        limit_raw = params.get("limit", "1000")
+        limit = whole_number(limit_raw)
+        if limit is None:
+            raise ApiError(422, f"'limit' must be 0 or a positive whole number, got {limit_raw[:20]!r}.", param="limit")
+        attempts, pending = await self.rt.callback_attempts(params.get("task"))
+        return JsonResponse(
+            {
+                "documented": self.rt.contract.shapes.callbacks is not None,
+                "count": len(attempts),
+                "attempts": [attempt.to_json() for attempt in attempts[:limit]],
+                "pending": [_pending(delivery) for delivery in pending[:limit]],
+            }
+        )
+
+    async def settle_callbacks(self, request: Request) -> Response:
+        data = await self._json(request)
+        timeout = _number(data.get("timeout", request.query_params.get("timeout", 30)), "timeout")
+        if not 0 < timeout <= 600:
+            raise ApiError(422, f"'timeout' is real seconds to wait, more than 0 and at most 600, got {timeout:g}.", param="timeout")
+        settled = await self.rt.settle_callbacks(timeout)
+        now = await self.rt.now()
+        _, pending = await self.rt.callback_attempts()
+        due = [_pending(delivery) for delivery in pending if delivery.due <= now]
+        return JsonResponse({"settled": settled, "due": due}, status_code=200 if settled else 504)
+
+    async def redeliver(self, request: Request) -> Response:
+        data = await self._json(request)
+        event = _text(data, "event", required=False)
+        url = _text(data, "url", required=False)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ApiError(422, f"'url' must be an http(s) URL, got {url[:80]!r}.", param="url")
+        delivery = await self.rt.redeliver(request.path_params["task_id"], event, url)
+        return JsonResponse({"status": "scheduled", "delivery": _pending(delivery)}, status_code=202)
+
     async def clock(self, request: Request) -> Response:
         if request.method == "PUT":
             data = await self._json(request)
@@ -398,7 +450,15 @@ class AdminApi:
         status = whole_number(status_raw) if status_raw is not None else None
         if status_raw is not None and status is None:
             raise ApiError(422, f"'status' must be an HTTP status code, got {status_raw[:20]!r}.", param="status")
-        selected = await self.rt.requests(params.get("method"), params.get("path"), params.get("task_id"), status)
+        direction = params.get("direction")
+        if direction not in (None, "incoming", "outgoing"):
+            raise ApiError(
+                422, f"'direction' is incoming (requests to the fake) or outgoing (its callbacks), not {direction[:20]!r}.",
+                param="direction",
+            )  # fmt: skip
+        selected = await self.rt.requests(
+            params.get("method"), params.get("path"), params.get("task_id"), status, direction
+        )
         return JsonResponse({"count": len(selected), "requests": [entry.to_json() for entry in selected[:limit]]})
 
     async def reset(self, request: Request) -> Response:

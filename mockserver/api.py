@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +25,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from contracts import Operation
+from contracts._callbacks import FILTER_WORDS
+from contracts._shape import ROLES
 from mockserver import lifecycle
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
@@ -42,6 +45,8 @@ from mockserver.state.task import Task, gone
 
 Handler = Callable[[Incoming], Awaitable[Response]]
 LIST_WINDOW = 1000  # a key's newest tasks a list operation pages through
+CALLBACK_NAMES = frozenset(ROLES["callback_url"])  # a request field that asks for callbacks, by its name
+logger = logging.getLogger("mockserver")
 
 
 def _matches(task: dict[str, Any], wanted: dict[str, str]) -> bool:
@@ -128,6 +133,7 @@ class ProviderApi:
             name for name in contract.submit.path_parameters if any(w in name.lower() for w in ("model", "owner", "name"))
         )
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
+        self.callbacks = shapes.callbacks  # None: the contract documents none
         self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
         self._resolve = lambda schema: contract.resolve(schema, "")[0]  # a form field's schema, $ref followed
         self.id_hint = (
@@ -215,6 +221,25 @@ class ProviderApi:
                 self._clips[asked] = known
         return known
 
+    def _callback_asked(self, body: dict[str, Any], fields: Any) -> tuple[str | None, frozenset[str] | None]:
+        """Where a request asks for its callbacks, and for which phases (None: the contract's)."""
+        url = fields.value(body, "callback_url")
+        if not isinstance(url, str) or not url:
+            return None, None
+        asked = fields.value(body, "callback_events")
+        if not isinstance(asked, list):
+            return url, None
+        return url, frozenset().union(*(FILTER_WORDS.get(str(word).lower(), frozenset()) for word in asked))
+
+    def _note_callback(self, body: dict[str, Any]) -> None:
+        """Say once on the console that a callback URL was asked for and will not be called."""
+        self.rt.callbacks.noted = True
+        name = next(name for name in CALLBACK_NAMES if name in body)
+        logger.warning(
+            "A submit carries %r, but %s documents no callbacks: none is delivered (docs/callbacks.md says how a "
+            "contract documents them). Said once.", name, self.rt.contract.path,
+        )  # fmt: skip
+
     async def submit(self, request: Incoming) -> Response:
         api_key = bearer_key(request, self.rt.accepted_keys)
         op = self.submit_operation
@@ -243,11 +268,16 @@ class ProviderApi:
             }  # fmt: skip
             fallback, fallback_by = selector.fallback(api_key, seen)
         echoed = None if self.echoes is None else {k: v for k, v in body.items() if k in self.echoes}
+        callback_url = callback_events = None
+        if self.callbacks is not None and fields is not None:
+            callback_url, callback_events = self._callback_asked(body, fields)
+        elif not self.rt.callbacks.noted and not CALLBACK_NAMES.isdisjoint(body):
+            self._note_callback(body)
         submitted = await self.rt.state.submit(
             # positional: a dozen keyword arguments cost more than the rest of the call on this path
             Submission(
                 key_id(api_key), str(model), derived, bool(audio), header, fallback, fallback_by, seconds, width, height,
-                echoed, self.submission_ids,
+                echoed, self.submission_ids, callback_url, callback_events,
             )  # fmt: skip
         )
         scenario = submitted.scenario
@@ -269,6 +299,8 @@ class ProviderApi:
                 normal = JsonBytes(self.render.created_json(task, estimate), self.created_status)
             if self.shapes.location:
                 normal.raw_headers.append((b"location", (base_url + self.render.routes["query"](task.id)).encode()))
+            if callback_url is not None:
+                await self.rt.callbacks.submitted(task, base_url or self.rt.base_url(request))
         return _answer(request, answer, normal, self.render, self.submit_id)
 
     # Query

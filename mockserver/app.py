@@ -79,12 +79,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     """Start the store with the server (a shared store connects, and keeps this replica on its
-    list of live ones), and close it when the server stops."""
-    state = app.state.runtime.state
+    list of live ones) and the callbacks' delivery loop; stop both when the server stops."""
+    runtime = app.state.runtime
+    state = runtime.state
     await state.start()
+    runtime.callbacks.start()  # deliveries due from before a restart go out too
     try:
         yield
     finally:
+        await runtime.callbacks.close()
         await state.close()
         access = app.state.access_log
         if access is not None:

@@ -212,6 +212,35 @@ DEFAULTS = Settings()
     help="Server processes on this port (more than 1 needs --store redis://...).",
 )
 @click.option(
+    "--callback-secret",
+    default=None,
+    envvar="MOCKSERVER_CALLBACK_SECRET",
+    help="Sign every callback the Standard Webhooks way with this secret (whsec_ and base64). "
+    "Prefer the variable: a secret on a command line is seen by others on the machine.",
+)
+@click.option(
+    "--callback-allow",
+    default="",
+    envvar="MOCKSERVER_CALLBACK_ALLOW",
+    help="Where callbacks may go besides loopback: host names, addresses and networks, comma-separated "
+    "(hooks.qa.example,10.0.0.0/8). Others are refused and never contacted.",
+)
+@click.option(
+    "--callback-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar="MOCKSERVER_CALLBACK_CA",
+    help="A CA certificate (PEM) to trust for HTTPS receivers, besides the system's.",
+)
+@click.option(
+    "--callback-concurrency",
+    default=DEFAULTS.callback_concurrency,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    envvar="MOCKSERVER_CALLBACK_CONCURRENCY",
+    help="Callback delivery attempts in flight at once, per server process.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -248,6 +277,10 @@ def serve(
     store: str,
     store_prefix: str,
     workers: int,
+    callback_secret: str | None,
+    callback_allow: str,
+    callback_ca: Path | None,
+    callback_concurrency: int,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -281,6 +314,10 @@ def serve(
         store=store,
         store_prefix=store_prefix,
         workers=workers,
+        callback_secret=callback_secret or None,
+        callback_allow=tuple(entry.strip() for entry in callback_allow.split(",") if entry.strip()),
+        callback_ca=callback_ca,
+        callback_concurrency=callback_concurrency,
         log_level=log_level,
         access_log=access_log and log_level in ("info", "debug"),
     )
@@ -301,6 +338,16 @@ def serve(
             f"mockserver: {len(runtime.left_out_reasons)} shipped scenarios left out, as this contract cannot play them: "
             f"{', '.join(sorted(runtime.left_out_reasons))}; their keys in the shipped keys.yaml get the default "
             f"scenario (why: mockserver scenarios validate --contract {runtime.contract.path})",
+            err=True,
+        )
+    spec = runtime.contract.shapes.callbacks
+    if spec is not None:
+        dispatcher = runtime.callbacks
+        click.echo(
+            f"mockserver: callbacks to {dispatcher.destinations.describe()}, "
+            f"{'signed (Standard Webhooks)' if settings.callback_secret else 'unsigned (--callback-secret signs them)'}, "
+            f"events {', '.join(sorted(spec.events))}, {spec.timeout:g} s to answer, "
+            f"retries after {', '.join(f'{wait:g}' for wait in spec.retries) or 'none'} s of scenario time",
             err=True,
         )
     if getattr(runtime.state, "took_over", False):

@@ -236,7 +236,7 @@ class FuzzRun:
         assert self._server is not None
         runtime = self._server.runtime
         size = runtime.settings.journal_size
-        entries = [entry.to_json() for entry in reversed(self._server.call(runtime.requests())) if entry.wall_time >= since]
+        entries = [entry.to_json() for entry in reversed(self._server.call(runtime.requests(direction="incoming"))) if entry.wall_time >= since]
         if len(entries) >= size:
             raise ValueError(f"the client sent {size} requests or more in one run: too many to judge")
         return entries

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +44,18 @@ def _redact_header(name: str, value: str) -> str:
         scheme, _ = split_authorization(value)
         return f"{scheme} {REDACTED}" if scheme else REDACTED
     return REDACTED
+
+
+def redact_url(url: str) -> str:
+    """A URL with its user information and credential-looking query parameters replaced."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = REDACTED + "@" + netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, _redact_query(parts.query), parts.fragment))
 
 
 def redact_path(path: str) -> str:
@@ -115,6 +127,7 @@ class Entry(NamedTuple):
     fault: str | None
     raw_response_headers: tuple[tuple[bytes, bytes], ...]
     raw_response: bytes  # the first BODY_PREVIEW bytes of a JSON answer (b"" for other answers)
+    outgoing: str | None = None  # a callback the fake sent: the receiver's URL (credentials replaced)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -142,6 +155,7 @@ class Entry(NamedTuple):
             "fault": self.fault,
             "response_headers": _header_dict(self.raw_response_headers),
             "response": _text(self.raw_response),
+            "outgoing": self.outgoing,
         }
 
 
@@ -196,10 +210,13 @@ def select(
     path: str | None = None,
     task_id: str | None = None,
     status: int | None = None,
+    direction: str | None = None,
 ) -> list[Entry]:
     """Entries matching every filter given, in the order given. `path` matches exactly, or as a
-    prefix when it ends with `*` (`/v1/tasks/*`)."""
+    prefix when it ends with `*` (`/v1/tasks/*`); `direction` is `incoming` (requests clients
+    sent) or `outgoing` (callbacks the fake sent)."""
     method = method.upper() if method else None
+    outgoing = None if direction is None else direction == "outgoing"
     prefix = path[:-1] if path and path.endswith("*") else None
     return [
         entry
@@ -208,6 +225,7 @@ def select(
         and (path is None or (entry.path.startswith(prefix) if prefix is not None else entry.path == path))
         and (task_id is None or entry.task_id == task_id)
         and (status is None or entry.status == status)
+        and (outgoing is None or (entry.outgoing is not None) == outgoing)
     ]
 
 
@@ -232,7 +250,7 @@ class Journal:
         """Most recent first (the newest `limit` only, if given)."""
         snapshot = list(self._entries)  # one step: another thread may be appending meanwhile
         newest = reversed(snapshot) if limit is None else reversed(snapshot[-limit:] if limit else [])
-        return [Entry._make(fields) for fields in newest]
+        return [Entry(*fields) for fields in newest]  # a callback's entry has one field more
 
     def select(
         self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None

@@ -18,6 +18,7 @@ deploy.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -46,8 +47,8 @@ class MockServer:
     def runtime(self) -> Runtime:
         return self._server.runtime
 
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._server.call(coroutine)
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return self._server.call(coroutine, timeout)
 
     # The clock.
     def advance(self, seconds: float) -> float:
@@ -89,12 +90,60 @@ class MockServer:
     def resume(self, task_id: str) -> None:
         self._call(self.runtime.resume_task(task_id))
 
+    # Callbacks (where the contract documents them and the client gave a URL).
+    def callbacks(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """Delivery attempts, most recent first (of one task, if given): task_id, event, attempt,
+        time, webhook_id, url, outcome (delivered, retrying, failed, refused, lost), status, error."""
+        attempts, _ = self._call(self.runtime.callback_attempts(task_id))
+        return [attempt.to_json() for attempt in attempts]
+
+    def settle_callbacks(self, timeout: float = 30.0) -> None:
+        """Wait until every delivery due at the clock's reading has been attempted (after an
+        `advance`, the receiver has had what became due)."""
+        if not self._call(self.runtime.settle_callbacks(timeout), timeout + 5):
+            raise TimeoutError(f"callbacks due now were still being delivered after {timeout} s")
+
+    def wait_for_callback(
+        self, task_id: str, event: str | None = None, outcome: str | None = "delivered", timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The first attempt for the task (of `event`, with `outcome`; None: any) once it is made:
+        deliveries due now are settled first. With a manual clock, one that is not due yet fails
+        at once, saying when it will be (advance the clock); with a running clock it is waited
+        for, up to `timeout` real seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.settle_callbacks(max(deadline - time.monotonic(), 0.1))
+            attempts, pending = self._call(self.runtime.callback_attempts(task_id))
+            for attempt in reversed(attempts):
+                if (event is None or attempt.event == event) and (outcome is None or attempt.outcome == outcome):
+                    return attempt.to_json()
+            reading = self._call(self.runtime.clock())
+            if reading.mode == "manual" or time.monotonic() > deadline:
+                made = ", ".join(f"{a.event} #{a.attempt} {a.outcome}" for a in reversed(attempts)) or "none"
+                due = ", ".join(f"{d.event} #{d.attempt} at +{d.due - reading.now:.3g} s" for d in pending) or "none"
+                wanted = " ".join(filter(None, [event, outcome])) or "any"
+                raise AssertionError(
+                    f"no {wanted} callback for task {task_id}; attempts made: {made}; still to come: {due}"
+                    + (" (the clock is manual: advance it)" if reading.mode == "manual" and pending else "")
+                )
+            time.sleep(0.02)
+
+    def redeliver(self, task_id: str, event: str | None = None, url: str | None = None) -> None:
+        """Deliver the task's callback again, now (as `POST /__admin/tasks/{id}/callback`)."""
+        self._call(self.runtime.redeliver(task_id, event, url))
+
     # The journal.
     def requests(
-        self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        task_id: str | None = None,
+        status: int | None = None,
+        direction: str | None = None,
     ) -> list[Entry]:
-        """Journal entries matching every filter given, most recent first (`path` may end in `*`)."""
-        return self._call(self.runtime.requests(method, path, task_id, status))
+        """Journal entries matching every filter given, most recent first (`path` may end in `*`;
+        `direction`: `incoming`, or `outgoing` for the callbacks the fake sent)."""
+        return self._call(self.runtime.requests(method, path, task_id, status, direction))
 
     def count(self, **filters: Any) -> int:
         return len(self.requests(**filters))
@@ -122,7 +171,7 @@ class MockServer:
     def judge(self, exit_code: int, output: str = "", properties: Properties | None = None) -> list[Broken]:
         """Judge the client run that just happened against the client properties. Waits are measured
         on the manual clock, so the client's sleep must be `mockserver.advance`."""
-        entries = [entry.to_json() for entry in reversed(self.requests())]
+        entries = [entry.to_json() for entry in reversed(self.requests(direction="incoming"))]
         judge = Judge(self.runtime.contract, properties or Properties().without("time-limit"), timebase="time")
         return judge.judge(ClientRun(entries, exit_code, output))
 

@@ -173,6 +173,15 @@ class Renderer:
             for word in shape.words or ():
                 self._tasks[word] = render
         self._created = compile_node(shapes.created)
+        self._callback: Callable[..., Any] | None = None  # a documented delivery body (None: the task)
+        spec = shapes.callbacks
+        if spec is not None and spec.body is not None:
+            words = spec.event_words or {}
+            event = {"event": "EVENT.get(s.phase, EVENT_OTHER)", "webhook_id": "w"}
+            self._callback = compile_node(
+                spec.body, {**bindings, **event}, "t, s, r, e, b, w", **names, EVENT=words,
+                EVENT_OTHER=next(iter(words.values()), None),
+            )  # fmt: skip
         used = set().union(*(_sources(shape.node) for shape in shapes.tasks)) | _sources(shapes.created)
         # what of the request a task keeps: the fields its answers echo (None: nothing; all of it for `request`)
         self.echoes: frozenset[str] | None = frozenset(source[8:] for source in used if source.startswith("request:"))
@@ -262,6 +271,14 @@ class Renderer:
         else:
             render = self._task_default
         return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[misc,no-any-return]
+
+    def callback(self, task: Task, state: State, base_url: str, webhook_id: str) -> Any:
+        """What a callback delivery for this state carries: the contract's documented body, else
+        the task as a poll sees it."""
+        if self._callback is None:
+            return self.task(task, state, base_url)
+        error = state.error if state.error is not None and state.phase in ("failed", "cancelled") else None
+        return self._callback(task, state, self.results(task, state, base_url), error, base_url, webhook_id)
 
     def shape(self, state: State) -> TaskShape:
         return self.shapes.shape_for(self.word(state))

@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from contracts import Contract
 from mockserver import conformity, lifecycle
+from mockserver.callbacks import Dispatcher
 from mockserver.clock import ClockError, ClockReading, Mode
 from mockserver.errors import ApiError
 from mockserver.journal import Entry, key_id, select
@@ -33,6 +34,7 @@ from mockserver.render import Renderer
 from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, check_mixes, load_directories
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.state import Found, Store, open_store
+from mockserver.state.base import Attempt, Delivery
 from mockserver.state.task import Task
 
 
@@ -76,13 +78,14 @@ class Runtime:
         if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
             raise ValueError(f"the public URL must be an absolute http(s) URL, got {settings.public_url!r}")
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
+        self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
         self.state: Store = open_store(settings.store, settings, self.scenarios, self.fingerprint())
         self.state.on_reset = self._forget_added
         self.state.vocabulary = self.vocabulary
         self.state.lists = self.contract.shapes.list is not None
+        self.callbacks = Dispatcher(settings, self.contract.shapes.callbacks, self.state, self.render, self.errors)
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self.errors: list[BaseException] = []  # unexpected failures, for the pytest plugin
         self.unshared: dict[str, Scenario] = {}  # added at run time, not yet registered with the store
 
     def _leave_out_unplayable(self) -> dict[str, Scenario]:
@@ -182,13 +185,18 @@ class Runtime:
         return (await self.state.clock_reading()).now
 
     async def advance(self, seconds: float) -> ClockReading:
-        """Move scenario time forward (ClockError for a step back or past the year 9999)."""
-        return await self.state.advance(seconds)
+        """Move scenario time forward (ClockError for a step back or past the year 9999); the
+        callbacks that became due are on their way (`settle_callbacks` waits for them)."""
+        reading = await self.state.advance(seconds)
+        self.callbacks.wake()
+        return reading
 
     async def configure_clock(self, mode: Mode | None = None, speed: float | None = None) -> ClockReading:
         if mode not in (None, "real", "manual"):
             raise ClockError(f"mode must be 'real' or 'manual', got {mode!r}")
-        return await self.state.configure_clock(mode, speed)
+        reading = await self.state.configure_clock(mode, speed)
+        self.callbacks.wake()
+        return reading
 
     # Tasks.
 
@@ -223,6 +231,8 @@ class Runtime:
         found = await self.state.update(task_id, live_then_change)
         if found is None:
             raise self.unknown_task(task_id)
+        if found.task.callback_url is not None:
+            await self.callbacks.changed(found.task)
         return found
 
     async def fail_task(self, task_id: str, code: str = "generation_failed", message: str | None = None) -> Found:
@@ -307,13 +317,35 @@ class Runtime:
             if (status is None or view["task"].get(self.contract.shapes.status_name) == status) and (scenario is None or view["scenario"] == scenario)
         ]
 
+    # Callbacks.
+
+    async def callback_attempts(self, task_id: str | None = None) -> tuple[list[Attempt], list[Delivery]]:
+        """Delivery attempts made, most recent first, and deliveries still to make, soonest first
+        (of one task, if given)."""
+        return await self.state.attempts(task_id), await self.state.pending(task_id)
+
+    async def redeliver(self, task_id: str, event: str | None = None, url: str | None = None) -> Delivery:
+        found = await self.task(task_id)
+        return await self.callbacks.redeliver(found.task, found.now, event, url)
+
+    async def settle_callbacks(self, timeout: float = 30.0) -> bool:
+        """Wait until every delivery due at the clock's reading has been attempted (a test's
+        `advance` then sees what a receiver got); False after `timeout` real seconds."""
+        return await self.callbacks.settle(timeout)
+
     # The journal.
 
     async def requests(
-        self, method: str | None = None, path: str | None = None, task_id: str | None = None, status: int | None = None
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        task_id: str | None = None,
+        status: int | None = None,
+        direction: str | None = None,
     ) -> list[Entry]:
-        """Journal entries matching every filter given, most recent first (`path` may end in `*`)."""
-        return select(await self.state.journal_entries(), method, path, task_id, status)
+        """Journal entries matching every filter given, most recent first (`path` may end in `*`;
+        `direction`: `incoming` or `outgoing`, the callbacks the fake sent)."""
+        return select(await self.state.journal_entries(), method, path, task_id, status, direction)
 
     async def clear_journal(self) -> None:
         await self.state.clear_journal()

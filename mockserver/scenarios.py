@@ -144,6 +144,20 @@ class Step:
 
 
 @dataclass(frozen=True)
+class CallbackFaults:
+    """How a scenario's callbacks go wrong (all off: they are delivered as the contract says)."""
+
+    lost: bool = False
+    duplicate: int = 1  # copies of each delivery, one webhook id
+    late: float = 0.0  # scenario seconds after the state
+    early: float = 0.0  # scenario seconds before polls show the state
+    bad_signature: bool = False
+
+
+NO_FAULTS = CallbackFaults()
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -160,6 +174,7 @@ class Scenario:
     credits_reserved: float = DEFAULT_CREDITS
     off_contract: str | None = None
     cancellable: bool = True  # whether a cancel operation may cancel its tasks while they run
+    callbacks: CallbackFaults = NO_FAULTS
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False, compare=False)
     data: Any = field(default=None, repr=False, compare=False)  # as read from its file
     digest: str = field(default="", repr=False, compare=False)  # of `data`: equal scenarios, equal digests
@@ -393,6 +408,12 @@ class _Builder:
             raise self.fail(("sequence",), "a scenario has a mix or a sequence, not both")
         if not mix and not sequence and not timeline and any(answer.makes_task for answer in submit):
             raise self.fail((), "missing required field 'timeline' (or 'mix' or 'sequence'): this scenario creates tasks")
+        faults = data.get("callbacks", {})
+        if "late" in faults and "early" in faults:
+            raise self.fail(("callbacks", "early"), "a callback is late or early, not both")
+        if faults.get("lost") and len(faults) > 1:
+            others = ", ".join(sorted(set(faults) - {"lost"}))
+            raise self.fail(("callbacks", "lost"), f"a lost callback is never delivered: {others} would mean nothing")
         latency = {kind: Delay.parse(value) for kind, value in data.get("latency", {}).items()}
         for kind, delay in latency.items():
             if delay.problem:
@@ -414,6 +435,7 @@ class _Builder:
             credits_reserved=data.get("credits_reserved", DEFAULT_CREDITS),
             off_contract=data.get("off_contract"),
             cancellable=data.get("cancellable", True),
+            callbacks=CallbackFaults(**data["callbacks"]) if "callbacks" in data else NO_FAULTS,
             data=data,
             digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
         )

@@ -62,6 +62,10 @@ class Settings:
     store: str = field(default="memory", repr=False)  # "memory" or a redis:// URL (may hold a password)
     store_prefix: str = "mockserver"  # namespaces the keys of a shared store
     workers: int = 1  # server processes on one port (a shared store needs more than one)
+    callback_secret: str | None = field(default=None, repr=False)  # signs callbacks (Standard Webhooks, whsec_...)
+    callback_allow: tuple[str, ...] = ()  # hosts or networks callbacks may go to, besides loopback
+    callback_ca: Path | None = None  # a certificate (PEM) to trust for HTTPS receivers, besides the system's
+    callback_concurrency: int = 64  # delivery attempts in flight at once
 
     @property
     def loopback(self) -> bool:
@@ -79,6 +83,8 @@ class Settings:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["scenario_dirs"] = [str(p) for p in self.scenario_dirs]
         data["keys"] = [str(p) for p in self.keys]
+        data["callback_allow"] = list(self.callback_allow)
+        data["callback_ca"] = str(self.callback_ca) if self.callback_ca is not None else None
         return json.dumps(data)
 
     @classmethod
@@ -86,6 +92,8 @@ class Settings:
         data = json.loads(text)
         data["scenario_dirs"] = tuple(Path(p) for p in data["scenario_dirs"])
         data["keys"] = tuple(Path(p) for p in data["keys"])
+        data["callback_allow"] = tuple(data.get("callback_allow") or ())
+        data["callback_ca"] = Path(data["callback_ca"]) if data.get("callback_ca") else None
         return cls(**data)
 
     @property

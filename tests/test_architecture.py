@@ -15,6 +15,7 @@ LAYERS = [
     {"app"},
     {"api", "admin", "accesslog", "ui", "ui.dashboard"},
     {"runtime"},
+    {"callbacks", "callbacks.dispatcher", "callbacks.plan", "callbacks.policy", "callbacks.sender"},
     {"state", "state.memory", "state.redis", "state.link", "state.base"},
     {"render", "codegen", "conformity", "lifecycle", "matching", "keymap", "media"},
     {"state.task", "scenarios"},

@@ -76,8 +76,12 @@ def snapshots(fake: Fake, task_id: str, key: str, until: float, step: float = 1.
     return seen
 
 
+# Callback faults: played under a contract that documents callbacks, in tests/test_callbacks.py.
+CALLBACKS = {"callback-lost", "callback-duplicate", "callback-late", "callback-early", "callback-bad-signature"}
+
+
 def test_every_shipped_scenario_is_exercised_here() -> None:
-    assert set(SHIPPED) == set(TASK_FAILURES) | set(SUBMIT_ERRORS) | SPECIAL
+    assert set(SHIPPED) == set(TASK_FAILURES) | set(SUBMIT_ERRORS) | SPECIAL | CALLBACKS
 
 
 def test_every_shipped_scenario_but_default_has_a_qa_key(fake: Fake) -> None:

@@ -33,6 +33,8 @@ class Submission:
     height: int = 720
     request: dict[str, Any] | None = None  # kept on the task when the contract's answers echo it
     ids: Any = None  # an `ids.IdMaker` for task ids shaped like the contract's (None: today's)
+    callback_url: str | None = None  # where the client asked for callbacks (when the contract documents them)
+    callback_events: frozenset[str] | None = None  # the phases it asked them for (None: the contract's)
 
 
 @dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
@@ -53,6 +55,46 @@ class Found:
 
 
 Change = Callable[[Task, float], None]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A callback to deliver: one event of one task, its next attempt due at scenario time `due`.
+    Copies of a delivery (a duplicate) share its `webhook_id`; so do all its attempts."""
+
+    id: str
+    task_id: str
+    event: str  # the phase it tells of: running, succeeded, failed, cancelled...
+    webhook_id: str
+    url: str
+    due: float  # scenario time of the next attempt
+    at: float  # scenario time of the state its body shows
+    attempt: int = 1  # the next attempt's number
+    copy: int = 1  # which copy, for a scripted duplicate
+    fault: str | None = None  # "lost" or "bad_signature", as the task's scenario scripts
+    redelivery: bool = False  # asked for through the admin API
+    base: str = ""  # where result URLs in its body point (the base URL the task was submitted at)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One delivery attempt, as `GET /__admin/callbacks` shows it."""
+
+    task_id: str
+    event: str
+    attempt: int
+    time: float  # scenario time
+    wall_time: float
+    webhook_id: str
+    url: str  # credentials in it replaced
+    outcome: str  # delivered, retrying, failed, refused, lost
+    status: int | None = None  # the receiver's
+    error: str | None = None
+    duration_ms: float = 0.0
+    copy: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
 class Store(Protocol):
@@ -102,6 +144,34 @@ class Store(Protocol):
         ...
 
     async def counts(self) -> dict[str, int]: ...
+
+    # Callbacks (facts like polls: due deliveries are claimed by one replica, their attempts kept).
+
+    async def schedule(self, task_id: str, deliveries: list[Delivery], *, replan: bool = False) -> None:
+        """Add deliveries; with `replan`, first drop the task's deliveries not yet attempted."""
+        ...
+
+    async def claim(self, limit: int, lease: float) -> tuple[list[Delivery], float, float | None]:
+        """Up to `limit` deliveries due now, leased to this process for `lease` real seconds (a
+        shared store gives a delivery back to the others when its lease ends unsettled: the
+        process died); the clock's reading; when the next one is due (scenario time), or None."""
+        ...
+
+    async def settle(self, delivery: Delivery, attempt: Attempt, retry_at: float | None) -> None:
+        """Record an attempt; due again at `retry_at`, or done."""
+        ...
+
+    async def attempts(self, task_id: str | None = None, limit: int | None = None) -> list[Attempt]:
+        """Delivery attempts, most recent first (of one task, if given)."""
+        ...
+
+    async def pending(self, task_id: str | None = None) -> list[Delivery]:
+        """Deliveries not done yet, soonest first (of one task, if given)."""
+        ...
+
+    async def started(self, task_id: str) -> dict[str, str]:
+        """The events of a task whose delivery has been attempted, each with its webhook id."""
+        ...
 
     async def register(self, scenario: Scenario) -> None:
         """Make a scenario added at run time playable by name (until the next reset)."""

@@ -10,6 +10,7 @@ had an interface.
 from __future__ import annotations
 
 import gc
+import heapq
 import itertools
 import random
 import string
@@ -20,7 +21,7 @@ from typing import Any
 from mockserver.clock import Clock, ClockReading, Mode, check_advance
 from mockserver.journal import Entry, Journal
 from mockserver.scenarios import Scenario
-from mockserver.state.base import Change, Found, StoreUnavailable, Submission, Submitted
+from mockserver.state.base import Attempt, Change, Delivery, Found, StoreUnavailable, Submission, Submitted
 from mockserver.state.task import Task, expired, gone, lifetime
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -28,6 +29,7 @@ _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-charact
 _FREEZE_EVERY = 10_000
 MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
 LIST_WINDOW = 1000  # a key's newest tasks its index keeps (a client's list pages through those)
+MAX_DELIVERIES = 100_000  # callbacks waiting to be delivered; more are dropped (and counted)
 
 
 def random_suffix(bits: Any) -> str:
@@ -166,6 +168,15 @@ class MemoryStore:
         self._pushed: deque[list[Any]] = deque()  # [scenario, submissions left]
         self._default: Scenario | None = None  # None: the configured one
         self.random = random.Random(settings.seed)  # mix draws
+        # Callbacks: deliveries by id (those waiting), a heap of (due, order, id) with stale entries
+        # skipped, those claimed and not settled, each task's attempted events, the attempts made.
+        self._deliveries: dict[str, Delivery] = {}
+        self._due: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._leased: dict[str, Delivery] = {}
+        self._started: dict[str, dict[str, str]] = {}
+        self._attempts: deque[Attempt] = deque(maxlen=settings.journal_size)
+        self.dropped_deliveries = 0
 
     async def start(self) -> None:
         pass
@@ -235,7 +246,8 @@ class MemoryStore:
                 Task(
                     self.tasks.new_id(created, submission.ids), created, now, scenario, submission.model,
                     submission.aspect_ratio, submission.generate_audio, submission.key_id, submission.seconds,
-                    submission.width, submission.height, submission.request, via, selected_by,
+                    submission.width, submission.height, submission.request, submission.callback_url,
+                    submission.callback_events, via, selected_by,
                 )  # fmt: skip
             )
         return Submitted(scenario, selected_by, via, count, task, now)
@@ -275,6 +287,63 @@ class MemoryStore:
 
     async def counts(self) -> dict[str, int]:
         return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}
+
+    # Callbacks.
+
+    async def schedule(self, task_id: str, deliveries: list[Delivery], *, replan: bool = False) -> None:
+        if replan:
+            for delivery in [d for d in self._deliveries.values() if d.task_id == task_id and d.attempt == 1 and not d.redelivery]:
+                del self._deliveries[delivery.id]  # its heap entry is skipped when it comes up
+        for delivery in deliveries:
+            if len(self._deliveries) >= MAX_DELIVERIES:
+                self.dropped_deliveries += 1  # bounded: a flood of tasks cannot hold memory for ever
+                continue
+            self._deliveries[delivery.id] = delivery
+            heapq.heappush(self._due, (delivery.due, next(self._order), delivery.id))
+        if len(self._due) > 2 * len(self._deliveries) + 1024:  # too many stale entries: rebuild
+            self._due = [(d.due, next(self._order), d.id) for d in self._deliveries.values()]
+            heapq.heapify(self._due)
+
+    def _next(self) -> float | None:
+        while self._due:
+            due, _, delivery_id = self._due[0]
+            delivery = self._deliveries.get(delivery_id)
+            if delivery is not None and delivery.due == due:
+                return due
+            heapq.heappop(self._due)
+        return None
+
+    async def claim(self, limit: int, lease: float) -> tuple[list[Delivery], float, float | None]:
+        now = self.clock.now()
+        claimed: list[Delivery] = []
+        while len(claimed) < limit and (due := self._next()) is not None and due <= now:
+            _, _, delivery_id = heapq.heappop(self._due)
+            delivery = self._deliveries.pop(delivery_id)
+            self._leased[delivery.id] = delivery
+            claimed.append(delivery)
+        return claimed, now, self._next()
+
+    async def settle(self, delivery: Delivery, attempt: Attempt, retry_at: float | None) -> None:
+        if self._leased.pop(delivery.id, None) is None:
+            return  # the store was reset while it was being attempted
+        self._attempts.appendleft(attempt)
+        self._started.setdefault(delivery.task_id, {})[delivery.event] = delivery.webhook_id
+        if len(self._started) > MAX_DELIVERIES:
+            del self._started[next(iter(self._started))]  # the oldest task's: bounded like the rest
+        if retry_at is not None:
+            delivery.due, delivery.attempt = retry_at, delivery.attempt + 1
+            await self.schedule(delivery.task_id, [delivery])
+
+    async def attempts(self, task_id: str | None = None, limit: int | None = None) -> list[Attempt]:
+        found = (attempt for attempt in self._attempts if task_id is None or attempt.task_id == task_id)
+        return list(itertools.islice(found, limit))
+
+    async def pending(self, task_id: str | None = None) -> list[Delivery]:
+        waiting = [*self._leased.values(), *self._deliveries.values()]
+        return sorted((d for d in waiting if task_id is None or d.task_id == task_id), key=lambda d: d.due)
+
+    async def started(self, task_id: str) -> dict[str, str]:
+        return dict(self._started.get(task_id, {}))
 
     # Run-time choices.
 

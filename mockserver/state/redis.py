@@ -10,6 +10,9 @@ Keys, all under `{prefix}:` (one hash slot):
     t:<gen>:<task id>   a task's facts (hash); expires with --task-retention
     tasks:<gen>         task ids by expiry (sorted set): listing, eviction
     k:<gen>:<key id>    one API key's task ids by creation (sorted set): a client's list operation
+    cb:<gen>:...        callbacks: deliveries (dl), due by scenario time (due), claimed by lease end
+                        (lease), a task's deliveries (t:<task>) and attempted events (s:<task>)
+    cb:attempts         delivery attempts (a capped stream), for the admin API
     pushed              scenarios pushed for the next submissions ("count<TAB>name", head next)
     default             the run-time default scenario
     submissions         submissions per (scenario, key id)
@@ -56,7 +59,7 @@ from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advan
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
 from mockserver.scenarios import UNSET, Scenario, ScenarioError, parse
-from mockserver.state.base import Change, Found, StoreUnavailable, Submission, Submitted
+from mockserver.state.base import Attempt, Change, Delivery, Found, StoreUnavailable, Submission, Submitted
 from mockserver.state.link import Link
 from mockserver.state.memory import random_suffix
 from mockserver.state.task import Task, expired, lifetime
@@ -65,6 +68,7 @@ logger = logging.getLogger("mockserver")
 HEARTBEAT = 15.0  # seconds a replica counts as alive after it last said so (it says so every third of it)
 _SCRIPTS = (
     "submit", "poll", "update", "clock", "journal", "tasks", "keytasks", "counts", "reset", "init", "heartbeat", "sweep",
+    "cbschedule", "cbclaim", "cbsettle",
 )  # fmt: skip
 _OURS = ("IDTAKEN", "NOSCENARIO", "LATEST")  # errors the scripts raise on purpose; the callers handle them
 PAGE = 500  # tasks per script call when listing, sweeping or stretching: Redis never blocks long
@@ -134,6 +138,7 @@ def encode_entry(fields: tuple[Any, ...]) -> str:
         fault,
         answer_headers,
         answer,
+        *outgoing,
     ) = fields
     return _ENCODER.encode(
         [
@@ -152,6 +157,7 @@ def encode_entry(fields: tuple[Any, ...]) -> str:
             fault,
             [[_latin(n), _latin(v)] for n, v in answer_headers],
             _latin(answer),
+            *outgoing,  # a callback's receiver URL
         ]  # fmt: skip
     )
 
@@ -164,7 +170,7 @@ def decode_entry(number: int, text: str) -> Entry:
 
     return Entry(
         number, f[0], f[1], f[2], f[3], f[4], raw(f[5]), f[6], f[7].encode("latin-1"), f[8], f[9], f[10], f[11], f[12],
-        raw(f[13]), f[14].encode("latin-1"),
+        raw(f[13]), f[14].encode("latin-1"), f[15] if len(f) > 15 else None,
     )  # fmt: skip
 
 
@@ -181,6 +187,10 @@ def _forced(text: str | None) -> State | None:
     data = json.loads(text)
     results = UNSET if data["results"] == "unset" else data["results"]
     return State(FORCED_STEP, data["phase"], data["progress"], results, data["error"])
+
+
+def _delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {name: getattr(delivery, name) for name in Delivery.__slots__}  # type: ignore[attr-defined]
 
 
 def _number(text: str | None) -> float | None:
@@ -493,7 +503,8 @@ class RedisStore:
                     random_suffix(self._ids.getrandbits), submission.model, submission.aspect_ratio,
                     "1" if submission.generate_audio else "0", repr(float(settings.task_retention)),
                     before, after, repr(float(submission.seconds)), str(submission.width), str(submission.height),
-                    request, LIST_WINDOW if self.lists else 0,
+                    request, LIST_WINDOW if self.lists else 0, submission.callback_url or "",
+                    "+" + ",".join(sorted(submission.callback_events)) if submission.callback_events is not None else "-",
                 )  # fmt: skip
                 break
             except ResponseError as error:
@@ -524,6 +535,8 @@ class RedisStore:
                 width=submission.width,
                 height=submission.height,
                 request=submission.request,
+                callback_url=submission.callback_url,
+                callback_events=submission.callback_events,
                 via=via or None,
                 selected_by=how,
             )
@@ -547,6 +560,8 @@ class RedisStore:
             width=int(h.get("w") or 1280),
             height=int(h.get("h") or 720),
             request=_DECODER.decode(h["rq"]) if h.get("rq") else None,
+            callback_url=h.get("cu") or None,
+            callback_events=frozenset(filter(None, h["ce"][1:].split(","))) if h.get("ce") else None,
             via=h.get("v") or None,
             selected_by=h.get("sb", "default"),
             polls=int(h.get("p", 0)) + counted,
@@ -615,6 +630,48 @@ class RedisStore:
             if task is not None and not expired(task, now, self.settings.task_retention):
                 tasks.append(task)
         return tasks
+
+    # Callbacks.
+
+    async def schedule(self, task_id: str, deliveries: list[Delivery], *, replan: bool = False) -> None:
+        flat = [part for d in deliveries for part in (d.id, repr(d.due), _ENCODER.encode(_delivery_json(d)))]
+        await self._eval("cbschedule", task_id, "1" if replan else "0", repr(float(self.settings.task_retention)), *flat)
+
+    async def claim(self, limit: int, lease: float) -> tuple[list[Delivery], float, float | None]:
+        now_text, following, *found = await self._eval("cbclaim", limit, repr(lease))
+        now = float(now_text)
+        self._see(now)
+        return [Delivery(**_DECODER.decode(text)) for text in found], now, float(following) if following else None
+
+    async def settle(self, delivery: Delivery, attempt: Attempt, retry_at: float | None) -> None:
+        if retry_at is not None:
+            delivery.due, delivery.attempt = retry_at, delivery.attempt + 1
+        await self._eval(
+            "cbsettle", delivery.id, delivery.task_id, delivery.event, delivery.webhook_id,
+            _ENCODER.encode(attempt.to_json()), self.settings.journal_size, "" if retry_at is None else repr(retry_at),
+            _ENCODER.encode(_delivery_json(delivery)), repr(float(self.settings.task_retention)),
+        )  # fmt: skip
+
+    async def attempts(self, task_id: str | None = None, limit: int | None = None) -> list[Attempt]:
+        items = await self._call("XREVRANGE", self._key("cb:attempts"), "+", "-", "COUNT", self.settings.journal_size)
+        found = [Attempt(**_DECODER.decode(dict(zip(flat[::2], flat[1::2]))["a"])) for _, flat in items]
+        found = [attempt for attempt in found if task_id is None or attempt.task_id == task_id]
+        return found[:limit] if limit is not None else found
+
+    async def pending(self, task_id: str | None = None) -> list[Delivery]:
+        generation = await self._call("GET", self._key("gen")) or "0"
+        base = f"cb:{generation}:"
+        if task_id is not None:
+            ids = list(await self._call("SMEMBERS", self._key(base + "t:" + task_id)))
+            texts = await self._call("HMGET", self._key(base + "dl"), *ids) if ids else []
+        else:
+            texts = await self._call("HVALS", self._key(base + "dl"))
+        found = [Delivery(**_DECODER.decode(text)) for text in texts if text]
+        return sorted(found, key=lambda delivery: delivery.due)
+
+    async def started(self, task_id: str) -> dict[str, str]:
+        generation = await self._call("GET", self._key("gen")) or "0"
+        return dict(await self._call("HGETALL", self._key(f"cb:{generation}:s:{task_id}")))
 
     async def tasks_of(self, key_id: str, limit: int) -> tuple[list[Task], float]:
         now_text, page = await self._eval("keytasks", key_id, limit)

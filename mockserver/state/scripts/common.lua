@@ -55,6 +55,10 @@ local TASKS = P .. 'tasks:' .. GEN
 local function task_key(id)
   return P .. 't:' .. GEN .. ':' .. id
 end
+-- Callbacks of this generation: deliveries by id (dl), due ones by time (due), claimed ones by
+-- lease end (lease), a task's delivery ids (t:<task>) and its attempted events (s:<task>).
+local CB = P .. 'cb:' .. GEN .. ':'
+
 -- One API key's task ids, scored by creation (a client's list operation).
 local function key_tasks(key_id)
   return P .. 'k:' .. GEN .. ':' .. key_id

@@ -5,7 +5,8 @@
 --       id suffix, model, aspect ratio, generate audio (1/0), retention (scenario seconds),
 --       the id's text before and after its created time ('' and '': today's ids; a '-' after:
 --       the whole id is the text before), seconds, width, height, the request (JSON or ''),
---       how many of a key's newest tasks its index keeps (0: no index, the contract lists none)
+--       how many of a key's newest tasks its index keeps (0: no index, the contract lists none),
+--       the callback URL ('' for none), the phases the client asked callbacks for ('-': the contract's)
 local now, mode, speed, real = clock()
 if not now or redis.call('EXISTS', P .. 'registry') == 0 then
   return need_init()
@@ -115,6 +116,12 @@ if s.plan[answer][2] == 1 then
   end
   if ARGV[18] ~= '' then
     redis.call('HSET', key, 'rq', ARGV[18])
+  end
+  if ARGV[20] ~= '' then
+    redis.call('HSET', key, 'cu', ARGV[20])
+    if ARGV[21] ~= '-' then
+      redis.call('HSET', key, 'ce', ARGV[21])
+    end
   end
   local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
   redis.call('PEXPIRE', key, math.ceil(life * 1000))
