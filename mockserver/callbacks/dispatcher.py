@@ -29,8 +29,8 @@ from mockserver.callbacks.plan import events, plan, state_of
 from mockserver.callbacks.policy import Destinations
 from mockserver.callbacks.sender import Sender
 from mockserver.errors import ApiError
-from mockserver.lifecycle import task_state
 from mockserver.journal import BODY_PREVIEW, REDACTED, SECRET_NAME, redact_url
+from mockserver.lifecycle import task_state
 from mockserver.state.base import Attempt, Delivery, StoreUnavailable
 from mockserver.state.task import Task
 
@@ -184,7 +184,7 @@ class Dispatcher:
             except StoreUnavailable as exc:
                 logger.warning("callbacks: the store is unavailable (%s); trying again in a second", exc)
                 nap = 1.0
-            except Exception as exc:  # noqa: BLE001 - kept for the pytest plugin, and the loop goes on
+            except Exception as exc:
                 self.errors.append(exc)
                 logger.exception("callbacks: the delivery loop failed")
                 nap = 1.0
@@ -212,7 +212,7 @@ class Dispatcher:
             raise
         except StoreUnavailable as exc:  # a shared store gives the delivery back when its lease ends
             logger.warning("callbacks: could not record the attempt of %s (%s)", delivery.task_id, exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.errors.append(exc)
             logger.exception("callbacks: delivering for task %s failed", delivery.task_id)
 
