@@ -13,6 +13,7 @@ it at that moment. `x-mockserver-callbacks` on the submit operation sets the res
       events: [succeeded, failed, cancelled]   # phases, or "terminal" (the default) or "all"
       timeout: 10                              # real seconds a receiver has to answer
       retries: [1, 2, 4]                       # scenario seconds before each retry
+      signing: standard-webhooks               # or none; absent: signed when the server has a secret
 
 Every problem is a `ContractError` with the JSON pointer (raised through `error`).
 """
@@ -55,6 +56,7 @@ class Callbacks:
     body: Node | None = None  # the documented delivery body (None: the task, as a poll sees it)
     media: str = "application/json"
     event_words: dict[str, str] | None = None  # phase -> the documented body's event type (`video.completed`)
+    signing: str | None = None  # "standard-webhooks" (a secret is required), "none", or None: as the server says
 
 
 EVENT_NAMES = ("type", "event", "event_type", "eventType")
@@ -70,12 +72,14 @@ EVENT_HINTS = {
 
 def mark_event(body: Node) -> dict[str, str] | None:
     """In a documented delivery body, the property that names the event (`type: video.completed`)
-    takes the word of the delivery's phase, and an envelope's own `id` (beside a `data` object
-    that holds the task's) takes the webhook id. Returns the phase -> word map, if there is one."""
+    takes the word of the delivery's phase, an envelope's `data` object (one with an `id`) is the
+    task as a poll renders it, and the envelope's own `id` beside it takes the webhook id. Returns the phase -> word map, if there is one."""
     data = body.find("data")
     top_id = body.find("id")
-    if top_id is not None and data is not None and data.find("id") is not None:
-        top_id.source = "webhook_id"
+    if data is not None and data.kind == "object" and data.find("id") is not None:
+        data.source = "task"  # the envelope's task: as a poll renders it
+        if top_id is not None:
+            top_id.source = "webhook_id"
     for name in EVENT_NAMES:
         node = body.find(name)
         if node is None:
@@ -112,10 +116,16 @@ def read_callbacks(contract: Contract, submit: Operation, resolver: Resolver, er
 
 def _options(found: Callbacks, options: Any, pointer: str, error: Callable[[str, str], Exception]) -> None:
     if not isinstance(options, dict):
-        raise error(pointer, "x-mockserver-callbacks must be a mapping (events, timeout, retries)")
-    unknown = sorted(set(options) - {"events", "timeout", "retries"})
+        raise error(pointer, "x-mockserver-callbacks must be a mapping (events, timeout, retries, signing)")
+    unknown = sorted(set(options) - {"events", "timeout", "retries", "signing"})
     if unknown:
-        raise error(pointer, f"x-mockserver-callbacks has {', '.join(map(repr, unknown))}; it takes events, timeout and retries")
+        raise error(
+            pointer, f"x-mockserver-callbacks has {', '.join(map(repr, unknown))}; it takes events, timeout, retries and signing"
+        )
+    signing = options.get("signing")
+    if signing not in (None, "standard-webhooks", "none"):
+        raise error(f"{pointer}/signing", f"signing is {signing!r}: standard-webhooks or none")
+    found.signing = signing
     events = options.get("events", "terminal")
     if events == "terminal":
         found.events = TERMINAL_EVENTS

@@ -343,9 +343,13 @@ def serve(
     spec = runtime.contract.shapes.callbacks
     if spec is not None:
         dispatcher = runtime.callbacks
+        signing = (
+            "signed (Standard Webhooks)" if dispatcher.signed
+            else "unsigned (the contract says signing: none)" if settings.callback_secret
+            else "unsigned (--callback-secret signs them)"
+        )  # fmt: skip
         click.echo(
-            f"mockserver: callbacks to {dispatcher.destinations.describe()}, "
-            f"{'signed (Standard Webhooks)' if settings.callback_secret else 'unsigned (--callback-secret signs them)'}, "
+            f"mockserver: callbacks to {dispatcher.destinations.describe()}, {signing}, "
             f"events {', '.join(sorted(spec.events))}, {spec.timeout:g} s to answer, "
             f"retries after {', '.join(f'{wait:g}' for wait in spec.retries) or 'none'} s of scenario time",
             err=True,

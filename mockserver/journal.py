@@ -53,9 +53,26 @@ def redact_url(url: str) -> str:
     except ValueError:
         return REDACTED
     netloc = parts.netloc
-    if "@" in netloc:
-        netloc = REDACTED + "@" + netloc.rpartition("@")[2]
+    if "@" in netloc:  # (a URL's user part holds no brackets: they would read as an IPv6 host)
+        netloc = "redacted@" + netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, _redact_query(parts.query), parts.fragment))
+
+
+_URL_USER = re.compile(rb"(?<=://)[^/?#@\s\"'\\]+@")
+_URL_SECRET = re.compile(
+    rb"(?i)([?&][^=&\s\"'#]*(?:key|token|secret|password|passwd|auth|signature|session|credential)[^=&\s\"'#]*=)"
+    rb"[^&\s\"'#\\]*"
+)
+
+
+def redact_body(body: bytes) -> bytes:
+    """A request body with the credentials of the URLs in it replaced (a callback URL's user and
+    password, a `?token=` in it, a presigned URL's signature); a plain scan when there are none."""
+    if b"@" in body:
+        body = _URL_USER.sub(b"redacted@", body)
+    if b"?" in body:
+        body = _URL_SECRET.sub(rb"\1[redacted]", body)
+    return body
 
 
 def redact_path(path: str) -> str:
@@ -193,7 +210,7 @@ def exchange(
         _redact_query(query.decode("latin-1")) if query else "",
         tuple(headers),
         key,
-        body,
+        redact_body(body) if body else body,
         status,
         round((time.perf_counter() - started) * 1000, 3),
         scope.get(TASK_KEY),

@@ -43,6 +43,10 @@ from mockserver.state.task import Task
 
 __all__ = ["OMIT", "WEAK", "Renderer", "Verbatim"]
 
+
+class _Whole(dict):  # type: ignore[type-arg]
+    """A value rendered already (not `dict` itself: generated functions rebuild only plain dicts)."""
+
 _quote = json.encoder.encode_basestring  # the JSON string of a str, as the json module writes it
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _MARK = re.compile(r'"@@mock:(\w+)@@"')
@@ -177,10 +181,10 @@ class Renderer:
         spec = shapes.callbacks
         if spec is not None and spec.body is not None:
             words = spec.event_words or {}
-            event = {"event": "EVENT.get(s.phase, EVENT_OTHER)", "webhook_id": "w"}
+            event = {"event": "EVENT.get(s.phase, EVENT_OTHER)", "webhook_id": "w", "task": "TASK(t, s, b)"}
             self._callback = compile_node(
                 spec.body, {**bindings, **event}, "t, s, r, e, b, w", **names, EVENT=words,
-                EVENT_OTHER=next(iter(words.values()), None),
+                EVENT_OTHER=next(iter(words.values()), None), TASK=self._whole_task,
             )  # fmt: skip
         used = set().union(*(_sources(shape.node) for shape in shapes.tasks)) | _sources(shapes.created)
         # what of the request a task keeps: the fields its answers echo (None: nothing; all of it for `request`)
@@ -271,6 +275,11 @@ class Renderer:
         else:
             render = self._task_default
         return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[misc,no-any-return]
+
+    def _whole_task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
+        """The task inside a documented callback envelope, as a poll renders it (a dict of its own
+        kind, which the envelope's function takes as it is)."""
+        return _Whole(self.task(task, state, base_url))
 
     def callback(self, task: Task, state: State, base_url: str, webhook_id: str) -> Any:
         """What a callback delivery for this state carries: the contract's documented body, else

@@ -54,7 +54,14 @@ class Dispatcher:
         self.render = render
         self.errors = errors  # unexpected failures, for the pytest plugin
         self.destinations = Destinations(settings.callback_allow)
-        self.sender = Sender(settings.callback_secret, settings.callback_ca, settings.callback_concurrency)
+        secret = settings.callback_secret
+        if spec is not None and spec.signing == "standard-webhooks" and secret is None:
+            raise ValueError(
+                "the contract signs its callbacks (x-mockserver-callbacks signing: standard-webhooks): give "
+                "--callback-secret whsec_... (or MOCKSERVER_CALLBACK_SECRET)"
+            )
+        self.signed = secret is not None and (spec is None or spec.signing != "none")
+        self.sender = Sender(secret, settings.callback_ca, settings.callback_concurrency, signed=self.signed)
         self.slots = settings.callback_concurrency
         self.public_url = settings.public_url.rstrip("/") if settings.public_url else None
         self.base = self.public_url or ""  # where result URLs in bodies point: the last submit's base URL

@@ -20,8 +20,9 @@ from mockserver.state.task import Task
 
 
 def events(task: Task, spec: Callbacks) -> frozenset[str]:
-    """The phases a task's client gets callbacks for."""
-    return spec.events if task.callback_events is None else spec.events & task.callback_events
+    """The phases a task's client gets callbacks for: those its request's filter names (where the
+    contract has one, as Replicate's `webhook_events_filter`), else the contract's."""
+    return spec.events if task.callback_events is None else task.callback_events
 
 
 def reached(task: Task) -> dict[str, float]:

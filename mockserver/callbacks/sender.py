@@ -40,6 +40,22 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+def check_secret(secret: str) -> None:
+    """ValueError unless `secret` is a Standard Webhooks secret: `whsec_` and 24 to 64 bytes in
+    base64 (the reference library takes almost anything, and a typo would sign with another key)."""
+    if not secret.startswith("whsec_"):
+        raise ValueError("--callback-secret must start with whsec_ (a Standard Webhooks secret: whsec_ and base64)")
+    try:
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except ValueError:
+        raise ValueError("--callback-secret is not whsec_ followed by base64 (A-Z, a-z, 0-9, +, /, = padding)") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(
+            f"--callback-secret holds {len(key)} bytes; Standard Webhooks secrets hold 24 to 64 "
+            "(python -c \"import base64,os; print('whsec_'+base64.b64encode(os.urandom(32)).decode())\" makes one)"
+        )
+
+
 def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """`v1,<signature>` of a body, by the reference library."""
     from standardwebhooks import Webhook
@@ -48,10 +64,10 @@ def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 
 class Sender:
-    def __init__(self, secret: str | None, ca: Path | None, concurrency: int) -> None:
+    def __init__(self, secret: str | None, ca: Path | None, concurrency: int, *, signed: bool = True) -> None:
         if secret is not None:
-            signature(secret, "msg_check", 0, b"")  # a secret the library refuses stops start-up, not a delivery
-        self.secret = secret
+            check_secret(secret)  # a secret that cannot sign stops start-up, not a delivery
+        self.secret = secret if signed else None
         context = ssl.create_default_context()
         if ca is not None:
             context.load_verify_locations(cafile=str(ca))
