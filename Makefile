@@ -1,6 +1,6 @@
 # `make serve` and `make test` set everything up on a fresh machine: they create .venv with
 # the project and its test extra installed (and `make test` the system programs the tests drive,
-# with tools/system-deps.sh: redis-server, curl, chromium), then run. Pass options through ARGS, e.g.
+# with tools/system-deps.sh: redis-server, curl, openssl, chromium), then run. Pass options through ARGS, e.g.
 #   make serve ARGS="--speed 60"        make test ARGS="-k lifecycle"
 PYTHON ?= python3
 VENV ?= .venv

@@ -288,7 +288,7 @@ def test_a_destination_off_loopback_is_refused_and_never_contacted(fake: MockSer
         advance(fake, DONE_AT + 10)
         [attempt] = fake.callbacks(task_id)
         assert attempt["outcome"] == "refused" and attempt["status"] is None
-        assert f"{address} ({address}) is not an allowed destination" in attempt["error"]
+        assert f"{address} is not an allowed destination: callbacks go to loopback" in attempt["error"]
         assert "--callback-allow" in attempt["error"]
         assert receiver.got == []  # never contacted, and never retried
 

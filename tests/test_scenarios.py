@@ -116,6 +116,18 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
         ),
         ("name: Bad Name\ndescription: d\ntimeline:\n  - {at: 0, status: pending}\n", 1, "name", "does not match"),
         ("name: s\ndescription: d\ntimeline: []\n", 3, "timeline", "[] has less than 1 item"),
+        (
+            "name: s\ndescription: d\ntimeline:\n  - {at: 0, status: pending}\ncallbacks:\n  late: 60\n  early: 5\n",
+            7,
+            "callbacks.early",
+            "late or early, not both",
+        ),
+        (
+            "name: s\ndescription: d\ntimeline:\n  - {at: 0, status: pending}\ncallbacks:\n  duplicate: 1\n",
+            6,
+            "callbacks.duplicate",
+            "less than the minimum of 2",
+        ),
     ],
     ids=[
         "bad-status",
@@ -132,6 +144,8 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
         "headers-on-200",
         "bad-name",
         "empty-timeline",
+        "callback-late-and-early",
+        "callback-duplicate-once",
     ],
 )
 def test_a_broken_file_is_refused_with_file_line_and_field(

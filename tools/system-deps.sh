@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the system programs the tests drive for real, when they are missing: redis-server (the
-# shared store), curl (the README's first session), chromium (the dashboard's browser tests, driven
+# shared store), curl (the README's first session), openssl (certificates for the HTTPS callback
+# receivers), chromium (the dashboard's browser tests, driven
 # by Playwright for Python with executable_path: `playwright install` is never needed). Debian or Ubuntu, as root or with sudo;
 # elsewhere it says what to install.
 set -euo pipefail
 needed=()
 command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
 command -v curl >/dev/null 2>&1 || needed+=(curl)
+command -v openssl >/dev/null 2>&1 || needed+=(openssl)
 command -v chromium >/dev/null 2>&1 || needed+=(chromium)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

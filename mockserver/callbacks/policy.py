@@ -65,8 +65,9 @@ class Destinations:
             addresses = {ipaddress.ip_address(str(item[4][0]).split("%")[0]) for item in found}
         outside = sorted(str(address) for address in addresses if not any(address in net for net in self.networks))
         if outside:
+            shown = name if outside == [name] else f"{name} ({', '.join(outside)})"
             return (
-                f"{name} ({', '.join(outside)}) is not an allowed destination: callbacks go to loopback, and to the hosts "
+                f"{shown} is not an allowed destination: callbacks go to loopback, and to the hosts "
                 f"and networks --callback-allow names (now: {self.describe()})"
             )
         return None
