@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import logging
 import random
 import string
 from collections import Counter, deque
@@ -29,6 +30,7 @@ _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-charact
 _FREEZE_EVERY = 10_000
 MAX_COUNTERS = 100_000  # (scenario, key) submission counters kept; any key is accepted, so bound them
 LIST_WINDOW = 1000  # a key's newest tasks its index keeps (a client's list pages through those)
+logger = logging.getLogger("mockserver")
 MAX_DELIVERIES = 100_000  # callbacks waiting to be delivered; more are dropped (and counted)
 
 
@@ -244,10 +246,22 @@ class MemoryStore:
             task = self.tasks.add(
                 # positional (the fields' order: state/task.py): keywords cost more on this path
                 Task(
-                    self.tasks.new_id(created, submission.ids), created, now, scenario, submission.model,
-                    submission.aspect_ratio, submission.generate_audio, submission.key_id, submission.seconds,
-                    submission.width, submission.height, submission.request, submission.callback_url,
-                    submission.callback_events, via, selected_by,
+                    self.tasks.new_id(created, submission.ids),
+                    created,
+                    now,
+                    scenario,
+                    submission.model,
+                    submission.aspect_ratio,
+                    submission.generate_audio,
+                    submission.key_id,
+                    submission.seconds,
+                    submission.width,
+                    submission.height,
+                    submission.request,
+                    submission.callback_url,
+                    submission.callback_events,
+                    via,
+                    selected_by,
                 )  # fmt: skip
             )
         return Submitted(scenario, selected_by, via, count, task, now)
@@ -292,10 +306,17 @@ class MemoryStore:
 
     async def schedule(self, task_id: str, deliveries: list[Delivery], *, replan: bool = False) -> None:
         if replan:
-            for delivery in [d for d in self._deliveries.values() if d.task_id == task_id and d.attempt == 1 and not d.redelivery]:
+            for delivery in [
+                d for d in self._deliveries.values() if d.task_id == task_id and d.attempt == 1 and not d.redelivery
+            ]:
                 del self._deliveries[delivery.id]  # its heap entry is skipped when it comes up
         for delivery in deliveries:
-            if len(self._deliveries) >= MAX_DELIVERIES:
+            if len(self._deliveries) >= MAX_DELIVERIES and delivery.attempt == 1:  # a retry keeps its place
+                if self.dropped_deliveries % 10_000 == 0:
+                    logger.warning(
+                        "callbacks: %d deliveries are waiting, the most kept; new ones are dropped (%d so far), "
+                        "starting with task %s's", MAX_DELIVERIES, self.dropped_deliveries + 1, delivery.task_id,
+                    )  # fmt: skip
                 self.dropped_deliveries += 1  # bounded: a flood of tasks cannot hold memory for ever
                 continue
             self._deliveries[delivery.id] = delivery
