@@ -519,6 +519,20 @@ def _env_mapping(values: tuple[str, ...]) -> dict[str, str]:
     help="Keep the target's result URLs (credential-looking query parameters redacted) instead of the fake's video.",
 )
 @click.option("--redact-prompts", is_flag=True, help="Do not keep the prompts.")
+@click.option(
+    "--callback-base",
+    help=(
+        "Where the target reaches the recorder for callbacks (default http://HOST:PORT): a submission's callback "
+        "URL becomes <this>/__record/callbacks/<token>, forwarded to the application's."
+    ),
+)
+@click.option(
+    "--callback-late-after",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0, 86400),
+    help="Seconds after a poll showed a state from which its callback is recorded as late.",
+)
 def record(
     target: str | None,
     har: Path | None,
@@ -528,6 +542,8 @@ def record(
     contract: str,
     keep_result_urls: bool,
     redact_prompts: bool,
+    callback_base: str | None,
+    callback_late_after: float,
 ) -> None:
     """Record what a deployment does into a scenario folder that replays it offline.
 
@@ -558,8 +574,9 @@ def record(
     else:
         source = f"HAR file {har.name}"  # type: ignore[union-attr]
     recording = Recording(
-        out, loaded, source, keep_result_urls=keep_result_urls, redact_prompts=redact_prompts, warn=warn
-    )
+        out, loaded, source, keep_result_urls=keep_result_urls, redact_prompts=redact_prompts,
+        late_after=callback_late_after, warn=warn,
+    )  # fmt: skip
     if har is not None:
         try:
             skipped = read_har(har, recording)
@@ -576,10 +593,19 @@ def record(
         reason = probe(source)
         if reason is not None:
             _fail(f"cannot reach --target {source}: {reason}")
-        proxy = RecordingProxy(target, recording, lambda text: console.print(text))  # type: ignore[arg-type]
+        if callback_base is not None and not callback_base.startswith(("http://", "https://")):
+            _fail(f"--callback-base must be an http(s) URL, got {callback_base!r}")
+        reached_at = callback_base or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+        say: Callable[[str], None] = console.print
+        proxy = RecordingProxy(target, recording, say, callback_base=reached_at)  # type: ignore[arg-type]
         console.print(
             f"Recording {escape(source)} into {out}/: point the application at http://{host}:{port} (Ctrl-C to stop)"
         )
+        if proxy.callback_base is not None:
+            console.print(
+                f"Callbacks: the target is told to deliver to {escape(proxy.callback_base)}/__record/callbacks/..., "
+                "forwarded to the application's URL (--callback-base if the target cannot reach that)"
+            )
         serve(proxy, host, port)
         if not recording.submissions:
             console.print("Nothing was recorded: no submission went through the recorder.")

@@ -28,9 +28,19 @@ replaying cancels or deletes again, and the scenario must not get there first: t
 a cancel holds for one poll more than saw it (the fake refuses to cancel a cancelled task), and
 the task is gone from the first poll that found it gone, the latest moment the recording allows.
 
+Callbacks (where the contract documents them and a submission gave a URL, which the recording
+proxy replaced with its own endpoint): each delivery the target made, with when it arrived,
+the application's answer and what it showed, is timed against the polls into the scenario's
+`callbacks` key: none by the end for a task that ended is `lost`; the same event (webhook id)
+taken twice by the application is `duplicate`; one that came more than `late_after` seconds after
+a poll showed its state is `late` (replayed when it came), one that came while a later poll
+still showed the state before is `early`. A state no poll showed is placed when its callback
+came (the application trusted it and polled no more).
+
 Nothing secret is kept: the submit body's prompt (unless `--redact-prompts`), model, aspect ratio
 and audio flag; answers' bodies (no credentials in them; result URLs are replaced by the fake's
 video, or kept with credential-looking query parameters redacted); of the headers, Retry-After.
+Of a callback, neither the application's URL nor any header (its signature).
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ POLL_STATUSES = (400, 401, 403, 404, 429, 500, 502, 503, 504)
 KEPT_HEADERS = ("retry-after",)
 MIN_LATENCY = 0.05  # seconds: below this, an answer's time is the network's, not the API's
 SEQUENCE = "recorded"
+LATE_AFTER = 5.0  # seconds: a callback arriving later than this after polls showed its state is late
 STAND_IN_CODE = "generation_failed"  # a failure's code when the target gave none (the fake's own word for it)
 
 
@@ -98,6 +109,21 @@ class Recorded:
     task_id: str | None = None
     polls: list[Answer] = field(default_factory=list)
     actions: list[tuple[str, Answer]] = field(default_factory=list)  # the application's cancels and deletes
+    callback: bool = False  # the application gave a callback URL (the recorder put its own in its place)
+    callbacks: list[Callback] = field(default_factory=list)  # the deliveries the target made, in order
+
+
+@dataclass
+class Callback:
+    """A callback delivery the target made, as the recorder forwarded it to the application:
+    when it arrived (the session's clock), the application's answer (0: none), its JSON body
+    (None: not JSON), and what tells its copies and retries apart from other events (its
+    `webhook-id`, else a digest of its body). Nothing of its headers is kept."""
+
+    received: float
+    status: int
+    body: Any
+    key: str
 
 
 @dataclass
@@ -111,6 +137,7 @@ class _Seen:
     poll: bool = False
     action: str | None = None  # "cancel" or "delete"
     implied: bool = False
+    callback: bool = False  # a callback's body, where no poll showed its state: it changed when it was sent
 
 
 def kept_headers(headers: Any) -> dict[str, str]:
@@ -206,6 +233,7 @@ class Recording:
         *,
         keep_result_urls: bool = False,
         redact_prompts: bool = False,
+        late_after: float = LATE_AFTER,
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.out = out
@@ -223,6 +251,7 @@ class Recording:
         self.source = source
         self.keep_result_urls = keep_result_urls
         self.redact_prompts = redact_prompts
+        self.late_after = late_after  # seconds after polls showed a state from which its callback is late
         self.warn = warn
         self.submissions: list[Recorded] = []
         self.by_task: dict[str, Recorded] = {}
@@ -296,8 +325,9 @@ class Recording:
                 self._warned.add(problem)
                 self.warn(f"off contract: {problem}")
 
-    def submission(self, body: Any, answer: Answer, path: str | None = None) -> Recorded:
-        """A submission (`path`: where it went, for a model named by the path, as Replicate's)."""
+    def submission(self, body: Any, answer: Answer, path: str | None = None, callback: bool = False) -> Recorded:
+        """A submission (`path`: where it went, for a model named by the path, as Replicate's;
+        `callback`: it gave a callback URL, which the recorder replaced with its own)."""
         request = body if isinstance(body, dict) else {}
         fields = self.submit_op.shape_of(request) if request else None
         roles = fields.roles if fields is not None else {}  # where this contract keeps each (Runway: promptText)
@@ -314,7 +344,7 @@ class Recording:
         prompt = _at(request, roles.get("prompt", ("prompt",)))
         if not self.redact_prompts and isinstance(prompt, str):
             kept["prompt"] = _clean(prompt[:300], self.secrets)
-        recorded = Recorded(len(self.submissions) + 1, kept, answer)
+        recorded = Recorded(len(self.submissions) + 1, kept, answer, callback=callback)
         self._check(self.submit_op, answer, f"submission {recorded.n}")
         recorded.task_id = task_id_of(answer)
         self.submissions.append(recorded)
@@ -339,12 +369,28 @@ class Recording:
         self._check(self.shapes.operations[kind], answer, f"{kind} of submission {recorded.n}")
         return recorded
 
+    def delivered(self, recorded: Recorded, callback: Callback) -> None:
+        """A callback the target delivered for a submission's task (and the recorder forwarded)."""
+        recorded.callbacks.append(callback)
+
+    def callback_phase(self, body: Any) -> tuple[str, dict[str, Any]] | None:
+        """The phase a callback's body shows, and the task in it: the body itself (a task as a
+        poll renders it, Replicate's), or the task in an envelope's `data`."""
+        for task in (body, body.get("data") if isinstance(body, dict) else None):
+            if isinstance(task, dict):
+                phase = self.reader.phase(task)
+                if phase is not None:
+                    return phase, task
+        return None
+
     # Scenarios.
 
     def scenarios(self) -> dict[str, dict[str, Any]]:
         built = {}
         for recorded in self.submissions:
-            made_from = (len(recorded.polls), len(recorded.actions), recorded.task_id, len(self.secrets))
+            made_from = (
+                len(recorded.polls), len(recorded.actions), recorded.task_id, len(self.secrets), len(recorded.callbacks)
+            )  # fmt: skip
             cached = self._built.get(recorded.n)
             if cached is None or cached[0] != made_from:  # only a submission that moved is built again
                 cached = (made_from, self._safe_scenario(recorded))
@@ -477,6 +523,12 @@ class Recording:
                     gone_at = (last_ok + at) / 2
             else:
                 rules.append(self._poll_rule(number, poll, notes))
+        shown = {self.reader.phase(seen.body) for seen in observed}
+        for callback in self._first_deliveries(rec):
+            found = self.callback_phase(callback.body)
+            if found is not None and found[0] not in shown:  # the application trusted the callback, and polled no more
+                shown.add(found[0])
+                observed.append(_Seen(callback.received - start, found[1], callback=True))
         observed.sort(key=lambda seen: seen.at)
         if deleted is not None:
             # gone from the first poll that found it gone (else from the delete's answer): the latest
@@ -499,6 +551,9 @@ class Recording:
             data["polls"] = list(merged.values())
         steps, quirk = self._steps(observed, notes)
         data["timeline"] = steps
+        faults = self._callback_faults(rec, steps, notes)
+        if faults:
+            data["callbacks"] = faults
         if gone_at is not None:
             data["disappears_after"] = _seconds(max(gone_at, steps[-1]["at"] + 0.001))
         credits = [
@@ -557,6 +612,78 @@ class Recording:
             if kind == "delete" and deleted is None:
                 deleted = answer
         return taken, deleted
+
+    def _first_deliveries(self, rec: Recorded) -> list[Callback]:
+        """The first delivery of each event (one webhook id, or one body): its copies and retries after."""
+        first: dict[str, Callback] = {}
+        for callback in rec.callbacks:
+            first.setdefault(callback.key, callback)
+        return list(first.values())
+
+    def _callback_faults(self, rec: Recorded, steps: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+        """The scenario's `callbacks` key, from when the target's callbacks arrived against what
+        polls showed: none by the end for a task that ended (`lost`), the same event delivered
+        again after the application took it (`duplicate`), one that arrived more than
+        `late_after` seconds after a poll showed its state (`late`: replayed when it arrived),
+        one that arrived while polls still showed the state before (`early`)."""
+        if not rec.callback:
+            return {}
+        start = rec.submit.sent
+        reached: dict[str, float] = {}  # phase -> when the scenario reaches it
+        for step in steps:
+            reached.setdefault(self._phase(step), step["at"])
+        polled = [
+            (poll.sent - start, phase) for poll in rec.polls
+            if _accepted(poll.status) and isinstance(poll.body, dict) and (phase := self.reader.phase(poll.body))
+        ]  # fmt: skip
+        if not rec.callbacks:
+            ended = [phase for phase in reached if phase in TERMINAL_PHASES]
+            if ended:
+                notes.append(
+                    f"The application asked for callbacks; none had arrived when the recording ended, though the "
+                    f"task was {steps[-1]['status']} from {reached[ended[0]]:.1f} s: replayed as lost."
+                )
+                return {"lost": True}
+            return {}
+        out: dict[str, Any] = {}
+        copies = max(
+            sum(1 for c in rec.callbacks if c.key == first.key and _accepted(c.status)) for first in rec.callbacks
+        )
+        if copies > 1:
+            out["duplicate"] = min(10, copies)
+        shifts: list[tuple[bool, str, float]] = []  # (terminal, late | early, seconds)
+        for first in self._first_deliveries(rec):
+            at = first.received - start
+            tries = sum(1 for c in rec.callbacks if c.key == first.key)
+            answered = ", ".join(str(c.status or "no answer") for c in rec.callbacks if c.key == first.key)
+            found = self.callback_phase(first.body)
+            if found is None or found[0] not in reached:
+                notes.append(f"A callback arrived at {at:.1f} s with no state the recording knows; not timed.")
+                continue
+            phase, task = found
+            word = task.get(self.reader.status)
+            times = "once" if tries == 1 else f"{tries} times"
+            said = f"The callback for {word} arrived at {at:.1f} s ({times}; the application answered {answered})"
+            rank = PHASE_RANK[phase]
+            before = [p_at for p_at, p in polled if PHASE_RANK[p] < rank]
+            after = [p_at for p_at, p in polled if PHASE_RANK[p] >= rank]
+            if before and max(before) > at and reached[phase] - at > 0:
+                shift = reached[phase] - at
+                shifts.append((phase in TERMINAL_PHASES, "early", shift))
+                notes.append(f"{said}, before a poll at {max(before):.1f} s still showed the state before: early.")
+            elif after and at > min(after) + self.late_after and at - reached[phase] > 0:
+                shift = at - reached[phase]
+                shifts.append((phase in TERMINAL_PHASES, "late", shift))
+                notes.append(f"{said}, {at - min(after):.1f} s after a poll showed it: late.")
+            else:
+                notes.append(f"{said}.")
+        shifts.sort(key=lambda shift: not shift[0])  # the terminal event's timing first
+        if shifts:
+            _, kind, seconds = shifts[0]
+            seconds = min(_seconds(seconds), 2592000.0 if kind == "late" else 86400.0)
+            if seconds > 0:
+                out[kind] = seconds
+        return out
 
     def _phase(self, step: dict[str, Any]) -> str:
         found = self.vocabulary.resolve(step["status"])
@@ -671,7 +798,7 @@ class Recording:
             # after succeeded-without-results, the hold's poll count alone decides; an action's change is when it was
             # made; a poll's, between the observation before and this one
             held = bool(steps) and steps[-1].get("results", 0) is None
-            middle = steps[-1]["at"] if held else at if seen.action else (previous_at + at) / 2
+            middle = steps[-1]["at"] if held else at if seen.action or seen.callback else (previous_at + at) / 2
             step: dict[str, Any] = {
                 "at": 0.0 if not steps else _seconds(max(middle, steps[-1]["at"])),
                 "status": word,
