@@ -70,6 +70,7 @@ class Dispatcher:
         self._loop: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._following: float | None = None  # the soonest delivery the loop knows of, not yet claimed
         self.noted = False  # the console said once that this contract documents no callbacks
 
     # Starting, waking, stopping
@@ -101,9 +102,20 @@ class Dispatcher:
         assert self.spec is not None
         if self.public_url is None and base_url:
             self.base = base_url
-        await self.store.schedule(task.id, plan(task, self.spec, base_url or self.base))
+        deliveries = plan(task, self.spec, base_url or self.base)
+        await self.store.schedule(task.id, deliveries)
         self.start()
-        self.wake()
+        if deliveries and self._needs_wake(min(delivery.due for delivery in deliveries)):
+            self.wake()
+
+    def _needs_wake(self, due: float) -> bool:
+        """Whether the loop must look again for a new delivery due at `due`: not when every slot
+        is taken (a slot set free wakes it) nor when it will look by then anyway (it naps until
+        the soonest delivery it knows of, and an advance of a manual clock wakes it). A submit
+        then costs the loop nothing."""
+        if len(self._inflight) >= self.slots:
+            return False
+        return self._following is None or due < self._following
 
     async def changed(self, task: Task) -> None:
         """A task forced into another state (failed, completed, cancelled, stalled, resumed,
@@ -182,6 +194,7 @@ class Dispatcher:
                 free = self.slots - len(self._inflight)
                 if free > 0:
                     claimed, now, following = await self.store.claim(free, self.lease)
+                    self._following = following
                     for delivery in claimed:
                         attempt = asyncio.get_running_loop().create_task(self._attempt(delivery))
                         self._inflight.add(attempt)
