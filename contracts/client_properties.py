@@ -22,7 +22,18 @@ and its output. Every property can be switched off or tuned through `Properties`
     no-duplicate-submit  no second submission after one that may have created the task (a 200,
                          a 5xx or no answer), unless the client said so (`ambiguous_retry_pattern`)
                          in its output between the two
+    callbacks            for a client that gives a callback URL: it reaches the right outcome
+                         whatever the callbacks do (a lost, late or badly signed callback is
+                         covered by polling; one that told it the task completed is acted on),
+                         refuses a callback whose signature does not verify (a 4xx), and handles
+                         a callback delivered twice with one webhook id once (its result is not
+                         downloaded again, and its output names that webhook id on one line only,
+                         besides lines that say it was a duplicate)
     time-limit           the client ends within the time limit
+
+The callbacks are judged from the fake's outgoing journal entries (`ClientRun.callbacks`: each
+delivery attempt, its body, its fault and the receiver's status) and the deliveries still to
+come (`ClientRun.pending`, with the scenario clock's reading `ClientRun.now`).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ PROPERTY_NAMES = (
     "waits-for-results",
     "retry-after",
     "no-duplicate-submit",
+    "callbacks",
     "time-limit",
 )
 TOLERANCE = 0.05  # seconds of timing slack when judging waits
@@ -57,12 +69,16 @@ class Properties:
     min_poll_interval: float = 0.05
     polls_after_terminal: int = 1
     ambiguous_retry_pattern: str = r"(?i)\b(retry|retrying|resubmit\w*|duplicate)\b"
+    duplicate_callback_pattern: str = r"(?i)\b(duplicates?|already|seen|ignor\w*|again|skip\w*)\b"
 
     def without(self, *names: str) -> Properties:
         unknown = set(names) - set(PROPERTY_NAMES)
         if unknown:
             raise ValueError(f"unknown properties: {', '.join(sorted(unknown))}; known: {', '.join(PROPERTY_NAMES)}")
-        return Properties(self.enabled - set(names), self.min_poll_interval, self.polls_after_terminal, self.ambiguous_retry_pattern)
+        return Properties(
+            self.enabled - set(names), self.min_poll_interval, self.polls_after_terminal, self.ambiguous_retry_pattern,
+            self.duplicate_callback_pattern,
+        )  # fmt: skip
 
 
 @dataclass
@@ -74,6 +90,13 @@ class ClientRun:
     time_limit: float = 0.0
     stopped: str | None = None  # "time-limit", or "broken" when stopped as soon as a property broke
     lines: list[tuple[float, str]] = field(default_factory=list)  # output lines with when they came
+    # The callbacks of this run (a client that gave a callback URL): the fake's outgoing journal
+    # entries, oldest first; the deliveries still to come (Delivery.to_json()); the scenario clock
+    # when the client ended; and the delivery attempts as `GET /__admin/callbacks` lists them.
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    now: float = 0.0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Properties that, once broken, stay broken whatever the client does next: a runner may stop
@@ -184,6 +207,7 @@ class Judge:
             "waits-for-results": self._waits_for_results,
             "retry-after": self._retry_after,
             "no-duplicate-submit": self._no_duplicate_submit,
+            "callbacks": self._callbacks,
             "time-limit": self._time_limit,
         }
         for name, check in checks.items():
@@ -263,7 +287,8 @@ class Judge:
         return []
 
     def _no_early_success(self, run: ClientRun) -> list[Broken]:
-        if run.exit_code == 0 and not any(self.kind(e) == "poll" and self._completed(e) for e in run.entries):
+        told = any(self._completed_callback(e) for e in _received(run.callbacks))  # one the receiver took
+        if run.exit_code == 0 and not told and not any(self.kind(e) == "poll" and self._completed(e) for e in run.entries):
             polls = [e for e in run.entries if self.kind(e) == "poll"]
             last = f"; the last poll answered {polls[-1]['status']} {(_answer(polls[-1]) or {}).get('status', '')}" if polls else ""
             return [
@@ -362,7 +387,144 @@ class Judge:
             ]
         return []
 
+    def _callbacks(self, run: ClientRun) -> list[Broken]:
+        """Judged from what the fake delivered (or meant to) and what the client did about it."""
+        if not run.callbacks and not run.pending:
+            return []
+        for entry in run.callbacks:
+            if entry.get("fault") == "bad_signature" and 200 <= entry["status"] < 300:
+                return [
+                    Broken(
+                        "callbacks",
+                        f"The client's receiver answered HTTP {entry['status']} to a callback whose webhook-signature does "
+                        f"not verify (webhook-id {_webhook_id(entry)}, signed with another secret); it must refuse it "
+                        "(a 4xx) and act on nothing it says.",
+                        [entry],
+                    )
+                ]
+        received = _received(run.callbacks)
+        found = self._duplicate_processed(run, received)
+        if found:
+            return found
+        if run.stopped not in (None, "time-limit"):
+            return []  # stopped for another property: that one says what went wrong
+        ended = "was still running at the time limit" if run.stopped else f"exited {run.exit_code}"
+        told = next((e for e in received if self._completed_callback(e)), None)
+        if told is not None and run.exit_code != 0:
+            how = {"duplicate": "one of its copies ", "redelivery": "a redelivery "}.get(told.get("fault") or "", "")
+            return [
+                Broken(
+                    "callbacks",
+                    f"A callback told the client its task {told.get('task_id')} completed with results ({how}webhook-id "
+                    f"{_webhook_id(told)}, answered HTTP {told['status']}), and the client {ended}; expected exit 0. A "
+                    "callback can come before polls show its state: trust its body, or poll until they do.",
+                    [told],
+                )
+            ]
+        polled_out = any(self.kind(e) == "poll" and self._is_terminal(e) for e in run.entries)
+        if polled_out or any(self._is_done_answer(e) for e in received):
+            return []
+        over = [e for e in run.callbacks if self._is_done_answer(e)]
+        late = [d for d in run.pending if d.get("event") in ("succeeded", "failed", "cancelled") and d.get("at", 0) <= run.now]
+        if not over and not late:
+            return []  # the task was not over when the client ended: nothing to learn yet
+        task_id = (over or late)[0].get("task_id")
+        polls = [e for e in run.entries if self.kind(e) == "poll" and e.get("task_id") == task_id]
+        last = f"; the last answered {(_answer(polls[-1]) or {}).get(self.reader.status, polls[-1]['status'])!r}" if polls else ""
+        return [
+            Broken(
+                "callbacks",
+                f"Task {task_id} was over, and its callback {_what_became(over, late, run.now)}; the client never learnt "
+                f"the outcome: it polled the task {len(polls)} time(s){last}, and {ended}. A callback can be lost or "
+                "late: poll as a fallback.",
+                over[-2:],
+            )
+        ]
+
+    def _completed_callback(self, entry: dict[str, Any]) -> bool:
+        """Whether a callback's body shows its task completed with results."""
+        task = _body(entry)
+        return isinstance(task, dict) and self.reader.phase(task) == "succeeded" and self.reader.is_done(task)
+
+    def _is_done_answer(self, entry: dict[str, Any]) -> bool:
+        """Whether a callback's body shows its task over (failed, cancelled, completed with results)."""
+        task = _body(entry)
+        return isinstance(task, dict) and self.reader.is_done(task)
+
+    def _duplicate_processed(self, run: ClientRun, received: list[dict[str, Any]]) -> list[Broken]:
+        """A webhook id the receiver took more than once, handled more than once: its result
+        downloaded again after the first, or named on more output lines than one (lines that say
+        it was a duplicate, seen or ignored aside)."""
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for entry in received:
+            by_id.setdefault(_webhook_id(entry), []).append(entry)
+        for webhook_id, copies in by_id.items():
+            if len(copies) < 2:
+                continue
+            task_id = copies[0].get("task_id") or ""
+            downloads = [
+                e for e in run.entries
+                if self.kind(e) == "download" and task_id and task_id in e["path"] and e["wall_time"] >= copies[0]["wall_time"]
+            ]  # fmt: skip
+            if len(downloads) > 1:
+                return [
+                    Broken(
+                        "callbacks",
+                        f"The callback of task {task_id} (webhook-id {webhook_id}) was delivered {len(copies)} times, and "
+                        f"the client downloaded its result {len(downloads)} times after it: it processed a duplicate "
+                        "again. Deliveries are at least once: deduplicate by webhook-id.",
+                        [*copies[:2], *downloads[:2]],
+                    )
+                ]
+            quiet = re.compile(self.properties.duplicate_callback_pattern)
+            named = [text.strip() for _, text in run.lines if webhook_id in text and not quiet.search(text)]
+            if not run.lines:
+                named = [text for text in run.output.splitlines() if webhook_id in text and not quiet.search(text)]
+            if len(named) > 1:
+                shown = "; ".join(repr(text[:100]) for text in named[:3])
+                return [
+                    Broken(
+                        "callbacks",
+                        f"The callback of task {task_id} (webhook-id {webhook_id}) was delivered {len(copies)} times, and "
+                        f"the client's output names it on {len(named)} lines that do not say it was a duplicate ({shown}): "
+                        "it processed a duplicate again. Deliveries are at least once: deduplicate by webhook-id.",
+                        copies[:2],
+                    )
+                ]
+        return []
+
     def _time_limit(self, run: ClientRun) -> list[Broken]:
         if run.stopped == "time-limit":
             return [Broken("time-limit", f"The client was still running after {run.time_limit:g} s and was stopped.", run.entries[-2:])]
         return []
+
+
+def _webhook_id(entry: dict[str, Any]) -> str:
+    headers = entry.get("headers") or {}
+    return str(headers.get("webhook-id") or "(none)")
+
+
+def _body(entry: dict[str, Any]) -> Any:
+    try:
+        return json.loads(entry.get("body") or "null")
+    except ValueError:
+        return None
+
+
+def _received(callbacks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The callbacks the receiver took (a 2xx) that it could trust (signed as they should be)."""
+    return [e for e in callbacks if 200 <= e["status"] < 300 and e.get("fault") != "bad_signature"]
+
+
+def _what_became(over: list[dict[str, Any]], late: list[dict[str, Any]], now: float) -> str:
+    """What became of a task's callbacks, in words: lost, refused, not answered, late."""
+    if late and not over:
+        wait = late[0]["due"] - now
+        return f"was late (due {wait:.0f} scenario seconds after the client ended)"
+    faults = {e.get("fault") for e in over}
+    if "lost" in faults:
+        return "was lost (never delivered)"
+    statuses = [e["status"] for e in over]
+    refused = ", ".join(f"HTTP {status}" if status else "no answer" for status in statuses[:4])
+    bad = " (its signature did not verify)" if "bad_signature" in faults else ""
+    return f"was not taken: {len(over)} attempt(s) answered {refused}{bad}"

@@ -16,6 +16,9 @@ towards the simplest behaviour: submit accepted, pending then completed, nothing
                     behaviours of one class of `CLASSES`
     classes()       the classes of behaviour the client properties judge, in the order a small
                     budget covers them (`mockserver fuzz-client` plays one of each first)
+    callback_faults()  how a task's callbacks go wrong (the scenario key `callbacks`): lost,
+                    duplicated, late, early, badly signed; `with_callbacks()` adds them to a
+                    behaviour, for a client that gives a callback URL (`CALLBACK_CLASSES`)
 
 Scenario times are in scenario seconds; Retry-After and latency are real seconds.
 """
@@ -315,3 +318,71 @@ def describe(scenario: dict[str, Any]) -> str:
     if "latency" in scenario:
         parts.append(f"latency {scenario['latency']['submit']:g}/{scenario['latency']['poll']:g} s")
     return "Generated: " + "; ".join(parts) + "."
+
+
+CALLBACK_AFTER = 30  # scenario seconds a callback class's task runs at least: time for a callback to go wrong
+# The classes of callback behaviour, for a client that gives a callback URL under a contract that
+# documents callbacks: each plays a plain behaviour (the task completes) whose callback goes wrong.
+CALLBACK_CLASSES: dict[str, str] = {
+    "callback-lost": "the callback is never delivered: the client must reach the outcome by polling (callbacks)",
+    "callback-duplicate": "the callback is delivered two or three times with one webhook id: handled once (callbacks)",
+    "callback-late": "the callback arrives long after polls show the outcome (callbacks, time-limit)",
+    "callback-early": "the callback arrives before polls show its state (callbacks, exit-code)",
+    "callback-bad-signature": "the callback's signature does not verify: refused, the outcome by polling (callbacks)",
+}
+
+
+@st.composite
+def callback_faults(draw: st.DrawFn, kind: str | None = None) -> dict[str, Any]:
+    """The `callbacks` key of a scenario: one fault of the callback class `kind` (see
+    CALLBACK_CLASSES), or any one of them. Shifts are scenario seconds."""
+    if kind is None:
+        kind = draw(st.sampled_from(list(CALLBACK_CLASSES)))
+    if kind == "callback-lost":
+        return {"lost": True}
+    if kind == "callback-duplicate":
+        return {"duplicate": draw(st.integers(2, 3))}
+    if kind == "callback-late":  # longer than a client waits for a callback, shorter than its provider retries
+        return {"late": draw(st.integers(600, 3600))}
+    if kind == "callback-early":
+        return {"early": draw(st.integers(10, CALLBACK_AFTER))}
+    if kind == "callback-bad-signature":
+        return {"bad_signature": True}
+    raise ValueError(f"unknown callback class {kind!r}; known: {', '.join(CALLBACK_CLASSES)}")
+
+
+def describe_callbacks(faults: dict[str, Any]) -> str:
+    """What a behaviour's callbacks do, in words."""
+    if faults.get("lost"):
+        return "callback lost"
+    if faults.get("duplicate"):
+        return f"callback delivered x{faults['duplicate']} (one webhook id)"
+    if faults.get("late"):
+        return f"callback {faults['late']:g} s late"
+    if faults.get("early"):
+        return f"callback {faults['early']:g} s early"
+    if faults.get("bad_signature"):
+        return "callback with a bad signature"
+    return "callbacks as documented"
+
+
+def with_callbacks(
+    behaviour: st.SearchStrategy[dict[str, Any]], kind: str | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
+    """`behaviour` with a callback fault: of class `kind` (one of CALLBACK_CLASSES), or, without
+    one, sometimes any (hypothesis shrinks towards none)."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        scenario = dict(draw(behaviour))
+        if kind is None and not draw(st.booleans()):
+            return scenario
+        faults = draw(callback_faults(kind))
+        scenario["callbacks"] = faults
+        if kind is not None:  # the task runs a while, so that an early or late callback is early or late
+            steps = scenario["timeline"]
+            scenario["timeline"] = [steps[0], *({**step, "at": step["at"] + CALLBACK_AFTER} for step in steps[1:])]
+        scenario["description"] = describe(scenario).removesuffix(".") + f"; {describe_callbacks(faults)}."
+        return scenario
+
+    return build()

@@ -682,7 +682,7 @@ def _check_folder(folder: Path, contract: Contract) -> str | None:
     "--env",
     "env",
     multiple=True,
-    help="NAME=VALUE for the client's environment; {base_url} and {api_key} are filled in. Repeatable.",
+    help="NAME=VALUE for the client's environment; {base_url}, {api_key} and {callback_secret} are filled in. Repeatable.",
 )
 @click.option(
     "--speed",
@@ -718,6 +718,11 @@ def _check_folder(folder: Path, contract: Contract) -> str | None:
     help="Play this scenario file once instead of generating behaviours.",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
+@click.option(
+    "--callback-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A certificate (PEM) the fake trusts for the client's HTTPS callback receiver.",
+)
 @click.argument("command", nargs=-1, required=True)
 def fuzz_client(
     examples: int,
@@ -732,6 +737,7 @@ def fuzz_client(
     polls_after_terminal: int,
     replay: Path | None,
     json_path: Path | None,
+    callback_ca: Path | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND (a client of the API, in any language) against generated server behaviours.
@@ -747,9 +753,14 @@ def fuzz_client(
       waits-for-results    after a first 'completed' without results, it polls again before it ends
       retry-after          after a 429 with Retry-After, the next request waits that long
       no-duplicate-submit  no second submit after one that may have created the task, unless it says so
+      callbacks            with a callback URL: the right outcome whatever the callbacks do, a bad
+                           signature refused, a duplicate handled once
       time-limit           done within --time-limit seconds
     The first runs play one behaviour of each class the properties judge (a 429 on submit, a task
-    completed before its results, a failed task, ...); the rest are explored freely.
+    completed before its results, a failed task, ...); the rest are explored freely. Under a
+    contract that documents callbacks, they are signed with a secret given to the client as
+    MOCK_CALLBACK_SECRET ({callback_secret} in --env), and a client that gives a callback URL
+    also meets lost, duplicated, late, early and badly signed callbacks.
     On a failure the behaviour is shrunk to the smallest that still breaks the client and written to
     --out as a scenario, with a command that replays it. Exit status 1 on a failure."""
     try:
@@ -765,6 +776,7 @@ def fuzz_client(
         options = FuzzOptions(
             command=list(command), examples=examples, seed=seed, time_limit=time_limit, out=out,
             env=_env_mapping(env), speed=speed, contract=contract, properties=properties, replay=replay,
+            callback_ca=callback_ca,
         )  # fmt: skip
         console = Console()
         progress = ConsoleProgress(console, options)

@@ -14,11 +14,20 @@ behaviour, classes combined. Each class run is its own small hypothesis search, 
 found there is shrunk too (within its class). With fewer examples than classes, the first
 classes are covered and the report says which were not.
 
+Under a contract that documents callbacks, the fake signs them with a secret of the run's own
+(given to the client as `MOCK_CALLBACK_SECRET`, and `{callback_secret}` in `--env`), and a client
+that gives a callback URL (seen in its first run) also meets the callback classes
+(`contracts.strategies.CALLBACK_CLASSES`: lost, duplicated, late, early, badly signed), played
+right after the first; exploring then adds a callback fault to some behaviours. Each run's
+delivery attempts (`GET /__admin/callbacks`) and outgoing journal entries go to the judge (the
+`callbacks` property) and to the report, so a receiver that answers 5xx shows its retries.
+
     FuzzRun(options).run()       -> FuzzReport        (events go to `on_event`; nothing prints)
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -38,7 +47,7 @@ from hypothesis.errors import FlakyFailure, FlakyReplay
 
 from contracts import Contract
 from contracts.client_properties import FINAL, PROPERTY_NAMES, Broken, ClientRun, Judge, Properties
-from contracts.strategies import behaviours, classes
+from contracts.strategies import CALLBACK_CLASSES, behaviours, classes, with_callbacks
 from mockserver import conformity
 from mockserver.scenarios import ScenarioError, parse
 from mockserver.settings import Settings
@@ -62,6 +71,7 @@ class FuzzOptions:
     properties: Properties = field(default_factory=Properties)
     strategy: dict[str, Any] = field(default_factory=dict)  # options for behaviours()
     replay: Path | None = None
+    callback_ca: Path | None = None  # a certificate the fake trusts for the client's HTTPS receiver
 
 
 @dataclass
@@ -74,6 +84,11 @@ class Example:
     phase: str = "generate"  # generate, shrink (after a first failure) or replay
     run: ClientRun | None = None
     kind: str | None = None  # the behaviour class this run covers; None while exploring (or replaying)
+
+    @property
+    def callbacks(self) -> list[dict[str, Any]]:
+        """The run's callback delivery attempts, oldest first."""
+        return self.run.attempts if self.run is not None else []
 
 
 @dataclass
@@ -92,6 +107,7 @@ class FuzzReport:
     duration: float = 0.0
     flaky: bool = False
     classes: list[str] = field(default_factory=list)  # every class the strategy can draw, in coverage order
+    callbacks_note: str | None = None  # why no callback behaviour was played, when none was
 
     @property
     def ok(self) -> bool:
@@ -179,11 +195,19 @@ class FuzzRun:
         self.report = FuzzReport()
         self._smallest: Failure | None = None
         self._server: LiveServer | None = None
+        self.documents_callbacks = contract.shapes.callbacks is not None
+        self.callback_secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()  # this run's, never reported
+        self.callbacks_asked = False  # whether the client gave a callback URL (in any run so far)
 
     def _environment(self, base_url: str) -> dict[str, str]:
         env = {**os.environ, "MOCK_BASE_URL": base_url, "MOCK_API_KEY": API_KEY}
+        if self.documents_callbacks:
+            env["MOCK_CALLBACK_SECRET"] = self.callback_secret
         for name, value in self.options.env.items():
-            env[name] = value.replace("{base_url}", base_url).replace("{api_key}", API_KEY)
+            env[name] = (
+                value.replace("{base_url}", base_url).replace("{api_key}", API_KEY)
+                .replace("{callback_secret}", self.callback_secret)
+            )  # fmt: skip
         return env
 
     def play(self, behaviour: dict[str, Any], source: str | None = None, lines: dict | None = None) -> ClientRun:
@@ -225,10 +249,31 @@ class FuzzRun:
             _stop_group(process)
             reader.join(timeout=5)
             process.stdout.close()  # type: ignore[union-attr]
+        ended = time.time()
         text = "".join(line for _, line in lines)[-OUTPUT_LIMIT:]
         exit_code = None if stopped else process.returncode
         entries = self._entries(since)
-        return ClientRun(entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines)
+        run = ClientRun(entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines)
+        if self.documents_callbacks:
+            self._callbacks(run, since, ended)
+        return run
+
+    def _callbacks(self, run: ClientRun, since: float, ended: float) -> None:
+        """What the fake delivered to the client's receiver while it ran (and what it still meant
+        to): attempts made after the client ended are left out (nobody was listening)."""
+        assert self._server is not None
+        server, runtime = self._server, self._server.runtime
+        attempts, pending = server.call(runtime.callback_attempts())
+        outgoing = server.call(runtime.requests(direction="outgoing"))
+        run.callbacks = [e.to_json() for e in reversed(outgoing) if since <= e.wall_time <= ended]
+        run.attempts = [a.to_json() for a in reversed(attempts) if since <= a.wall_time <= ended]
+        run.pending = [
+            {"task_id": d.task_id, "event": d.event, "at": d.at, "due": d.due, "webhook_id": d.webhook_id, "fault": d.fault}
+            for d in pending
+        ]
+        run.now = server.call(runtime.state.clock_reading()).now
+        if run.callbacks or run.pending:
+            self.callbacks_asked = True
 
     def _entries(self, since: float) -> list[dict[str, Any]]:
         """This run's requests, oldest first: a request of an earlier, stopped client that was still
@@ -271,8 +316,10 @@ class FuzzRun:
         self._check_command()
         started = time.perf_counter()
         settings_ = Settings(
-            clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed, journal_size=100_000
-        )
+            clock="real", speed=self.options.speed, contract=self.options.contract, seed=self.options.seed,
+            journal_size=100_000, callback_secret=self.callback_secret if self.documents_callbacks else None,
+            callback_ca=self.options.callback_ca,
+        )  # fmt: skip
         with LiveServer(settings_) as self._server:
             try:
                 if self.options.replay is not None:
@@ -301,13 +348,33 @@ class FuzzRun:
         limits = {name: options[name] for name in ("faults", "quirks", "latency") if name in options}
         limits["results_later"] = options.get("documented", {}).get("results_later", True)
         self.report.classes = classes(**limits)
+        if self.documents_callbacks:  # right after the first class, which shows whether the client asks for them
+            self.report.classes[1:1] = list(CALLBACK_CLASSES)
+        else:
+            self.report.callbacks_note = "The contract documents no callbacks: no callback behaviour was played."
         played: set[str] = set()
-        for kind in self.report.classes[: self.options.examples]:
-            self._hypothesis(behaviours(kind=kind, **self.options.strategy), 1, numbers, played, kind)
-        rest = self.options.examples - len(self.report.classes)
+        index = 0
+        while index < min(self.options.examples, len(self.report.classes)):
+            kind = self.report.classes[index]
+            if kind in CALLBACK_CLASSES:
+                strategy = with_callbacks(behaviours(kind="plain", **self.options.strategy), kind)
+            else:
+                strategy = behaviours(kind=kind, **self.options.strategy)
+            self._hypothesis(strategy, 1, numbers, played, kind)
+            index += 1
+            if index == 1 and self.documents_callbacks and not self.callbacks_asked:
+                self.report.classes = [name for name in self.report.classes if name not in CALLBACK_CLASSES]
+                self.report.callbacks_note = (
+                    "The contract documents callbacks, but the client gave no callback URL in its first run: "
+                    "no callback behaviour was played."
+                )
+        rest = self.options.examples - index
         if rest > 0:
             seen = frozenset(played)  # all passed: playing them again would spend the budget for nothing
-            explore = behaviours(**self.options.strategy).filter(lambda behaviour: _key(behaviour) not in seen)
+            explore = behaviours(**self.options.strategy)
+            if self.callbacks_asked:
+                explore = with_callbacks(explore)
+            explore = explore.filter(lambda behaviour: _key(behaviour) not in seen)
             self._hypothesis(explore, rest, numbers, played, None)
 
     def _hypothesis(self, strategy: Any, examples: int, numbers: Any, played: set[str], kind: str | None) -> None:
@@ -347,6 +414,8 @@ class FuzzRun:
                  "--polls-after-terminal", str(properties.polls_after_terminal)]  # fmt: skip
         for name, value in options.env.items():
             words += ["--env", f"{name}={value}"]
+        if options.callback_ca is not None:
+            words += ["--callback-ca", str(options.callback_ca)]
         for name in sorted(set(PROPERTY_NAMES) - properties.enabled):
             words += ["--skip", name]
         failure.replay = shlex.join([*words, "--", *options.command])

@@ -28,7 +28,8 @@ class ConsoleProgress:
             label = f"{example.number}/{self.options.examples}"
         mark = "[green]pass[/]" if example.passed else f"[red]FAIL {escape(example.broken[0].property)}[/]"
         kind = f"[cyan]\\[{escape(example.kind)}][/] " if example.kind else ""
-        text = f"{kind}{escape(example.description)} [dim]{example.duration:.2f} s[/]"
+        delivered = f" [dim]callbacks: {escape(callbacks_summary(example.callbacks))}[/]" if example.callbacks else ""
+        text = f"{kind}{escape(example.description)} [dim]{example.duration:.2f} s[/]{delivered}"
         self.console.print(f"[dim]{label:>16}[/] {mark} {text}")
 
     def summary(self, report: FuzzReport) -> None:
@@ -47,6 +48,8 @@ class ConsoleProgress:
                 )
             else:
                 self.console.print(f"All {len(report.classes)} behaviour classes were played.")
+        if report.callbacks_note:
+            self.console.print(escape(report.callbacks_note))
         if report.failure is None:
             self.console.print("[green]The client kept every property.[/]")
             return
@@ -58,6 +61,30 @@ def _request_line(entry: dict[str, Any], t0: float) -> str:
     fault = f" [{entry['fault']}]" if entry.get("fault") else ""
     body = f" {entry['body'][:120]}" if entry["method"] == "POST" else ""
     return f"  +{entry['wall_time'] - t0:7.3f} s  {entry['method']:4} {entry['path']}  -> {answer}{fault}{body}"
+
+
+def callbacks_summary(attempts: list[dict[str, Any]]) -> str:
+    """A run's delivery attempts in a few words: `delivered 1, retrying 2 (HTTP 500 x2)`."""
+    counts: dict[str, int] = {}
+    answers: dict[str, int] = {}
+    for attempt in attempts:
+        counts[attempt["outcome"]] = counts.get(attempt["outcome"], 0) + 1
+        if attempt["outcome"] in ("retrying", "failed"):
+            said = f"HTTP {attempt['status']}" if attempt["status"] else (attempt["error"] or "no answer")[:40]
+            answers[said] = answers.get(said, 0) + 1
+    text = ", ".join(f"{outcome} {count}" for outcome, count in counts.items())
+    if answers:
+        text += " (" + ", ".join(f"{said} x{count}" if count > 1 else said for said, count in answers.items()) + ")"
+    return text
+
+
+def _attempt_line(attempt: dict[str, Any], t0: float) -> str:
+    answer = f"HTTP {attempt['status']}" if attempt["status"] else (attempt["error"] or "no answer")
+    copy = f" copy {attempt['copy']}" if attempt.get("copy", 1) > 1 else ""
+    return (
+        f"  +{attempt['wall_time'] - t0:7.3f} s  {attempt['event']:9} attempt {attempt['attempt']}{copy}  "
+        f"{attempt['webhook_id']}  -> {answer} ({attempt['outcome']})"
+    )
 
 
 def describe_failure(console: Console, failure: Failure, flaky: bool) -> None:
@@ -76,6 +103,15 @@ def describe_failure(console: Console, failure: Failure, flaky: bool) -> None:
         console.print(escape(_request_line(entry, t0)), soft_wrap=True)
     if len(entries) > 40:
         console.print(f"  ... {len(entries) - 40} more")
+    attempts = failure.run.attempts
+    if attempts:
+        console.print(f"\nThe callbacks the fake sent to the client's receiver ({len(attempts)} attempts):")
+        for attempt in attempts[:20]:
+            console.print(escape(_attempt_line(attempt, t0)), soft_wrap=True)
+    pending = [d for d in failure.run.pending if d["due"] > failure.run.now]
+    for delivery in pending[:3]:
+        wait = delivery["due"] - failure.run.now
+        console.print(escape(f"  still to come: {delivery['event']} {wait:.0f} scenario seconds after the client ended"))
     exit_text = {
         "time-limit": "stopped at the time limit",
         "broken": "stopped as soon as the property broke",
@@ -101,9 +137,10 @@ def write_json(report: FuzzReport, options: FuzzOptions, path: Path) -> None:
             {"number": e.number, "phase": e.phase, "class": e.kind, "description": e.description, "passed": e.passed,
              "duration_s": round(e.duration, 3), "broken": [b.property for b in e.broken],
              "exit_code": e.run.exit_code if e.run else None, "stopped": e.run.stopped if e.run else None,
-             "requests": len(e.run.entries) if e.run else None}
+             "requests": len(e.run.entries) if e.run else None, "callbacks": e.callbacks}
             for e in report.examples
         ],
+        "callbacks_note": report.callbacks_note,
         "failure": None,
     }  # fmt: skip
     if failure is not None:
@@ -115,6 +152,7 @@ def write_json(report: FuzzReport, options: FuzzOptions, path: Path) -> None:
             "exit_code": failure.run.exit_code,
             "output": failure.run.output,
             "requests": failure.run.entries,
+            "callbacks": failure.run.callbacks,
             "flaky": report.flaky,
         }
     path.write_text(json.dumps(data, indent=2) + "\n")

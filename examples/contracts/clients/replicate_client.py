@@ -7,6 +7,8 @@ model, lightricks/ltx-2.5-fast.
         [--image URL] [--wait SECONDS] [--output FILE]
     BASE_URL=... API_KEY=... python .../replicate_client.py --cancel
     BASE_URL=... API_KEY=... python .../replicate_client.py --list
+    BASE_URL=... API_KEY=... CALLBACK_SECRET=whsec_... python .../replicate_client.py --webhook \
+        [--webhook-listen 127.0.0.1:0] [--webhook-url URL]
 
 BASE_URL is the server's root and goes to the SDK's `base_url` as it is (the SDK's paths carry the
 `/v1` prefix; a BASE_URL ending in `/v1` has it removed). It creates one prediction with
@@ -25,6 +27,26 @@ answer, and a `predictions.get` after it, must say `canceled`. `--list`: walks `
 (GET /v1/predictions, then each page's `next` URL as it is) with the SDK's `paginate` and prints
 how many predictions it saw.
 
+`--webhook`: the outcome comes by webhook. The client starts a receiver of its own (http.server on
+`--webhook-listen`, by default a free loopback port; `--webhook-url` is the URL Replicate is given,
+by default `http://HOST:PORT/replicate-webhook`, for a tunnel or a proxy in front of it) and creates
+the prediction with `webhook=` and `webhook_events_filter=["completed"]`. Each delivery is verified
+with the SDK's own `replicate.webhooks.validate(headers=..., body=..., secret=
+WebhookSigningSecret(key=CALLBACK_SECRET), tolerance=300)` (Replicate's signing secret, `whsec_...`;
+its API gives it at GET /v1/webhooks/default/secret, here it is read from CALLBACK_SECRET): one
+that does not verify is answered 401 and ignored; one whose `webhook-id` was seen before is
+answered 200 and ignored (Replicate delivers at least once); one of another prediction, or not
+terminal, is answered 200 and ignored. Each delivery gets one line on stderr naming its webhook
+id: `webhook msg_...: refused (...)`, `webhook msg_...: duplicate, ignored`, `... ignored`, or,
+for the one acted on, `outcome by webhook msg_...: prediction ID STATUS`. The first terminal
+prediction a verified webhook carries is the outcome (its body is the prediction, as
+`predictions.get` returns it); one `predictions.get` confirms it, and while that still says
+starting / processing (a webhook can come before the API's reads show its state) the client
+polls every POLL_INTERVAL until they do. When no webhook has come for WEBHOOK_POLL_INTERVAL
+seconds (default 60) it polls `predictions.get` once, as a fallback for a webhook that is lost or
+late, and a terminal state there is the outcome (`outcome by polling`). It gives up at MAX_WAIT
+as without `--webhook`.
+
 What it expects of the API: predictions with `status` starting / processing / succeeded / failed
 / canceled, `output` a URL string once succeeded, and errors as problem details (`title`, `detail`,
 `status`; the SDK's `ReplicateError`). A 429 on create is retried after Retry-After (or a backoff);
@@ -38,17 +60,22 @@ printed; also no API_KEY); 3 the creation's outcome is unknown; 4 the prediction
 5 it took longer than MAX_WAIT; 6 a query (get, list) was refused or the API kept failing; 7 an
 answer broke the contract (the SDK could not parse it, an unknown status, no output URL); 8 the
 output could not be downloaded or was empty; 9 (--cancel) the cancel was refused or the prediction
-was not canceled after it.
+was not canceled after it. With `--webhook`, also 2 when CALLBACK_SECRET is not set or the receiver
+cannot listen.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import queue
 import random
 import sys
+import threading
 import time
 import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -57,6 +84,8 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 from replicate.helpers import FileOutput
+from replicate.prediction import Prediction
+from replicate.webhook import WebhookSigningSecret, WebhookValidationError
 
 try:
     from pydantic.v1 import ValidationError
@@ -67,6 +96,10 @@ BASE_URL = os.environ.get("BASE_URL", "https://api.replicate.com").rstrip("/")
 API_KEY = os.environ.get("API_KEY", "")
 POLL_INTERVAL = float(os.environ.get("POLL_INTERVAL", "5"))
 MAX_WAIT = float(os.environ.get("MAX_WAIT", "600"))
+CALLBACK_SECRET = os.environ.get("CALLBACK_SECRET", "")
+WEBHOOK_POLL_INTERVAL = float(os.environ.get("WEBHOOK_POLL_INTERVAL", "60"))
+WEBHOOK_TOLERANCE = 300  # seconds between a webhook's timestamp and our clock
+MAX_WEBHOOK_BODY = 1024 * 1024
 TIMEOUT = 60.0
 MAX_CREATE_TRIES = 4
 MAX_POLL_ERRORS = 8
@@ -77,6 +110,7 @@ DURATIONS = (2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20)
 RESOLUTIONS = ("720p", "1080p", "2k", "4k")
 ASPECT_RATIOS = ("16:9", "9:16")
 RUNNING = ("starting", "processing")
+TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def log(message: str) -> None:
@@ -116,6 +150,9 @@ def create(client: replicate.Client, args: argparse.Namespace) -> Any:
     if args.image:
         model_input["image"] = args.image
     params: dict[str, Any] = {"wait": args.wait} if args.wait else {}
+    if args.webhook_url:
+        params["webhook"] = args.webhook_url
+        params["webhook_events_filter"] = ["completed"]
     for attempt in range(1, MAX_CREATE_TRIES + 1):
         try:
             return client.models.predictions.create(model=MODEL, input=model_input, **params)
@@ -158,6 +195,21 @@ def get(client: replicate.Client, prediction_id: str) -> Any | None:
         return None
 
 
+def over(prediction: Any) -> bool:
+    """True when the prediction succeeded, False while it runs; exits when it failed, was canceled
+    or has a status this client does not know."""
+    if prediction.status == "succeeded":
+        return True
+    if prediction.status == "failed":
+        print(f"error: {prediction.error}", flush=True)
+        stop(1, f"prediction {prediction.id} failed: {prediction.error}")
+    if prediction.status == "canceled":
+        stop(1, f"prediction {prediction.id} was canceled")
+    if prediction.status not in RUNNING:
+        stop(7, f"prediction {prediction.id} has an unknown status {prediction.status!r}")
+    return False
+
+
 def poll(client: replicate.Client, prediction_id: str) -> Any:
     deadline = time.monotonic() + MAX_WAIT
     errors = 0
@@ -171,17 +223,130 @@ def poll(client: replicate.Client, prediction_id: str) -> Any:
             wait = max(POLL_INTERVAL, backoff(errors, POLL_INTERVAL))
         else:
             errors = 0
-            if prediction.status == "succeeded":
+            if over(prediction):
                 return prediction
-            if prediction.status == "failed":
-                print(f"error: {prediction.error}", flush=True)
-                stop(1, f"prediction {prediction_id} failed: {prediction.error}")
-            if prediction.status == "canceled":
-                stop(1, f"prediction {prediction_id} was canceled")
-            if prediction.status not in RUNNING:
-                stop(7, f"prediction {prediction_id} has an unknown status {prediction.status!r}")
             log(prediction.status)
         time.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+    stop(5, f"prediction {prediction_id} did not finish within {MAX_WAIT:g} s; giving up")
+
+
+class Receiver(ThreadingHTTPServer):
+    """The webhook receiver: verifies each delivery with the SDK, drops those seen before (by
+    webhook-id), and queues the predictions the verified ones carry."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], secret: str) -> None:
+        super().__init__(address, WebhookHandler)
+        self.secret = WebhookSigningSecret(key=secret)
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+        self.arrived: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+
+
+class WebhookHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def log_message(self, format: str, *args: Any) -> None:  # the access log is not wanted on stderr
+        pass
+
+    def _answer(self, status: int, text: str = "") -> None:
+        payload = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if not 0 < length <= MAX_WEBHOOK_BODY:
+            self._answer(400 if length == 0 else 413, "a webhook has a JSON body")
+            return
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        webhook_id = self.headers.get("webhook-id", "?")
+        try:
+            replicate.webhooks.validate(
+                headers=dict(self.headers.items()), body=body, secret=self.server.secret, tolerance=WEBHOOK_TOLERANCE
+            )
+        except WebhookValidationError as exc:
+            log(f"webhook {webhook_id}: refused ({type(exc).__name__}: {exc})")
+            self._answer(401, "the signature does not verify")
+            return
+        with self.server.lock:
+            duplicate = webhook_id in self.server.seen
+            self.server.seen.add(webhook_id)
+        if duplicate:
+            log(f"webhook {webhook_id}: duplicate, ignored")
+            self._answer(200, "seen before")
+            return
+        try:
+            data = json.loads(body)
+        except ValueError:
+            log(f"webhook {webhook_id}: refused (the body is not JSON)")
+            self._answer(400, "the body is not JSON")
+            return
+        self._answer(200, "ok")
+        self.server.arrived.put((webhook_id, data))
+
+
+def start_receiver(args: argparse.Namespace) -> Receiver:
+    if not CALLBACK_SECRET:
+        stop(2, "--webhook needs CALLBACK_SECRET (the webhook signing secret, whsec_...) to verify deliveries")
+    host, _, port = args.webhook_listen.rpartition(":")
+    try:
+        receiver = Receiver((host or "127.0.0.1", int(port or 0)), CALLBACK_SECRET)
+    except (OSError, ValueError) as exc:
+        stop(2, f"the webhook receiver cannot listen on {args.webhook_listen}: {exc}")
+    threading.Thread(target=receiver.serve_forever, name="webhook-receiver", daemon=True).start()
+    bound_host, bound_port = receiver.server_address[:2]
+    args.webhook_url = args.webhook_url or f"http://{bound_host}:{bound_port}/replicate-webhook"
+    log(f"webhook receiver listening on {bound_host}:{bound_port}; webhook URL {args.webhook_url}")
+    return receiver
+
+
+def await_webhook(client: replicate.Client, receiver: Receiver, prediction_id: str) -> Any:
+    """The prediction once over: from the first verified webhook that carries it terminal, or from a
+    fallback poll when no webhook came for WEBHOOK_POLL_INTERVAL seconds."""
+    deadline = time.monotonic() + MAX_WAIT
+    errors = 0
+    while time.monotonic() < deadline:
+        try:
+            webhook_id, data = receiver.arrived.get(
+                timeout=min(WEBHOOK_POLL_INTERVAL, max(deadline - time.monotonic(), 0))
+            )
+        except queue.Empty:
+            prediction = get(client, prediction_id)  # the fallback: a webhook may be lost, or late
+            if prediction is None:
+                errors += 1
+                if errors > MAX_POLL_ERRORS:
+                    stop(6, "the API kept failing; giving up")
+                continue
+            errors = 0
+            log(f"no webhook for {WEBHOOK_POLL_INTERVAL:g} s; polled: {prediction.status}")
+            if prediction.status in TERMINAL:
+                log("outcome by polling")
+                over(prediction)
+                return prediction
+            continue
+        if data.get("id") != prediction_id or data.get("status") not in TERMINAL:
+            log(f"webhook {webhook_id}: {data.get('id')} {data.get('status')}, ignored")
+            continue
+        try:
+            prediction = Prediction(**data)
+        except ValidationError as exc:
+            stop(7, f"webhook {webhook_id} carries no prediction: {exc}")
+        prediction._client = client
+        log(f"outcome by webhook {webhook_id}: prediction {prediction_id} {prediction.status}")
+        over(prediction)
+        # A webhook can come before the API's reads show its state (events outrun replicas): one
+        # get confirms it, and while that still says running, polling waits for the state to follow.
+        confirmed = get(client, prediction_id)
+        if confirmed is not None and confirmed.status in RUNNING:
+            log(f"the API still says {confirmed.status}; polling until it shows the webhook's state")
+            time.sleep(POLL_INTERVAL)
+            return poll(client, prediction_id)
+        return prediction
     stop(5, f"prediction {prediction_id} did not finish within {MAX_WAIT:g} s; giving up")
 
 
@@ -261,15 +426,29 @@ def main() -> None:
     parser.add_argument("--output", help="write the MP4 here")
     parser.add_argument("--cancel", action="store_true", help="cancel the prediction right after creating it")
     parser.add_argument("--list", action="store_true", help="list the account's predictions and exit")
+    parser.add_argument(
+        "--webhook", action="store_true", help="take the outcome from a webhook (polling as a fallback)"
+    )
+    parser.add_argument(
+        "--webhook-listen", default="127.0.0.1:0", metavar="HOST:PORT", help="where the receiver listens"
+    )
+    parser.add_argument("--webhook-url", help="the webhook URL given to the API (default: the receiver's own)")
     args = parser.parse_args()
     client = make_client()
     if args.list:
         list_predictions(client)
+    receiver = start_receiver(args) if args.webhook else None
+    if receiver is None:
+        args.webhook_url = None
     prediction = create(client, args)
     log(f"created {prediction.id} ({prediction.status})")
     if args.cancel:
         cancel(client, prediction.id)
-    if prediction.status != "succeeded":  # with --wait it may have finished already
+    if receiver is not None:
+        if prediction.status not in TERMINAL:
+            prediction = await_webhook(client, receiver, prediction.id)
+        over(prediction)
+    elif prediction.status != "succeeded":  # with --wait it may have finished already
         prediction = poll(client, prediction.id)
     echoed = prediction.input or {}
     for name, asked in (
