@@ -467,5 +467,7 @@ class ProviderApi:
         found = await self._found(request, retained=False)  # an old URL answers 403 (expired) until the task is evicted
         task, now = found.task, found.now
         await self.rt.delay(task.scenario, "download")
-        self._video(task, now, (404, 403))  # as a storage service answers: not found, then forbidden
+        # as a storage service answers: not found, then forbidden. An early callback's video is
+        # there when the callback says so: only the API's polls lag (callback-early).
+        self._video(task, now + task.scenario.callbacks.early, (404, 403))
         return serve(request, await self._clip_of(task))

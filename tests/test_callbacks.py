@@ -169,6 +169,8 @@ def test_callback_early_says_succeeded_while_polls_still_say_processing(fake: Mo
         body = verify(receiver.wait(1)[0])
         assert body["status"] == "succeeded" and body["output"]
         assert poll(fake, task_id, "sk-qa-callback-early")["status"] == "processing"
+        video = httpx.get(body["output"], timeout=10)  # the file is there, as the callback says: only polls lag
+        assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
         advance(fake, 30)
         assert poll(fake, task_id, "sk-qa-callback-early") == body  # polls catch up with what the callback said
 
