@@ -10,9 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +32,7 @@ HEADERS = {"Authorization": f"Bearer {KEY}"}
 LIVE = 5_000  # ms a live change may take to show, at most (the feed ticks every 0.5 s)
 VALIDATOR = validator_for("seed")
 SHIPPED = load_directories([SHIPPED_SCENARIOS])
+REPLICATE = Path(__file__).resolve().parents[1] / "examples" / "contracts" / "replicate.yaml"
 
 
 def submit(base: str, **body: Any) -> str:
@@ -200,6 +204,134 @@ def test_a_button_on_a_finished_task_says_why_it_cannot(watched: Watched, server
     page.get_by_role("button", name="Fail", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("already completed")
     assert poll(server.url, task_id)["status"] == "completed"
+
+
+class Receiver:
+    """A callback receiver on a loopback port (the standard library's HTTP server): it answers each
+    POST with the next status of its script (the last one from then on) and keeps what it got."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_callback_attempts_are_on_the_timeline_and_redeliver_sends_one_again(browser: Browser) -> None:
+    secret = "hook-token-5b1e9a"  # in the receiver URL: never on the page
+    done = max(step.at for step in SHIPPED["default"].timeline)  # when the task succeeds
+    fake = Replica(["--contract", str(REPLICATE), "--clock", "manual", "--log-level", "warning", "--no-access-log"])
+    with Receiver([500, 204]) as receiver:
+        fake.start()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            base = fake.url
+            submitted = httpx.post(
+                f"{base}/v1/models/lightricks/ltx-2.5-fast/predictions", headers=HEADERS, timeout=10,
+                json={"input": {"prompt": "A lighthouse at dusk"}, "webhook": f"{receiver.url}/hook?token={secret}"},
+            )  # fmt: skip
+            assert submitted.status_code == 201, submitted.text
+            task_id = submitted.json()["id"]
+            watched = Watched(context.new_page())
+            page = watched.page
+            page.goto(f"{base}/__admin/ui/tasks/{task_id}")
+            callbacks = page.locator("section.callbacks")
+            planned = callbacks.locator('tr[data-outcome="pending"]')  # planned at the submit, on the scenario
+            expect(planned).to_contain_text("due in 1 min 30 s" if done == 90 else "due in")
+            expect(planned.locator("td").nth(2)).to_have_text(f"{done:.1f} s")
+            expect(page.get_by_role("button", name=re.compile("Redeliver"))).to_have_count(0)  # nothing reached yet
+            timeline = page.get_by_role("img", name=re.compile("Timeline of"))
+            expect(timeline.locator("g.cb-mark")).to_have_count(1)
+            expect(timeline.locator('g.cb-mark[data-outcome="pending"]')).to_have_count(1)
+            mark_page(page)
+
+            def advance(seconds: float) -> None:
+                admin(base, "POST", "/clock/advance", json={"seconds": seconds})
+                assert admin(base, "POST", "/callbacks/settle", json={"timeout": 10}).json()["settled"]
+
+            advance(done)  # succeeded: the first attempt, answered 500; the retry is due 1 s later
+            first = callbacks.locator('tr[data-outcome="retrying"]')
+            expect(first).to_contain_text("answered 500", timeout=LIVE)
+            expect(first).to_contain_text("succeeded")
+            expect(first.locator("td").nth(1)).to_have_text("1")
+            expect(first.locator("td").nth(2)).to_have_text(f"{done:.1f} s")
+            expect(callbacks.locator('tr[data-outcome="pending"]')).to_contain_text("due in 1.0 s")
+            expect(timeline.locator('g.cb-mark[data-outcome="retrying"]')).to_have_count(1)
+            expect(timeline.locator('g.cb-mark[data-outcome="pending"]')).to_have_count(1)
+
+            advance(1)  # the retry: answered 204
+            second = callbacks.locator('tr[data-outcome="delivered"]')
+            expect(second).to_contain_text("answered 204", timeout=LIVE)
+            expect(second.locator("td").nth(1)).to_have_text("2")
+            expect(second.locator("td").nth(2)).to_have_text(f"{done + 1:.1f} s")
+            expect(callbacks.locator('tr[data-outcome="pending"]')).to_have_count(0)
+            expect(timeline.locator('g.cb-mark[data-outcome="delivered"]')).to_have_count(1)
+            expect(timeline.locator("desc")).to_contain_text("succeeded callback, attempt 2")
+            not_reloaded(page)
+            assert len(receiver.got) == 2
+
+            page.get_by_role("button", name="Redeliver succeeded").click()
+            expect(page.get_by_role("status")).to_contain_text("the receiver answered 204")
+            assert len(receiver.got) == 3
+            assert receiver.got[2][0]["webhook-id"] == receiver.got[0][0]["webhook-id"]  # one event, one id
+            expect(callbacks.locator('tr[data-outcome="delivered"]')).to_have_count(2)
+            expect(callbacks.locator('tr[data-outcome="delivered"]').last).to_contain_text("redelivery")
+            expect(timeline.locator('g.cb-mark[data-outcome="delivered"]')).to_have_count(1)  # same instant: one mark
+            expect(page.locator(".journal .entry", has_text="callback sent")).to_have_count(3)
+
+            receiver.statuses = [503]  # a redelivery is one attempt: a failing receiver fails it
+            page.get_by_role("button", name="Redeliver succeeded").click()
+            expect(page.get_by_role("alert")).to_contain_text("failed, answered 503")
+            expect(callbacks.locator('tr[data-outcome="failed"]')).to_contain_text("answered 503")
+            expect(timeline.locator('g.cb-mark[data-outcome="failed"]')).to_have_count(1)
+            assert len(receiver.got) == 4
+            expect(callbacks).to_contain_text(f"{receiver.url}/hook?token=")
+            for shown in (callbacks, timeline, page.get_by_role("alert")):
+                assert secret not in shown.inner_html()
+            watched.check()
+        finally:
+            context.close()
+            fake.stop()
+
+
+def test_without_documented_callbacks_a_task_page_shows_none_and_redeliver_says_why(server: Replica) -> None:
+    """Under the shipped contract (no callbacks) the task page has no callbacks section, and the
+    dashboard's redeliver answers what the admin API does."""
+    task_id = submit(server.url)
+    page = httpx.get(f"{server.url}/__admin/ui/tasks/{task_id}", timeout=10)
+    assert page.status_code == 200
+    for absent in ("Callbacks", "redeliver-form", "cb-mark", "Redeliver"):
+        assert absent not in page.text
+    csrf = page.cookies["mockserver_csrf"]
+    answer = httpx.post(
+        f"{server.url}/__admin/ui/tasks/{task_id}/redeliver", data={"csrf": csrf, "event": "succeeded"},
+        cookies={"mockserver_csrf": csrf}, timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 303
+    shown = httpx.get(f"{server.url}{answer.headers['location']}", cookies={"mockserver_csrf": csrf}, timeout=10)
+    assert "The contract documents no callbacks" in shown.text
 
 
 def test_advance_moves_the_clock_and_the_mode_and_speed_can_be_set(watched: Watched, server: Replica) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -17,6 +19,48 @@ from tests.services import Replica  # noqa: E402
 OUT = ROOT / "docs" / "img"
 KEY = {"Authorization": "Bearer sk-screenshots"}
 BODY = {"model": "veo-3.1-extend", "prompt": "The camera pans on", "video": "https://example.com/in.mp4"}
+REPLICATE = ROOT / "examples" / "contracts" / "replicate.yaml"
+
+
+def callbacks(browser: Browser) -> None:
+    """A task's callbacks under Replicate's contract: a receiver that answers 500, then 204; one
+    redelivery."""
+    answers = [500, 204]
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    server = Replica(["--contract", str(REPLICATE), "--clock", "manual", "--no-access-log"]).start()
+    base = server.url
+    try:
+        hook = f"http://127.0.0.1:{receiver.server_port}/hook?token=secret"
+        body = {"input": {"prompt": "A lighthouse at dusk"}, "webhook": hook}
+        submitted = httpx.post(f"{base}/v1/models/lightricks/ltx-2.5-fast/predictions", json=body, headers=KEY)
+        task_id = submitted.json()["id"]
+        for seconds in (30, 60, 1):
+            httpx.post(f"{base}/__admin/clock/advance", json={"seconds": seconds})
+            httpx.post(f"{base}/__admin/callbacks/settle", json={"timeout": 10})
+            httpx.get(f"{base}/v1/predictions/{task_id}", headers=KEY)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{base}/__admin/ui/tasks/{task_id}")
+        page.get_by_role("button", name="Redeliver succeeded").click()
+        page.get_by_role("status").wait_for()
+        page.wait_for_timeout(700)
+        page.locator("figure.timeline").evaluate("e => window.scrollTo(0, e.getBoundingClientRect().top + scrollY - 8)")
+        page.screenshot(path=OUT / "dashboard-callbacks.png")
+    finally:
+        server.stop()
+        receiver.shutdown()
+        receiver.server_close()
 
 
 def main() -> None:
@@ -61,6 +105,7 @@ def main() -> None:
             narrow.goto(f"{base}/__admin/ui/tasks/{policy}")
             narrow.wait_for_timeout(700)
             narrow.screenshot(path=OUT / "dashboard-narrow.png")
+            callbacks(browser)
             browser.close()
     finally:
         server.stop()

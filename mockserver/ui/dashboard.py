@@ -41,17 +41,21 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from contracts._vocabulary import PHASES
 from mockserver import lifecycle
 from mockserver.admin import SESSION_COOKIE, SESSION_SECONDS, UI, VERSION, session_value
+from mockserver.callbacks.plan import events as callback_events
+from mockserver.callbacks.plan import reached
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
 from mockserver.intake import read_body, whole_number
-from mockserver.journal import Entry, select
+from mockserver.journal import Entry, redact_url, select
 from mockserver.protocol import CONNECTION
 from mockserver.runtime import Runtime
 from mockserver.scenarios import Scenario
 from mockserver.state import Found, StoreUnavailable
+from mockserver.state.base import Attempt, Delivery
 from mockserver.state.task import Task
 
 HERE = Path(__file__).parent
@@ -65,6 +69,8 @@ JOURNAL_SHOWN = 200
 STREAM_LIFETIME = 300.0  # seconds; then the browser's EventSource reconnects (a bounded stream)
 KEEP_ALIVE = 15.0  # seconds of silence before a comment line keeps proxies from closing the stream
 FORM_LIMIT = 16 * 1024
+CALLBACKS_SHOWN = 100  # a task's newest callback attempts listed and marked, at most
+REDELIVER_WAIT = 2.0  # real seconds Redeliver waits for the attempt, to say how it went
 CSRF_COOKIE = "mockserver_csrf"
 # The catalogue's groups, as the README and docs/qa.md name them, by shipped file.
 GROUPS = {
@@ -342,16 +348,24 @@ class Dashboard:
             found = await self.rt.task(task_id)
         except ApiError:
             return None
-        seen = (found.task.polls, found.task.version)
+        attempts: list[Attempt] = []
+        pending: list[Delivery] = []
+        if self.rt.contract.shapes.callbacks is not None:  # else there is nothing to look at
+            attempts, pending = await self.rt.callback_attempts(task_id)
+        # The whole journal is read only when the task moved or a callback was attempted (its
+        # outgoing entry is one of the task's requests).
+        seen = (found.task.polls, found.task.version, len(attempts), attempts[0].wall_time if attempts else 0.0)
         known = self._entries.get(task_id)
-        if known is None or known[0] != seen:  # the whole journal is read only when the task moved
+        if known is None or known[0] != seen:
             entries = await self.rt.requests(task_id=task_id)
             if len(self._entries) >= 64:
                 self._entries.clear()
             self._entries[task_id] = known = (seen, entries)
-        return self._detail(found, known[1], base_url)
+        return self._detail(found, known[1], base_url, attempts[:CALLBACKS_SHOWN], pending[:CALLBACKS_SHOWN])
 
-    def _detail(self, found: Found, entries: list[Entry], base_url: str) -> dict[str, Any]:
+    def _detail(
+        self, found: Found, entries: list[Entry], base_url: str, attempts: list[Attempt], pending: list[Delivery]
+    ) -> dict[str, Any]:
         task, now = found.task, found.now
         view = self.rt.task_view(found, base_url)
         row = self._row(task, now)
@@ -368,7 +382,10 @@ class Dashboard:
             }
             for step in task.scenario.timeline
         ]
-        end = max([1.0, stands, since, *(s["at"] for s in steps), *polls]) * 1.08
+        made = sorted(attempts, key=lambda a: (a.time, a.wall_time))  # in the order they were made
+        sent = [a.time - task.created_at for a in made]
+        due = [d.due - task.created_at for d in pending]
+        end = max([1.0, stands, since, *(s["at"] for s in steps), *polls, *sent, *due]) * 1.08
         width, left, right = 760.0, 16.0, 16.0
 
         def x(t: float) -> float:
@@ -388,13 +405,68 @@ class Dashboard:
             "ticks": [{"t": t, "x": x(t)} for t in ticks],
             "end": end,
         }
+        callbacks = None
+        if self.rt.contract.shapes.callbacks is not None:
+            callbacks = self._callbacks(task, now, made, pending, x)
+            timeline["callbacks"] = _marks_by_kind(
+                [(row["outcome"], row["t"], row["x"], row["title"]) for row in callbacks["rows"]]
+            )
         return {
             "row": row,
+            "callbacks": callbacks,
             "view": view,
             "timeline": timeline,
             "entries": [_entry(e) for e in entries[:JOURNAL_SHOWN]],
             # as JSON data first: the answer may hold values of the renderer's own list type
             "answer": yaml.safe_dump(json.loads(json.dumps(view["task"])), sort_keys=False, allow_unicode=True, width=100),
+        }
+
+    def _callbacks(
+        self, task: Task, now: float, made: list[Attempt], pending: list[Delivery], x: Callable[[float], float]
+    ) -> dict[str, Any]:
+        """A task's callbacks as its page shows them: each attempt made (in order) and each delivery
+        to come, placed on the timeline, and the events Redeliver can send again."""
+        spec = self.rt.contract.shapes.callbacks
+        assert spec is not None
+        words = self.rt.render.words
+        rows = []
+        firsts: set[tuple[str, int]] = set()  # (webhook id, copy): a later first attempt is a redelivery
+        for a in made:
+            t = a.time - task.created_at
+            again = a.attempt == 1 and (a.webhook_id, a.copy) in firsts
+            if a.attempt == 1:
+                firsts.add((a.webhook_id, a.copy))
+            receiver = f"answered {a.status}" if a.status is not None else a.error or "no answer"
+            if a.status is not None and a.error:
+                receiver += f" ({a.error})"
+            word = words.get(a.event, a.event)
+            rows.append({
+                "event": word, "attempt": a.attempt, "duplicate": a.copy, "t": t, "x": x(t), "outcome": a.outcome,
+                "receiver": receiver, "duration_ms": a.duration_ms, "webhook_id": a.webhook_id, "url": a.url,
+                "due_in": None, "fault": None, "redelivery": again,
+                "title": f"{word} callback, attempt {a.attempt}, at {t:.1f} s: {a.outcome}, {receiver}",
+            })  # fmt: skip
+        for d in pending:
+            t = d.due - task.created_at
+            word = words.get(d.event, d.event)
+            rows.append({
+                "event": word, "attempt": d.attempt, "duplicate": d.copy, "t": t, "x": x(t), "outcome": "pending",
+                "receiver": "", "duration_ms": None, "webhook_id": d.webhook_id, "url": redact_url(d.url),
+                "due_in": max(0.0, d.due - now), "fault": d.fault, "redelivery": d.redelivery,
+                "title": f"{word} callback, attempt {d.attempt}, due at {t:.1f} s",
+            })  # fmt: skip
+        told = callback_events(task, spec)
+        # Redeliver offers the events attempted, and those the task has reached (as the core would send).
+        seen = {a.event for a in made} | {phase for phase, at in reached(task).items() if phase in told and at <= now}
+        return {
+            "field": ".".join(spec.url),
+            "url": redact_url(task.callback_url) if task.callback_url else None,
+            "events": [words.get(phase, phase) for phase in PHASES if phase in told],
+            "rows": rows,
+            "made": len(made),
+            "redeliver": [(phase, words.get(phase, phase)) for phase in PHASES if phase in seen]
+            if task.callback_url
+            else [],
         }
 
     # Pages.
@@ -527,6 +599,8 @@ class Dashboard:
         task_id, action = request.path_params["task_id"], request.path_params["action"]
         form = await self._form(request)
         back = f"{UI}/tasks/{task_id}"
+        if action == "redeliver":
+            return await self._redeliver(request, task_id, form.get("event", "").strip()[:40] or None, back)
         code = form.get("code", "").strip()[:100] or "generation_failed"
         message = form.get("message", "").strip()[:500] or dict(self.fail_codes).get(code) or None
         try:
@@ -541,6 +615,30 @@ class Dashboard:
             "resume": "Resumed: the task runs on from where it stood.",
         }
         return self._back(request, back, notice=done[action])
+
+    async def _redeliver(self, request: Request, task_id: str, event: str | None, back: str) -> Response:
+        """What `POST /__admin/tasks/{id}/callback` does; then, for a moment, wait for the attempt, to
+        say how it went (the timeline shows it anyway, when it is made)."""
+
+        def key(a: Attempt) -> tuple[Any, ...]:
+            return a.event, a.attempt, a.time, a.wall_time, a.webhook_id, a.copy
+
+        try:
+            before = {key(a) for a in (await self.rt.callback_attempts(task_id))[0]}
+            delivery = await self.rt.redeliver(task_id, event)
+        except ApiError as error:
+            return self._back(request, back, problem=error.message)
+        word = self.rt.render.words.get(delivery.event, delivery.event)
+        what = f"Redelivered the {word} callback (webhook id {delivery.webhook_id})"
+        await self.rt.settle_callbacks(REDELIVER_WAIT)
+        attempts, _ = await self.rt.callback_attempts(task_id)
+        made = next((a for a in attempts if a.webhook_id == delivery.webhook_id and key(a) not in before), None)
+        if made is None:
+            return self._back(request, back, notice=f"{what}: its attempt shows on the timeline when it is made.")
+        if made.outcome == "delivered":
+            return self._back(request, back, notice=f"{what}: the receiver answered {made.status}.")
+        reason = f"answered {made.status}" if made.status is not None else made.error or "no answer"
+        return self._back(request, back, problem=f"{what}: {made.outcome}, {reason}.")
 
     async def clock_action(self, request: Request) -> Response:
         form = await self._form(request)
@@ -745,6 +843,17 @@ def _marks(points: list[tuple[float, float]]) -> list[dict[str, float]]:
         if int(x) not in seen and len(marks) < MARKS:
             seen.add(int(x))
             marks.append({"t": t, "x": x})
+    return marks
+
+
+def _marks_by_kind(points: list[tuple[str, float, float, str]]) -> list[dict[str, Any]]:
+    """Callback marks: one per pixel column and kind (the first in it), and at most MARKS."""
+    seen: set[tuple[str, int]] = set()
+    marks: list[dict[str, Any]] = []
+    for kind, t, x, title in points:
+        if (kind, int(x)) not in seen and len(marks) < MARKS:
+            seen.add((kind, int(x)))
+            marks.append({"kind": kind, "t": t, "x": x, "title": title})
     return marks
 
 
