@@ -139,10 +139,8 @@ def test_callback_duplicate_arrives_twice_with_one_webhook_id(fake: MockServer) 
         advance(fake, DONE_AT)
         one, two = receiver.wait(2)
         assert one.headers["webhook-id"] == two.headers["webhook-id"] and verify(one) == verify(two)
-        assert [(a["copy"], a["outcome"]) for a in reversed(fake.callbacks(task_id))] == [
-            (1, "delivered"),
-            (2, "delivered"),
-        ]
+        made = sorted((a["copy"], a["outcome"]) for a in fake.callbacks(task_id))  # the copies go out at once
+        assert made == [(1, "delivered"), (2, "delivered")]
         assert len(receiver.got) == 2
         [second] = [e for e in fake.requests(direction="outgoing") if e.fault == "duplicate"]
         assert second.task_id == task_id
