@@ -26,9 +26,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from mockserver.errors import ApiError
+from mockserver.intake import MAX_DEPTH, deeper_than, encodable
 
 MAX_FIELDS = 1000
-MAX_DEPTH = 64  # levels of objects and arrays in a JSON value sent as a field
 _MAX_BRACKETS = 8  # keys in one name: a[b][c]...
 Resolve = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -530,27 +530,13 @@ def _json(text: str) -> Any:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
-    if _deeper_than(value, MAX_DEPTH):
+    if deeper_than(value, MAX_DEPTH):
         raise ApiError(400, "A form field holds JSON nested too deeply to be a request.")
-    if "\\u" in text.lower():
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(
-                400, "A form field's JSON escapes a lone UTF-16 surrogate (like \\ud800), which is not a character."
-            ) from None
+    if "\\u" in text.lower() and not encodable(value):
+        raise ApiError(
+            400, "A form field's JSON escapes a lone UTF-16 surrogate (like \\ud800), which is not a character."
+        )
     return value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth >= limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
 
 
 def _place(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -138,15 +138,17 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise ApiError(400, "The request body is nested too deeply to be a request.") from None
-    if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+    if text.count("{") + text.count("[") > MAX_DEPTH and deeper_than(data, MAX_DEPTH):
         # Python's decoder takes ~1,000 levels; the schema validator gives up well before that.
         raise ApiError(400, "The request body is nested too deeply to be a request.")
-    if ("\\ud" in text or "\\uD" in text) and not _encodable(data):
-        raise ApiError(400, "The request body escapes a lone UTF-16 surrogate (like \\ud800), which is not a character.")
+    if ("\\ud" in text or "\\uD" in text) and not encodable(data):
+        raise ApiError(
+            400, "The request body escapes a lone UTF-16 surrogate (like \\ud800), which is not a character."
+        )
     return data
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int) -> bool:
     """Whether objects and arrays nest more than `limit` levels deep in a parsed JSON value."""
     stack = [(value, 0)]
     while stack:
@@ -158,7 +160,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _encodable(value: Any) -> bool:
+def encodable(value: Any) -> bool:
     """Whether every string in a parsed JSON value is real Unicode (JSON escapes allow lone surrogates)."""
     stack = [value]
     while stack:
