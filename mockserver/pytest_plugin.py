@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pytest
@@ -165,7 +166,9 @@ class MockServer:
     def play(self, behaviour: dict[str, Any]) -> None:
         """Reset, then play a generated (or hand-written) scenario for every new task."""
         self.reset()
-        self.runtime.add_scenario(parse(behaviour, f"<{behaviour.get('name', 'generated')}>", vocabulary=self.runtime.vocabulary))
+        self.runtime.add_scenario(
+            parse(behaviour, f"<{behaviour.get('name', 'generated')}>", vocabulary=self.runtime.vocabulary)
+        )
         self.set_default(behaviour["name"])
 
     def judge(self, exit_code: int, output: str = "", properties: Properties | None = None) -> list[Broken]:
@@ -188,13 +191,21 @@ def _mockserver_session(mockserver_settings: Settings) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture
-def mockserver(_mockserver_session: LiveServer) -> Iterator[MockServer]:
-    """The fake, reset for this test. Server-side failures are raised here after the test."""
-    handle = MockServer(_mockserver_session)
+@contextmanager
+def reset_for_a_test(server: LiveServer) -> Iterator[MockServer]:
+    """A running fake, reset, as one test's handle; a failure inside the fake while it was held
+    is raised when it is given back (for a fixture of your own over another LiveServer)."""
+    handle = MockServer(server)
     handle.reset()
     yield handle
     errors = list(handle.runtime.errors)
     handle.runtime.errors.clear()
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def mockserver(_mockserver_session: LiveServer) -> Iterator[MockServer]:
+    """The fake, reset for this test. Server-side failures are raised here after the test."""
+    with reset_for_a_test(_mockserver_session) as handle:
+        yield handle

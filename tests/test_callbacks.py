@@ -23,7 +23,7 @@ import yaml
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from mockserver.callbacks.policy import Destinations
-from mockserver.pytest_plugin import MockServer
+from mockserver.pytest_plugin import MockServer, reset_for_a_test
 from mockserver.settings import Settings
 from mockserver.testing import LiveServer
 from tests.receivers import Receiver, certificates
@@ -77,12 +77,8 @@ def _replicate_server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def fake(_replicate_server: LiveServer) -> Iterator[MockServer]:
-    handle = MockServer(_replicate_server)
-    handle.reset()
-    yield handle
-    errors = list(handle.runtime.errors)
-    handle.runtime.errors.clear()
-    assert not errors, errors
+    with reset_for_a_test(_replicate_server) as handle:
+        yield handle
 
 
 def test_the_body_is_the_poll_answer_signed_and_retried_after_1_2_4_scenario_seconds(fake: MockServer) -> None:
@@ -105,8 +101,11 @@ def test_the_body_is_the_poll_answer_signed_and_retried_after_1_2_4_scenario_sec
             assert len(receiver.got) == attempts, (wait, len(receiver.got))
         made = list(reversed(fake.callbacks(task_id)))
         assert [(a["attempt"], round(a["time"] - start, 2), a["outcome"], a["status"]) for a in made] == [
-            (1, 90.0, "retrying", 500), (2, 91.0, "retrying", 500), (3, 93.0, "retrying", 500), (4, 97.0, "failed", 500),
-        ]  # fmt: skip
+            (1, 90.0, "retrying", 500),
+            (2, 91.0, "retrying", 500),
+            (3, 93.0, "retrying", 500),
+            (4, 97.0, "failed", 500),
+        ]
         assert {received.headers["webhook-id"] for received in receiver.got} == {made[0]["webhook_id"]}
         for received in receiver.got:
             assert verify(received) == first.json  # each attempt signed again, with its own wall-clock timestamp
