@@ -1,13 +1,15 @@
 """Instructions per submit and per poll, counted by valgrind's callgrind: a figure that does not
 move with the machine's load, to compare two commits where requests per second are too noisy.
 
-    python bench/instructions.py [--baseline REF] [--requests 2000]
+    python bench/instructions.py [--baseline REF] [--requests 2000] [--webhook]
 
 Each count runs the fake's ASGI application in one process, with no sockets (the path every
 request takes, from the fast path to the encoded answer and the journal), `--requests` more
 times than a first run, so that start-up and warm-up fall out: (Ir of the long run - Ir of the
 short run) / the difference in requests. With `--baseline REF`, the same for a worktree of that
-commit, and the ratio. Needs valgrind (apt-get install valgrind). Not a test.
+commit, and the ratio. `--webhook`: under Replicate's contract (examples/contracts/replicate.yaml),
+each submit giving a `webhook` (its deliveries planned and stored: the request path's share of
+callbacks; a commit before callbacks ignores the field). Needs valgrind (apt-get install valgrind). Not a test.
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = 500
 
-LOOP = '''
-import asyncio, json, sys
+LOOP = """
+import asyncio, json, os, sys
 from mockserver import Settings, create_app
 
 KIND, N = sys.argv[1], int(sys.argv[2])
-BODY = json.dumps({"model": "veo-3.1-extend", "prompt": "The camera continues to pan", "video": "https://example.com/in.mp4"}).encode()
+WEBHOOK = bool(os.environ.get("BENCH_WEBHOOK"))
+if WEBHOOK:
+    CONTRACT, QUERY = "examples/contracts/replicate.yaml", "/v1/predictions/"
+    SUBMIT = "/v1/models/lightricks/ltx-2.5-fast/predictions"
+    BODY = json.dumps({"input": {"prompt": "The camera continues to pan"}, "webhook": "http://127.0.0.1:9/hook"}).encode()
+else:
+    CONTRACT, SUBMIT, QUERY = "seed", "/v1/videos/generations", "/v1/tasks/"
+    BODY = json.dumps({"model": "veo-3.1-extend", "prompt": "The camera continues to pan", "video": "https://example.com/in.mp4"}).encode()
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"authorization", b"Bearer sk-bench-0000"), (b"content-type", b"application/json")]
 
 
@@ -51,28 +60,29 @@ async def call(app, method, path, body=b""):
 
 
 async def main():
-    app = create_app(Settings(clock="manual", log_level="warning"))
-    task = json.loads((await call(app, "POST", "/v1/videos/generations", BODY))[1]["body"])["id"]
-    await app.app.state.runtime.advance(30)  # processing: progress ramps
+    app = create_app(Settings(clock="manual", log_level="warning", contract=CONTRACT))
+    task = json.loads((await call(app, "POST", SUBMIT, BODY))[1]["body"])["id"]
+    await app.app.state.runtime.advance(30)  # processing: progress ramps (deliveries are due at 90 s)
     for _ in range(N):
         if KIND == "submit":
-            await call(app, "POST", "/v1/videos/generations", BODY)
+            await call(app, "POST", SUBMIT, BODY)
         else:
-            await call(app, "GET", f"/v1/tasks/{task}")
+            await call(app, "GET", QUERY + task)
 
 
 asyncio.run(main())
-'''
+"""
 
 
-def count(tree: Path, kind: str, requests: int, loop: Path) -> float:
+def count(tree: Path, kind: str, requests: int, loop: Path, webhook: bool = False) -> float:
     """Instructions per request of `kind` for the fake in `tree`."""
     totals = []
     for n in (SHORT, SHORT + requests):
         with tempfile.NamedTemporaryFile(suffix=".out") as out:
+            env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_WEBHOOK": "1" if webhook else ""}
             result = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", sys.executable, str(loop), kind, str(n)],
-                cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True,
+                cwd=tree, env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
         totals.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
     return (totals[1] - totals[0]) / requests
@@ -82,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", metavar="REF", help="also count a worktree of this commit, and compare")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--webhook", action="store_true", help="Replicate's contract, every submit giving a webhook")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/instructions.py needs valgrind (apt-get install valgrind)")
@@ -95,7 +106,10 @@ def main() -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(earlier), args.baseline],
                            check=True, capture_output=True)  # fmt: skip
             trees[args.baseline] = earlier
-        figures = {name: {kind: count(tree, kind, args.requests, loop) for kind in ("submit", "query")} for name, tree in trees.items()}
+        figures = {
+            name: {kind: count(tree, kind, args.requests, loop, args.webhook) for kind in ("submit", "query")}
+            for name, tree in trees.items()
+        }
     finally:
         loop.unlink()
         if earlier is not None:
