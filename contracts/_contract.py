@@ -9,6 +9,7 @@ detailed error (`Violation`), which names the offending field in `param` the way
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -109,9 +110,10 @@ class Operation:
         """The 4xx and 5xx statuses the operation documents (exact codes, not ranges)."""
         return [status for status in self.responses if status.isdigit() and status[0] in "45"]
 
-    @property
+    @functools.cached_property
     def path_regex(self) -> re.Pattern[str]:
-        """Matches a request path of this operation (as served), with a group per path parameter."""
+        """Matches a request path of this operation (as served), with a group per path parameter
+        (made once: a submit whose path names the model matches it on every request)."""
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.route or self.path))
         return re.compile(f"^{pattern}$")
 
