@@ -1,6 +1,6 @@
 """The ceiling: a bare Starlette app that answers a fixed JSON body, served like the fake.
 
-    python bench/bare_app.py PORT
+python bench/bare_app.py PORT
 """
 
 import sys
@@ -17,7 +17,13 @@ async def fixed(request):
     return JSONResponse(BODY)
 
 
-app = Starlette(routes=[Route("/", fixed), Route("/v1/videos/generations", fixed, methods=["POST"]), Route("/v1/tasks/{task_id}", fixed)])
+app = Starlette(
+    routes=[
+        Route("/", fixed),
+        Route("/v1/videos/generations", fixed, methods=["POST"]),
+        Route("/v1/tasks/{task_id}", fixed),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off")

@@ -127,7 +127,19 @@ def wrk_script(method: str, body: dict | None, headers: dict[str, str]) -> Path:
 
 
 def wrk(url: str, script: Path, seconds: float, connections: int) -> str:
-    command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url]
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
@@ -174,7 +186,13 @@ class Server:
 
 
 def measure(
-    base: str, path: str, method: str, body: dict | None, args: argparse.Namespace, warm: float, duration: float | None = None
+    base: str,
+    path: str,
+    method: str,
+    body: dict | None,
+    args: argparse.Namespace,
+    warm: float,
+    duration: float | None = None,
 ) -> Measure:
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     script = wrk_script(method, body, headers)
@@ -240,7 +258,9 @@ def side_by_side(entrants: list[Entrant], plan: list[tuple[str, float, float]], 
                     entrant.result.measures[endpoint] = Measure()
                 for _ in range(args.runs):
                     for entrant in entrants:
-                        rps, p50, p99, errors = parse_wrk(wrk(target[entrant.base], scripts[endpoint], duration, args.connections))
+                        rps, p50, p99, errors = parse_wrk(
+                            wrk(target[entrant.base], scripts[endpoint], duration, args.connections)
+                        )
                         measure_ = entrant.result.measures[endpoint]
                         measure_.rps.append(rps)
                         measure_.p50.append(p50)
@@ -297,7 +317,16 @@ def install_peers() -> Path:
     if not (binaries / "prism").exists() or not (binaries / "wiremock").exists():
         PEERS.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEERS), "@stoplight/prism-cli@5", "wiremock@3"],
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(PEERS),
+                "@stoplight/prism-cli@5",
+                "wiremock@3",
+            ],
             check=True,
             capture_output=True,
         )
@@ -324,7 +353,9 @@ def million(args: argparse.Namespace) -> dict[str, float]:
     """Query throughput and memory with 1,000 live tasks, then with 1,000,000."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = python_server("fake", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health")
+    server = python_server(
+        "fake", ["-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning"], port, "/__admin/health"
+    )
     out: dict[str, float] = {}
     try:
         server.start()
@@ -393,7 +424,10 @@ def redis_figures(args: argparse.Namespace, redis_server: RedisProcess) -> dict[
     try:
         server.start()
         path = fake_tasks(base, 10)
-        for endpoint, (method, target, body) in {"query": ("GET", path, None), "submit": ("POST", SUBMIT_PATH, BODY)}.items():
+        for endpoint, (method, target, body) in {
+            "query": ("GET", path, None),
+            "submit": ("POST", SUBMIT_PATH, BODY),
+        }.items():
             script = wrk_script(method, body, headers)
             try:
                 before = redis_server.commands()
@@ -455,12 +489,16 @@ def fake(name: str, *options: str, stdout: Path | None = None, tree: Path | None
 def baseline_tree(ref: str) -> Path:
     """A detached worktree of this repository at `ref` (removed with `drop_tree`)."""
     where = Path(tempfile.mkdtemp(prefix="mockserver-baseline-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref], check=True, capture_output=True
+    )
     return where
 
 
 def drop_tree(where: Path) -> None:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], check=False, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], check=False, capture_output=True
+    )
 
 
 def bare_app() -> Entrant:
@@ -482,7 +520,11 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also measure Prism and WireMock")
     parser.add_argument("--million", action="store_true", help="also measure the fake with a million live tasks")
     parser.add_argument("--redis", action="store_true", help="also measure the fake with its state on Redis")
-    parser.add_argument("--sustained", action="store_true", help="also measure the other way: 10 s runs, submit first, the store growing")
+    parser.add_argument(
+        "--sustained",
+        action="store_true",
+        help="also measure the other way: 10 s runs, submit first, the store growing",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument(
         "--baseline", metavar="REF", help="also run the fake of an earlier commit side by side (a git ref), and compare"
@@ -496,7 +538,11 @@ def main() -> None:
     # Side by side: the bare ceiling, the fake as the benchmark runs it, the fake as a user starts
     # it (access log on, standard output to a file), and the fake on Redis.
     log = Path(tempfile.mkstemp(prefix="mockserver-access-", suffix=".log")[1])
-    entrants = [bare_app(), fake("mockserver", "--log-level", "warning"), fake("mockserver (access log to a file)", stdout=log)]
+    entrants = [
+        bare_app(),
+        fake("mockserver", "--log-level", "warning"),
+        fake("mockserver (access log to a file)", stdout=log),
+    ]
     dashboard = fake("mockserver (a dashboard open)", "--log-level", "warning")
     dashboard.watch = ("/__admin/ui/events?view=tasks", "/__admin/ui/events?view=journal")
     entrants.append(dashboard)
@@ -538,15 +584,23 @@ def main() -> None:
         port = free_port()
         prism = Server("Prism 5", [str(binaries / "prism"), "mock", "-h", "127.0.0.1", "-p", str(port), "-v", "warn", document.name],
                        f"http://127.0.0.1:{port}/v1/tasks/task-unified-1757165031-uyujaw3d")  # fmt: skip
-        results.append(run_server(prism, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=3))
+        results.append(
+            run_server(prism, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=3)
+        )
         port = free_port()
         root = wiremock_root()
         wiremock = Server("WireMock 3", [str(binaries / "wiremock"), "--port", str(port), "--root-dir", str(root),
                           "--max-request-journal-entries", "1000", "--disable-banner"],
                           f"http://127.0.0.1:{port}/__admin/health")  # fmt: skip
-        results.append(run_server(wiremock, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=15))
+        results.append(
+            run_server(
+                wiremock, f"http://127.0.0.1:{port}", "/v1/tasks/task-unified-1757165031-uyujaw3d", args, warm=15
+            )
+        )
 
-    print(f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU};")
+    print(
+        f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU};"
+    )
     print("bare Starlette and the fakes side by side (their runs taken in turn), the peers alone\n")
     print(table(results, bare))
     access = {e: ratio(with_log.measures[e], memory.measures[e]) for e in ("query", "submit")}
@@ -570,11 +624,15 @@ def main() -> None:
             "of the earlier commit's figure."
         )
     if other:
-        print("\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n")
+        print(
+            "\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n"
+        )
         print(table(other, other[0]))
     if redis_server is not None:
         shared = figures["redis"]
-        shared.update({f"{e}_vs_memory": ratio(results[4].measures[e], memory.measures[e]) for e in ("query", "submit")})
+        shared.update(
+            {f"{e}_vs_memory": ratio(results[4].measures[e], memory.measures[e]) for e in ("query", "submit")}
+        )
         print(
             f"\nRedis store vs memory store: query {shared['query_vs_memory']:.0%}, submit {shared['submit_vs_memory']:.0%}; "
             f"scripts run on Redis per request: query {shared['query_commands_per_request']:.2f}, submit "

@@ -17,7 +17,16 @@ from mockserver.scenarios import UNSET
 from mockserver.state.task import Task
 
 runtime = create_app(Settings(clock="manual")).state.runtime
-task = Task("task-unified-1757165031-abcd1234", 1757165031, 0.0, runtime.scenarios["default"], "veo-3.1-extend", "16:9", True, "k")
+task = Task(
+    "task-unified-1757165031-abcd1234",
+    1757165031,
+    0.0,
+    runtime.scenarios["default"],
+    "veo-3.1-extend",
+    "16:9",
+    True,
+    "k",
+)
 processing = State(1, "running", 40, UNSET, None)
 completed = State(3, "succeeded", 100, UNSET, None)
 render = runtime.render

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import LOAD_CPU, RedisProcess, Server, free_port, rss_mb  # noqa: E402
+from bench import LOAD_CPU, RedisProcess, Server, free_port, rss_mb
 
 LUA = r"""
 local ids, n, kept = {}, 0, 0
@@ -58,7 +58,19 @@ def main() -> None:
     store = ["--store", redis_server.url] if redis_server else []
     server = Server(
         "mockserver",
-        [sys.executable, "-m", "mockserver", "serve", "--port", str(port), "--log-level", "warning", "--speed", str(args.speed), *store],
+        [
+            sys.executable,
+            "-m",
+            "mockserver",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--speed",
+            str(args.speed),
+            *store,
+        ],
         f"{base}/__admin/health",
     )
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
@@ -72,7 +84,19 @@ def main() -> None:
         server.start()
         time.sleep(0.5)
         before = rss_mb(server.process.pid)
-        command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s", str(script), base]
+        command = [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{args.connections}",
+            f"-d{args.seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+        ]
         load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         started = time.perf_counter()
 
@@ -80,7 +104,15 @@ def main() -> None:
             while load.poll() is None:
                 time.sleep(5)
                 health = httpx.get(f"{base}/__admin/health", timeout=5).json()
-                samples.append((time.perf_counter() - started, rss_mb(server.process.pid), health["tasks"], health["evicted"], redis_mb()))
+                samples.append(
+                    (
+                        time.perf_counter() - started,
+                        rss_mb(server.process.pid),
+                        health["tasks"],
+                        health["evicted"],
+                        redis_mb(),
+                    )
+                )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -95,13 +127,19 @@ def main() -> None:
             redis_server.stop()
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
-    sockets = sum(int(x) for x in m.groups()) if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)) else 0
+    sockets = (
+        sum(int(x) for x in m.groups())
+        if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output))
+        else 0
+    )
     latency = {p: re.search(rf"\s{p}%\s+(\S+)", output).group(1) for p in ("50", "75", "90", "99")}
     maximum = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output).group(1)
     print(f"{args.seconds} s of mixed submit/poll load, {args.connections} connections, scenario clock x{args.speed:g}")
     print(f"requests: {requests} ({requests / args.seconds:,.0f}/s); errors: {non2xx} non-2xx, {sockets} socket errors")
     print("latency: " + ", ".join(f"p{p} {v}" for p, v in latency.items()) + f", max {maximum}")
-    print(f"memory: {before:.0f} MB before, {after:.0f} MB after; tasks held at the end {health['tasks']}, evicted {health['evicted']}")
+    print(
+        f"memory: {before:.0f} MB before, {after:.0f} MB after; tasks held at the end {health['tasks']}, evicted {health['evicted']}"
+    )
     for at, mb, tasks, evicted, in_redis in samples:
         shared = f", Redis {in_redis:6.1f} MB" if redis_server else ""
         print(f"  at {at:5.1f} s: {mb:6.0f} MB, {tasks:7d} tasks held, {evicted:8d} evicted{shared}")

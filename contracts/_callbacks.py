@@ -98,9 +98,15 @@ def mark_event(body: Node) -> dict[str, str] | None:
     return None
 
 
-def read_callbacks(contract: Contract, submit: Operation, resolver: Resolver, error: Callable[[str, str], Exception]) -> Callbacks | None:
+def read_callbacks(
+    contract: Contract, submit: Operation, resolver: Resolver, error: Callable[[str, str], Exception]
+) -> Callbacks | None:
     """The callbacks a contract documents, or None (a request's callback URL is then ignored)."""
-    bodies = [submit.body, *(shape for _, shape in submit.branches.values()), *(shape for _, shape in submit.forms.values())]
+    bodies = [
+        submit.body,
+        *(shape for _, shape in submit.branches.values()),
+        *(shape for _, shape in submit.forms.values()),
+    ]
     body = next((body for body in bodies if body is not None and "callback_url" in body.roles), None)
     if body is None:
         return None
@@ -120,7 +126,8 @@ def _options(found: Callbacks, options: Any, pointer: str, error: Callable[[str,
     unknown = sorted(set(options) - {"events", "timeout", "retries", "signing"})
     if unknown:
         raise error(
-            pointer, f"x-mockserver-callbacks has {', '.join(map(repr, unknown))}; it takes events, timeout, retries and signing"
+            pointer,
+            f"x-mockserver-callbacks has {', '.join(map(repr, unknown))}; it takes events, timeout, retries and signing",
         )
     signing = options.get("signing")
     if signing not in (None, "standard-webhooks", "none"):
@@ -139,11 +146,17 @@ def _options(found: Callbacks, options: Any, pointer: str, error: Callable[[str,
         )
     timeout = options.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
-        raise error(f"{pointer}/timeout", f"timeout is {timeout!r}: real seconds a receiver has, more than 0, at most 300")
+        raise error(
+            f"{pointer}/timeout", f"timeout is {timeout!r}: real seconds a receiver has, more than 0, at most 300"
+        )
     found.timeout = float(timeout)
     retries = options.get("retries", list(DEFAULT_RETRIES))
-    if not isinstance(retries, list) or len(retries) > 32 or not all(
-        isinstance(wait, int | float) and not isinstance(wait, bool) and 0 <= wait <= 7 * 86400 for wait in retries
+    if (
+        not isinstance(retries, list)
+        or len(retries) > 32
+        or not all(
+            isinstance(wait, int | float) and not isinstance(wait, bool) and 0 <= wait <= 7 * 86400 for wait in retries
+        )
     ):
         raise error(
             f"{pointer}/retries",
@@ -152,7 +165,9 @@ def _options(found: Callbacks, options: Any, pointer: str, error: Callable[[str,
     found.retries = tuple(float(wait) for wait in retries)
 
 
-def _documented_body(contract: Contract, spec: dict[str, Any], pointer: str, resolver: Resolver) -> tuple[Node | None, str]:
+def _documented_body(
+    contract: Contract, spec: dict[str, Any], pointer: str, resolver: Resolver
+) -> tuple[Node | None, str]:
     """The schema a delivery's body has: the submit operation's first callback with a JSON request
     body, else the document's first webhook with one; None when neither says (the task)."""
     places: list[tuple[Any, str]] = []

@@ -62,7 +62,9 @@ class ResponseSpec:
                 found.append(f"body{'/' + where if where else ''}: {describe_error(error)}")
         for name, value in (headers or {}).items():
             validator = self.headers.get(name.lower())
-            if validator is not None and not validator.is_valid(_coerce(value, "integer") if value.isdigit() else value):
+            if validator is not None and not validator.is_valid(
+                _coerce(value, "integer") if value.isdigit() else value
+            ):
                 found.append(f"header {name}: {value!r} does not match the contract")
         return found
 
@@ -90,7 +92,9 @@ class Operation:
     requires_query: bool = False  # whether any query parameter is required
     headers: tuple[HeaderParameter, ...] = ()  # header parameters the contract documents
     path_parameters: tuple[str, ...] = ()  # in the order the path names them
-    parameters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (in, name) -> the parameter, resolved
+    parameters: dict[tuple[str, str], dict[str, Any]] = field(
+        default_factory=dict
+    )  # (in, name) -> the parameter, resolved
     responses: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, ResponseSpec] = field(default_factory=dict)
     body: Body | None = None  # the request body's fields: defaults, roles
@@ -160,7 +164,9 @@ class Operation:
                 return Violation(f"Missing required field '{name}'. It picks the body; one of: {allowed}.", name)
             branch = self.branches.get(model) if isinstance(model, str) else None
             if branch is None:
-                return Violation(f"Invalid value for '{name}': {json.dumps(model)[:80]} is not one of: {allowed}.", name)
+                return Violation(
+                    f"Invalid value for '{name}': {json.dumps(model)[:80]} is not one of: {allowed}.", name
+                )
             validator, shape = branch
             return None if validator.is_valid(body) else _first_violation(validator, body, shape.properties)
         if self.body_validator is None or self.body_validator.is_valid(body):
@@ -221,7 +227,11 @@ def best_error(error: jsonschema_rs.ValidationError) -> jsonschema_rs.Validation
             if branch and not all(isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type) for e in branch)
         ]
         # a branch chosen by a discriminator (its `status` const) is the one whose const the value meets
-        chosen = [branch for branch in fitting if not any(isinstance(e.kind, _PICKS) and len(list(e.instance_path)) == 1 for e in branch)]
+        chosen = [
+            branch
+            for branch in fitting
+            if not any(isinstance(e.kind, _PICKS) and len(list(e.instance_path)) == 1 for e in branch)
+        ]
         fitting = chosen or fitting
         if fitting:
             deepest = max((e for branch in fitting for e in branch), key=lambda e: len(list(e.instance_path)))
@@ -240,9 +250,7 @@ def describe_error(error: jsonschema_rs.ValidationError) -> str:
     return _shorten(error.message)
 
 
-def _first_violation(
-    validator: jsonschema_rs.Validator, body: Any, known: frozenset[str]
-) -> Violation:
+def _first_violation(validator: jsonschema_rs.Validator, body: Any, known: frozenset[str]) -> Violation:
     error = next(iter(validator.iter_errors(body)), None)
     if error is None:  # a validator that said no but names nothing
         return Violation("The request body does not match the contract.", None)
@@ -265,7 +273,9 @@ def _first_violation(
 class Contract:
     """One OpenAPI document, bundled, with its request validators compiled."""
 
-    def __init__(self, path: Path, document: dict[str, Any], origins: dict[tuple[str, str], Path] | None = None) -> None:
+    def __init__(
+        self, path: Path, document: dict[str, Any], origins: dict[tuple[str, str], Path] | None = None
+    ) -> None:
         self.path = path
         self.origins = origins or {}
         self.document = document
@@ -319,7 +329,11 @@ class Contract:
         """`FILE: at POINTER` for a message: the file a component came from (a shared file such
         as common.yaml), else the document's own."""
         parts = pointer.split("/")
-        origin = self.origins.get((parts[2], parts[3].replace("~1", "/").replace("~0", "~"))) if len(parts) > 3 and parts[1] == "components" else None
+        origin = (
+            self.origins.get((parts[2], parts[3].replace("~1", "/").replace("~0", "~")))
+            if len(parts) > 3 and parts[1] == "components"
+            else None
+        )
         shown = self.path if origin is None or origin == self.path.resolve() else origin
         return f"{shown}: at {pointer or '/'}"
 
@@ -352,7 +366,9 @@ class Contract:
         as an empty one."""
         if depth > 32:
             raise ContractError(f"{self.at(pointer)}: allOf and $ref refer to each other in a loop")
-        beside = {k: v for k, v in schema.items() if k != "$ref"} if isinstance(schema, dict) and "$ref" in schema else {}
+        beside = (
+            {k: v for k, v in schema.items() if k != "$ref"} if isinstance(schema, dict) and "$ref" in schema else {}
+        )
         schema, pointer = self.follow(schema, pointer)
         if isinstance(schema, bool):
             schema = {}
@@ -380,7 +396,9 @@ class Contract:
                     if name in properties:
                         mine, _ = self.resolve(properties[name], where, depth + 1)
                         theirs, _ = self.resolve(prop, where, depth + 1)
-                        properties[name] = self._merge(mine, theirs, where, depth + 1) if isinstance(mine, dict) else theirs
+                        properties[name] = (
+                            self._merge(mine, theirs, where, depth + 1) if isinstance(mine, dict) else theirs
+                        )
                     else:
                         properties[name] = prop
                 merged["properties"] = properties
@@ -431,9 +449,15 @@ class Contract:
         operation_id = spec.get("operationId") or where
         responses = spec.get("responses") or {}
         if not isinstance(responses, dict):
-            raise ContractError(f"{self.path}: at /paths/{escape(route)}/{method}/responses: must be a mapping of statuses")
+            raise ContractError(
+                f"{self.path}: at /paths/{escape(route)}/{method}/responses: must be a mapping of statuses"
+            )
         operation = Operation(
-            operation_id, method.upper(), route, self.prefix + route, responses={str(k): v for k, v in responses.items()}
+            operation_id,
+            method.upper(),
+            route,
+            self.prefix + route,
+            responses={str(k): v for k, v in responses.items()},
         )
         operation.answers = {
             status: self._response(status, self._deref(response), f"{where} response {status}")
@@ -479,7 +503,9 @@ class Contract:
             elif place == "header" and str(parameter["name"]).lower() not in _TRANSPORT_HEADERS:
                 resolved = self.resolve(schema, "")[0] if isinstance(schema, dict) else {}
                 options = [resolved["const"]] if "const" in resolved else resolved.get("enum") or []
-                expected = "one of: " + ", ".join(repr(o) for o in options) if options else f"a valid {schema_type or 'value'}"
+                expected = (
+                    "one of: " + ", ".join(repr(o) for o in options) if options else f"a valid {schema_type or 'value'}"
+                )
                 headers.append(
                     HeaderParameter(
                         str(parameter["name"]).lower(),
@@ -514,7 +540,9 @@ class Contract:
         mapped: dict[str, list[str]] = {}
         for model, ref in (mapping or {}).items() if isinstance(mapping, dict) else ():
             if not isinstance(ref, str):
-                raise ContractError(f"{self.at(pointer + '/discriminator/mapping')}: {model!r} must map to a schema name or $ref")
+                raise ContractError(
+                    f"{self.at(pointer + '/discriminator/mapping')}: {model!r} must map to a schema name or $ref"
+                )
             ref = ref if ref.startswith("#") else f"#/components/schemas/{ref}"  # a bare schema name
             mapped.setdefault(ref, []).append(str(model))
         if not isinstance(name, str):
@@ -539,7 +567,9 @@ class Contract:
                     f"{self.at(where)}: this branch of the request body names no model: give its "
                     f"'{name}' property a const or an enum, or map it in the discriminator"
                 )
-            merged = self._merge({key: v for key, v in resolved.items() if key not in (kind, "discriminator")}, part, where)
+            merged = self._merge(
+                {key: v for key, v in resolved.items() if key not in (kind, "discriminator")}, part, where
+            )
             shape = read_body(self, merged, part_pointer)
             validator = self._validator(merged, f"{op.method} {op.path} body for model {models[0]}")
             for model in dict.fromkeys(models):
@@ -596,6 +626,4 @@ class Contract:
             return self.operations[operation_id]
         except KeyError:
             known = ", ".join(sorted(self.operations))
-            raise ContractError(
-                f"{self.path}: no operation {operation_id!r} (the document has: {known})"
-            ) from None
+            raise ContractError(f"{self.path}: no operation {operation_id!r} (the document has: {known})") from None

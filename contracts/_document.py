@@ -37,7 +37,7 @@ def json_content(content: Any) -> tuple[str, dict[str, Any]]:
 
 
 def form_kind(media_type: str) -> str | None:
-    """"multipart" or "urlencoded" for a form media type (parameters ignored); None for another."""
+    """ "multipart" or "urlencoded" for a form media type (parameters ignored); None for another."""
     kind = media_type.split(";")[0].strip().lower()
     return {"multipart/form-data": "multipart", "application/x-www-form-urlencoded": "urlencoded"}.get(kind)
 
@@ -71,8 +71,7 @@ def resolve_location(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if not path.is_file():
         raise ContractError(
-            f"contract {str(name_or_path)!r} is neither a shipped name ({', '.join(BUILTIN_NAMES)}) "
-            "nor a readable file"
+            f"contract {str(name_or_path)!r} is neither a shipped name ({', '.join(BUILTIN_NAMES)}) nor a readable file"
         )
     return path
 
@@ -154,9 +153,7 @@ class _Bundler:
             self.components.setdefault(kind, {})[name] = None  # placeholder against cycles
             self.components[kind][name] = self._walk(copy.deepcopy(value), target, f"/components/{kind}/{name}")
         elif seen != target:
-            raise ContractError(
-                f"{base}: component {kind}/{name} is defined in both {seen.name} and {target.name}"
-            )
+            raise ContractError(f"{base}: component {kind}/{name} is defined in both {seen.name} and {target.name}")
         return f"#/components/{kind}/{name}"
 
 

@@ -181,7 +181,9 @@ class Shapes:
             if value is None:
                 continue
             if value not in KINDS:
-                raise self._error(_pointer(op), f"x-mockserver-operation is {value!r}; it must be one of {', '.join(KINDS)}")
+                raise self._error(
+                    _pointer(op), f"x-mockserver-operation is {value!r}; it must be one of {', '.join(KINDS)}"
+                )
             if value in found:
                 raise self._error("/paths", f"2 operations say x-mockserver-operation: {value}; one may")
             found[value] = op
@@ -255,19 +257,32 @@ class Shapes:
         for op in ops:
             below = op.path.startswith(base + "/") and op.path_parameters[-1:] == query.path_parameters[-1:]
             same = _template(op.path) == _template(base)
-            if kind == "content" and op.method == "GET" and below and (
-                op.path.rsplit("/", 1)[1].lower() in ("content", "download", "video", "file", "media", "result")
-                or _says(op, "content")
+            if (
+                kind == "content"
+                and op.method == "GET"
+                and below
+                and (
+                    op.path.rsplit("/", 1)[1].lower() in ("content", "download", "video", "file", "media", "result")
+                    or _says(op, "content")
+                )
             ):
                 return op
-            if kind == "cancel" and op.method in ("POST", "PUT", "PATCH") and (
-                (below and op.path.rsplit("/", 1)[1].lower() in ("cancel", "abort")) or (op.path_parameters and _says(op, "cancel"))
+            if (
+                kind == "cancel"
+                and op.method in ("POST", "PUT", "PATCH")
+                and (
+                    (below and op.path.rsplit("/", 1)[1].lower() in ("cancel", "abort"))
+                    or (op.path_parameters and _says(op, "cancel"))
+                )
             ):
                 return op
             if kind == "delete" and op.method == "DELETE" and (same or (op.path_parameters and _says(op, "delete"))):
                 return op
-            if kind == "list" and op.method == "GET" and not op.path_parameters and (
-                _template(op.path) == _template(parent) or _says(op, "list")
+            if (
+                kind == "list"
+                and op.method == "GET"
+                and not op.path_parameters
+                and (_template(op.path) == _template(parent) or _says(op, "list"))
             ):
                 if self._answer_schema(op, "200") is not None:
                     return op
@@ -356,8 +371,12 @@ class Shapes:
             documented += status.words()
             mapping = status.extensions.get("x-mockserver-status")
             if mapping is not None:
-                if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-                    raise self._error(status.pointer, "x-mockserver-status must map each status word to a phase (WORD: phase)")
+                if not isinstance(mapping, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+                ):
+                    raise self._error(
+                        status.pointer, "x-mockserver-status must map each status word to a phase (WORD: phase)"
+                    )
                 explicit.update(mapping)
                 explicit_at = status.pointer
         if not documented and not explicit:
@@ -513,7 +532,9 @@ class Shapes:
         used = {getattr(page, role) for role in _PARAMS}
         page.filters = tuple(name for name in names if name in task_names and name not in used)
         following = node.find("next") or next((c for _, c in node.properties if c.source == "next"), None)
-        page.next_is_url = following is not None and (following.format in ("uri", "url") or "url" in str(following.schema.get("description", "")).lower())
+        page.next_is_url = following is not None and (
+            following.format in ("uri", "url") or "url" in str(following.schema.get("description", "")).lower()
+        )
         return page
 
     def _content(self) -> Content:
@@ -531,7 +552,9 @@ class Shapes:
             )  # fmt: skip
             values = [v for v in (schema.get("enum") or []) if isinstance(v, str)] if isinstance(schema, dict) else []
             default = schema.get("default") if isinstance(schema, dict) else None
-            content.video = next((v for v in values if "video" in v.lower()), default if isinstance(default, str) else None)
+            content.video = next(
+                (v for v in values if "video" in v.lower()), default if isinstance(default, str) else None
+            )
         response = self.contract.follow(op.responses.get("200") or {}, "")[0]
         media = list((response.get("content") or {}) if isinstance(response, dict) else {})
         videos = [m for m in media if m.startswith("video/")] or [m for m in media if "octet" in m or "binary" in m]

@@ -275,7 +275,9 @@ class Resolver:
         if node.fixed is ABSENT and node.enum:
             node.fixed = next((value for value in node.enum if value is not None), None)
         if not types:
-            types = [t for t in _TYPE_ORDER if t == "object" and "properties" in schema or t == "array" and "items" in schema]
+            types = [
+                t for t in _TYPE_ORDER if t == "object" and "properties" in schema or t == "array" and "items" in schema
+            ]
         node.types = tuple(sorted(types, key=lambda t: _TYPE_ORDER.index(t) if t in _TYPE_ORDER else 9))
         node.minimum = schema.get("minimum")
         node.maximum = schema.get("maximum")
@@ -314,16 +316,20 @@ class Resolver:
                 )
             if not fits("result_url", node):
                 raise self.error(
-                    where, f"x-mockserver-role: result_url marks where the video's URL goes: the type {list(node.types)} "
-                    "cannot hold a URL; mark a string property (or the string items of an array) instead"
+                    where,
+                    f"x-mockserver-role: result_url marks where the video's URL goes: the type {list(node.types)} "
+                    "cannot hold a URL; mark a string property (or the string items of an array) instead",
                 )
             value = value or "result_url"
         if value is not None:
             if not isinstance(value, str) or value not in SOURCES:
-                raise self.error(where, f"x-mockserver-value is {value!r}; it must be one of {', '.join(sorted(SOURCES))}")
+                raise self.error(
+                    where, f"x-mockserver-value is {value!r}; it must be one of {', '.join(sorted(SOURCES))}"
+                )
             if not fits(value, node):
                 raise self.error(
-                    where, f"x-mockserver-value: {value} gives a {NATURAL[value]}, which type {list(node.types)} cannot hold"
+                    where,
+                    f"x-mockserver-value: {value} gives a {NATURAL[value]}, which type {list(node.types)} cannot hold",
                 )
             node.source = value
             return
@@ -381,7 +387,9 @@ def read_body(contract: Contract, schema: Any, pointer: str) -> Body:
     return body
 
 
-def _role(contract: Contract, body: Body, written: Any, resolved: dict[str, Any], where: str, path: tuple[str, ...]) -> None:
+def _role(
+    contract: Contract, body: Body, written: Any, resolved: dict[str, Any], where: str, path: tuple[str, ...]
+) -> None:
     role = extensions(written, resolved).get("x-mockserver-role")
     if role is None:
         return

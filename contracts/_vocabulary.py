@@ -25,7 +25,13 @@ TERMINAL_PHASES = frozenset({"succeeded", "failed", "cancelled"})
 PHASE_RANK = {"queued": 0, "running": 1, "succeeded": 2, "failed": 2, "cancelled": 2}
 
 # Today's words: the vocabulary of the shipped contracts and scenarios, one per phase.
-OUR_WORDS = {"queued": "pending", "running": "processing", "succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}
+OUR_WORDS = {
+    "queued": "pending",
+    "running": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 _OURS_BACK = {word: phase for phase, word in OUR_WORDS.items()}
 
@@ -98,14 +104,19 @@ class Vocabulary:
 
 
 def build(
-    documented: list[tuple[str, str]], explicit: dict[str, str], explicit_at: str, error: Callable[[str, str], Exception]
+    documented: list[tuple[str, str]],
+    explicit: dict[str, str],
+    explicit_at: str,
+    error: Callable[[str, str], Exception],
 ) -> Vocabulary:
     """A vocabulary from the words a contract documents, in order, each with the JSON pointer where
     it is written, and its `x-mockserver-status` mapping (written at `explicit_at`). A word no
     rule maps, or a mapping to something that is not a phase, raises `error(pointer, message)`."""
     for word, phase in explicit.items():
         if phase not in PHASE_RANK:
-            raise error(explicit_at, f"x-mockserver-status maps {word!r} to {phase!r}; a phase is one of {', '.join(PHASES)}")
+            raise error(
+                explicit_at, f"x-mockserver-status maps {word!r} to {phase!r}; a phase is one of {', '.join(PHASES)}"
+            )
     words: dict[str, str] = {}
     for word, pointer in documented:
         phase = explicit.get(word) or COMMON_WORDS.get(word.lower())

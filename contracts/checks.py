@@ -30,7 +30,7 @@ def _json(response: Response) -> Any:
 
 
 @schemathesis.check
-class task_lifecycle_rules:  # noqa: N801 - schemathesis names a check after its class
+class task_lifecycle_rules:
     """Status never moves backward, progress never falls, terminal is final; error and results
     match the status."""
 

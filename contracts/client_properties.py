@@ -42,6 +42,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
 from contracts._contract import Contract
 from contracts.rules import Reader
 
@@ -154,7 +155,9 @@ class Judge:
         self._poll_path = self.query.path_regex
         shapes = contract.shapes
         self._content = shapes.content.path_regex if shapes.content is not None else None
-        self._others = [(op.method, op.path_regex) for kind, op in shapes.operations.items() if kind in ("cancel", "delete", "list")]
+        self._others = [
+            (op.method, op.path_regex) for kind, op in shapes.operations.items() if kind in ("cancel", "delete", "list")
+        ]
 
     def _arrived(self, entry: dict[str, Any]) -> float:
         return entry[self.timebase]
@@ -171,7 +174,9 @@ class Judge:
             return "submit"
         if self._poll_path.match(path) and method in (self.query.method, "HEAD"):
             return "poll"
-        if method in ("GET", "HEAD") and (path.startswith("/files/") or (self._content is not None and self._content.match(path))):
+        if method in ("GET", "HEAD") and (
+            path.startswith("/files/") or (self._content is not None and self._content.match(path))
+        ):
             return "download"
         if any(method == other and pattern.match(path) for other, pattern in self._others):
             return "api"
@@ -193,7 +198,12 @@ class Judge:
 
     def _completed(self, entry: dict[str, Any]) -> bool:
         task = _answer(entry)
-        return entry["status"] == 200 and isinstance(task, dict) and self.reader.phase(task) == "succeeded" and self.reader.is_done(task)
+        return (
+            entry["status"] == 200
+            and isinstance(task, dict)
+            and self.reader.phase(task) == "succeeded"
+            and self.reader.is_done(task)
+        )
 
     def judge(self, run: ClientRun, only: tuple[str, ...] = PROPERTY_NAMES) -> list[Broken]:
         found: list[Broken] = []
@@ -236,9 +246,15 @@ class Judge:
             problem = None
             if kind == "other":
                 problem = f"sent {entry['method']} {entry['path']}, which the API does not have"
-            elif kind in ("submit", "poll", "api") and entry["status"] in (400, 401, 413, 422) and entry.get("scenario") is None:
+            elif (
+                kind in ("submit", "poll", "api")
+                and entry["status"] in (400, 401, 413, 422)
+                and entry.get("scenario") is None
+            ):
                 said = _said(_answer(entry)) or f"HTTP {entry['status']}"
-                problem = f"sent {entry['method']} {entry['path']}, which the fake refused (HTTP {entry['status']}): {said}"
+                problem = (
+                    f"sent {entry['method']} {entry['path']}, which the fake refused (HTTP {entry['status']}): {said}"
+                )
             elif kind == "poll" and entry["status"] == 404 and entry.get("task_id") not in created:
                 problem = f"polled {entry['path']}, a task id no submission of this run returned"
             if problem:
@@ -255,7 +271,10 @@ class Judge:
     def _poll_rate(self, run: ClientRun) -> list[Broken]:
         limit = self.properties.min_poll_interval
         for task_id, polls in self._polls_by_task(run).items():
-            gaps = [(self._arrived(later) - self._ended(earlier), earlier, later) for earlier, later in zip(polls, polls[1:])]
+            gaps = [
+                (self._arrived(later) - self._ended(earlier), earlier, later)
+                for earlier, later in zip(polls, polls[1:])
+            ]
             fast = [gap for gap in gaps if gap[0] < limit]
             if fast:
                 smallest = min(fast, key=lambda gap: gap[0])
@@ -275,7 +294,11 @@ class Judge:
             ended = next((index for index, entry in enumerate(polls) if self._is_terminal(entry)), None)
             if ended is not None and len(polls) - ended - 1 > allowed:
                 extra = len(polls) - ended - 1
-                what = f"HTTP {polls[ended]['status']}" if polls[ended]["status"] == 404 else f"'{(_answer(polls[ended]) or {}).get('status')}'"
+                what = (
+                    f"HTTP {polls[ended]['status']}"
+                    if polls[ended]["status"] == 404
+                    else f"'{(_answer(polls[ended]) or {}).get('status')}'"
+                )
                 return [
                     Broken(
                         "stops-polling",
@@ -288,9 +311,17 @@ class Judge:
 
     def _no_early_success(self, run: ClientRun) -> list[Broken]:
         told = any(self._completed_callback(e) for e in _received(run.callbacks))  # one the receiver took
-        if run.exit_code == 0 and not told and not any(self.kind(e) == "poll" and self._completed(e) for e in run.entries):
+        if (
+            run.exit_code == 0
+            and not told
+            and not any(self.kind(e) == "poll" and self._completed(e) for e in run.entries)
+        ):
             polls = [e for e in run.entries if self.kind(e) == "poll"]
-            last = f"; the last poll answered {polls[-1]['status']} {(_answer(polls[-1]) or {}).get('status', '')}" if polls else ""
+            last = (
+                f"; the last poll answered {polls[-1]['status']} {(_answer(polls[-1]) or {}).get('status', '')}"
+                if polls
+                else ""
+            )
             return [
                 Broken(
                     "no-early-success",
@@ -341,7 +372,11 @@ class Judge:
                 continue
             kind = self.kind(entry)
             following = next(
-                (e for e in run.entries[index + 1 :] if self.kind(e) == kind and (kind != "poll" or e.get("task_id") == entry.get("task_id"))),
+                (
+                    e
+                    for e in run.entries[index + 1 :]
+                    if self.kind(e) == kind and (kind != "poll" or e.get("task_id") == entry.get("task_id"))
+                ),
                 None,
             )
             if following is not None:
@@ -374,8 +409,10 @@ class Judge:
             following = submits[index + 1]
             if entry["status"] != 200 and self._announced(run, entry["wall_time"], following["wall_time"]):
                 continue  # the client said, before doing it, that it is retrying an ambiguous submission
-            outcome = "was accepted" if entry["status"] == 200 else (
-                f"got HTTP {entry['status']}" if entry["status"] else "got no answer"
+            outcome = (
+                "was accepted"
+                if entry["status"] == 200
+                else (f"got HTTP {entry['status']}" if entry["status"] else "got no answer")
             )
             return [
                 Broken(
@@ -425,12 +462,20 @@ class Judge:
         if polled_out or any(self._is_done_answer(e) for e in received):
             return []
         over = [e for e in run.callbacks if self._is_done_answer(e)]
-        late = [d for d in run.pending if d.get("event") in ("succeeded", "failed", "cancelled") and d.get("at", 0) <= run.now]
+        late = [
+            d
+            for d in run.pending
+            if d.get("event") in ("succeeded", "failed", "cancelled") and d.get("at", 0) <= run.now
+        ]
         if not over and not late:
             return []  # the task was not over when the client ended: nothing to learn yet
         task_id = (over or late)[0].get("task_id")
         polls = [e for e in run.entries if self.kind(e) == "poll" and e.get("task_id") == task_id]
-        last = f"; the last answered {(_answer(polls[-1]) or {}).get(self.reader.status, polls[-1]['status'])!r}" if polls else ""
+        last = (
+            f"; the last answered {(_answer(polls[-1]) or {}).get(self.reader.status, polls[-1]['status'])!r}"
+            if polls
+            else ""
+        )
         return [
             Broken(
                 "callbacks",
@@ -495,7 +540,13 @@ class Judge:
 
     def _time_limit(self, run: ClientRun) -> list[Broken]:
         if run.stopped == "time-limit":
-            return [Broken("time-limit", f"The client was still running after {run.time_limit:g} s and was stopped.", run.entries[-2:])]
+            return [
+                Broken(
+                    "time-limit",
+                    f"The client was still running after {run.time_limit:g} s and was stopped.",
+                    run.entries[-2:],
+                )
+            ]
         return []
 
 

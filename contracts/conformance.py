@@ -52,8 +52,7 @@ class ResponseValidator:
         self.contract = contract
         self.schema = schemathesis.openapi.from_dict(contract.document)
         self._routes = [
-            (operation.method, operation.path_regex, operation.path)
-            for operation in contract.operations.values()
+            (operation.method, operation.path_regex, operation.path) for operation in contract.operations.values()
         ]
 
     def operation_for(self, method: str, path: str) -> tuple[Any, dict[str, str]] | None:

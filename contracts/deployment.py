@@ -250,11 +250,31 @@ class DeploymentCheck:
         submit, query = self.submit_path, self.query.path_for(self.unknown_task)
         body = self.valid_body
         probes = [
-            _Probe("submit-without-key", "Submit a valid body with no API key", "POST", submit, frozenset({401}), None, body),
-            _Probe("submit-invalid-key", "Submit a valid body with an invalid API key", "POST", submit, frozenset({401}), "invalid", body),
+            _Probe(
+                "submit-without-key",
+                "Submit a valid body with no API key",
+                "POST",
+                submit,
+                frozenset({401}),
+                None,
+                body,
+            ),
+            _Probe(
+                "submit-invalid-key",
+                "Submit a valid body with an invalid API key",
+                "POST",
+                submit,
+                frozenset({401}),
+                "invalid",
+                body,
+            ),
             _Probe("query-without-key", "Query a task with no API key", "GET", query, frozenset({401})),
-            _Probe("query-invalid-key", "Query a task with an invalid API key", "GET", query, frozenset({401}), "invalid"),
-            _Probe("query-unknown-task", "Query a task id that does not exist", "GET", query, frozenset({404}), "token"),
+            _Probe(
+                "query-invalid-key", "Query a task with an invalid API key", "GET", query, frozenset({401}), "invalid"
+            ),
+            _Probe(
+                "query-unknown-task", "Query a task id that does not exist", "GET", query, frozenset({404}), "token"
+            ),
         ]
         # The other operations the contract documents, where asking costs nothing: a list, and the
         # content, cancel or delete of a task that does not exist.
@@ -283,13 +303,17 @@ class DeploymentCheck:
             _Probe("submit-array-body", "Submit a JSON array instead of an object", "POST", submit, self.bad_request | self.invalid, "token", body=[body]),
         ]  # fmt: skip
         risky += [self._missing(name, body) for name in essential]
-        risky += [self._wrong_type(name, body) for name in essential if not _types(properties[name]) & {"integer", "number"}]
+        risky += [
+            self._wrong_type(name, body) for name in essential if not _types(properties[name]) & {"integer", "number"}
+        ]
         risky.append(
             _Probe("submit-wrong-content-type", "Submit JSON sent as text/plain", "POST", submit, self.bad_request, "token",
                    raw=json.dumps(body).encode(), content_type="text/plain")
         )  # fmt: skip
         risky += [self._missing(name, body) for name in defaulted]
-        risky += [self._wrong_type(name, body) for name in defaulted if not _types(properties[name]) & {"integer", "number"}]
+        risky += [
+            self._wrong_type(name, body) for name in defaulted if not _types(properties[name]) & {"integer", "number"}
+        ]
         for name, prop in properties.items():
             if prop.get("enum"):
                 risky.append(
@@ -336,7 +360,9 @@ class DeploymentCheck:
         content = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if content is not None and content_type:
             sent["Content-Type"] = shown["Content-Type"] = content_type
-        exchange = Exchange(method, target, shown, self._mask(content.decode("utf-8", "replace")) if content is not None else None)
+        exchange = Exchange(
+            method, target, shown, self._mask(content.decode("utf-8", "replace")) if content is not None else None
+        )
         started = time.perf_counter()
         try:
             response = self.client.request(method, target, headers=sent, content=content, follow_redirects=follow)
@@ -360,7 +386,13 @@ class DeploymentCheck:
             said = ""
             if isinstance(error, dict) and isinstance(error.get("error"), dict):
                 said = f" ({error['error'].get('type')}: {self._mask(str(error['error'].get('message')))[:300]})"
-            self._add(result, Finding("expected_status", f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.", exchange)
+            self._add(
+                result,
+                Finding(
+                    "expected_status",
+                    f"Received HTTP {response.status_code}{said}; the contract expects {wanted} here.",
+                    exchange,
+                ),
             )
         try:
             self.validator.validate(response)
@@ -377,13 +409,15 @@ class DeploymentCheck:
             return
         known = set(self.schema.get("properties", {}))
         if isinstance(param, str) and param != probe.field and param.split(".")[0] not in known:
-            self._add(result, Finding(
+            self._add(
+                result,
+                Finding(
                     "refused_field",
                     f"The probe left out or broke '{probe.field}', and the deployment refused it naming "
                     f"'{param}', a field this contract does not define: the deployment expects another "
                     f"version of the request body than {self.contract.path.name}.",
                     exchange,
-                )
+                ),
             )
 
     def _run_probe(self, probe: _Probe) -> ProbeResult:
@@ -438,17 +472,35 @@ class DeploymentCheck:
         if response is None:
             self._add(probe, Finding("download", f"The result URL did not answer: {exchange.error}", exchange))
         elif response.status_code not in (200, 206) or not response.content:
-            self._add(probe, Finding("download", f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.", exchange)
+            self._add(
+                probe,
+                Finding(
+                    "download",
+                    f"The result URL answered HTTP {response.status_code}; expected 200 or 206 with the video.",
+                    exchange,
+                ),
             )
-        elif not response.headers.get("content-type", "").startswith(("video/", "application/octet-stream", "binary/octet-stream")):
-            self._add(probe, Finding("download", f"The result URL served {response.headers.get('content-type')!r}; expected a video.", exchange)
+        elif not response.headers.get("content-type", "").startswith(
+            ("video/", "application/octet-stream", "binary/octet-stream")
+        ):
+            self._add(
+                probe,
+                Finding(
+                    "download",
+                    f"The result URL served {response.headers.get('content-type')!r}; expected a video.",
+                    exchange,
+                ),
             )
 
     def _submit_task(self, index: int) -> Iterator[Event]:
-        probe = ProbeResult(f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end")
+        probe = ProbeResult(
+            f"billable-task-{index}", f"Submit valid task {index} of {self.billable} and follow it to the end"
+        )
         yield ProbeStarted(probe.name, probe.description)
         self.report.spent += 1  # counted before sending: a submit is never retried
-        exchange, response = self._send("POST", self.submit_path, "token", self.valid_body, content_type="application/json")
+        exchange, response = self._send(
+            "POST", self.submit_path, "token", self.valid_body, content_type="application/json"
+        )
         created_status = self.contract.shapes.created_status
         self._judge(probe, exchange, response, frozenset({created_status}))
         created = _json(response) if response is not None and response.status_code == created_status else None

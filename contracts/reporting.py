@@ -56,7 +56,9 @@ class ConsoleReporter:
         for number, finding in enumerate(report.findings, start=1):
             console.rule(f"[red]Failure {number}[/]: {escape(finding.check)}")
             console.print(escape(_finding_text(finding)), soft_wrap=True)
-        table = Table(title=f"mockserver check: {escape(report.base_url)} against the '{escape(report.contract)}' contract")
+        table = Table(
+            title=f"mockserver check: {escape(report.base_url)} against the '{escape(report.contract)}' contract"
+        )
         table.add_column("probes")
         table.add_column("passed")
         table.add_column("failed")
@@ -71,7 +73,11 @@ class ConsoleReporter:
             f"{report.duration:.2f} s",
         )
         console.print(table)
-        console.print("[green]The deployment keeps its contract.[/]" if report.ok else "[red]The deployment breaks its contract.[/]")
+        console.print(
+            "[green]The deployment keeps its contract.[/]"
+            if report.ok
+            else "[red]The deployment breaks its contract.[/]"
+        )
 
 
 def _finding_text(finding: Finding) -> str:
@@ -129,7 +135,9 @@ def write_junit(report: Report, path: Path) -> None:
     )
     ET.SubElement(ET.SubElement(suite, "properties"), "property", name="base_url", value=report.base_url)
     for probe in report.probes:
-        case = ET.SubElement(suite, "testcase", classname=f"contract.{report.contract}", name=probe.name, time=f"{probe.duration:.3f}")
+        case = ET.SubElement(
+            suite, "testcase", classname=f"contract.{report.contract}", name=probe.name, time=f"{probe.duration:.3f}"
+        )
         for finding in probe.findings:
             failure = ET.SubElement(case, "failure", message=finding.message[:500], type=finding.check)
             failure.text = _finding_text(finding)

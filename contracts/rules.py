@@ -65,7 +65,9 @@ class Reader:
         shapes = contract.shapes
         # where each task shape holds its error (read once: the rules run on every poll of a check)
         errors = {
-            id(shape): next((path for path, node in shape.node.walk() if node.source in ("error", "error_message")), None)
+            id(shape): next(
+                (path for path, node in shape.node.walk() if node.source in ("error", "error_message")), None
+            )
             for shape in shapes.tasks
         }
 
@@ -99,16 +101,22 @@ class Reader:
         error = _at(task, where) if where is not None else None
         problems = []
         if phase == "failed" and where is not None and not error:
-            problems.append(f"status is {status!r} but {'.'.join(where)} is {error!r}; expected the failure's code and message")
+            problems.append(
+                f"status is {status!r} but {'.'.join(where)} is {error!r}; expected the failure's code and message"
+            )
         if phase not in ("failed", "cancelled") and error:
-            problems.append(f"status is {status!r} but {'.'.join(where or ())} is set ({error!r}); expected null unless failed")
+            problems.append(
+                f"status is {status!r} but {'.'.join(where or ())} is set ({error!r}); expected null unless failed"
+            )
         place = self.result(task)
         if place is not None:
             results = _at(task, place)
             if phase != "succeeded" and results is not None:
                 problems.append(f"status is {status!r} but {'.'.join(place)} are set; expected null until completed")
             if phase == "succeeded" and isinstance(results, list) and not results:
-                problems.append(f"status is {status!r} with an empty {'.'.join(place)} list; expected at least one result")
+                problems.append(
+                    f"status is {status!r} with an empty {'.'.join(place)} list; expected at least one result"
+                )
         return problems
 
     def transition_problems(self, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -120,7 +128,11 @@ class Reader:
         if old_phase in TERMINAL_PHASES and (new_phase != old_phase or (old_phase == new_phase and new != old)):
             problems.append(f"status changed from terminal {old!r} to {new!r}; expected a terminal status to be final")
         old_progress, new_progress = before.get("progress"), after.get("progress")
-        if isinstance(old_progress, (int, float)) and isinstance(new_progress, (int, float)) and new_progress < old_progress:
+        if (
+            isinstance(old_progress, (int, float))
+            and isinstance(new_progress, (int, float))
+            and new_progress < old_progress
+        ):
             problems.append(f"progress fell from {old_progress} to {new_progress}; expected it never to fall")
         place = self.result(before)
         if place is not None and _at(before, place) is not None and _at(after, self.result(after) or place) is None:

@@ -101,7 +101,9 @@ def timelines(
             step["ramp"] = draw(st.booleans())
         steps.append(step)
     if ending is None:
-        ending = draw(st.sampled_from(["completed", "failed", "quirk", "never"] if quirk else ["completed", "failed", "never"]))
+        ending = draw(
+            st.sampled_from(["completed", "failed", "quirk", "never"] if quirk else ["completed", "failed", "never"])
+        )
     at += draw(seconds)
     if ending == "completed":
         steps.append({"at": at, "status": "completed"})
@@ -245,18 +247,30 @@ def behaviours(
     fixed = _CLASS_PARTS.get(kind or "", {})
     scenario: dict[str, Any] = {"name": name}
     submit = draw(
-        submits(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("submit"), documented=documented.get("submit"))
+        submits(
+            retry_after_max=retry_after_max,
+            faults=faults,
+            kind=fixed.get("submit"),
+            documented=documented.get("submit"),
+        )
     )
     if submit is not None:
         scenario["submit"] = submit
     if fixed.get("polls", True) is not False:
         polls = draw(
-            poll_rules(retry_after_max=retry_after_max, faults=faults, kind=fixed.get("polls"), documented=documented.get("poll"))
+            poll_rules(
+                retry_after_max=retry_after_max,
+                faults=faults,
+                kind=fixed.get("polls"),
+                documented=documented.get("poll"),
+            )
         )
         if polls:
             scenario["polls"] = polls
     timeline = draw(
-        timelines(max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending"), quirk=results_later)
+        timelines(
+            max_steps=max_steps, max_step_seconds=max_step_seconds, ending=fixed.get("ending"), quirk=results_later
+        )
     )
     quirk = fixed.get("quirk", "any")
     if quirk == "any":
@@ -269,10 +283,22 @@ def behaviours(
             scenario["off_contract"] = "generated: status 'cancelled' is outside the documented enum"
     elif quirk == "disappears":
         scenario["disappears_after"] = draw(_tenths(1, int(max_step_seconds * 10 * max(1, max_steps))))
-    undocumented = sorted(
-        {answer["status"] for answer in submit or [] if answer.get("status") not in (None, *documented.get("submit", ()))}
-        | {rule["status"] for rule in scenario.get("polls", []) if rule.get("status") not in (None, *documented.get("poll", ()))}
-    ) if documented else []
+    undocumented = (
+        sorted(
+            {
+                answer["status"]
+                for answer in submit or []
+                if answer.get("status") not in (None, *documented.get("submit", ()))
+            }
+            | {
+                rule["status"]
+                for rule in scenario.get("polls", [])
+                if rule.get("status") not in (None, *documented.get("poll", ()))
+            }
+        )
+        if documented
+        else []
+    )
     if undocumented and "off_contract" not in scenario:
         listed = ", ".join(f"HTTP {status}" for status in undocumented)
         scenario["off_contract"] = f"generated: {listed} is not documented by this contract"
@@ -312,7 +338,11 @@ def describe(scenario: dict[str, Any]) -> str:
         end = last["status"] + (f" ({last['error']['code']})" if "error" in last else "")
         if last["status"] == "completed" and any(s.get("results", 1) is None for s in steps):
             end = "completed before its results, filled in later"
-        parts.append(f"{len(steps)} steps, ends {end} at {last['at']:g} s" if last["status"] not in ("pending", "processing") else f"{len(steps)} steps, never finishes")
+        parts.append(
+            f"{len(steps)} steps, ends {end} at {last['at']:g} s"
+            if last["status"] not in ("pending", "processing")
+            else f"{len(steps)} steps, never finishes"
+        )
     if "disappears_after" in scenario:
         parts.append(f"disappears after {scenario['disappears_after']:g} s")
     if "latency" in scenario:

@@ -58,7 +58,9 @@ def submit(client: httpx.Client, body: dict) -> str:
         try:
             response = client.post("/v1/videos/generations", json=body)
         except httpx.TransportError as exc:
-            log(f"submit outcome unknown (no answer: {type(exc).__name__}); not submitting again, to avoid a second task")
+            log(
+                f"submit outcome unknown (no answer: {type(exc).__name__}); not submitting again, to avoid a second task"
+            )
             sys.exit(3)
         if response.status_code == 200:
             try:

@@ -89,7 +89,9 @@ def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
     return value
 
 
-def _scenario_json(scenario: Scenario, default: Scenario, full: bool = False, words: dict[str, str] | None = None) -> dict[str, Any]:
+def _scenario_json(
+    scenario: Scenario, default: Scenario, full: bool = False, words: dict[str, str] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": scenario.name,
         "description": scenario.description,
@@ -325,7 +327,10 @@ class AdminApi:
 
     async def contract(self, request: Request) -> Response:
         """The loaded document, pointing at this fake (its own `servers` name the paid API)."""
-        fake = {"url": self.rt.base_url(request) + self.rt.contract.prefix, "description": "This mock server (free, offline)."}
+        fake = {
+            "url": self.rt.base_url(request) + self.rt.contract.prefix,
+            "description": "This mock server (free, offline).",
+        }
         return JsonResponse({**self.rt.contract.document, "servers": [fake]})
 
     async def scenarios(self, request: Request) -> Response:
@@ -394,7 +399,11 @@ class AdminApi:
         data = await self._json(request)
         timeout = _number(data.get("timeout", request.query_params.get("timeout", 30)), "timeout")
         if not 0 < timeout <= 600:
-            raise ApiError(422, f"'timeout' is real seconds to wait, more than 0 and at most 600, got {timeout:g}.", param="timeout")
+            raise ApiError(
+                422,
+                f"'timeout' is real seconds to wait, more than 0 and at most 600, got {timeout:g}.",
+                param="timeout",
+            )
         settled = await self.rt.settle_callbacks(timeout)
         now = await self.rt.now()
         _, pending = await self.rt.callback_attempts()

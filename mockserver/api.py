@@ -88,7 +88,9 @@ def _short(value: Any) -> bool:
     return value is None or isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 64)
 
 
-def _answer(request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str) -> Response:
+def _answer(
+    request: Incoming, answer: Answer, normal: Response | None, render: Renderer, operation_id: str
+) -> Response:
     """The scripted answer: the normal response or the scripted error, delivered with its fault."""
     if answer.status == 200:
         response = normal if normal is not None else Response(b"")
@@ -126,11 +128,20 @@ class ProviderApi:
             for kind, op in self.operations.items() if kind in ("content", "cancel", "delete")
         }  # fmt: skip
         # What a body says for the model, audio and the clip, read by one function per kind of body
-        bodies = [contract.submit.body, *(b for _, b in contract.submit.branches.values()), *(b for _, b in contract.submit.forms.values())]
-        self._facts = {id(None): _facts(None), **{id(fields): _facts(fields) for fields in bodies if fields is not None}}
+        bodies = [
+            contract.submit.body,
+            *(b for _, b in contract.submit.branches.values()),
+            *(b for _, b in contract.submit.forms.values()),
+        ]
+        self._facts = {
+            id(None): _facts(None),
+            **{id(fields): _facts(fields) for fields in bodies if fields is not None},
+        }
         # path parameters that name the model (Replicate's {model_owner}/{model_name}), joined by '/'
         self.model_in_path = tuple(
-            name for name in contract.submit.path_parameters if any(w in name.lower() for w in ("model", "owner", "name"))
+            name
+            for name in contract.submit.path_parameters
+            if any(w in name.lower() for w in ("model", "owner", "name"))
         )
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
         self.callbacks = shapes.callbacks  # None: the contract documents none
@@ -152,7 +163,9 @@ class ProviderApi:
         found.append(Route("/files/{task_id}.mp4", self.route(self.download, None, "task_id"), methods=["GET", "HEAD"]))
         return found
 
-    def route(self, handler: Handler, op: Operation | None, parameter: str | None = None) -> Callable[[Request], Awaitable[Response]]:
+    def route(
+        self, handler: Handler, op: Operation | None, parameter: str | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
         """A Starlette endpoint for a handler that reads an `Incoming`; for an operation of the
         contract, its errors in the contract's words."""
         parameter = parameter or (op.path_parameters[-1] if op is not None and op.path_parameters else None)
@@ -198,7 +211,9 @@ class ProviderApi:
                 return body, fields
             kind_of_type = (content_type or "").split(";")[0].strip().lower()
             if not op.json_body or kind_of_type not in ("application/json", ""):
-                documented = [k for k in ("multipart/form-data", "application/x-www-form-urlencoded") if is_form(k) in op.forms]
+                documented = [
+                    k for k in ("multipart/form-data", "application/x-www-form-urlencoded") if is_form(k) in op.forms
+                ]
                 documented = (["application/json"] if op.json_body else []) + documented
                 listed = " or ".join(repr(k) for k in documented)
                 raise ApiError(400, f"Unsupported Content-Type {str(content_type)[:80]!r}; send the body as {listed}.")
@@ -276,8 +291,20 @@ class ProviderApi:
         submitted = await self.rt.state.submit(
             # positional: a dozen keyword arguments cost more than the rest of the call on this path
             Submission(
-                key_id(api_key), str(model), derived, bool(audio), header, fallback, fallback_by, seconds, width, height,
-                echoed, self.submission_ids, callback_url, callback_events,
+                key_id(api_key),
+                str(model),
+                derived,
+                bool(audio),
+                header,
+                fallback,
+                fallback_by,
+                seconds,
+                width,
+                height,
+                echoed,
+                self.submission_ids,
+                callback_url,
+                callback_events,
             )  # fmt: skip
         )
         scenario = submitted.scenario

@@ -30,6 +30,7 @@ from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 from mockserver.state import StoreUnavailable
 
+
 def routes_hint(runtime: Runtime) -> str:
     """What a 404 for an unknown route says: the routes the contract documents."""
     documented = ", ".join(f"{op.method} {op.route}" for op in runtime.contract.shapes.operations.values())

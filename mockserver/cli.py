@@ -802,7 +802,9 @@ def scenarios() -> None:
     show_default=True,
     help="The contract whose status words the scenarios may use ('seed', 'current' or a path).",
 )
-def list_scenarios(scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool, contract: str) -> None:
+def list_scenarios(
+    scenario_dirs: tuple[Path, ...], key_files: tuple[Path, ...], no_shipped: bool, contract: str
+) -> None:
     """Show every scenario the server would load, with its description."""
     settings = Settings(scenario_dirs=scenario_dirs, shipped_scenarios=not no_shipped, keys=key_files)
     sources: dict[str, Path] = {}
@@ -861,7 +863,9 @@ def validate_scenarios(paths: tuple[Path, ...], contract: str) -> None:
         loaded_contract = Contract.load(contract)
         renderer = Renderer(loaded_contract, Media())
         vocabulary = loaded_contract.shapes.vocabulary
-        conformity.check_answers(loaded_contract, renderer, load_directories([SHIPPED_SCENARIOS], vocabulary)["default"])
+        conformity.check_answers(
+            loaded_contract, renderer, load_directories([SHIPPED_SCENARIOS], vocabulary)["default"]
+        )
     except ContractError as exc:
         _fail(str(exc))
     if not paths:

@@ -27,7 +27,6 @@ from mockserver.state.task import Task
 from mockserver.yamlfile import field_name
 
 
-
 def _sample_model(contract: Contract) -> str:
     """A model a task of this contract could have: one of its body's models (the default first),
     else one its task schema names, else ours."""
@@ -77,7 +76,15 @@ def sample_task(contract: Contract, renderer: Renderer, scenario: Scenario) -> T
     """A task of this contract as the fake would make it, for the start-up checks."""
     request = sample_request(contract)
     return Task(
-        renderer.sample_id, 1757165031, 0.0, scenario, _sample_model(contract), "16:9", True, "key-sample", request=request
+        renderer.sample_id,
+        1757165031,
+        0.0,
+        scenario,
+        _sample_model(contract),
+        "16:9",
+        True,
+        "key-sample",
+        request=request,
     )
 
 
@@ -87,7 +94,9 @@ def _answer_problems(operation: Operation, answer: Answer, renderer: Renderer) -
     spec = operation.answer(answer.status)
     if spec is None:
         documented = ", ".join(sorted(operation.answers))
-        return [f"HTTP {answer.status} is not documented for {operation.method} {operation.path} (documented: {documented})"]
+        return [
+            f"HTTP {answer.status} is not documented for {operation.method} {operation.path} (documented: {documented})"
+        ]
     body = renderer.error_body(operation.operation_id, answer.status, answer.error or {}, own=False)
     return spec.problems(body, dict(answer.headers))
 
@@ -120,12 +129,17 @@ def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) ->
     spec = contract.submit.answer(shapes.created_status)
     found = spec.problems(renderer.created(sample, 45, "http://mock.test")) if spec is not None else []
     if found:
-        raise ContractError(f"{contract.path}: at {shapes.created.pointer}: the fake cannot fill this submit answer: {found[0]}")
+        raise ContractError(
+            f"{contract.path}: at {shapes.created.pointer}: the fake cannot fill this submit answer: {found[0]}"
+        )
     cancelled = State(-2, "cancelled", 10)
     checks: list[tuple[Operation, int, Any, str]] = []
     if shapes.list is not None and shapes.page is not None:
         item = renderer.task(sample, State(0, "queued", 0), "http://mock.test")
-        page = renderer.page([item], {"has_more": False, "first_id": sample.id, "last_id": sample.id, "total": 1, "limit": 20, "offset": 0})
+        page = renderer.page(
+            [item],
+            {"has_more": False, "first_id": sample.id, "last_id": sample.id, "total": 1, "limit": 20, "offset": 0},
+        )
         checks.append((shapes.list, 200, page, shapes.page.node.pointer))
     if shapes.cancel is not None:  # a cancelled task is polled like any other
         checks.append((shapes.query, 200, renderer.task(sample, cancelled, "http://mock.test"), shapes.task.pointer))

@@ -79,7 +79,11 @@ class Fault:
         return cls(raw["kind"], raw.get("chunk_bytes", 16), float(raw.get("interval", 0.5)))
 
     def describe(self) -> Any:
-        return {"kind": self.kind, "chunk_bytes": self.chunk_bytes, "interval": self.interval} if self.kind == "slow" else self.kind
+        return (
+            {"kind": self.kind, "chunk_bytes": self.chunk_bytes, "interval": self.interval}
+            if self.kind == "slow"
+            else self.kind
+        )
 
 
 def _transport(scope: Scope) -> asyncio.Transport:

@@ -253,7 +253,9 @@ class FuzzRun:
         text = "".join(line for _, line in lines)[-OUTPUT_LIMIT:]
         exit_code = None if stopped else process.returncode
         entries = self._entries(since)
-        run = ClientRun(entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines)
+        run = ClientRun(
+            entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines
+        )
         if self.documents_callbacks:
             self._callbacks(run, since, ended)
         return run
@@ -268,7 +270,14 @@ class FuzzRun:
         run.callbacks = [e.to_json() for e in reversed(outgoing) if since <= e.wall_time <= ended]
         run.attempts = [a.to_json() for a in reversed(attempts) if since <= a.wall_time <= ended]
         run.pending = [
-            {"task_id": d.task_id, "event": d.event, "at": d.at, "due": d.due, "webhook_id": d.webhook_id, "fault": d.fault}
+            {
+                "task_id": d.task_id,
+                "event": d.event,
+                "at": d.at,
+                "due": d.due,
+                "webhook_id": d.webhook_id,
+                "fault": d.fault,
+            }
             for d in pending
         ]
         run.now = server.call(runtime.state.clock_reading()).now
@@ -281,7 +290,11 @@ class FuzzRun:
         assert self._server is not None
         runtime = self._server.runtime
         size = runtime.settings.journal_size
-        entries = [entry.to_json() for entry in reversed(self._server.call(runtime.requests(direction="incoming"))) if entry.wall_time >= since]
+        entries = [
+            entry.to_json()
+            for entry in reversed(self._server.call(runtime.requests(direction="incoming")))
+            if entry.wall_time >= since
+        ]
         if len(entries) >= size:
             raise ValueError(f"the client sent {size} requests or more in one run: too many to judge")
         return entries

@@ -111,7 +111,9 @@ def describe_failure(console: Console, failure: Failure, flaky: bool) -> None:
     pending = [d for d in failure.run.pending if d["due"] > failure.run.now]
     for delivery in pending[:3]:
         wait = delivery["due"] - failure.run.now
-        console.print(escape(f"  still to come: {delivery['event']} {wait:.0f} scenario seconds after the client ended"))
+        console.print(
+            escape(f"  still to come: {delivery['event']} {wait:.0f} scenario seconds after the client ended")
+        )
     exit_text = {
         "time-limit": "stopped at the time limit",
         "broken": "stopped as soon as the property broke",

@@ -16,7 +16,7 @@ from mockserver.errors import ApiError
 
 
 class Incoming:
-    __slots__ = ("scope", "receive", "method", "path", "task_id", "raw_body", "_headers")
+    __slots__ = ("_headers", "method", "path", "raw_body", "receive", "scope", "task_id")
 
     def __init__(self, scope: Scope, receive: Receive, task_id: str | None = None) -> None:
         self.scope = scope

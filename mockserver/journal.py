@@ -282,7 +282,7 @@ class Journal:
 class Capture:
     """Wraps an ASGI `send`, keeping what the journal records of the answer."""
 
-    __slots__ = ("send", "status", "headers", "answer", "keep")
+    __slots__ = ("answer", "headers", "keep", "send", "status")
 
     def __init__(self, send: Send) -> None:
         self.send = send
@@ -336,6 +336,12 @@ class JournalMiddleware:
             self.record(
                 *exchange(
                     self.now() if now is None else now,
-                    scope, bytes(body), capture.status, started, arrived, capture.headers, bytes(capture.answer),
+                    scope,
+                    bytes(body),
+                    capture.status,
+                    started,
+                    arrived,
+                    capture.headers,
+                    bytes(capture.answer),
                 )  # fmt: skip
             )

@@ -45,7 +45,9 @@ def load_key_maps(
                 raise KeyMapError(str(path), line, f"entry {number}", "an API key must be a non-empty string")
             if not isinstance(name, str) or name not in scenarios:
                 known = ", ".join(sorted(scenarios))
-                raise KeyMapError(str(path), line, f"entry {number}", f"{name!r} is not a loaded scenario (loaded: {known})")
+                raise KeyMapError(
+                    str(path), line, f"entry {number}", f"{name!r} is not a loaded scenario (loaded: {known})"
+                )
             keys[key] = name
             if sources is not None:
                 sources[key] = path

@@ -94,7 +94,9 @@ def result_expires_at(task: Task) -> float | None:
 def force_failed(task: Task, now: float, code: str, message: str) -> State:
     current = task_state(task, now, poll=False)
     task.completed_at = age(task, now)
-    task.forced = State(FORCED_STEP, "failed", current.progress, None, {"code": code, "message": message})  # the contract adds `type`
+    task.forced = State(
+        FORCED_STEP, "failed", current.progress, None, {"code": code, "message": message}
+    )  # the contract adds `type`
     return task.forced
 
 

@@ -197,7 +197,9 @@ class Media:
     def kept(self, seconds: float, width: int, height: int, audio: bool) -> Clip | None:
         """The clip `clip()` would give, if it needs no making (a shipped one, or one made before)."""
         frames, audio = clipmaker.frame_count(seconds), bool(audio)
-        if frames == DEFAULT_SECONDS * clipmaker.FPS and (width, height) == ((720, 1280) if height > width else (1280, 720)):
+        if frames == DEFAULT_SECONDS * clipmaker.FPS and (width, height) == (
+            (720, 1280) if height > width else (1280, 720)
+        ):
             return self._clips[(height > width, audio)]
         return self._made.peek((frames, width, height, audio))
 

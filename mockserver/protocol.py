@@ -70,7 +70,7 @@ class _AnswerTransport:
     head of an answer waits for the first piece of its body (or the end of the answer), and the
     cycle's close() closes lingeringly when the client may still be sending."""
 
-    __slots__ = ("protocol", "hold", "held")
+    __slots__ = ("held", "hold", "protocol")
 
     def __init__(self, protocol: MockHttpProtocol) -> None:
         self.protocol = protocol

@@ -32,9 +32,9 @@ from typing import Any
 from contracts import Contract, ContractError
 from contracts._protocol import TaskShape, status_node
 from contracts._shape import Node
+from contracts.ids import IdMaker
 from mockserver.codegen import OMIT, WEAK, Verbatim, compile_node
 from mockserver.errors import STATUS_TYPES, ApiError
-from contracts.ids import IdMaker
 from mockserver.lifecycle import State, ended_at
 from mockserver.media import Media
 from mockserver.responses import JsonResponse
@@ -46,6 +46,7 @@ __all__ = ["OMIT", "WEAK", "Renderer", "Verbatim"]
 
 class _Whole(dict):  # type: ignore[type-arg]
     """A value rendered already (not `dict` itself: generated functions rebuild only plain dicts)."""
+
 
 _quote = json.encoder.encode_basestring  # the JSON string of a str, as the json module writes it
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
@@ -107,7 +108,9 @@ def _id_maker(contract: Contract) -> IdMaker:
     try:
         return IdMaker.from_schema(node.schema if node is not None else None)
     except ValueError as exc:
-        raise ContractError(f"{contract.at(node.pointer if node else '')}: the fake cannot make task ids: {exc}") from None
+        raise ContractError(
+            f"{contract.at(node.pointer if node else '')}: the fake cannot make task ids: {exc}"
+        ) from None
 
 
 def _number(value: float) -> float | int:
@@ -215,7 +218,8 @@ class Renderer:
         own_shape = common is not None and (nodes[common].find("error") or Node("")).kind == "object"
         self._fallback = compiled[common] if common is not None and not own_shape else None
         self._fallback_media = next(
-            (self._error_media[key] for key, node in shapes.errors.items() if node.pointer == common), "application/json"
+            (self._error_media[key] for key, node in shapes.errors.items() if node.pointer == common),
+            "application/json",
         ).split(";")[0]
         self._page = compile_node(shapes.page.node) if shapes.page is not None else None
         self._outcomes = {
@@ -392,7 +396,10 @@ class Renderer:
             "http_status": status,
             "reason": _REASONS.get(status, "Error"),
         }
-        context["error_message"], context["error_code"] = context.get("message"), context.get("code")  # an error that is a string
+        context["error_message"], context["error_code"] = (
+            context.get("message"),
+            context.get("code"),
+        )  # an error that is a string
         context[WEAK] = frozenset(context) if own else frozenset() if "type" in fields else frozenset({"type"})
         return fill(context)
 
@@ -428,13 +435,19 @@ class Renderer:
         body = self.error_body(operation_id, error.status, fields, own=True)
         if body is None:
             return JsonResponse(error.body(), status_code=error.status, headers=error.headers)
-        return JsonResponse(body, status_code=error.status, headers=error.headers, media_type=self._media(operation_id, error.status))
+        return JsonResponse(
+            body, status_code=error.status, headers=error.headers, media_type=self._media(operation_id, error.status)
+        )
 
-    def scripted_error(self, operation_id: str, status: int, error: dict[str, Any], headers: dict[str, str]) -> JsonResponse:
+    def scripted_error(
+        self, operation_id: str, status: int, error: dict[str, Any], headers: dict[str, str]
+    ) -> JsonResponse:
         """A scenario's error answer: what it wrote, with what the contract requires filled in."""
         body = self.error_body(operation_id, status, error, own=False)
         if body is None:
-            return JsonResponse(ApiError(status, **{"message": "", **error}).body(), status_code=status, headers=headers)
+            return JsonResponse(
+                ApiError(status, **{"message": "", **error}).body(), status_code=status, headers=headers
+            )
         return JsonResponse(body, status_code=status, headers=headers, media_type=self._media(operation_id, status))
 
 

@@ -66,7 +66,9 @@ class Runtime:
         keys = load_key_maps(key_map_files(directories, settings.keys), {**self.scenarios, **self.left_out}, sources)
         keys = {key: name for key, name in keys.items() if name not in self.left_out}
         shipped = SHIPPED_SCENARIOS / KEYMAP_FILE
-        unusable = sorted({str(sources[key]) for key in keys if sources[key] != shipped and not self.accepted_keys.fullmatch(key)})
+        unusable = sorted(
+            {str(sources[key]) for key in keys if sources[key] != shipped and not self.accepted_keys.fullmatch(key)}
+        )
         if unusable:
             raise ValueError(
                 f"{', '.join(unusable)}: some keys do not match --api-keys {settings.api_keys!r}, so no client could use them"
@@ -107,6 +109,7 @@ class Runtime:
     def fingerprint(self) -> dict[str, str]:
         """What every replica on one shared store must have in common, as digests: the contract,
         each scenario loaded at start-up, the key map and the settings that change answers."""
+
         def digest(value: Any) -> str:
             return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -205,7 +208,13 @@ class Runtime:
         return ApiError(404, f"No task with id {task_id[:100]!r}. {hint}".rstrip(), code="task_not_found")
 
     async def change_task(
-        self, task_id: str, action: str, change: Callable[[Task, float], None], refusal: int = 409, *, client: bool = False
+        self,
+        task_id: str,
+        action: str,
+        change: Callable[[Task, float], None],
+        refusal: int = 409,
+        *,
+        client: bool = False,
     ) -> Found:
         """Change a task (atomically), unless it is terminal (a resume or a delete is fine then) or
         (a client's cancel) its scenario says it cannot be cancelled: then `refusal`, in the
@@ -259,7 +268,9 @@ class Runtime:
         }  # fmt: skip
         if action not in changes:
             raise ApiError(
-                404, f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume, or cancel.", code="unknown_route"
+                404,
+                f"Unknown task action {action[:40]!r}; use fail, complete, stall or resume, or cancel.",
+                code="unknown_route",
             )
         return await changes[action](task_id)
 
@@ -308,13 +319,16 @@ class Runtime:
             "task": self.render.task(task, state, base_url),
         }
 
-    async def task_views(self, base_url: str, status: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
+    async def task_views(
+        self, base_url: str, status: str | None = None, scenario: str | None = None
+    ) -> list[dict[str, Any]]:
         tasks, now = await self.state.tasks_now()
         views = [self.task_view(Found(task, now, False), base_url) for task in tasks]
         return [
             view
             for view in views
-            if (status is None or view["task"].get(self.contract.shapes.status_name) == status) and (scenario is None or view["scenario"] == scenario)
+            if (status is None or view["task"].get(self.contract.shapes.status_name) == status)
+            and (scenario is None or view["scenario"] == scenario)
         ]
 
     # Callbacks.

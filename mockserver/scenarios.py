@@ -59,7 +59,9 @@ class Rule:
     @property
     def prompt_only(self) -> bool:
         """Whether the rule only looks for a marker in the prompt (the common case)."""
-        return self.prompt_contains is not None and not (self.api_key or self.prompt_regex or self.model or self.aspect_ratio)
+        return self.prompt_contains is not None and not (
+            self.api_key or self.prompt_regex or self.model or self.aspect_ratio
+        )
 
     def matches(self, api_key: str, body: dict[str, Any]) -> bool:
         prompt = body.get("prompt")
@@ -287,7 +289,9 @@ class _Builder:
                 try:
                     pattern = re.compile(item["prompt_regex"])
                 except re.error as exc:
-                    raise self.fail(("match", index, "prompt_regex"), f"not a valid regular expression: {exc}") from None
+                    raise self.fail(
+                        ("match", index, "prompt_regex"), f"not a valid regular expression: {exc}"
+                    ) from None
             rules.append(Rule(**{**item, "prompt_regex": pattern}))
         return tuple(rules)
 
@@ -310,7 +314,9 @@ class _Builder:
             # the error's `type` and any field the contract requires come from the contract (mockserver.render)
             error = {"message": f"Simulated HTTP {status} from the mock scenario.", **raw.get("error", {})}
         headers = tuple((str(k), str(v)) for k, v in raw.get("headers", {}).items())
-        return Answer(status, raw.get("estimated_time"), error, headers, bool(raw.get("creates_task")), fault, raw.get("times"))
+        return Answer(
+            status, raw.get("estimated_time"), error, headers, bool(raw.get("creates_task")), fault, raw.get("times")
+        )
 
     def submit(self) -> tuple[Answer, ...]:
         raw = self.data.get("submit", {})
@@ -321,7 +327,9 @@ class _Builder:
         answers = tuple(self.answer(item, ("submit", i), 200) for i, item in enumerate(raw))
         for index, answer in enumerate(answers[:-1]):
             if answer.times is None:
-                raise self.fail(("submit", index), "every entry but the last needs 'times' (how many submissions it answers)")
+                raise self.fail(
+                    ("submit", index), "every entry but the last needs 'times' (how many submissions it answers)"
+                )
         return answers
 
     def polls(self) -> tuple[PollRule, ...]:
@@ -329,7 +337,9 @@ class _Builder:
         for index, raw in enumerate(self.data.get("polls", [])):
             path = ("polls", index)
             if "on" in raw and "first" in raw:
-                raise self.fail(path, "say which polls with 'on: [3, 4]' or 'first: N', not both (neither means every poll)")
+                raise self.fail(
+                    path, "say which polls with 'on: [3, 4]' or 'first: N', not both (neither means every poll)"
+                )
             if "status" not in raw and "fault" not in raw:
                 raise self.fail(path, "say what those polls get: a 'status' (with an optional error) or a 'fault'")
             answer = self.answer(raw, path, 200)
@@ -363,7 +373,10 @@ class _Builder:
         if previous is not None:
             before = self.data["timeline"][index - 1]["status"]
             if item["at"] < previous.at:
-                raise self.fail((*path, "at"), f"{item['at']} is earlier than the step before ({previous.at}); steps go forward in time")
+                raise self.fail(
+                    (*path, "at"),
+                    f"{item['at']} is earlier than the step before ({previous.at}); steps go forward in time",
+                )
             if previous.phase in ("failed", "cancelled"):
                 raise self.fail((*path, "status"), f"nothing can follow a '{before}' step: terminal is final")
             if previous.phase == "succeeded" and phase != "succeeded":
@@ -373,7 +386,9 @@ class _Builder:
         default = 0 if previous is None else previous.progress
         progress = item.get("progress", 100 if phase == "succeeded" else (0 if phase == "queued" else default))
         if previous is not None and progress < previous.progress:
-            raise self.fail((*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls")
+            raise self.fail(
+                (*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls"
+            )
         attached = previous is not None and previous.phase == "succeeded" and previous.results is not None
         if attached and item.get("results", UNSET) != previous.results:
             raise self.fail((*path, "results"), "once a step has attached results, later steps keep the same results")
@@ -407,7 +422,9 @@ class _Builder:
         if mix and sequence:
             raise self.fail(("sequence",), "a scenario has a mix or a sequence, not both")
         if not mix and not sequence and not timeline and any(answer.makes_task for answer in submit):
-            raise self.fail((), "missing required field 'timeline' (or 'mix' or 'sequence'): this scenario creates tasks")
+            raise self.fail(
+                (), "missing required field 'timeline' (or 'mix' or 'sequence'): this scenario creates tasks"
+            )
         faults = data.get("callbacks", {})
         if "late" in faults and "early" in faults:
             raise self.fail(("callbacks", "early"), "a callback is late or early, not both")
@@ -472,7 +489,9 @@ def check_mixes(scenarios: dict[str, Scenario]) -> None:
         for where, field_name, name in scenario.members():
             member = scenarios.get(name)
             if member is None or member.mix or member.sequence:
-                problem = "is not a loaded scenario" if member is None else "is itself a mix or a sequence; they cannot nest"
+                problem = (
+                    "is not a loaded scenario" if member is None else "is itself a mix or a sequence; they cannot nest"
+                )
                 raise ScenarioError(scenario.source, scenario.lines.get(where), field_name, f"'{name}' {problem}")
 
 
@@ -485,7 +504,10 @@ def load_directories(directories: list[Path], vocabulary: Vocabulary | None = No
             for scenario in load_file(path, vocabulary):
                 if scenario.name in seen:
                     raise ScenarioError(
-                        str(path), None, "name", f"'{scenario.name}' is already the name of a scenario in {seen[scenario.name]}"
+                        str(path),
+                        None,
+                        "name",
+                        f"'{scenario.name}' is already the name of a scenario in {seen[scenario.name]}",
                     )
                 seen[scenario.name] = str(path)
                 scenarios[scenario.name] = scenario

@@ -28,7 +28,9 @@ def mask_url(url: str) -> str:
     base, mark, query = rest.partition("?")
     if mark:
         pairs = (item.partition("=") for item in query.split("&"))
-        query = "&".join(f"{k}=***" if k.lower() in ("password", "pass", "pwd") and eq else f"{k}{eq}{v}" for k, eq, v in pairs)
+        query = "&".join(
+            f"{k}=***" if k.lower() in ("password", "pass", "pwd") and eq else f"{k}{eq}{v}" for k, eq, v in pairs
+        )
         rest = f"{base}?{query}"
     return f"{scheme}://{rest}"
 

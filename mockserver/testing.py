@@ -66,7 +66,9 @@ class LiveServer:
             loop = factory()
             self._loop = loop
             try:
-                loop.run_until_complete(self.runtime.state.start())  # a store that cannot start fails here, with its reason
+                loop.run_until_complete(
+                    self.runtime.state.start()
+                )  # a store that cannot start fails here, with its reason
                 loop.run_until_complete(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self._error = exc
@@ -110,7 +112,5 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()

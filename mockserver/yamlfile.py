@@ -8,11 +8,10 @@ than `MAX_NODES` nodes once aliases are expanded (alias bombs) are refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import re
 
 import yaml
 

@@ -32,7 +32,9 @@ class RewriteAnswers:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
-                    status, body = self.rewrite(scope["method"], scope["path"], start["status"], json.loads(b"".join(chunks)))
+                    status, body = self.rewrite(
+                        scope["method"], scope["path"], start["status"], json.loads(b"".join(chunks))
+                    )
                     raw = json.dumps(body).encode()
                     headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
                     headers.append((b"content-length", str(len(raw)).encode()))

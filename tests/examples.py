@@ -44,7 +44,9 @@ def answers_conform(base_url: str, contract: Path) -> int:
     checked = 0
     for entry in journal(base_url):
         url = f"{base_url}{entry['path']}" + (f"?{entry['query']}" if entry.get("query") else "")
-        request = httpx.Request(entry["method"], url, headers={"content-type": "application/json"}, content=entry["body"] or b"")
+        request = httpx.Request(
+            entry["method"], url, headers={"content-type": "application/json"}, content=entry["body"] or b""
+        )
         response = httpx.Response(
             entry["status"], headers=entry["response_headers"], content=entry["response"].encode(), request=request
         )
@@ -55,4 +57,6 @@ def answers_conform(base_url: str, contract: Path) -> int:
 
 def mockserver_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`mockserver ARGS...` in its own process, its output captured."""
-    return subprocess.run([sys.executable, "-m", "mockserver", *args], check=False, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", *args], check=False, capture_output=True, text=True, timeout=600
+    )

@@ -93,7 +93,7 @@ def test_journal_filters_and_limit(fake: Fake) -> None:
     for _ in range(3):
         fake.poll(task_id)
     fake.submit(key=None)
-    journal = lambda query: fake.admin("GET", f"/requests?{query}").json()  # noqa: E731
+    journal = lambda query: fake.admin("GET", f"/requests?{query}").json()
     assert journal("method=get")["count"] == 3
     assert journal(f"task_id={task_id}")["count"] == 4
     assert journal("status=401")["count"] == 1
@@ -118,7 +118,12 @@ def test_secrets_never_reach_the_journal(fake: Fake) -> None:
     secret = "sk-live-9f8e7d6c5b4a"
     task_id = fake.create(key=secret)
     fake.poll(task_id, key=secret)
-    fake.request("GET", f"/v1/tasks/{task_id}", params={"api_key": secret}, headers={"X-Api-Key": secret, "Cookie": f"s={secret}"})
+    fake.request(
+        "GET",
+        f"/v1/tasks/{task_id}",
+        params={"api_key": secret},
+        headers={"X-Api-Key": secret, "Cookie": f"s={secret}"},
+    )
     fake.request("POST", "/v1/videos/generations", json=fake.body, headers={"Authorization": secret})
     dump = fake.admin("GET", "/requests").text
     assert secret not in dump
@@ -126,7 +131,7 @@ def test_secrets_never_reach_the_journal(fake: Fake) -> None:
     assert entries[-1]["headers"]["authorization"] == "Bearer [redacted]"
     assert entries[1]["headers"]["x-api-key"] == "[redacted]"
     assert "api_key=%5Bredacted%5D" in entries[1]["query"]
-    assert entries[-1]["key_id"] == entries[-2]["key_id"] != None  # noqa: E711 - same key, same id
+    assert entries[-1]["key_id"] == entries[-2]["key_id"] != None
     assert fake.admin("GET", "/tasks").text.count(secret) == 0
 
 

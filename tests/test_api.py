@@ -88,7 +88,18 @@ def test_the_key_is_never_echoed(fake: Fake) -> None:
         (b'{"prompt": "x"}', "application/json; charset=latin-1", "charset"),
         (b'{"prompt": "x"}', None, "Content-Type"),
     ],
-    ids=["truncated", "empty", "bad-utf8", "nan", "deep", "deep-objects", "text-plain", "form", "charset", "no-content-type"],
+    ids=[
+        "truncated",
+        "empty",
+        "bad-utf8",
+        "nan",
+        "deep",
+        "deep-objects",
+        "text-plain",
+        "form",
+        "charset",
+        "no-content-type",
+    ],
 )
 def test_malformed_bodies_get_400(fake: Fake, content: bytes, content_type: str | None, fragment: str) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
@@ -103,7 +114,12 @@ def test_malformed_bodies_get_400(fake: Fake, content: bytes, content_type: str 
 
 def test_json_with_charset_utf8_is_fine(fake: Fake) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json; charset=UTF-8"}
-    response = fake.request("POST", SUBMIT, content=b'{"model":"veo-3.1-extend","prompt":"p","video":"https://e.com/v.mp4"}', headers=headers)
+    response = fake.request(
+        "POST",
+        SUBMIT,
+        content=b'{"model":"veo-3.1-extend","prompt":"p","video":"https://e.com/v.mp4"}',
+        headers=headers,
+    )
     assert response.status_code == 200
 
 
@@ -290,7 +306,9 @@ def test_a_huge_wrong_value_is_not_echoed_back_whole(fake: Fake) -> None:
 def test_head_on_a_task_does_not_count_as_a_poll(fake: Fake) -> None:
     task_id = fake.create(scenario="completed-before-results")
     fake.advance(65)
-    head = fake.request("HEAD", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {API_KEY}"}, check_contract=False)
+    head = fake.request(
+        "HEAD", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {API_KEY}"}, check_contract=False
+    )
     assert head.status_code == 200
     assert fake.admin("GET", f"/tasks/{task_id}").json()["polls"] == 0
     assert fake.task(task_id)["results"] is None  # the quirk is still there for the first real poll
@@ -334,8 +352,10 @@ def test_the_fast_submit_answer_is_the_rendered_one(fake: Fake) -> None:
     answer = fake.submit(model="veo-3.1-extend-fast").json()
     scenario = fake.runtime.scenarios["default"]
     task = Task(answer["id"], answer["created"], 0.0, scenario, answer["model"], "16:9", True, "key-test")
-    assert _json.loads(fake.runtime.render.created_json(task, 90)) == fake.runtime.render.created(task, 90) == {
-        **answer, "task_info": {**answer["task_info"], "estimated_time": 90}
-    }
+    assert (
+        _json.loads(fake.runtime.render.created_json(task, 90))
+        == fake.runtime.render.created(task, 90)
+        == {**answer, "task_info": {**answer["task_info"], "estimated_time": 90}}
+    )
     task.model = 'quote " back\\\\slash \u00e9 \U0001f408 \x01'
     assert _json.loads(fake.runtime.render.created_json(task, 7)) == fake.runtime.render.created(task, 7)

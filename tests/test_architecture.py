@@ -11,7 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom, as ARCHITECTURE.md draws them.
 LAYERS = [
     {"__init__", "__main__", "cli"},
-    {"serving", "testing", "pytest_plugin", "fuzzclient", "fuzzreport", "record", "record.model", "record.proxy", "record.har"},
+    {
+        "serving",
+        "testing",
+        "pytest_plugin",
+        "fuzzclient",
+        "fuzzreport",
+        "record",
+        "record.model",
+        "record.proxy",
+        "record.har",
+    },
     {"app"},
     {"api", "admin", "accesslog", "ui", "ui.dashboard"},
     {"runtime"},

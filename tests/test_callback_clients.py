@@ -135,7 +135,9 @@ def test_the_upstream_client_takes_its_callback_over_https(certificate: Path, tr
         assert attempts and "CERTIFICATE_VERIFY_FAILED" in attempts[0]["error"], attempts
         for attempt in attempts:
             assert attempt["status"] is None and attempt["outcome"] != "delivered", attempt
-            assert "CERTIFICATE_VERIFY_FAILED" in attempt["error"] or attempt["error"].startswith("ConnectError"), attempt
+            assert "CERTIFICATE_VERIFY_FAILED" in attempt["error"] or attempt["error"].startswith("ConnectError"), (
+                attempt
+            )
         assert "outcome by polling" in run.stderr
 
 

@@ -102,7 +102,9 @@ def test_task_failures(fake: Fake, name: str) -> None:
     assert first_failed["error"]["code"] == code
     assert first_failed["error"]["type"] == "task_error" and first_failed["error"]["message"]
     assert all(s["results"] is None for s in seen)
-    assert all(s["status"] == "failed" and s["error"] == first_failed["error"] for s in seen[seen.index(first_failed) :])
+    assert all(
+        s["status"] == "failed" and s["error"] == first_failed["error"] for s in seen[seen.index(first_failed) :]
+    )
 
 
 def test_no_content_reaches_100_percent_and_still_fails(fake: Fake) -> None:
@@ -124,7 +126,9 @@ def test_submit_errors(fake: Fake, name: str) -> None:
     assert fake.admin("GET", "/tasks").json()["count"] == 0
 
 
-@pytest.mark.parametrize(("name", "retry_after"), [("rate-limited-then-ok", "2"), ("rate-limited-no-retry-after", None)])
+@pytest.mark.parametrize(
+    ("name", "retry_after"), [("rate-limited-then-ok", "2"), ("rate-limited-no-retry-after", None)]
+)
 def test_a_passing_rate_limit_is_counted_per_key(fake: Fake, name: str, retry_after: str | None) -> None:
     for key in ("sk-client-one", "sk-client-two"):
         for _ in range(2):
@@ -177,7 +181,9 @@ def test_cancelled_status_is_off_contract_on_purpose(fake: Fake) -> None:
     key = qa_key("cancelled-status")
     task_id = fake.create(key=key)
     fake.advance(20)
-    response = fake.request("GET", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}, check_contract=False)
+    response = fake.request(
+        "GET", f"/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}, check_contract=False
+    )
     task = response.json()
     assert task["status"] == "cancelled" and task["error"]["code"] == "request_cancelled"
     with pytest.raises(ContractViolation, match="cancelled"):
@@ -214,7 +220,16 @@ def test_flaky_polls_fail_on_polls_3_4_and_6_only(fake: Fake) -> None:
         response = fake.poll(task_id, key=key)
         answers.append((response.status_code, response.headers.get("retry-after")))
         fake.advance(5)
-    assert answers == [(200, None), (200, None), (500, None), (429, "2"), (200, None), (503, None), (200, None), (200, None)]
+    assert answers == [
+        (200, None),
+        (200, None),
+        (500, None),
+        (429, "2"),
+        (200, None),
+        (503, None),
+        (200, None),
+        (200, None),
+    ]
     assert fake.task(task_id)["status"] == "completed"
 
 

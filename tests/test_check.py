@@ -114,8 +114,9 @@ def test_a_valid_body_of_the_other_version_is_refused_in_billable_mode() -> None
     with LiveServer(Settings(clock="manual", contract="current")) as server:
         report = run_check(server, "seed", billable=1)
     billable = next(p for p in report.probes if p.name == "billable-task-1")
-    assert "Received HTTP 422 (invalid_request_error: Missing required field 'video_url'. The body also has 'video'" in (
-        billable.findings[0].message
+    assert (
+        "Received HTTP 422 (invalid_request_error: Missing required field 'video_url'. The body also has 'video'"
+        in (billable.findings[0].message)
     )
 
 
@@ -125,7 +126,11 @@ def test_a_valid_body_of_the_other_version_is_refused_in_billable_mode() -> None
         ("renamed-status", 1, '"running" is not one of'),
         ("missing-object", 1, '"object" is a required property'),
         ("results-shape", 1, "/components/schemas/Task/properties/results"),
-        ("500-for-malformed-body", 0, "Received HTTP 500 (server_error: Internal server error); the contract expects 400"),
+        (
+            "500-for-malformed-body",
+            0,
+            "Received HTTP 500 (server_error: Internal server error); the contract expects 400",
+        ),
         ("error-shape", 0, '"error" is a required property'),
     ],
 )
@@ -177,7 +182,16 @@ def test_the_cli_passes_on_the_fake_and_writes_reports(tmp_path: Path) -> None:
         "name: instant\ndescription: Done at once.\ntimeline:\n  - {at: 0, status: pending}\n  - {at: 0, status: completed}\n"
     )
     with LiveServer(Settings(clock="manual", scenario_dirs=(tmp_path,), default_scenario="instant")) as server:
-        result = _cli("--base-url", server.url, "--billable", "3", "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"))
+        result = _cli(
+            "--base-url",
+            server.url,
+            "--billable",
+            "3",
+            "--junit",
+            str(tmp_path / "j.xml"),
+            "--json",
+            str(tmp_path / "r.json"),
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "The deployment keeps its contract." in result.stdout
     assert "up to 3 billable task(s)" in result.stdout
@@ -343,9 +357,19 @@ def test_a_result_url_that_redirects_is_followed() -> None:
             self.app, self.state = app, app.state
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope["path"].startswith("/files/") and scope.get("query_string") == b"redirect=1":
+            if (
+                scope["type"] == "http"
+                and scope["path"].startswith("/files/")
+                and scope.get("query_string") == b"redirect=1"
+            ):
                 target = scope["path"].encode()
-                await send({"type": "http.response.start", "status": 302, "headers": [(b"location", target), (b"content-length", b"0")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 302,
+                        "headers": [(b"location", target), (b"content-length", b"0")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
             await self.app(scope, receive, send)

@@ -21,9 +21,10 @@ SCRIPT = Path(sys.executable).with_name("mockserver")
 
 
 def test_serve_plays_a_lifecycle_and_serves_the_video() -> None:
-    with running(["--clock", "manual", "--seed", "1"]) as (url, process), httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as client:
+    with (
+        running(["--clock", "manual", "--seed", "1"]) as (url, process),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}) as client,
+    ):
         body = {**BODIES["seed"], "aspect_ratio": "9:16"}
         task_id = client.post("/v1/videos/generations", json=body).json()["id"]
         statuses = []
@@ -42,12 +43,19 @@ def test_serve_plays_a_lifecycle_and_serves_the_video() -> None:
 
 def test_options_come_from_mockserver_variables() -> None:
     port = free_port()
-    env = {"MOCKSERVER_PORT": str(port), "MOCKSERVER_CONTRACT": "current", "MOCKSERVER_CLOCK": "manual", "MOCKSERVER_SCENARIO": "fast"}
+    env = {
+        "MOCKSERVER_PORT": str(port),
+        "MOCKSERVER_CONTRACT": "current",
+        "MOCKSERVER_CLOCK": "manual",
+        "MOCKSERVER_SCENARIO": "fast",
+    }
     with running([], env=env) as (url, _):
         health = httpx.get(f"{url}/__admin/health").json()
         assert health["contract"]["version"] == "current"
         assert health["default_scenario"] == "fast" and health["clock"]["mode"] == "manual"
-        submitted = httpx.post(f"{url}/v1/videos/generations", json=BODIES["current"], headers={"Authorization": f"Bearer {API_KEY}"})
+        submitted = httpx.post(
+            f"{url}/v1/videos/generations", json=BODIES["current"], headers={"Authorization": f"Bearer {API_KEY}"}
+        )
         assert submitted.status_code == 200
 
 
@@ -71,15 +79,30 @@ def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_unknown_contract() -> None:
-    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--contract", "v9"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--contract", "v9"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "neither a shipped name" in result.stderr
 
 
 def test_scenarios_list_shows_every_scenario_with_its_description() -> None:
-    result = subprocess.run([str(SCRIPT), "scenarios", "list"], capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run(
+        [str(SCRIPT), "scenarios", "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert result.returncode == 0, result.stderr
-    for name in ("default", "fast", "content-policy", "generation-timeout", "completed-before-results", "never-finishes"):
+    for name in (
+        "default",
+        "fast",
+        "content-policy",
+        "generation-timeout",
+        "completed-before-results",
+        "never-finishes",
+    ):
         assert name in result.stdout
     assert "[mock:content-policy]" in result.stdout
     assert "content_policy_violation" in result.stdout
@@ -90,17 +113,27 @@ def test_scenarios_validate_reports_each_file(tmp_path: Path) -> None:
     good.write_text("name: good\ndescription: d\ntimeline:\n  - {at: 0, status: pending}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: failed}\n")
-    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(good), str(bad)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(SCRIPT), "scenarios", "validate", str(good), str(bad)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert f"ok       {good} (good)" in result.stdout
     assert f"invalid  {bad}:4: timeline[0]: missing required field 'error'" in result.stdout
-    shipped = subprocess.run([str(SCRIPT), "scenarios", "validate", "scenarios"], capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[1])
+    shipped = subprocess.run(
+        [str(SCRIPT), "scenarios", "validate", "scenarios"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[1],
+    )
     assert shipped.returncode == 0, shipped.stdout
 
 
 @pytest.mark.parametrize("args", [["--speed", "0"], ["--port", "70000"], ["--clock", "fast"]])
 def test_bad_options_are_refused_by_the_cli(args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", *args], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", *args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "Invalid value" in result.stderr
 
@@ -135,13 +168,17 @@ def test_version() -> None:
 
 def test_scenarios_validate_checks_the_contract(tmp_path: Path) -> None:
     (tmp_path / "gateway.yaml").write_text("name: gateway\ndescription: d\nsubmit: {status: 502}\n")
-    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert "gateway.yaml:3: submit: would break the contract (seed.yaml): HTTP 502 is not documented" in result.stdout
     (tmp_path / "gateway.yaml").write_text(
         "name: gateway\ndescription: d\noff_contract: proxies answer 502\nsubmit: {status: 502}\n"
     )
-    result = subprocess.run([str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and "(gateway) [off contract]" in result.stdout
 
 

@@ -122,7 +122,9 @@ def test_force_a_live_task_to_fail_with_a_code(fake: Fake) -> None:
     task_id = fake.create()
     fake.advance(30)
     progress = fake.task(task_id)["progress"]
-    forced = fake.admin("POST", f"/tasks/{task_id}/fail", json={"code": "resource_exhausted", "message": "Out of GPUs."})
+    forced = fake.admin(
+        "POST", f"/tasks/{task_id}/fail", json={"code": "resource_exhausted", "message": "Out of GPUs."}
+    )
     assert forced.json()["forced"] is True
     task = fake.task(task_id)
     assert task["status"] == "failed" and task["progress"] == progress

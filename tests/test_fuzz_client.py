@@ -133,7 +133,9 @@ def test_each_broken_client_is_caught_with_a_small_replayable_scenario(
     assert shape(written), written
     assert len(failure.scenario_file.read_text().splitlines()) <= 30  # shrunk: no noise left
     assert failure.replay.startswith(f"mockserver fuzz-client --replay {failure.scenario_file}")
-    assert "--min-poll-interval 0.05 --polls-after-terminal 1" in failure.replay and "--skip time-limit" in failure.replay
+    assert (
+        "--min-poll-interval 0.05 --polls-after-terminal 1" in failure.replay and "--skip time-limit" in failure.replay
+    )
     replayed = FuzzRun(
         FuzzOptions(command=[*BROKEN, bug], replay=failure.scenario_file, time_limit=4, speed=200.0,
                     env={"MOCK_MAX_WAIT": "1"}, properties=properties)
@@ -310,7 +312,9 @@ def client(base_url: str, api_key: str, sleep: Any) -> int:
         return 5
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(  # stratified: each class of behaviour as likely as any other
     behaviour=st.sampled_from(classes(faults=False, latency=False)).flatmap(
         lambda kind: behaviours(kind=kind, faults=False, latency=False)

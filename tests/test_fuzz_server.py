@@ -37,14 +37,21 @@ def is_provider_error(response: httpx.Response | Any) -> str | None:
     except ValueError:
         return f"HTTP {response.status_code} with a body that is not JSON: {response.content[:200]!r}"
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str) or not isinstance(error.get("type"), str):
+    if (
+        not isinstance(error, dict)
+        or not isinstance(error.get("message"), str)
+        or not isinstance(error.get("type"), str)
+    ):
         return f"HTTP {response.status_code} not in the provider's error shape: {body!r:.200}"
     return None
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, LiveServer]]:
-    with LiveServer(Settings(clock="manual", contract="seed")) as seed, LiveServer(Settings(clock="manual", contract="current")) as current:
+    with (
+        LiveServer(Settings(clock="manual", contract="seed")) as seed,
+        LiveServer(Settings(clock="manual", contract="current")) as current,
+    ):
         yield {"seed": seed, "current": current}
 
 
@@ -76,10 +83,22 @@ METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPT
 PATHS = st.one_of(
     st.sampled_from(
         [
-            "/v1/videos/generations", "/v1/tasks/task-unified-1757165031-uyujaw3d", "/v1/tasks/", "/v1/tasks",
-            "/files/../../etc/passwd.mp4", "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd.mp4", "/files/..%2f..%2fscenarios.mp4",
-            "/__admin/../v1/tasks/x", "/v1/tasks/%00", "/v1/tasks/" + "a" * 3000, "/v1//tasks//x", "/%ff%fe",
-            "/v1/videos/generations/", "/__admin/tasks/%2e%2e", "/files/x.mp4", "/__admin/scenarios/..%2f..",
+            "/v1/videos/generations",
+            "/v1/tasks/task-unified-1757165031-uyujaw3d",
+            "/v1/tasks/",
+            "/v1/tasks",
+            "/files/../../etc/passwd.mp4",
+            "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd.mp4",
+            "/files/..%2f..%2fscenarios.mp4",
+            "/__admin/../v1/tasks/x",
+            "/v1/tasks/%00",
+            "/v1/tasks/" + "a" * 3000,
+            "/v1//tasks//x",
+            "/%ff%fe",
+            "/v1/videos/generations/",
+            "/__admin/tasks/%2e%2e",
+            "/files/x.mp4",
+            "/__admin/scenarios/..%2f..",
         ]
     ),  # fmt: skip
     st.text(alphabet="/abcdefv1tasks%._-~0123456789", max_size=60).map(lambda p: "/" + p),
@@ -93,7 +112,9 @@ def bodies(draw: st.DrawFn) -> bytes:
     if kind == "random":
         return draw(st.binary(max_size=400))
     if kind == "broken-json":
-        valid = json.dumps({"model": "veo-3.1-extend", "prompt": draw(st.text(max_size=30)), "video": "https://e.com/v.mp4"})
+        valid = json.dumps(
+            {"model": "veo-3.1-extend", "prompt": draw(st.text(max_size=30)), "video": "https://e.com/v.mp4"}
+        )
         cut = draw(st.integers(0, len(valid)))
         return valid[:cut].encode() + draw(st.sampled_from([b"", b"}", b",,", b"\x00", b"]"]))
     if kind == "deep":
@@ -121,15 +142,31 @@ CONTENT_TYPES = st.sampled_from(
 
 
 @RAW_SETTINGS
-@given(method=METHODS, path=PATHS, body=bodies(), content_type=CONTENT_TYPES, key=st.sampled_from([KEY, None, "bad key", ""]))
-def _well_formed_http(server: LiveServer, client: httpx.Client, method: str, path: str, body: bytes, content_type: str | None, key: str | None) -> None:
+@given(
+    method=METHODS,
+    path=PATHS,
+    body=bodies(),
+    content_type=CONTENT_TYPES,
+    key=st.sampled_from([KEY, None, "bad key", ""]),
+)
+def _well_formed_http(
+    server: LiveServer,
+    client: httpx.Client,
+    method: str,
+    path: str,
+    body: bytes,
+    content_type: str | None,
+    key: str | None,
+) -> None:
     headers = {}
     if content_type is not None:
         headers["Content-Type"] = content_type
     if key is not None:
         headers["Authorization"] = f"Bearer {key}" if key else "Bearer"
     try:
-        response = client.request(method, server.url + path, content=body if method not in ("GET", "HEAD") else None, headers=headers)
+        response = client.request(
+            method, server.url + path, content=body if method not in ("GET", "HEAD") else None, headers=headers
+        )
     except httpx.InvalidURL:
         return
     assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
@@ -147,11 +184,14 @@ REQUEST_LINES = st.one_of(
     st.binary(min_size=1, max_size=200),
     st.sampled_from(
         [
-            b"GET / HTTP/1.1\r\n\r\n", b"GET /v1/tasks/x HTTP/9.9\r\nHost: a\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET /v1/tasks/x HTTP/9.9\r\nHost: a\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
             b"POST /v1/videos/generations HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n",
             b"POST /v1/videos/generations HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"GET /v1/tasks/x HTTP/1.1\r\nHost: a\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
-            b"GET /v1/tasks/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", b"BREW /pot HTCPCP/1.0\r\n\r\n",
+            b"GET /v1/tasks/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+            b"BREW /pot HTCPCP/1.0\r\n\r\n",
         ]
     ),  # fmt: skip
 )
@@ -194,7 +234,12 @@ def test_the_fake_took_over_ten_thousand_requests_and_still_answers(servers: dic
         assert httpx.get(f"{server.url}/__admin/health").status_code == 200
         created = httpx.post(
             f"{server.url}/v1/videos/generations",
-            json={"model": "veo-3.1-extend", "prompt": "p", "video": "https://e.com/v.mp4", "video_url": "https://e.com/v.mp4"},
+            json={
+                "model": "veo-3.1-extend",
+                "prompt": "p",
+                "video": "https://e.com/v.mp4",
+                "video_url": "https://e.com/v.mp4",
+            },
             headers={"Authorization": f"Bearer {KEY}"},
         )
         assert created.status_code == 200

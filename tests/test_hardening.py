@@ -68,7 +68,9 @@ def _raw(server: LiveServer, data: bytes, wait: float = 5.0) -> bytes:
 
 @pytest.fixture
 def strict() -> LiveServer:
-    with LiveServer(Settings(clock="manual", header_timeout=0.5, body_timeout=0.5, keep_alive_timeout=0.5, max_connections=40)) as server:
+    with LiveServer(
+        Settings(clock="manual", header_timeout=0.5, body_timeout=0.5, keep_alive_timeout=0.5, max_connections=40)
+    ) as server:
         yield server
 
 
@@ -90,7 +92,7 @@ def test_a_silent_connection_is_closed(strict: LiveServer) -> None:
 def test_a_body_that_never_finishes_gets_408(strict: LiveServer) -> None:
     head = (
         b"POST /v1/videos/generations HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + API_KEY.encode() + b"\r\nContent-Length: 500\r\n\r\n{\"prompt\": "
+        b"Authorization: Bearer " + API_KEY.encode() + b'\r\nContent-Length: 500\r\n\r\n{"prompt": '
     )
     status, error = _error(_raw(strict, head))
     assert status == 408 and "body did not arrive within 0.5 s" in error["message"]
@@ -205,7 +207,12 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
         answers: list[httpx.Response] = []
         request = threading.Thread(
             target=lambda: answers.append(
-                httpx.post(f"{url}/v1/videos/generations", json=BODIES["seed"], headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+                httpx.post(
+                    f"{url}/v1/videos/generations",
+                    json=BODIES["seed"],
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                    timeout=10,
+                )
             )
         )
         request.start()

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule
 
 import scenarios as shipped
+from contracts._vocabulary import OUR_WORDS, PHASE_RANK
 from contracts.strategies import timelines
 from mockserver import Settings
 from mockserver.lifecycle import observe
-from contracts._vocabulary import OUR_WORDS, PHASE_RANK
 from mockserver.scenarios import load_directories, parse
-from tests.conftest import API_KEY, BODIES, Fake, validator_for
 from mockserver.testing import LiveServer
+from tests.conftest import API_KEY, BODIES, Fake, validator_for
 
 RANK = {word: PHASE_RANK[phase] for phase, word in OUR_WORDS.items()}  # the shipped contract's words
 SHIPPED = load_directories([shipped.DIRECTORY])
@@ -95,13 +95,18 @@ def _scenario(timeline: list[dict[str, Any]]) -> Any:
 
 
 def test_ramp_is_linear_and_stops_below_the_next_step() -> None:
-    scenario = _scenario([{"at": 0, "status": "processing", "progress": 0}, {"at": 100, "status": "processing", "progress": 100}])
+    scenario = _scenario(
+        [{"at": 0, "status": "processing", "progress": 0}, {"at": 100, "status": "processing", "progress": 100}]
+    )
     assert [observe(scenario, t, {}).progress for t in (0, 25, 50, 99.9, 100)] == [0, 25, 50, 99, 100]
 
 
 def test_ramp_false_holds_progress_flat() -> None:
     scenario = _scenario(
-        [{"at": 0, "status": "processing", "progress": 40, "ramp": False}, {"at": 100, "status": "processing", "progress": 90}]
+        [
+            {"at": 0, "status": "processing", "progress": 40, "ramp": False},
+            {"at": 100, "status": "processing", "progress": 90},
+        ]
     )
     assert observe(scenario, 99, {}).progress == 40
 
@@ -120,9 +125,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         assert self.server is not None
-        self.client = httpx.Client(
-            base_url=self.server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
-        )
+        self.client = httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
         self.client.post("/__admin/reset")
         self.last: dict[str, dict[str, Any]] = {}
         self.scenario_of: dict[str, Any] = {}

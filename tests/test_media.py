@@ -19,7 +19,12 @@ def completed_url(fake: Fake, **request) -> str:
 
 @pytest.mark.parametrize(
     ("aspect_ratio", "audio", "size"),
-    [("16:9", True, (1280, 720)), ("16:9", False, (1280, 720)), ("9:16", True, (720, 1280)), ("9:16", False, (720, 1280))],
+    [
+        ("16:9", True, (1280, 720)),
+        ("16:9", False, (1280, 720)),
+        ("9:16", True, (720, 1280)),
+        ("9:16", False, (720, 1280)),
+    ],
 )
 def test_the_video_matches_the_request(fake: Fake, aspect_ratio: str, audio: bool, size: tuple[int, int]) -> None:
     task_id = fake.create(scenario="fast", aspect_ratio=aspect_ratio, generate_audio=audio)
@@ -127,5 +132,8 @@ def test_results_that_break_the_contract_are_refused_at_start(tmp_path) -> None:
     (tmp_path / "bad.yaml").write_text(
         "name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: completed, results: [{url: not a url}]}\n"
     )
-    with pytest.raises(ScenarioError, match=r"bad\.yaml:4: timeline\[0\]: would break the contract \(seed\.yaml\): body/results/0/url: \"not a url\" is not a \"uri\""):
+    with pytest.raises(
+        ScenarioError,
+        match=r"bad\.yaml:4: timeline\[0\]: would break the contract \(seed\.yaml\): body/results/0/url: \"not a url\" is not a \"uri\"",
+    ):
         create_app(Settings(scenario_dirs=(tmp_path,)))

@@ -38,7 +38,11 @@ IMAGE = "https://example.com/first-frame.png"
     ("contract", "client", "args"),
     [
         (UPSTREAM, "upstream_client.py", ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]),
-        (UPSTREAM, "upstream_client.py", ["--model", "happyhorse-1.0-video-edit", "--video", "https://example.com/in.mp4"]),
+        (
+            UPSTREAM,
+            "upstream_client.py",
+            ["--model", "happyhorse-1.0-video-edit", "--video", "https://example.com/in.mp4"],
+        ),
         (TWO_MODELS, "two_models_client.py", ["--model", "veo-3.1-extend"]),
         (TWO_MODELS, "two_models_client.py", ["--model", "veo-3.1-fast", "--image", IMAGE]),
     ],
@@ -60,7 +64,9 @@ def test_the_upstream_client_reads_its_dialect_and_its_failures() -> None:
     with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "fast"]) as (url, _):
         done = client_run(url, client := "upstream_client.py", *args)
         assert done.returncode == 0, done.stderr
-        assert "billing_rule: per_" in done.stdout and '"video_duration": 5' in done.stdout  # the clip follows the request's duration (5 s)
+        assert (
+            "billing_rule: per_" in done.stdout and '"video_duration": 5' in done.stdout
+        )  # the clip follows the request's duration (5 s)
         for scenario, status, said in [
             ("insufficient-quota", 2, "error.code: insufficient_quota"),
             ("content-policy", 1, "content_policy_violation"),
@@ -115,13 +121,17 @@ def test_the_submit_template_says_what_the_renderer_says(upstream: Fake, two_mod
     for client in (upstream, two_models):
         runtime = client.runtime
         scenario = runtime.scenarios["default"]
-        task = Task("task-unified-1757165031-abcd1234", 1757165031, 0.0, scenario, 'odd " model \u00e9', "9:16", False, "k")
+        task = Task(
+            "task-unified-1757165031-abcd1234", 1757165031, 0.0, scenario, 'odd " model \u00e9', "9:16", False, "k"
+        )
         assert json.loads(runtime.render.created_json(task, 42)) == runtime.render.created(task, 42)
 
 
 def test_errors_take_the_contracts_status_and_codes(upstream: Fake) -> None:
     """No 422 in this dialect: a body that breaks it gets the documented 400 with its code."""
-    broken = upstream.request("POST", "/v1/videos/generations", json={"model": "happyhorse-1.0-image-to-video"}, headers=KEY)
+    broken = upstream.request(
+        "POST", "/v1/videos/generations", json={"model": "happyhorse-1.0-image-to-video"}, headers=KEY
+    )
     assert broken.status_code == 400
     assert broken.json()["error"] == {
         "code": "invalid_request",
@@ -152,14 +162,18 @@ def test_errors_take_the_contracts_status_and_codes(upstream: Fake) -> None:
     assert "is left out" in left_out.json()["error"]["message"]
     assert "HTTP 422 is not documented" in left_out.json()["error"]["message"]
     assert limited.status_code == 429
-    assert limited.json()["error"]["code"] == "rate_limit_exceeded" and "Rate limit" in limited.json()["error"]["message"]
+    assert (
+        limited.json()["error"]["code"] == "rate_limit_exceeded" and "Rate limit" in limited.json()["error"]["message"]
+    )
 
 
 def test_the_model_picks_the_body_and_the_refusal_names_its_field(two_models: Fake) -> None:
     fast = two_models.request("POST", "/v1/videos/generations", json={"model": "veo-3.1-fast"}, headers=KEY)
     assert fast.status_code == 422
     assert fast.json()["error"]["param"] == "prompt", fast.json()
-    extend = two_models.request("POST", "/v1/videos/generations", json={"model": "veo-3.1-extend", "prompt": "p"}, headers=KEY)
+    extend = two_models.request(
+        "POST", "/v1/videos/generations", json={"model": "veo-3.1-extend", "prompt": "p"}, headers=KEY
+    )
     assert extend.status_code == 422 and extend.json()["error"]["param"] == "video_url"
     missing = two_models.request("POST", "/v1/videos/generations", json={"prompt": "p"}, headers=KEY)
     assert missing.status_code == 422 and missing.json()["error"]["param"] == "model"
@@ -211,10 +225,15 @@ BAD = {
         "at /components/schemas/Task/properties/results/items: the fake cannot fill these results",
     ),
     "allof-loop": (
-        lambda d: d["components"]["schemas"].update(
-            {"A": {"allOf": [{"$ref": "#/components/schemas/B"}]}, "B": {"allOf": [{"$ref": "#/components/schemas/A"}]}}
-        )
-        or _task_schema(d)["properties"].__setitem__("loop", {"$ref": "#/components/schemas/A"}),
+        lambda d: (
+            d["components"]["schemas"].update(
+                {
+                    "A": {"allOf": [{"$ref": "#/components/schemas/B"}]},
+                    "B": {"allOf": [{"$ref": "#/components/schemas/A"}]},
+                }
+            )
+            or _task_schema(d)["properties"].__setitem__("loop", {"$ref": "#/components/schemas/A"})
+        ),
         "allOf and $ref refer to each other in a loop",
     ),
     "list-extension": (
@@ -253,7 +272,8 @@ def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: 
     lines = run.stdout.splitlines()
     assert "plays    default" in lines and "plays    content-policy" in lines
     assert any(
-        line.startswith("left out  model-not-found (submit-errors.yaml): submit: HTTP 422 is not documented") for line in lines
+        line.startswith("left out  model-not-found (submit-errors.yaml): submit: HTTP 422 is not documented")
+        for line in lines
     )
     assert any(line.startswith("left out  expired-key") and '"unauthorized" was expected' in line for line in lines)
     assert lines[-1].startswith("35 of 42 shipped scenarios play under")
@@ -264,7 +284,8 @@ def test_validate_says_which_shipped_scenarios_a_contract_cannot_play(tmp_path: 
     # a contract the shipped default scenario cannot play: validate fails, saying serve would not start
     # (a contract with no word for a running task answers its waiting word then: it has no word for done here)
     no_completed = _bad(
-        tmp_path, lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "processing", "failed"])
+        tmp_path,
+        lambda d: d["components"]["schemas"]["TaskStatus"].__setitem__("enum", ["pending", "processing", "failed"]),
     )
     run = mockserver_cli("scenarios", "validate", "--contract", str(no_completed))
     assert run.returncode == 1 and any(line.startswith("left out  default") for line in run.stdout.splitlines())
@@ -299,7 +320,9 @@ def test_scripted_results_play_only_where_the_contract_takes_their_form(tmp_path
     with ExitStack() as stack:
         fake = start_fake(stack, Settings(clock="manual", contract=str(UPSTREAM), scenario_dirs=(tmp_path,)))
         body = {"model": "happyhorse-1.0-image-to-video", "image_urls": [IMAGE]}
-        task_id = fake.request("POST", "/v1/videos/generations", json=body, headers={**KEY, "X-Mock-Scenario": "cdn"}).json()["id"]
+        task_id = fake.request(
+            "POST", "/v1/videos/generations", json=body, headers={**KEY, "X-Mock-Scenario": "cdn"}
+        ).json()["id"]
         fake.advance(5)
         assert fake.task(task_id)["results"] == ["https://cdn.example/video.mp4"]
     with pytest.raises(ScenarioError) as refused:
@@ -317,8 +340,16 @@ def _odd_contract() -> dict[str, Any]:
     def answer(schema: str) -> dict[str, Any]:
         return {"description": schema, "content": {json_: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
-    flat = {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}
-    branch = {"type": "object", "required": ["model", "prompt"], "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}}}
+    flat = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+    }
+    branch = {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "odd", "version": "1"},
@@ -366,7 +397,10 @@ def test_a_contract_written_nothing_like_ours_is_served_within_it(tmp_path: Path
         post = lambda body, **kw: fake.request("POST", "/v2/jobs", json=body, **kw)
         # the model picks the branch: a body that fits alpha's but says beta is refused for beta's field
         refused = post({"model": "beta", "prompt": "x"}, headers=KEY)
-        assert refused.status_code == 400 and refused.json() == {"code": 400, "message": "Missing required field 'image_url'."}
+        assert refused.status_code == 400 and refused.json() == {
+            "code": 400,
+            "message": "Missing required field 'image_url'.",
+        }
         both = post({"model": "alpha", "prompt": "x", "image_url": "y"}, headers=KEY)  # fits both branches
         assert both.status_code == 201 and both.json()["status"] == "queued"  # the document pins it
         assert post({"model": "alpha", "prompt": "x"}).json()["code"] == 401
@@ -376,7 +410,9 @@ def test_a_contract_written_nothing_like_ours_is_served_within_it(tmp_path: Path
         done = fake.request("GET", f"/v2/jobs/{job}", headers=KEY).json()
         assert done["model"] == "alpha"
         assert "content-policy" in fake.runtime.scenarios  # failures play, though the task's model is an enum
-        assert done["status"] == "completed" and done["results"][0].endswith(f"/files/{job}.mp4") and "parent" not in done  # optional, null: left out
+        assert (
+            done["status"] == "completed" and done["results"][0].endswith(f"/files/{job}.mp4") and "parent" not in done
+        )  # optional, null: left out
         assert fake.request("GET", "/v2/jobs/task-unified-1-abcdefgh", headers=KEY).json()["code"] == 404
 
 
@@ -388,7 +424,9 @@ def test_a_mix_of_the_users_own_that_needs_a_left_out_scenario_stops_the_server(
     )
     with pytest.raises(ScenarioError) as refused:
         create_app(Settings(clock="manual", contract=str(UPSTREAM), scenario_dirs=(tmp_path,)))
-    assert str(refused.value).startswith(f"{tmp_path / 'mix.yaml'}:5: mix[1].scenario: 'model-not-found' is a shipped scenario")
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'mix.yaml'}:5: mix[1].scenario: 'model-not-found' is a shipped scenario"
+    )
     assert "HTTP 422 is not documented" in str(refused.value)
 
 
@@ -399,7 +437,10 @@ def test_a_recording_of_the_dialect_replays_under_the_same_contract(tmp_path: Pa
 
     out = tmp_path / "recording"
     args = ["--model", "happyhorse-1.0-image-to-video", "--image", IMAGE]
-    with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "completed-before-results"]) as (target, _):
+    with running(["--contract", str(UPSTREAM), "--speed", "100", "--scenario", "completed-before-results"]) as (
+        target,
+        _,
+    ):
         recorder = Recorder(target, out, "--contract", str(UPSTREAM), "--keep-result-urls")
         try:
             recorded = client_run(recorder.url, "upstream_client.py", *args)
@@ -432,14 +473,19 @@ def test_a_problem_in_a_shared_file_names_that_file(tmp_path: Path) -> None:
         f"{(tmp_path / 'common.yaml').resolve()}: at /components/schemas/Task: "
         "the task schema of the query operation has no 'status' property"
     )
-    common["components"]["schemas"]["Task"]["properties"]["results"]["items"] = {"$ref": "#/components/schemas/TaskResults"}
+    common["components"]["schemas"]["Task"]["properties"]["results"]["items"] = {
+        "$ref": "#/components/schemas/TaskResults"
+    }
     (tmp_path / "common.yaml").write_text(yaml.safe_dump(common, sort_keys=False))
     with pytest.raises(ContractError) as caught:
         Contract.load(tmp_path / "mine.yaml")
-    assert f"{(tmp_path / 'common.yaml').resolve()}: at /components/schemas/Task/properties/results/items: " in str(caught.value)
+    assert f"{(tmp_path / 'common.yaml').resolve()}: at /components/schemas/Task/properties/results/items: " in str(
+        caught.value
+    )
     assert "'#/components/schemas/TaskResults'" in str(caught.value)
     common["components"]["schemas"]["Task"]["properties"]["results"]["items"] = {
-        "$ref": "#/components/schemas/TaskResult", "x-mockserver-vaule": "url"
+        "$ref": "#/components/schemas/TaskResult",
+        "x-mockserver-vaule": "url",
     }
     (tmp_path / "common.yaml").write_text(yaml.safe_dump(common, sort_keys=False))
     with pytest.raises(ContractError, match="unknown extension 'x-mockserver-vaule'"):

@@ -11,7 +11,9 @@ pytest_plugins = ["pytester"]
 def submit(mockserver, **body) -> httpx.Response:
     payload = {"model": "veo-3.1-extend", "prompt": "p", "video": "https://example.com/v.mp4", **body}
     return httpx.post(
-        f"{mockserver.url}/v1/videos/generations", json=payload, headers={"Authorization": f"Bearer {mockserver.api_key}"}
+        f"{mockserver.url}/v1/videos/generations",
+        json=payload,
+        headers={"Authorization": f"Bearer {mockserver.api_key}"},
     )
 
 
@@ -53,7 +55,10 @@ def test_forcing_states_from_python(mockserver) -> None:
 
 def test_assert_requested_shows_the_closest_requests(mockserver) -> None:
     submit(mockserver)
-    with pytest.raises(AssertionError, match=r"expected GET /v1/tasks/\* x1, found 0; closest requests:\n  POST /v1/videos/generations -> 200"):
+    with pytest.raises(
+        AssertionError,
+        match=r"expected GET /v1/tasks/\* x1, found 0; closest requests:\n  POST /v1/videos/generations -> 200",
+    ):
         mockserver.assert_requested("GET", "/v1/tasks/*", times=1)
 
 

@@ -45,7 +45,9 @@ def store(request: pytest.FixtureRequest) -> str:
 
 def _fake(stack: ExitStack, contract: Path, store: str = "memory", **settings: Any) -> Fake:
     """A fake of `contract` over real uvicorn; every answer of its operations is checked against it."""
-    fake = start_fake(stack, Settings(clock="manual", contract=str(contract), store=store, store_prefix="protocols", **settings))
+    fake = start_fake(
+        stack, Settings(clock="manual", contract=str(contract), store=store, store_prefix="protocols", **settings)
+    )
     return fake
 
 
@@ -69,13 +71,21 @@ def test_a_submit_answers_202_with_location_and_the_task_echoes_its_request(drea
     uuid.UUID(task["id"])  # an id shaped like the contract's (format: uuid)
     assert created.headers["location"].endswith(f"/dream-machine/v1/generations/{task['id']}")
     assert task["state"] == "queued" and task["assets"] is None and task["generation_type"] == "video"
-    assert task["request"] == {"prompt": "a whale", "aspect_ratio": "16:9", "resolution": "720p", "duration": "5s", "loop": False}
+    assert task["request"] == {
+        "prompt": "a whale",
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "duration": "5s",
+        "loop": False,
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", task["created_at"])
     assert "failure_reason" not in task and "model" not in task  # optional, nothing to give: left out
     location = "/" + created.headers["location"].split("/", 3)[3]  # the Location's path, on this fake
     assert dream.request("GET", location, headers=KEY).json()["state"] == "queued"
     _advance(dream, 30)
-    assert dream.request("GET", f"/dream-machine/v1/generations/{task['id']}", headers=KEY).json()["state"] == "dreaming"
+    assert (
+        dream.request("GET", f"/dream-machine/v1/generations/{task['id']}", headers=KEY).json()["state"] == "dreaming"
+    )
     _advance(dream, 120)
     done = dream.request("GET", f"/dream-machine/v1/generations/{task['id']}", headers=KEY).json()
     assert done["state"] == "completed" and set(done["assets"]) == {"video"}
@@ -92,9 +102,13 @@ def test_a_form_body_is_read_and_validated_like_json(dream: Fake) -> None:
     done = dream.request("GET", f"/dream-machine/v1/generations/{created.json()['id']}", headers=KEY).json()
     movie = read(dream.request("GET", done["assets"]["video"]).content)
     assert max(movie.sizes) == (1080, 1920) and round(movie.duration, 2) == 9.0
-    bad = dream.request("POST", "/dream-machine/v1/generations/video", data={**form, "aspect_ratio": "2:1"}, headers=KEY)
+    bad = dream.request(
+        "POST", "/dream-machine/v1/generations/video", data={**form, "aspect_ratio": "2:1"}, headers=KEY
+    )
     assert bad.status_code == 422 and "aspect_ratio" in bad.json()["detail"]
-    unknown = dream.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p", "speed": 2}, headers=KEY)
+    unknown = dream.request(
+        "POST", "/dream-machine/v1/generations/video", json={"prompt": "p", "speed": 2}, headers=KEY
+    )
     assert unknown.status_code == 422 and set(unknown.json()) == {"detail"}
     text = dream.request(
         "POST", "/dream-machine/v1/generations/video", content=b"prompt", headers={**KEY, "Content-Type": "text/plain"}
@@ -110,7 +124,10 @@ def test_the_routes_are_served_under_the_server_path_and_a_404_names_them(dream:
 
 
 def test_delete_makes_a_task_gone_and_list_pages_the_key_s_own_tasks(dream: Fake) -> None:
-    ids = [dream.request("POST", "/dream-machine/v1/generations/video", json={"prompt": f"p{i}"}, headers=KEY).json()["id"] for i in range(3)]
+    ids = [
+        dream.request("POST", "/dream-machine/v1/generations/video", json={"prompt": f"p{i}"}, headers=KEY).json()["id"]
+        for i in range(3)
+    ]
     other = {"Authorization": "Bearer sk-someone-else"}
     dream.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "theirs"}, headers=other)
     page = dream.request("GET", "/dream-machine/v1/generations", params={"limit": 2}, headers=KEY).json()
@@ -166,7 +183,10 @@ def test_a_scripted_provider_word_is_answered_as_written(runway: Fake) -> None:
     running = next(progress for status, progress in seen if status == "RUNNING")
     assert 0.1 <= running < 1  # Runway's progress runs from 0 to 1
     timeline = runway.admin("GET", "/scenarios/throttled-then-done").json()["timeline"]
-    assert [(step["status"], step["phase"]) for step in timeline][:2] == [("PENDING", "queued"), ("THROTTLED", "queued")]
+    assert [(step["status"], step["phase"]) for step in timeline][:2] == [
+        ("PENDING", "queued"),
+        ("THROTTLED", "queued"),
+    ]
 
 
 def test_a_marker_in_the_provider_s_prompt_field_picks_a_failure_in_its_words(runway: Fake) -> None:
@@ -212,7 +232,10 @@ def test_the_dashboard_shows_the_provider_s_words(runway: Fake) -> None:
 
 def test_a_scenario_word_the_contract_does_not_know_is_refused_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "dreamy.yaml").write_text(THROTTLED.replace("THROTTLED}", "dreaming}"))
-    with pytest.raises(ScenarioError, match=r"dreamy\.yaml:5: timeline\[1\]\.status: 'dreaming' is not one of"), ExitStack() as stack:
+    with (
+        pytest.raises(ScenarioError, match=r"dreamy\.yaml:5: timeline\[1\]\.status: 'dreaming' is not one of"),
+        ExitStack() as stack,
+    ):
         _fake(stack, RUNWAY, scenario_dirs=(tmp_path,))
 
 
@@ -238,8 +261,12 @@ def test_cancel_answers_the_task_and_refuses_a_finished_or_uncancellable_one(tmp
         assert page.status_code == 200 and "canceled" in page.text  # the dashboard shows it, echo and all
         again = fake.request("POST", f"/v1/predictions/{task_id}/cancel", headers=KEY, check_contract=False)
         assert again.status_code == 409 and "already canceled" in again.json()["detail"]
-        stuck = fake.request("POST", path, json={"input": {"prompt": "p"}}, headers={**KEY, "X-Mock-Scenario": "not-cancellable"})
-        refused = fake.request("POST", f"/v1/predictions/{stuck.json()['id']}/cancel", headers=KEY, check_contract=False)
+        stuck = fake.request(
+            "POST", path, json={"input": {"prompt": "p"}}, headers={**KEY, "X-Mock-Scenario": "not-cancellable"}
+        )
+        refused = fake.request(
+            "POST", f"/v1/predictions/{stuck.json()['id']}/cancel", headers=KEY, check_contract=False
+        )
         assert refused.status_code == 409 and "cannot be cancelled" in refused.json()["detail"]
 
 
@@ -263,12 +290,18 @@ def test_the_content_operation_serves_the_video_and_refuses_it_before_completion
         movie = read(content.content)
         assert max(movie.sizes) == (1792, 1024) and round(movie.duration, 2) == 12.0
         # a player seeks with Range (OpenAI's reference documents no 206: HTTP's own answer)
-        part = fake.request("GET", f"/v1/videos/{video['id']}/content", headers={**KEY, "Range": "bytes=0-99"}, check_contract=False)
+        part = fake.request(
+            "GET", f"/v1/videos/{video['id']}/content", headers={**KEY, "Range": "bytes=0-99"}, check_contract=False
+        )
         assert part.status_code == 206 and part.content == content.content[:100]
-        thumbnail = fake.request("GET", f"/v1/videos/{video['id']}/content", params={"variant": "thumbnail"}, headers=KEY)
+        thumbnail = fake.request(
+            "GET", f"/v1/videos/{video['id']}/content", params={"variant": "thumbnail"}, headers=KEY
+        )
         assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/webp"  # as documented
         assert thumbnail.content[:4] == b"RIFF" and thumbnail.content[8:12] == b"WEBP"
-        sprites = fake.request("GET", f"/v1/videos/{video['id']}/content", params={"variant": "spritesheet"}, headers=KEY)
+        sprites = fake.request(
+            "GET", f"/v1/videos/{video['id']}/content", params={"variant": "spritesheet"}, headers=KEY
+        )
         assert sprites.headers["content-type"] == "image/jpeg" and sprites.content[:2] == b"\xff\xd8"
         with av.open(io.BytesIO(thumbnail.content)) as picture:  # a real picture, of the video's size
             frame = next(picture.decode(video=0))
@@ -298,11 +331,16 @@ def test_task_ids_follow_the_contract_s_id_schema(tmp_path: Path, schema: dict[s
     path.write_text(yaml.safe_dump(document))
     with ExitStack() as stack:
         fake = _fake(stack, path)
-        ids = {fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY).json()["id"] for _ in range(5)}
+        ids = {
+            fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY).json()["id"]
+            for _ in range(5)
+        }
     assert len(ids) == 5 and all(re.fullmatch(shape, task_id) for task_id in ids), ids
 
 
-def test_ids_from_a_loose_pattern_are_safe_in_a_url_and_running_out_of_them_is_a_503(tmp_path: Path, store: str) -> None:
+def test_ids_from_a_loose_pattern_are_safe_in_a_url_and_running_out_of_them_is_a_503(
+    tmp_path: Path, store: str
+) -> None:
     loose = _broken(tmp_path, lambda d: d["components"]["schemas"]["Generation"]["properties"].__setitem__(
         "id", {"type": "string", "pattern": "^\\S{12}$"}), "loose.yaml")  # fmt: skip
     few = _broken(tmp_path, lambda d: d["components"]["schemas"]["Generation"]["properties"].__setitem__(
@@ -314,13 +352,17 @@ def test_ids_from_a_loose_pattern_are_safe_in_a_url_and_running_out_of_them_is_a
     with ExitStack() as stack:
         fake = _fake(stack, loose, store)
         for _ in range(5):
-            task_id = fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY).json()["id"]
+            task_id = fake.request(
+                "POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY
+            ).json()["id"]
             assert re.fullmatch(r"[A-Za-z0-9._~-]{12}", task_id), task_id  # nothing a URL path would split or quote
             assert fake.request("GET", f"/dream-machine/v1/generations/{task_id}", headers=KEY).status_code == 200
     with ExitStack() as stack:
         fake = _fake(stack, few, store)
         answers = [
-            fake.request("POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY, check_contract=False)
+            fake.request(
+                "POST", "/dream-machine/v1/generations/video", json={"prompt": "p"}, headers=KEY, check_contract=False
+            )
             for _ in range(40)
         ]
         refused = [answer for answer in answers if answer.status_code == 503]
@@ -414,4 +456,6 @@ def test_the_submit_answer_is_the_same_from_its_template_and_from_the_renderer(c
     for cancellable in (True, False):
         scenario = dataclasses.replace(runtime.scenarios["default"], cancellable=cancellable)
         task = conformity.sample_task(runtime.contract, render, scenario)
-        assert json.loads(render.created_json(task, 45, "http://mock.test")) == render.created(task, 45, "http://mock.test")
+        assert json.loads(render.created_json(task, 45, "http://mock.test")) == render.created(
+            task, 45, "http://mock.test"
+        )

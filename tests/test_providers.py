@@ -73,7 +73,9 @@ def _statuses(url: str) -> list[Any]:
     return found
 
 
-def test_the_official_sdk_completes_and_the_clip_follows_the_request(served: tuple[Provider, str], tmp_path: Path) -> None:
+def test_the_official_sdk_completes_and_the_clip_follows_the_request(
+    served: tuple[Provider, str], tmp_path: Path
+) -> None:
     provider, url = served
     _play(url, "default")
     out = tmp_path / "out.mp4"
@@ -145,7 +147,9 @@ def test_the_official_sdk_lists_its_tasks(served: tuple[Provider, str]) -> None:
     assert answers_conform(url, provider.contract) >= 3
 
 
-def test_check_finds_the_fake_keeping_each_contract_and_drift_from_it(served: tuple[Provider, str], tmp_path: Path) -> None:
+def test_check_finds_the_fake_keeping_each_contract_and_drift_from_it(
+    served: tuple[Provider, str], tmp_path: Path
+) -> None:
     """`mockserver check` judges a deployment of any of these APIs: the fake keeps each contract;
     checked against a copy whose word for a finished task differs, it breaks it (drift found)."""
     provider, url = served
@@ -164,7 +168,16 @@ def test_fuzz_client_judges_an_official_sdk_client(tmp_path: Path) -> None:
     """`mockserver fuzz-client` plays generated behaviours in Runway's protocol to the Runway client
     (the completed-before-results class is left out: Runway's SUCCEEDED task requires its output)."""
     command = [sys.executable, str(EXAMPLES / "clients" / "runway_client.py")]
-    env = ["--env", "BASE_URL={base_url}", "--env", "API_KEY={api_key}", "--env", "POLL_INTERVAL=0.05", "--env", "MAX_WAIT=10"]
+    env = [
+        "--env",
+        "BASE_URL={base_url}",
+        "--env",
+        "API_KEY={api_key}",
+        "--env",
+        "POLL_INTERVAL=0.05",
+        "--env",
+        "MAX_WAIT=10",
+    ]
     run = mockserver_cli(
         "fuzz-client", "--contract", str(EXAMPLES / "runway.yaml"), "--examples", "3", "--seed", "1", "--time-limit", "20",
         "--out", str(tmp_path), "--json", str(tmp_path / "report.json"), *env, "--", *command,

@@ -22,7 +22,7 @@ def _first_session() -> list[tuple[str, str | None]]:
     """(shell block, the block shown after it or None) of the README's first session."""
     text = README.read_text()
     section = text.split("## A first session with curl", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.DOTALL)
     session = []
     for index, (kind, body) in enumerate(blocks):
         if kind == "sh" and not body.startswith("make serve"):
@@ -33,7 +33,9 @@ def _first_session() -> list[tuple[str, str | None]]:
 
 def _run(block: str, port: int, workdir: Path) -> str:
     state = workdir / "state.sh"
-    script = f"set -euo pipefail\n[ -f {state} ] && source {state}\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}\n"
+    script = (
+        f"set -euo pipefail\n[ -f {state} ] && source {state}\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}\n"
+    )
     script += f"declare -p TASK FAILING > {state} 2>/dev/null || declare -p TASK > {state} 2>/dev/null || true\n"
     result = subprocess.run(["bash", "-c", script], cwd=workdir, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, f"{block}\n{result.stderr}"
@@ -64,13 +66,17 @@ def test_the_first_session_runs_as_written(tmp_path: Path) -> None:
         advance(60)
         failed, shown = json.loads(_run(failed_poll, port, tmp_path)), json.loads(shown_failed)
         assert failed.keys() == shown.keys()
-        assert (failed["status"], failed["progress"], failed["error"]) == (shown["status"], shown["progress"], shown["error"])
+        assert (failed["status"], failed["progress"], failed["error"]) == (
+            shown["status"],
+            shown["progress"],
+            shown["error"],
+        )
 
 
 def _anchors(markdown: str) -> set[str]:
     """GitHub's anchors for the headings of a document."""
     anchors = set()
-    for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.M):
+    for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE):
         anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         anchors.add(anchor)
     return anchors
@@ -79,7 +85,7 @@ def _anchors(markdown: str) -> set[str]:
 def test_every_relative_link_resolves() -> None:
     broken = []
     for document in DOCUMENTS:
-        text = re.sub(r"```.*?```", "", document.read_text(), flags=re.S)
+        text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
             if re.match(r"[a-z]+:", target):
                 continue

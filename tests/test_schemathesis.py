@@ -42,7 +42,11 @@ def test_the_fake_conforms_to_the_current_contract(case: schemathesis.Case) -> N
 @pytest.mark.parametrize("schema", [SEED, CURRENT], ids=["seed", "current"])
 def test_stateful_runs_follow_the_link_from_submit_to_query(schema: schemathesis.BaseSchema) -> None:
     machine = schema.as_state_machine()
-    machine.run(settings=settings(max_examples=40, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)))
+    machine.run(
+        settings=settings(
+            max_examples=40, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+        )
+    )
 
 
 def test_the_suite_can_fail_on_a_broken_answer() -> None:

@@ -74,13 +74,18 @@ def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int,
     behaviour=behaviours(faults=False, latency=False),
     script=st.lists(
         st.tuples(
-            st.integers(0, 2), st.sampled_from([0.0, 0.5, 3.0, 10.0, 45.0, 200.0]), st.integers(0, 3), st.sampled_from(ACTIONS)
+            st.integers(0, 2),
+            st.sampled_from([0.0, 0.5, 3.0, 10.0, 45.0, 200.0]),
+            st.integers(0, 3),
+            st.sampled_from(ACTIONS),
         ),
         min_size=1,
         max_size=6,
     ),
 )
-def test_memory_and_redis_answer_alike(both: tuple[LiveServer, LiveServer], behaviour: dict[str, Any], script: list) -> None:
+def test_memory_and_redis_answer_alike(
+    both: tuple[LiveServer, LiveServer], behaviour: dict[str, Any], script: list
+) -> None:
     memory, shared = both
     script = [(1, 0.0, 0, None), *script]
     assert _play(shared, behaviour, script) == _play(memory, behaviour, script)

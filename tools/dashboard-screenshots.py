@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.services import Replica  # noqa: E402
+from tests.services import Replica
 
 OUT = ROOT / "docs" / "img"
 KEY = {"Authorization": "Bearer sk-screenshots"}
@@ -67,8 +67,11 @@ def main() -> None:
     server = Replica(["--clock", "manual", "--no-access-log"]).start()
     base = server.url
     try:
+
         def submit(prompt: str) -> str:
-            return httpx.post(f"{base}/v1/videos/generations", json={**BODY, "prompt": prompt}, headers=KEY).json()["id"]
+            return httpx.post(f"{base}/v1/videos/generations", json={**BODY, "prompt": prompt}, headers=KEY).json()[
+                "id"
+            ]
 
         def poll(task_id: str) -> None:
             httpx.get(f"{base}/v1/tasks/{task_id}", headers=KEY)
@@ -87,7 +90,9 @@ def main() -> None:
         fresh = submit("A harbour at night")
         poll(fresh)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+            browser = pw.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(f"{base}/__admin/ui")
             page.wait_for_timeout(700)

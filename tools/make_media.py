@@ -42,10 +42,7 @@ try:
     import av
     import numpy as np
 except ImportError as exc:  # pragma: no cover - dev tool only
-    sys.exit(
-        f"tools/make_media.py needs PyAV and numpy ({exc}); "
-        "install them in a separate venv: pip install av numpy"
-    )
+    sys.exit(f"tools/make_media.py needs PyAV and numpy ({exc}); install them in a separate venv: pip install av numpy")
 
 FPS = 24
 DURATION_S = 7.0
@@ -82,10 +79,7 @@ _DIGITS = {
     "8": ["111", "101", "111", "101", "111"],
     "9": ["111", "101", "111", "001", "111"],
 }
-_GLYPHS = {
-    ch: np.array([[c == "1" for c in row] for row in rows], dtype=bool)
-    for ch, rows in _DIGITS.items()
-}
+_GLYPHS = {ch: np.array([[c == "1" for c in row] for row in rows], dtype=bool) for ch, rows in _DIGITS.items()}
 
 
 def _draw_text(img: np.ndarray, text: str, x: int, y: int, scale: int) -> None:
@@ -169,9 +163,7 @@ def write_mp4(path: Path, width: int, height: int, with_audio: bool) -> None:
         nonlocal audio_pos
         while a is not None and audio_pos < min(upto, total_samples):
             n = min(AUDIO_FRAME, total_samples - audio_pos)
-            af = av.AudioFrame.from_ndarray(
-                tone(audio_pos, n), format="fltp", layout="mono"
-            )
+            af = av.AudioFrame.from_ndarray(tone(audio_pos, n), format="fltp", layout="mono")
             af.sample_rate = AUDIO_RATE
             af.pts = audio_pos  # in the codec time base, 1/AUDIO_RATE
             container.mux(a.encode(af))
@@ -219,8 +211,7 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
             if s.type == "video":
                 cc = s.codec_context
                 streams.append(
-                    f"video {cc.name} {cc.profile} {cc.width}x{cc.height} "
-                    f"{cc.pix_fmt} {s.average_rate} fps {d:.3f}s"
+                    f"video {cc.name} {cc.profile} {cc.width}x{cc.height} {cc.pix_fmt} {s.average_rate} fps {d:.3f}s"
                 )
                 assert cc.name == "h264", cc.name
                 assert cc.profile == "Main", cc.profile
@@ -230,8 +221,7 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
             elif s.type == "audio":
                 cc = s.codec_context
                 streams.append(
-                    f"audio {cc.name} {cc.sample_rate} Hz {cc.layout.name} "
-                    f"{(s.bit_rate or 0) // 1000} kb/s {d:.3f}s"
+                    f"audio {cc.name} {cc.sample_rate} Hz {cc.layout.name} {(s.bit_rate or 0) // 1000} kb/s {d:.3f}s"
                 )
                 assert cc.name == "aac", cc.name
             else:
@@ -242,10 +232,7 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
         info["audio"] = None
         if c.streams.audio:
             au = c.streams.audio[0]
-            info["audio"] = (
-                f"aac mono {au.codec_context.sample_rate} Hz "
-                f"{(au.bit_rate or 0) // 1000} kb/s"
-            )
+            info["audio"] = f"aac mono {au.codec_context.sample_rate} Hz {(au.bit_rate or 0) // 1000} kb/s"
         kinds = [s.type for s in c.streams]
         assert kinds == (["video", "audio"] if with_audio else ["video"]), kinds
         assert abs(info["duration_s"] - DURATION_S) < 0.15, info["duration_s"]
@@ -268,13 +255,9 @@ def write_readme(out: Path, infos: list[dict]) -> None:
     ]
     for inf in infos:
         audio = inf["audio"] or "no audio"
-        lines.append(
-            f"- `{inf['file']}`: {inf['bytes']} bytes, {inf['duration_s']:.3f} s, "
-            f"{inf['video']}; {audio}"
-        )
+        lines.append(f"- `{inf['file']}`: {inf['bytes']} bytes, {inf['duration_s']:.3f} s, {inf['video']}; {audio}")
     lines.append(
-        "Regenerated (development time only, needs PyAV) with "
-        "`python tools/make_media.py [--out mockserver/media]`."
+        "Regenerated (development time only, needs PyAV) with `python tools/make_media.py [--out mockserver/media]`."
     )
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
@@ -292,10 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         write_mp4(path, w, h, with_audio)
         inf = verify(path, w, h, with_audio)
         infos.append(inf)
-        print(
-            f"{name}: {inf['bytes']} bytes, {inf['duration_s']:.3f} s, "
-            f"boxes={inf['boxes']}"
-        )
+        print(f"{name}: {inf['bytes']} bytes, {inf['duration_s']:.3f} s, boxes={inf['boxes']}")
         for s in inf["streams"]:
             print(f"    {s}")
     write_readme(out, infos)

@@ -131,7 +131,9 @@ class Dispatcher:
         """Deliver a task's callback once more, now: the event given, else the last one attempted,
         else the one of its state now (ApiError when there is nothing to deliver)."""
         if self.spec is None:
-            raise ApiError(409, "The contract documents no callbacks: there is nothing to redeliver.", code="no_callbacks")
+            raise ApiError(
+                409, "The contract documents no callbacks: there is nothing to redeliver.", code="no_callbacks"
+            )
         target = url or task.callback_url
         if target is None:
             raise ApiError(
@@ -243,12 +245,18 @@ class Dispatcher:
         reading = await self.store.clock_reading()
         wall = time.time()
         if found is None:
-            await self._settle(delivery, reading.now, wall, "failed", error="the task is no longer kept (past --task-retention)")
+            await self._settle(
+                delivery, reading.now, wall, "failed", error="the task is no longer kept (past --task-retention)"
+            )
             return
         task = found.task
-        body = _ENCODE(self.render.callback(task, state_of(task, delivery.event), delivery.base, delivery.webhook_id)).encode()
+        body = _ENCODE(
+            self.render.callback(task, state_of(task, delivery.event), delivery.base, delivery.webhook_id)
+        ).encode()
         if delivery.fault == "lost":
-            await self._settle(delivery, reading.now, wall, "lost", task=task, body=body, error="lost, as the scenario says")
+            await self._settle(
+                delivery, reading.now, wall, "lost", task=task, body=body, error="lost, as the scenario says"
+            )
             return
         refusal = await self.destinations.refusal(delivery.url)
         if refusal is not None:

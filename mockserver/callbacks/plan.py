@@ -75,6 +75,19 @@ def plan(task: Task, spec: Callbacks, base: str, started: dict[str, str] | None 
         webhook_id = "msg_" + secrets.token_hex(12)
         for copy in range(1, faults.duplicate + 1):
             out.append(
-                Delivery(secrets.token_hex(8), task.id, event, webhook_id, task.callback_url, due, at, 1, copy, fault, False, base)
+                Delivery(
+                    secrets.token_hex(8),
+                    task.id,
+                    event,
+                    webhook_id,
+                    task.callback_url,
+                    due,
+                    at,
+                    1,
+                    copy,
+                    fault,
+                    False,
+                    base,
+                )
             )
     return out

@@ -48,7 +48,9 @@ def check_secret(secret: str) -> None:
     try:
         key = base64.b64decode(secret[len("whsec_") :], validate=True)
     except ValueError:
-        raise ValueError("--callback-secret is not whsec_ followed by base64 (A-Z, a-z, 0-9, +, /, = padding)") from None
+        raise ValueError(
+            "--callback-secret is not whsec_ followed by base64 (A-Z, a-z, 0-9, +, /, = padding)"
+        ) from None
     if not 24 <= len(key) <= 64:
         raise ValueError(
             f"--callback-secret holds {len(key)} bytes; Standard Webhooks secrets hold 24 to 64 "
@@ -110,7 +112,9 @@ class Sender:
         except (httpx.TimeoutException, TimeoutError):
             return Outcome(None, f"no answer within {timeout:g} s", b"", _ms(started))
         except httpx.HTTPError as exc:
-            return Outcome(None, f"{type(exc).__name__}: {str(exc)[:200] or 'the connection failed'}", b"", _ms(started))
+            return Outcome(
+                None, f"{type(exc).__name__}: {str(exc)[:200] or 'the connection failed'}", b"", _ms(started)
+            )
         except ssl.SSLError as exc:
             return Outcome(None, f"TLS: {str(exc)[:200]}", b"", _ms(started))
         return Outcome(status, None, bytes(kept), _ms(started))

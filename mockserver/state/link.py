@@ -53,9 +53,13 @@ def pack(args: tuple[Any, ...]) -> bytes:
 class Link:
     def __init__(self, url: str, display: str, timeout: float = 1.5, retry_after: float = 0.25) -> None:
         try:
-            self._pool = ConnectionPool.from_url(url, decode_responses=True, health_check_interval=0, socket_keepalive=True)
+            self._pool = ConnectionPool.from_url(
+                url, decode_responses=True, health_check_interval=0, socket_keepalive=True
+            )
         except ValueError:  # its message may quote the URL, password included
-            raise ValueError(f"--store {display} is not a Redis URL redis-py can read (redis://[:PASSWORD@]HOST:PORT/DB)") from None
+            raise ValueError(
+                f"--store {display} is not a Redis URL redis-py can read (redis://[:PASSWORD@]HOST:PORT/DB)"
+            ) from None
         self.display = display
         self.timeout = timeout
         self.retry_after = retry_after
@@ -175,7 +179,7 @@ class Link:
         if not self._inflight:
             return
         if time.monotonic() - self._progress > self.timeout and self._connection is not None:
-            self._drop(self._connection, asyncio.TimeoutError())
+            self._drop(self._connection, TimeoutError())
         else:
             self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 4, self._watch)
 

@@ -54,7 +54,6 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from contracts._vocabulary import Vocabulary
-
 from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advance, check_speed
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
@@ -635,7 +634,9 @@ class RedisStore:
 
     async def schedule(self, task_id: str, deliveries: list[Delivery], *, replan: bool = False) -> None:
         flat = [part for d in deliveries for part in (d.id, repr(d.due), _ENCODER.encode(_delivery_json(d)))]
-        await self._eval("cbschedule", task_id, "1" if replan else "0", repr(float(self.settings.task_retention)), *flat)
+        await self._eval(
+            "cbschedule", task_id, "1" if replan else "0", repr(float(self.settings.task_retention)), *flat
+        )
 
     async def claim(self, limit: int, lease: float) -> tuple[list[Delivery], float, float | None]:
         now_text, following, *found = await self._eval("cbclaim", limit, repr(lease))

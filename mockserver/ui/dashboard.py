@@ -196,7 +196,9 @@ class Dashboard:
         """The status words a tester can filter by: the contract's (or today's), in phase order."""
         words = self.rt.render.words
         documented = list(self.rt.vocabulary.words) if self.rt.vocabulary.documented else []
-        return list(dict.fromkeys([*(words[phase] for phase in ("queued", "running", "succeeded", "failed")), *documented]))
+        return list(
+            dict.fromkeys([*(words[phase] for phase in ("queued", "running", "succeeded", "failed")), *documented])
+        )
 
     def _fail_codes(self) -> list[tuple[str, str]]:
         """The failure codes a tester can pick: the documented `generation_failed` first, then each
@@ -418,7 +420,9 @@ class Dashboard:
             "timeline": timeline,
             "entries": [_entry(e) for e in entries[:JOURNAL_SHOWN]],
             # as JSON data first: the answer may hold values of the renderer's own list type
-            "answer": yaml.safe_dump(json.loads(json.dumps(view["task"])), sort_keys=False, allow_unicode=True, width=100),
+            "answer": yaml.safe_dump(
+                json.loads(json.dumps(view["task"])), sort_keys=False, allow_unicode=True, width=100
+            ),
         }
 
     def _callbacks(
