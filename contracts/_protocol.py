@@ -283,9 +283,8 @@ class Shapes:
                 and op.method == "GET"
                 and not op.path_parameters
                 and (_template(op.path) == _template(parent) or _says(op, "list"))
-            ):
-                if self._answer_schema(op, "200") is not None:
-                    return op
+            ) and self._answer_schema(op, "200") is not None:
+                return op
         return None
 
     def _answer_schema(self, op: Operation, status: str) -> tuple[Any, str] | None:

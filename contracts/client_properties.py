@@ -38,6 +38,7 @@ come (`ClientRun.pending`, with the scenario clock's reading `ClientRun.now`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -273,7 +274,7 @@ class Judge:
         for task_id, polls in self._polls_by_task(run).items():
             gaps = [
                 (self._arrived(later) - self._ended(earlier), earlier, later)
-                for earlier, later in zip(polls, polls[1:])
+                for earlier, later in itertools.pairwise(polls)
             ]
             fast = [gap for gap in gaps if gap[0] < limit]
             if fast:

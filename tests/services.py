@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Self
 
 import httpx
 import redis
@@ -73,7 +74,7 @@ class RedisServer:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -68,6 +68,7 @@ def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: pendng}\n")
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "serve", "--scenarios", str(tmp_path), "--port", str(free_port())],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,
@@ -80,7 +81,11 @@ def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
 
 def test_serve_refuses_an_unknown_contract() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", "--contract", "v9"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "mockserver", "serve", "--contract", "v9"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "neither a shipped name" in result.stderr
@@ -89,6 +94,7 @@ def test_serve_refuses_an_unknown_contract() -> None:
 def test_scenarios_list_shows_every_scenario_with_its_description() -> None:
     result = subprocess.run(
         [str(SCRIPT), "scenarios", "list"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,
@@ -114,13 +120,18 @@ def test_scenarios_validate_reports_each_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: failed}\n")
     result = subprocess.run(
-        [str(SCRIPT), "scenarios", "validate", str(good), str(bad)], capture_output=True, text=True, timeout=30
+        [str(SCRIPT), "scenarios", "validate", str(good), str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert f"ok       {good} (good)" in result.stdout
     assert f"invalid  {bad}:4: timeline[0]: missing required field 'error'" in result.stdout
     shipped = subprocess.run(
         [str(SCRIPT), "scenarios", "validate", "scenarios"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,
@@ -132,7 +143,7 @@ def test_scenarios_validate_reports_each_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["--speed", "0"], ["--port", "70000"], ["--clock", "fast"]])
 def test_bad_options_are_refused_by_the_cli(args: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mockserver", "serve", *args], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "mockserver", "serve", *args], check=False, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
     assert "Invalid value" in result.stderr
@@ -162,14 +173,14 @@ def test_requests_too_broken_for_the_app_still_get_the_provider_shape() -> None:
 
 
 def test_version() -> None:
-    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([str(SCRIPT), "--version"], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("mockserver, version ")
 
 
 def test_scenarios_validate_checks_the_contract(tmp_path: Path) -> None:
     (tmp_path / "gateway.yaml").write_text("name: gateway\ndescription: d\nsubmit: {status: 502}\n")
     result = subprocess.run(
-        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30
+        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], check=False, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 1
     assert "gateway.yaml:3: submit: would break the contract (seed.yaml): HTTP 502 is not documented" in result.stdout
@@ -177,7 +188,7 @@ def test_scenarios_validate_checks_the_contract(tmp_path: Path) -> None:
         "name: gateway\ndescription: d\noff_contract: proxies answer 502\nsubmit: {status: 502}\n"
     )
     result = subprocess.run(
-        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], capture_output=True, text=True, timeout=30
+        [str(SCRIPT), "scenarios", "validate", str(tmp_path)], check=False, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0 and "(gateway) [off contract]" in result.stdout
 
@@ -196,6 +207,7 @@ def test_a_store_url_shows_without_its_password_however_it_is_spelled() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "serve", "--port", "0"],
         env={**os.environ, "MOCKSERVER_STORE": "redis://:topsecret#x@127.0.0.1:1/0"},
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,

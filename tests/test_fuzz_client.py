@@ -152,7 +152,7 @@ def test_a_client_that_never_runs_does_not_pass(tmp_path: Path) -> None:
 def test_a_command_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "1", "--", str(tmp_path / "no-such-client")],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "no such executable" in result.stderr and "Traceback" not in result.stderr
 
@@ -162,7 +162,7 @@ def test_replaying_a_broken_file_names_its_file_and_line(tmp_path: Path) -> None
     broken.write_text("name: bad\ndescription: d\ntimeline:\n  - {at: 0, status: pendng}\n")
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "fuzz-client", "--replay", str(broken), "--", *BROKEN, "tight-loop"],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and f"{broken}:4: timeline[0].status" in result.stderr
 
@@ -172,7 +172,7 @@ def test_the_cli_shows_the_broken_property_requests_and_replay(tmp_path: Path) -
         [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "20", "--seed", "2", "--speed", "200",
          "--time-limit", "2", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "report.json"),
          "--", *BROKEN, "tight-loop"],
-        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"},
+        check=False, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
@@ -189,7 +189,7 @@ def test_the_cli_passes_a_good_client_with_its_own_variable_names(tmp_path: Path
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "5", "--seed", "4", "--speed", "200",
          "--time-limit", "10", "--out", str(tmp_path), *env, "--", *REFERENCE],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "The client kept every property." in result.stdout
@@ -247,7 +247,7 @@ def test_a_client_that_leaves_children_behind_does_not_hang_the_run(tmp_path: Pa
     marker = "31.4159"
     report = fuzz(["sh", "-c", f"sleep {marker} & exit 3"], tmp_path, examples=2)
     assert report.failure is not None and report.failure.broken[0].property == "submits"
-    leftover = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", f"sleep {marker}"], check=False, capture_output=True, text=True)
     assert leftover.stdout == ""  # its whole process group was stopped
 
 

@@ -100,7 +100,7 @@ PATHS = st.one_of(
             "/files/x.mp4",
             "/__admin/scenarios/..%2f..",
         ]
-    ),  # fmt: skip
+    ),
     st.text(alphabet="/abcdefv1tasks%._-~0123456789", max_size=60).map(lambda p: "/" + p),
 )
 HUGE_NUMBERS = st.sampled_from(["1e999999", "-1e400", "123456789" * 200, "0." + "0" * 5000 + "1", "NaN", "Infinity"])
@@ -193,7 +193,7 @@ REQUEST_LINES = st.one_of(
             b"GET /v1/tasks/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
             b"BREW /pot HTCPCP/1.0\r\n\r\n",
         ]
-    ),  # fmt: skip
+    ),
 )
 
 

@@ -3,6 +3,7 @@ lifecycle invariants under a hypothesis state machine. No test sleeps."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ def test_the_successful_scenarios_play_to_a_downloadable_video(fake: Fake, name:
     seen = play(fake, task_id, ends_at + 4, step=2.0)
     assert seen[0]["status"] == "pending"
     assert any(s["status"] == "processing" for s in seen)
-    for before, after in zip(seen, seen[1:]):
+    for before, after in itertools.pairwise(seen):
         assert RANK[after["status"]] >= RANK[before["status"]] and after["progress"] >= before["progress"]
     done = next(s for s in seen if s["status"] == "completed")
     assert ends_at <= done["elapsed"] < ends_at + 2.01

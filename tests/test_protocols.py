@@ -400,8 +400,10 @@ def _broken(tmp_path: Path, change: Any, name: str = "broken.yaml") -> Path:
 BAD = {
     "unmappable-status": (
         lambda d: d["components"]["schemas"]["State"]["enum"].append("uploading"),
-        "at /components/schemas/State/enum/4: the status word 'uploading' has no phase: map it with "
-        "'x-mockserver-status: {uploading: queued|running|succeeded|failed|cancelled}'",
+        (
+            "at /components/schemas/State/enum/4: the status word 'uploading' has no phase: map it with "
+            "'x-mockserver-status: {uploading: queued|running|succeeded|failed|cancelled}'"
+        ),
     ),
     "content-without-task-id": (
         lambda d: d["paths"].__setitem__(
@@ -413,8 +415,10 @@ BAD = {
         lambda d: d["components"]["schemas"]["Generation"]["properties"].__setitem__(
             "frames", {"type": "integer", "x-mockserver-role": "result_url"}
         ),
-        "at /components/schemas/Generation/properties/frames: x-mockserver-role: result_url marks where the video's "
-        "URL goes: the type ['integer'] cannot hold a URL",
+        (
+            "at /components/schemas/Generation/properties/frames: x-mockserver-role: result_url marks where the video's "
+            "URL goes: the type ['integer'] cannot hold a URL"
+        ),
     ),
 }
 

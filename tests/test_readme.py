@@ -37,7 +37,9 @@ def _run(block: str, port: int, workdir: Path) -> str:
         f"set -euo pipefail\n[ -f {state} ] && source {state}\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}\n"
     )
     script += f"declare -p TASK FAILING > {state} 2>/dev/null || declare -p TASK > {state} 2>/dev/null || true\n"
-    result = subprocess.run(["bash", "-c", script], cwd=workdir, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=workdir, check=False, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, f"{block}\n{result.stderr}"
     return result.stdout
 

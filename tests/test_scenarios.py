@@ -168,9 +168,11 @@ def test_a_broken_file_is_refused_with_file_line_and_field(
         ("- just\n- a list\n", 'is not of type "object"'),
         ("name: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
         (
-            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-            "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+            (
+                "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+            ),
             "alias bomb",
         ),
     ],

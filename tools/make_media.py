@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - dev tool only
 
 FPS = 24
 DURATION_S = 7.0
-N_FRAMES = int(round(FPS * DURATION_S))  # 168
+N_FRAMES = round(FPS * DURATION_S)  # 168
 CRF = "38"
 PRESET = "veryslow"
 
@@ -155,7 +155,7 @@ def write_mp4(path: Path, width: int, height: int, with_audio: bool) -> None:
         a = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         a.bit_rate = AUDIO_BITRATE
 
-    total_samples = int(round(DURATION_S * AUDIO_RATE))
+    total_samples = round(DURATION_S * AUDIO_RATE)
     audio_pos = 0
 
     def feed_audio(upto: int) -> None:
@@ -248,10 +248,10 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
 
 def write_readme(out: Path, infos: list[dict]) -> None:
     lines = [
-        "Sample ~7 s MP4 clips served by the mock server: H.264 Main@3.1, "
+        ("Sample ~7 s MP4 clips served by the mock server: H.264 Main@3.1, "
         "yuv420p, 24 fps, `+faststart` (moov before mdat); `*_audio.mp4` also "
         "carry a quiet mono AAC 440 Hz tone, the others have no audio stream. "
-        "Measured:",
+        "Measured:"),
     ]
     for inf in infos:
         audio = inf["audio"] or "no audio"

@@ -262,7 +262,7 @@ class MemoryStore:
                     submission.callback_events,
                     via,
                     selected_by,
-                )  # fmt: skip
+                )
             )
         return Submitted(scenario, selected_by, via, count, task, now)
 
