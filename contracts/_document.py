@@ -163,7 +163,7 @@ def _escape(part: Any) -> str:
 
 def load_document(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
     """Return the document's location and its bundled, self-contained form."""
-    return load_bundle(name_or_path)[:2]  # type: ignore[return-value]
+    return load_bundle(name_or_path)[:2]
 
 
 def load_bundle(name_or_path: str | Path) -> tuple[Path, dict[str, Any], dict[tuple[str, str], Path]]:

@@ -387,6 +387,7 @@ class Shapes:
         else the first of RESULT_NAMES the task has (for an object, its URL-named property), else
         nowhere. The holder is given its source; the objects around it hold their value only
         once the task has its result."""
+        holder: Node | None
         marked = [(path, n) for path, n in node.walk() if n.source in ("result_url", "results")]
         if len(marked) > 1:
             raise self._error(marked[1][1].pointer, "the video's URL is marked twice in this task; mark one place")
@@ -544,7 +545,7 @@ class Shapes:
         if variant is not None:
             content.variant = variant.name
             spec = self.contract.spec_of(op)
-            schema = next(
+            schema: Any = next(
                 (self.contract.resolve(self.contract._deref(p).get("schema", {}), "")[0]
                  for p in spec.get("parameters", []) if self.contract._deref(p).get("name") == variant.name),
                 {},

@@ -82,8 +82,8 @@ class Vocabulary:
         if spelt is not None:
             phase = self.words[spelt]
             return phase, (None if self.canonical[phase] == spelt else spelt)
-        phase = word if word in PHASE_RANK else _OURS_BACK.get(word)
-        return (phase, None) if phase is not None else None
+        ours = word if word in PHASE_RANK else _OURS_BACK.get(word)
+        return (ours, None) if ours is not None else None
 
     def phase_of_answer(self, word: object) -> str | None:
         """The phase of a status word a deployment answered: one of the contract's words (any
@@ -119,14 +119,14 @@ def build(
             )
     words: dict[str, str] = {}
     for word, pointer in documented:
-        phase = explicit.get(word) or COMMON_WORDS.get(word.lower())
-        if phase is None:
+        mapped = explicit.get(word) or COMMON_WORDS.get(word.lower())
+        if mapped is None:
             raise error(
                 pointer,
                 f"the status word {word!r} has no phase: map it with 'x-mockserver-status: "
                 f"{{{word}: queued|running|succeeded|failed|cancelled}}' on the status schema",
             )
-        words.setdefault(word, phase)
+        words.setdefault(word, mapped)
     for word, phase in explicit.items():
         words.setdefault(word, phase)  # a word the enum does not list: the extension says it exists
     canonical = {}

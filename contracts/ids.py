@@ -168,7 +168,7 @@ def _concat(pieces: list[str | Generate]) -> Generate:
         return lambda bits: ""
     if len(merged) == 1:
         only = merged[0]
-        return (lambda bits: only) if isinstance(only, str) else only  # type: ignore[return-value]
+        return (lambda bits: only) if isinstance(only, str) else only
     if len(merged) == 2:
         first, second = merged
         if isinstance(first, str):
@@ -393,7 +393,7 @@ def _pieces(node: _Node) -> list[str | Generate]:
         for item in node.items:
             if isinstance(item, _Set) or (isinstance(item, _Repeat) and isinstance(item.item, _Set)):
                 alphabet = item.alphabet if isinstance(item, _Set) else item.item.alphabet  # type: ignore[union-attr]
-                count = 1 if isinstance(item, _Set) else item.count  # type: ignore[union-attr]
+                count = 1 if isinstance(item, _Set) else item.count
                 if runs and runs[-1][0] == alphabet:
                     runs[-1] = (alphabet, runs[-1][1] + count)
                 else:

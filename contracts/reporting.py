@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from contracts.deployment import Event, Finding, Polled, ProbeFinished, ProbeStarted, Report, RunFinished
@@ -23,7 +24,7 @@ from contracts.deployment import Event, Finding, Polled, ProbeFinished, ProbeSta
 class ConsoleReporter:
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._status = None
+        self._status: Status | None = None
 
     def handle(self, event: Event) -> None:
         if isinstance(event, ProbeStarted):

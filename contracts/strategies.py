@@ -135,7 +135,7 @@ def _refusal(status: int, code: str | None = None, retry_after: int | None = Non
 
 # Drawn when no kind is given: accepted, refused, transient (429 or 503, then accepted), ambiguous
 # (a 5xx or a dropped connection that created the task). The others narrow one of these down.
-SUBMIT_KINDS = ("accepted", "refused", "transient", "ambiguous")
+SUBMIT_KINDS: tuple[str, ...] = ("accepted", "refused", "transient", "ambiguous")
 SUBMIT_KINDS += ("rate-limited", "rate-limited-no-retry-after", "ambiguous-5xx", "dropped")
 
 

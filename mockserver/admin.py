@@ -186,6 +186,7 @@ class AdminGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
+            refusal: ApiError | None
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(headers):
                 refusal = ApiError(
                     403,
@@ -195,16 +196,19 @@ class AdminGuard:
                 )
                 await refusal.response()(scope, receive, send)
                 return
-            if self.open and (b"origin" in headers or b"sec-fetch-site" in headers):
-                if _host_name(headers.get(b"host")) not in LOOPBACK_HOSTS:  # DNS rebinding: a page of another
-                    refusal = ApiError(  # site whose name now points at 127.0.0.1
-                        403,
-                        "Refused: a browser reached this fake's admin API under another host name than a loopback "
-                        "address; open it as http://127.0.0.1:<port>/__admin/ui (or localhost).",
-                        code="host_not_loopback",
-                    )
-                    await refusal.response()(scope, receive, send)
-                    return
+            if (
+                self.open
+                and (b"origin" in headers or b"sec-fetch-site" in headers)
+                and _host_name(headers.get(b"host")) not in LOOPBACK_HOSTS  # DNS rebinding: a page of another
+            ):
+                refusal = ApiError(  # site whose name now points at 127.0.0.1
+                    403,
+                    "Refused: a browser reached this fake's admin API under another host name than a loopback "
+                    "address; open it as http://127.0.0.1:<port>/__admin/ui (or localhost).",
+                    code="host_not_loopback",
+                )
+                await refusal.response()(scope, receive, send)
+                return
             if self.token or self.closed:
                 path = scope["path"]
                 refusal = self._refusal(headers.get(b"authorization"))

@@ -35,7 +35,7 @@ import re
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import pairwise, product
@@ -104,7 +104,7 @@ def _level(level: int, suffix_length: int, first_after_ones: bool) -> str:
 def _residual_block(
     coeffs: Sequence[int],
     tokens: dict[tuple[int, int], str],
-    total_zeros: dict[int, Sequence[str]],
+    total_zeros: Mapping[int, Sequence[str]],
     max_coeff: int,
 ) -> str:
     """residual_block_cavlc() for coefficients in scan order."""
@@ -185,8 +185,12 @@ def _macroblock(
         predicted = 128
     residual = [_luma_dc(luma - predicted)]
     chroma = ""
-    for plane, values in ((1, cb), (2, cr)):
-        p = _chroma_prediction(top[plane] if top else None, left[plane] if left else None)
+    planes = (
+        (cb, top[1] if top else None, left[1] if left else None),
+        (cr, top[2] if top else None, left[2] if left else None),
+    )
+    for values, above, beside in planes:
+        p = _chroma_prediction(above, beside)
         chroma += _chroma_dc(values[0] - p[0], values[1] - p[1], values[2] - p[2], values[3] - p[3])
     coded_chroma = chroma != "0101"  # both components have no level: leave chroma out
     mb_type = mb_type_offset + 3 + (4 if coded_chroma else 0)  # I_16x16_2_x_0: DC prediction
@@ -360,7 +364,7 @@ def _children(data: bytes, span: tuple[int, int], kind: bytes) -> Iterator[tuple
         offset += size
 
 
-def _table(data: bytes, box: tuple[int, int], columns: int, skip: int = 4) -> list:  # type: ignore[type-arg]
+def _table(data: bytes, box: tuple[int, int], columns: int, skip: int = 4) -> list:
     """The entries of a full box's table: version/flags (and more, `skip` bytes), a count, rows."""
     start = box[0] + skip
     (count,) = struct.unpack(">I", data[start : start + 4])

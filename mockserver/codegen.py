@@ -31,7 +31,7 @@ OMIT = object()  # a property left out of the answer
 WEAK = "\x00weak"  # context key: the sources whose values give way to what the contract pins
 
 
-class Verbatim(list):  # type: ignore[type-arg]
+class Verbatim(list):
     """Values sent as they are (results a scenario scripted, tasks already rendered)."""
 
 
@@ -77,7 +77,7 @@ def compile_node(
     }  # fmt: skip
     namespace["K"] = generator.constants
     exec(compile("\n".join(generator.lines), f"<render {node.pointer or '/'}>", "exec"), namespace)  # noqa: S102
-    return namespace[name]  # type: ignore[no-any-return]
+    return namespace[name]
 
 
 class _Generator:

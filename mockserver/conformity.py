@@ -153,14 +153,14 @@ def check_answers(contract: Contract, renderer: Renderer, scenario: Scenario) ->
         if found:
             raise ContractError(f"{contract.path}: at {pointer}: the fake cannot fill this answer: {found[0]}")
     for operation in shapes.operations.values():
-        for status in operation.error_statuses:
+        for code in operation.error_statuses:
             own = {"message": "A sample error.", "code": "sample_code", "param": None}
-            body = renderer.error_body(operation.operation_id, int(status), own, own=True)
-            found = operation.answers[status].problems(body) if body is not None else []
+            body = renderer.error_body(operation.operation_id, int(code), own, own=True)
+            found = operation.answers[code].problems(body) if body is not None else []
             if found:
-                pointer = shapes.errors[(operation.operation_id, status)].pointer
+                pointer = shapes.errors[(operation.operation_id, code)].pointer
                 raise ContractError(
-                    f"{contract.path}: at {pointer}: the fake cannot fill its own HTTP {status} answer: {found[0]}"
+                    f"{contract.path}: at {pointer}: the fake cannot fill its own HTTP {code} answer: {found[0]}"
                 )
 
 

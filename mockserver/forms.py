@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -409,14 +409,14 @@ class _Shaper:
                 return part["additionalProperties"]
         return None
 
-    def build(self, fields: list[tuple[str, str | _File]]) -> dict[str, Any]:
+    def build(self, fields: Sequence[tuple[str, str | _File]]) -> dict[str, Any]:
         groups: dict[tuple[str, ...], tuple[list[str | _File], bool]] = {}
-        for name, value in fields:
+        for name, field in fields:
             path, listed = self._path(name)
-            groups.setdefault(path, ([], listed))[0].append(value)
+            groups.setdefault(path, ([], listed))[0].append(field)
         body: dict[str, Any] = {}
         for path, (values, listed) in groups.items():
-            texts = [value.placeholder if isinstance(value, _File) else value for value in values]
+            texts = [part.placeholder if isinstance(part, _File) else part for part in values]
             if self.properties is None or path[0] not in self.properties:
                 value: Any = texts if listed or len(texts) > 1 else texts[0]
             else:

@@ -231,8 +231,8 @@ class FuzzRun:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopping it stops what it started too
         )
-        lines: list[tuple[float, str]] = []
-        reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+        output: list[tuple[float, str]] = []
+        reader = threading.Thread(target=_read_lines, args=(process.stdout, output), daemon=True)
         reader.start()
         stopped = None
         deadline = started + self.options.time_limit
@@ -250,11 +250,11 @@ class FuzzRun:
             reader.join(timeout=5)
             process.stdout.close()  # type: ignore[union-attr]
         ended = time.time()
-        text = "".join(line for _, line in lines)[-OUTPUT_LIMIT:]
+        text = "".join(line for _, line in output)[-OUTPUT_LIMIT:]
         exit_code = None if stopped else process.returncode
         entries = self._entries(since)
         run = ClientRun(
-            entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, lines
+            entries, exit_code, text, time.perf_counter() - started, self.options.time_limit, stopped, output
         )
         if self.documents_callbacks:
             self._callbacks(run, since, ended)
@@ -358,7 +358,7 @@ class FuzzRun:
         explores with the rest, leaving out the behaviours the class runs already played."""
         numbers = iter(range(1, 1_000_000))
         options = self.options.strategy
-        limits = {name: options[name] for name in ("faults", "quirks", "latency") if name in options}
+        limits: dict[str, Any] = {name: options[name] for name in ("faults", "quirks", "latency") if name in options}
         limits["results_later"] = options.get("documented", {}).get("results_later", True)
         self.report.classes = classes(**limits)
         if self.documents_callbacks:  # right after the first class, which shows whether the client asks for them

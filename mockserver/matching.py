@@ -54,7 +54,7 @@ class Selector:
         Most rules only look for a marker in the prompt: one regular expression finds whether any
         of them can match, so a submission with no marker pays for one search, not one per rule."""
         self._rules = [(rule, scenario) for scenario in self.scenarios.values() for rule in scenario.rules]
-        markers = [rule.prompt_contains for rule, _ in self._rules if rule.prompt_only]
+        markers = [rule.prompt_contains for rule, _ in self._rules if rule.prompt_only and rule.prompt_contains]
         self._markers = re.compile("|".join(re.escape(m) for m in markers)) if markers else None
         self._general = [(rule, scenario) for rule, scenario in self._rules if not rule.prompt_only]
 

@@ -211,7 +211,7 @@ class Runtime:
         self,
         task_id: str,
         action: str,
-        change: Callable[[Task, float], None],
+        change: Callable[[Task, float], object],
         refusal: int = 409,
         *,
         client: bool = False,

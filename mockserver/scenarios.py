@@ -389,8 +389,8 @@ class _Builder:
             raise self.fail(
                 (*path, "progress"), f"{progress} is below the step before ({previous.progress}); progress never falls"
             )
-        attached = previous is not None and previous.phase == "succeeded" and previous.results is not None
-        if attached and item.get("results", UNSET) != previous.results:
+        attached = previous.results if previous is not None and previous.phase == "succeeded" else None
+        if attached is not None and item.get("results", UNSET) != attached:
             raise self.fail((*path, "results"), "once a step has attached results, later steps keep the same results")
         if "results" in item and phase != "succeeded":
             raise self.fail((*path, "results"), "only a 'completed' step has results")

@@ -44,7 +44,7 @@ class LiveServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.url = ""
 
-    def start(self) -> LiveServer:
+    def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -56,7 +56,7 @@ class LiveServer:
             lifespan="on",
             access_log=False,
             http=protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections),
-            timeout_keep_alive=settings.keep_alive_timeout,
+            timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]  # seconds, a float will do
         )
         self._server = uvicorn.Server(config)
 

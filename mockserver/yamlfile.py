@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import yaml
 
@@ -43,14 +43,21 @@ class FileProblem(ValueError):
         super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
 
 
+_Problem = TypeVar("_Problem", bound=FileProblem)
+
+
 @dataclass(frozen=True)
 class Document:
     source: str
     data: Any
     lines: Lines
 
+    @overload
+    def problem(self, path: tuple[Any, ...], message: str) -> FileProblem: ...
+    @overload
+    def problem(self, path: tuple[Any, ...], message: str, kind: type[_Problem]) -> _Problem: ...
     def problem(self, path: tuple[Any, ...], message: str, kind: type[FileProblem] = FileProblem) -> FileProblem:
-        """An error located at `path` (or its nearest ancestor that has a line)."""
+        """An error (of `kind`) located at `path` (or its nearest ancestor that has a line)."""
         probe = tuple(path)
         while probe and probe not in self.lines:
             probe = probe[:-1]
@@ -119,6 +126,7 @@ def read_documents(path: Path, kind: type[FileProblem] = FileProblem, *, secret_
     try:
         while loader.check_node():
             node = loader.get_node()
+            assert node is not None  # check_node() said one follows
             lines: Lines = {}
             _index(node, (), lines, [MAX_NODES])
             documents.append(Document(source, loader.construct_document(node), lines))

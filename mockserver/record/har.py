@@ -98,7 +98,7 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
     for started, index, entry in timed:
         request, response = entry["request"], entry["response"]
         method = str(request.get("method", "")).upper()
-        path = urlsplit(str(request.get("url", ""))).path
+        route = urlsplit(str(request.get("url", ""))).path
         duration = entry.get("time")
         duration = float(duration) / 1000 if isinstance(duration, (int, float)) and duration >= 0 else 0.0
         status = response.get("status")
@@ -113,7 +113,7 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
             kind if status > 0 else "none",
             kept_headers(_headers(response.get("headers"))),
         )
-        exchange = recording.exchange(method, path)
+        exchange = recording.exchange(method, route)
         if exchange is None:
             reason = "other traffic" if method not in ("OPTIONS",) else "CORS preflight"
             skipped[reason] = skipped.get(reason, 0) + 1
@@ -129,7 +129,7 @@ def read_har(path: Path, recording: Recording) -> dict[str, int]:
             params = posted.get("params") if isinstance(posted, dict) else None
             if request_body is None and isinstance(params, list):  # a form, as its fields only
                 request_body = {str(p.get("name")): p.get("value") for p in params if isinstance(p, dict)}
-            recording.submission(request_body, answer, path)
+            recording.submission(request_body, answer, route)
             continue
         if kind == "query":
             found = recording.poll(task_id or "", answer)

@@ -758,8 +758,7 @@ class Recording:
             if seen.implied and steps and phases[-1] in TERMINAL_PHASES:
                 continue  # cancelled or deleted once it had ended: nothing changed
             progress = body.get("progress")
-            usable = isinstance(progress, (int, float)) and not isinstance(progress, bool) and math.isfinite(progress)
-            if usable:
+            if isinstance(progress, int | float) and not isinstance(progress, bool) and math.isfinite(progress):
                 progress = int(round(progress * self.progress_scale, 6))  # Runway's 0.4 is 40
             else:
                 progress = 100 if phase == "succeeded" else top

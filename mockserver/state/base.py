@@ -94,7 +94,7 @@ class Attempt:
     copy: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class Store(Protocol):

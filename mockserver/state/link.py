@@ -139,7 +139,7 @@ class Link:
             await asyncio.wait_for(connection.connect(), self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure to connect is the store being away
             self._connecting = None
-            connection._close()  # type: ignore[attr-defined]
+            connection._close()
             self._fail(exc)
             self._down_until = time.monotonic() + self.retry_after  # do not hammer a Redis that is away
             return
@@ -188,7 +188,7 @@ class Link:
         next connection (a connection closed while idle fails nothing)."""
         if connection is self._connection:
             self._connection = None
-        connection._close()  # type: ignore[attr-defined] # its replies are out of step now
+        connection._close()  # its replies are out of step now
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()

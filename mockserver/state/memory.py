@@ -16,7 +16,7 @@ import logging
 import random
 import string
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mockserver.clock import Clock, ClockReading, Mode, check_advance
@@ -63,7 +63,7 @@ class TaskStore:
         """Forget up to `most` of the oldest tasks that have expired; cheap enough for every submit."""
         if now < self._next_expiry:
             return 0  # the oldest task cannot have expired yet (an admin change only makes it later)
-        gone_ids = []
+        gone_ids: list[str] = []
         for task_id, task in self._tasks.items():
             if len(gone_ids) >= most or not self.expired(task, now):
                 # the oldest live task holds the line: it is enough to look at the front
@@ -148,7 +148,7 @@ class MemoryStore:
         self.scenarios = scenarios
         self.clock = Clock(settings.clock, settings.speed, settings.clock_start)
         self.journal = Journal(settings.journal_size)
-        self.on_reset = None  # this process's reset is the only one: the runtime handles it
+        self.on_reset: Callable[[], None] | None = None  # this process's reset is the only one: the runtime handles it
         self.vocabulary = None  # scenarios are the runtime's own: it reads them with its vocabulary
         self._lists = False
         self._fresh()

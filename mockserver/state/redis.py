@@ -189,7 +189,7 @@ def _forced(text: str | None) -> State | None:
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
-    return {name: getattr(delivery, name) for name in Delivery.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(delivery, name) for name in Delivery.__slots__}
 
 
 def _number(text: str | None) -> float | None:
