@@ -449,3 +449,43 @@ def test_the_dashboard_shows_the_newest_task_first_among_more_than_500(store: st
             assert [task.id for task in newest] == expected
             server.call(server.runtime.reset())
             assert not client.exists("{newest}:made:0")  # a reset drops the old generation's index at once
+
+
+def test_a_running_replica_stops_serving_while_another_set_holds_the_store_and_serves_again_after(
+    tmp_path: Path,
+) -> None:
+    extra = tmp_path / "qa"
+    extra.mkdir()
+    (extra / "mine.yaml").write_text(
+        "name: mine\ndescription: Only on one replica.\ntimeline:\n  - {at: 0, status: pending}\n  - {at: 5, status: completed}\n"
+    )
+    with RedisServer() as redis_server, replicas(1, args(redis_server.url)) as (a,):
+        assert submit(a.url).status_code == 200
+        assert admin(a.url, "GET", "/requests").json()["count"] == 1  # its journal write is confirmed: none in flight
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)  # frozen (a paused VM, a stopped container): it cannot say it is alive
+        try:
+            redis_server.client().flushall()  # meanwhile Redis loses its data (as a restart without persistence)...
+            other = Replica(args(redis_server.url, "--scenarios", str(extra))).start()  # ...and another set joins
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        try:
+            health = admin(a.url, "GET", "/health")  # its health check finds out at once (so does its heartbeat)
+            assert health.status_code == 503 and health.json()["store"]["status"] == "down"
+            refused = submit(a.url)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
+            message = refused.json()["error"]["message"]
+            assert (
+                "does not play what the 1 live replica(s)" in message and "scenario mine only on the others" in message
+            )
+            assert "This replica stopped serving" in message
+            assert submit(other.url, headers={"X-Mock-Scenario": "mine"}).status_code == 200  # the other set serves
+            assert admin(other.url, "GET", "/health").json()["replicas"] == 1
+        finally:
+            other.stop()  # a clean stop: the other set is gone at once
+        health = admin(a.url, "GET", "/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert submit(a.url).status_code == 200
+        assert submit(a.url, headers={"X-Mock-Scenario": "mine"}).status_code == 400  # its own set again
+        output = a.stop()
+    assert "this replica took it over again and serves" in output and "Traceback" not in output

@@ -295,7 +295,8 @@ class RedisStore:
 
     # Start-up, health and what other replicas say.
 
-    async def _join(self, register: bool) -> None:
+    async def _join(self, register: bool) -> bool:
+        """Join the store (or join it again); whether this replica took it over from another set."""
         settings = self.settings
         pairs = [item for name, scenario in self._loaded.items() for item in (name, registry_entry(scenario))]
         replica = self._replica if register else ""
@@ -306,6 +307,7 @@ class RedisStore:
         self.took_over = self.took_over or answer[1] == 1
         start = "" if settings.clock_start is None else repr(float(settings.clock_start))
         await self._clock("init", settings.clock, repr(float(settings.speed)), start)
+        return bool(answer[1] == 1)
 
     def _differences(self, stored_text: str, live: int) -> str:
         stored = json.loads(stored_text)
@@ -339,11 +341,19 @@ class RedisStore:
         if await self._eval("heartbeat", self._replica, HEARTBEAT, self._fingerprint, check=False) == 1:
             self._mismatch = None
             return
+        stopped = self._mismatch is not None
         try:  # another set took the store over while this replica could not say it was alive
-            await self._join(register=True)
+            took_over = await self._join(register=True)
         except StoreMismatch as exc:
             self._mismatch = f"{exc}. This replica stopped serving"
             raise StoreUnavailable(self._mismatch) from None
+        if took_over:
+            logger.warning(
+                "mockserver: no live replica plays another set on the store any more: this replica took it over "
+                "again and serves (its tasks stay; the clock, pushed scenarios and default are this replica's)"
+            )
+        elif stopped:
+            logger.warning("mockserver: the store plays what this replica plays again: it serves again")
 
     async def _beat(self) -> None:
         while True:
