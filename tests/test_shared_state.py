@@ -3,6 +3,7 @@ real redis-server, steered through their HTTP APIs as a team would."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import BODIES, SUBMIT
 from tests.services import RedisServer, Replica, replicas
@@ -394,3 +396,96 @@ def test_a_reset_elsewhere_forgets_scenarios_added_at_run_time(redis_url: str) -
             time.sleep(0.01)  # the reset reaches the other replica through Redis's pub/sub
         assert "mine" not in one.runtime.scenarios
         assert submit(one.url, headers={"X-Mock-Scenario": "mine"}).status_code == 400
+
+
+# Tasks submitted through the store directly (one script each: 511 take a fraction of a second),
+# each group with a shorter lifecycle than the one before, so that the newer a task the sooner it
+# expires: read in expiry order, the newest would be the last of more than 500.
+_LIFETIMES = ["generation-timeout", "stalled-progress", "default"]  # lifecycles of 610, 330 and 90 s
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_the_dashboard_shows_the_newest_task_first_among_more_than_500(store: str, redis_url: str) -> None:
+    from mockserver.settings import Settings
+    from mockserver.state import Submission
+    from mockserver.testing import LiveServer
+    from mockserver.ui.dashboard import SCAN_SHARED
+
+    shared = {"store": redis_url, "store_prefix": "newest"} if store == "redis" else {}
+    settings = Settings(clock="manual", task_retention=600, **shared)
+    with LiveServer(settings) as server:
+        state, scenarios = server.runtime.state, server.runtime.scenarios
+
+        async def create(names: list[str]) -> list[str]:
+            made = []
+            for name in names:
+                submitted = await state.submit(
+                    Submission("key-newest", "veo-3.1-extend", "16:9", False, scenarios[name])
+                )
+                assert submitted.task is not None
+                made.append(submitted.task.id)
+            return made
+
+        created = server.call(create([name for name in _LIFETIMES for _ in range(170)] + ["fast"]))
+        newest, total, _ = server.call(state.newest_tasks(SCAN_SHARED))
+        assert total == 511
+        assert [task.id for task in newest] == created[::-1][:SCAN_SHARED]  # newest first, the fresh one at the top
+        page = httpx.get(server.url + "/__admin/ui", timeout=10)
+        assert page.status_code == 200
+        rows = re.findall(r'<tr data-task="([^"]+)"', page.text)
+        assert rows[:3] == created[::-1][:3] and "511 in the store" in page.text
+        if store == "redis":  # a task whose key Redis dropped (memory pressure) leaves the index when read
+            client = redis.Redis.from_url(redis_url, decode_responses=True)
+            client.delete("{newest}:t:0:" + created[-2])
+            newest, total, _ = server.call(state.newest_tasks(SCAN_SHARED))
+            assert created[-2] not in [task.id for task in newest] and total == 510
+            assert client.zcard("{newest}:made:0") == 510
+            newest, _, _ = server.call(state.newest_tasks(SCAN_SHARED))
+            expected = [created[-1], *created[::-1][2 : SCAN_SHARED + 1]]
+            assert [task.id for task in newest] == expected
+            client.delete("{newest}:made:0")  # as a store written by a version without the index...
+            with LiveServer(settings) as joined:  # ...which the next replica to join builds
+                newest, _, _ = joined.call(joined.runtime.state.newest_tasks(SCAN_SHARED))
+            assert [task.id for task in newest] == expected
+            server.call(server.runtime.reset())
+            assert not client.exists("{newest}:made:0")  # a reset drops the old generation's index at once
+
+
+def test_a_running_replica_stops_serving_while_another_set_holds_the_store_and_serves_again_after(
+    tmp_path: Path,
+) -> None:
+    extra = tmp_path / "qa"
+    extra.mkdir()
+    (extra / "mine.yaml").write_text(
+        "name: mine\ndescription: Only on one replica.\ntimeline:\n  - {at: 0, status: pending}\n  - {at: 5, status: completed}\n"
+    )
+    with RedisServer() as redis_server, replicas(1, args(redis_server.url)) as (a,):
+        assert submit(a.url).status_code == 200
+        assert admin(a.url, "GET", "/requests").json()["count"] == 1  # its journal write is confirmed: none in flight
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)  # frozen (a paused VM, a stopped container): it cannot say it is alive
+        try:
+            redis_server.client().flushall()  # meanwhile Redis loses its data (as a restart without persistence)...
+            other = Replica(args(redis_server.url, "--scenarios", str(extra))).start()  # ...and another set joins
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        try:
+            health = admin(a.url, "GET", "/health")  # its health check finds out at once (so does its heartbeat)
+            assert health.status_code == 503 and health.json()["store"]["status"] == "down"
+            refused = submit(a.url)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
+            message = refused.json()["error"]["message"]
+            assert (
+                "does not play what the 1 live replica(s)" in message and "scenario mine only on the others" in message
+            )
+            assert "This replica stopped serving" in message
+            assert submit(other.url, headers={"X-Mock-Scenario": "mine"}).status_code == 200  # the other set serves
+            assert admin(other.url, "GET", "/health").json()["replicas"] == 1
+        finally:
+            other.stop()  # a clean stop: the other set is gone at once
+        health = admin(a.url, "GET", "/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert submit(a.url).status_code == 200
+        assert submit(a.url, headers={"X-Mock-Scenario": "mine"}).status_code == 400  # its own set again
+        output = a.stop()
+    assert "this replica took it over again and serves" in output and "Traceback" not in output

@@ -66,6 +66,8 @@ def _play(server: LiveServer, behaviour: dict[str, Any], script: list[tuple[int,
                     seen.append((answer.status_code, _ID.sub("ID", answer.text.replace(server.url, "URL"))))
         views = server.call(runtime.task_views(server.url))
         seen.append([(view["polls"], view["step"], view["scenario"], view["selected_by"]) for view in views])
+        newest, _, _ = server.call(runtime.state.newest_tasks(500))  # the dashboard's: newest first, live ones
+        seen.append([(task.created_at, task.scenario.name, task.polls) for task in newest])
     return seen
 
 

@@ -8,7 +8,9 @@ Keys, all under `{prefix}:` (one hash slot):
                         added at run time (`added:src` their source, for the other replicas)
     gen                 the tasks' generation: reset moves it on, so it forgets them in one write
     t:<gen>:<task id>   a task's facts (hash); expires with --task-retention
-    tasks:<gen>         task ids by expiry (sorted set): listing, eviction
+    tasks:<gen>         task ids by expiry (sorted set): eviction, stretching TTLs, the count
+    made:<gen>          the same ids by creation number (sorted set): the newest, listing in order;
+                        ids leave it with those of tasks:<gen> (expired) or when read without a key
     k:<gen>:<key id>    one API key's task ids by creation (sorted set): a client's list operation
     cb:<gen>:...        callbacks: deliveries (dl), due by scenario time (due), claimed by lease end
                         (lease), a task's deliveries (t:<task>) and attempted events (s:<task>)
@@ -157,7 +159,7 @@ def encode_entry(fields: tuple[Any, ...]) -> str:
             [[_latin(n), _latin(v)] for n, v in answer_headers],
             _latin(answer),
             *outgoing,  # a callback's receiver URL
-        ]  # fmt: skip
+        ]
     )
 
 
@@ -293,7 +295,8 @@ class RedisStore:
 
     # Start-up, health and what other replicas say.
 
-    async def _join(self, register: bool) -> None:
+    async def _join(self, register: bool) -> bool:
+        """Join the store (or join it again); whether this replica took it over from another set."""
         settings = self.settings
         pairs = [item for name, scenario in self._loaded.items() for item in (name, registry_entry(scenario))]
         replica = self._replica if register else ""
@@ -304,6 +307,7 @@ class RedisStore:
         self.took_over = self.took_over or answer[1] == 1
         start = "" if settings.clock_start is None else repr(float(settings.clock_start))
         await self._clock("init", settings.clock, repr(float(settings.speed)), start)
+        return bool(answer[1] == 1)
 
     def _differences(self, stored_text: str, live: int) -> str:
         stored = json.loads(stored_text)
@@ -337,11 +341,19 @@ class RedisStore:
         if await self._eval("heartbeat", self._replica, HEARTBEAT, self._fingerprint, check=False) == 1:
             self._mismatch = None
             return
+        stopped = self._mismatch is not None
         try:  # another set took the store over while this replica could not say it was alive
-            await self._join(register=True)
+            took_over = await self._join(register=True)
         except StoreMismatch as exc:
             self._mismatch = f"{exc}. This replica stopped serving"
             raise StoreUnavailable(self._mismatch) from None
+        if took_over:
+            logger.warning(
+                "mockserver: no live replica plays another set on the store any more: this replica took it over "
+                "again and serves (its tasks stay; the clock, pushed scenarios and default are this replica's)"
+            )
+        elif stopped:
+            logger.warning("mockserver: the store plays what this replica plays again: it serves again")
 
     async def _beat(self) -> None:
         while True:
@@ -608,17 +620,13 @@ class RedisStore:
 
     async def tasks_now(self) -> tuple[list[Task], float]:
         hashes: list[dict[str, str]] = []
-        first, now = 0, 0.0
-        while True:  # page by page: one listing of many tasks never blocks Redis for long
-            now_text, page, total = await self._eval("tasks", first, PAGE)
+        after, now = "0", 0.0
+        while after:  # page by page (by creation number: a page never skips or repeats a task), never long
+            now_text, page, _, after = await self._eval("tasks", after, PAGE)
             now = float(now_text)
             hashes += [dict(zip(flat[::2], flat[1::2])) for flat in page]
-            first += PAGE
-            if first >= total:
-                break
         self._see(now)
-        unique = {h["id"]: h for h in hashes}  # a task whose expiry moved between pages shows once
-        return await self._live(sorted(unique.values(), key=lambda h: int(h["n"])), now), now  # oldest first
+        return await self._live(hashes, now), now  # oldest first
 
     async def _live(self, hashes: list[dict[str, str]], now: float) -> list[Task]:
         """The tasks of these hashes, in their order, without those past their retention (a key may
@@ -681,11 +689,11 @@ class RedisStore:
         return await self._live([dict(zip(flat[::2], flat[1::2])) for flat in page], now), now  # newest first
 
     async def newest_tasks(self, limit: int) -> tuple[list[Task], int, float]:
-        now_text, page, total = await self._eval("tasks", 0, limit, "newest")
+        now_text, page, total, _ = await self._eval("tasks", "newest", limit)
         now = float(now_text)
         self._see(now)
-        hashes = sorted((dict(zip(flat[::2], flat[1::2])) for flat in page), key=lambda h: -int(h["n"]))
-        return await self._live(hashes, now), int(total), now  # newest first
+        hashes = [dict(zip(flat[::2], flat[1::2])) for flat in page]
+        return await self._live(hashes, now), int(total), now  # newest first, by creation
 
     # Run-time choices.
 

@@ -52,6 +52,8 @@ end
 -- Tasks live under a generation, which reset moves on: one write forgets them all at once.
 local GEN = redis.call('GET', P .. 'gen') or '0'
 local TASKS = P .. 'tasks:' .. GEN
+-- The same ids scored by their creation number (`created`): the newest tasks, and listing in order.
+local MADE = P .. 'made:' .. GEN
 local function task_key(id)
   return P .. 't:' .. GEN .. ':' .. id
 end
@@ -85,4 +87,23 @@ local function configure(new_mode, new_speed)
   end
   redis.call('HSET', P .. 'clock', 'mode', new_mode, 'speed', fmt(new_speed), 'anchor', fmt(now), 'real', fmt(real))
   return now, new_mode, new_speed, pace(mode, speed) / pace(new_mode, new_speed)
+end
+
+-- Forget the tasks whose keys Redis has expired by real time `real` (their score in TASKS), in
+-- both indexes, 500 at a time (so that unpack stays within Lua's limits). Returns how many.
+local function evict(real)
+  local gone = 0
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', TASKS, '-inf', real, 'LIMIT', 0, 500)
+    if #ids == 0 then
+      break
+    end
+    redis.call('ZREM', TASKS, unpack(ids))
+    redis.call('ZREM', MADE, unpack(ids))
+    gone = gone + #ids
+  end
+  if gone > 0 then
+    redis.call('INCRBY', P .. 'evicted', gone)
+  end
+  return gone
 end

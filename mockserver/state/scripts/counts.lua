@@ -1,9 +1,6 @@
 -- Counts for the health endpoint. ARGV: prefix, the journal size.
 local real = real_now()
-local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
-if evicted > 0 then
-  redis.call('INCRBY', P .. 'evicted', evicted)
-end
+evict(real)
 redis.call('ZREMRANGEBYSCORE', P .. 'replicas', '-inf', real)
 return {
   redis.call('ZCARD', TASKS),

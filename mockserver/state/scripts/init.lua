@@ -19,6 +19,14 @@ redis.call('SET', P .. 'fingerprint', ARGV[4])
 for i = 5, #ARGV, 2 do
   redis.call('HSET', P .. 'registry', ARGV[i], ARGV[i + 1])
 end
+if redis.call('EXISTS', MADE) == 0 then -- tasks kept by a version without the creation index: index them, once
+  for _, id in ipairs(redis.call('ZRANGE', TASKS, 0, -1)) do
+    local number = redis.call('HGET', task_key(id), 'n')
+    if number then
+      redis.call('ZADD', MADE, number, id)
+    end
+  end
+end
 if ARGV[2] ~= '' then
   redis.call('ZADD', P .. 'replicas', real + tonumber(ARGV[3]), ARGV[2])
 end

@@ -8,7 +8,7 @@ local last = redis.call('ZRANGE', TASKS, -1, -1, 'WITHSCORES')
 if last[2] then
   redis.call('EXPIREAT', TASKS, math.ceil(tonumber(last[2])) + 1) -- gone when its last task would be
 end
-redis.call('UNLINK', P .. 'pushed', P .. 'default', P .. 'submissions', P .. 'journal', P .. 'added', P .. 'added:src',
+redis.call('UNLINK', MADE, P .. 'pushed', P .. 'default', P .. 'submissions', P .. 'journal', P .. 'added', P .. 'added:src',
   P .. 'evicted', P .. 'cb:attempts', CB .. 'dl', CB .. 'due', CB .. 'lease')
 local _, _, _, slower = configure(ARGV[2], ARGV[3])
 redis.call('PUBLISH', P .. 'changes', 'reset ' .. ARGV[4])

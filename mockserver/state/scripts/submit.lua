@@ -126,6 +126,7 @@ if s.plan[answer][2] == 1 then
   local life = ((s.ends or 0) + tonumber(ARGV[12])) / pace(mode, speed) + 1
   redis.call('PEXPIRE', key, math.ceil(life * 1000))
   redis.call('ZADD', TASKS, real + life, id)
+  redis.call('ZADD', MADE, number, id)
   local window = tonumber(ARGV[19])
   if window > 0 then
     local mine = key_tasks(ARGV[6])
@@ -135,10 +136,7 @@ if s.plan[answer][2] == 1 then
       redis.call('PEXPIRE', mine, math.ceil(life * 1000))
     end
   end
-  local evicted = redis.call('ZREMRANGEBYSCORE', TASKS, '-inf', real)
-  if evicted > 0 then
-    redis.call('INCRBY', P .. 'evicted', evicted)
-  end
+  evict(real)
 else
   id = ''
 end
