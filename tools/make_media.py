@@ -248,10 +248,12 @@ def verify(path: Path, width: int, height: int, with_audio: bool) -> dict:
 
 def write_readme(out: Path, infos: list[dict]) -> None:
     lines = [
-        ("Sample ~7 s MP4 clips served by the mock server: H.264 Main@3.1, "
-        "yuv420p, 24 fps, `+faststart` (moov before mdat); `*_audio.mp4` also "
-        "carry a quiet mono AAC 440 Hz tone, the others have no audio stream. "
-        "Measured:"),
+        (
+            "Sample ~7 s MP4 clips served by the mock server: H.264 Main@3.1, "
+            "yuv420p, 24 fps, `+faststart` (moov before mdat); `*_audio.mp4` also "
+            "carry a quiet mono AAC 440 Hz tone, the others have no audio stream. "
+            "Measured:"
+        ),
     ]
     for inf in infos:
         audio = inf["audio"] or "no audio"
