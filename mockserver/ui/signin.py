@@ -1,0 +1,46 @@
+"""Signing in to the dashboard off loopback: the admin token, once, for a session cookie."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from mockserver.admin import SESSION_COOKIE, SESSION_SECONDS, UI, session_value
+from mockserver.ui.base import DashboardBase
+
+
+class SignIn(DashboardBase):
+    """The sign-in form (off loopback, with an admin token) and sign-out."""
+
+    async def sign_in(self, request: Request) -> Response:
+        token = self.rt.settings.admin_token
+        closed = token is None and not self.rt.settings.loopback
+        target = request.query_params.get("next", UI)
+        failed = False
+        if request.method == "POST":
+            form = await self._form(request)
+            target = form.get("next", UI)
+            if token is None:
+                return self._back(request, target)  # open (loopback): nothing to sign in to
+            failed = not hmac.compare_digest(form.get("token", "").strip().encode(), token.encode())
+        if request.method == "GET" or failed:  # 200 even when it failed: a browser logs a 4xx page as an error
+            return self._page(
+                request, "sign-in.html", title="Sign in", nav="", closed=closed, target=target, failed=failed,
+                top=None, events="",
+            )  # fmt: skip
+        assert token is not None
+        response = self._back(request, target)
+        response.set_cookie(
+            SESSION_COOKIE, session_value(token.encode(), int(time.time())), max_age=SESSION_SECONDS,
+            path="/__admin", httponly=True, samesite="strict", secure=self._secure(request),
+        )  # fmt: skip
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        await self._form(request)
+        response = RedirectResponse(f"{UI}/sign-in", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/__admin")
+        return response
