@@ -5,24 +5,27 @@
                       what the others play stops `serve` here, with the reason
     run(settings)     serve until SIGTERM or Ctrl-C
 
-With several workers, uvicorn starts each in a process of its own and each builds its app with
-`worker_app()` from the settings this process hands down in `MOCKSERVER_WORKER_SETTINGS`. They
-share nothing but the store, which is why several workers need a shared one.
+With several workers, uvicorn's supervisor starts each in a process of its own (multiprocessing's
+spawn) and hands it its configuration, pickled, through a pipe: a `WorkerConfig` that carries the
+settings and builds the app in the worker. The settings (a store URL's password, the admin token,
+the callback secret) never go through an environment variable, a command line or a file, and the
+supervisor drops the `MOCKSERVER_*` variables from the environment the workers inherit. The
+workers share nothing but the store, which is why several workers need a shared one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from mockserver.app import MockApp, create_app
 from mockserver.protocol import MockHttpProtocol, protocol_class
 from mockserver.settings import Settings
-
-WORKER_SETTINGS = "MOCKSERVER_WORKER_SETTINGS"
 
 
 def check(settings: Settings) -> MockApp:
@@ -51,24 +54,44 @@ def _config_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class WorkerConfig(uvicorn.Config):
+    """uvicorn's configuration for `--workers`, with the settings in it: the supervisor pickles it
+    to each worker it starts (or restarts) through a pipe, and the worker builds its app from it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__(
+            "mockserver.serving:worker_app",  # never imported: load_app() below makes the app
+            factory=True,
+            workers=settings.workers,
+            http="mockserver.protocol:MockHttpProtocol",
+            **_config_options(settings),
+        )
+
+    def load_app(self) -> Callable[[], MockApp]:
+        """Called in the worker: the factory of its app (uvicorn calls it once)."""
+        return lambda: worker_app(self.settings)
+
+
 def run(settings: Settings, app: MockApp) -> None:
     if settings.workers == 1:
         http = protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections)
         uvicorn.Server(uvicorn.Config(app, http=http, **_config_options(settings))).run()
         return
-    os.environ[WORKER_SETTINGS] = settings.to_json()
-    uvicorn.run(
-        "mockserver.serving:worker_app",
-        factory=True,
-        workers=settings.workers,
-        http="mockserver.protocol:MockHttpProtocol",
-        **_config_options(settings),
-    )
+    config = WorkerConfig(settings)
+    for name in [name for name in os.environ if name.startswith("MOCKSERVER_")]:
+        del os.environ[name]  # the workers get their settings from the config, not the environment
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()  # what uvicorn.run(workers=N) does, with this config
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
-def worker_app() -> MockApp:
-    """The app of one worker process (uvicorn calls this in each)."""
-    settings = Settings.from_json(os.environ[WORKER_SETTINGS])
+def worker_app(settings: Settings) -> MockApp:
+    """The app of one worker process."""
     MockHttpProtocol.header_timeout = settings.header_timeout
     MockHttpProtocol.body_timeout = settings.body_timeout
     MockHttpProtocol.max_connections = settings.max_connections

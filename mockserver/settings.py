@@ -4,8 +4,7 @@ test), then passed down. Nothing else in the package reads the environment."""
 from __future__ import annotations
 
 import ipaddress
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -78,25 +77,6 @@ class Settings:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
-
-    def to_json(self) -> str:
-        """These settings as JSON, for the worker processes of `--workers` (secrets included: it
-        goes only into their environment)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["scenario_dirs"] = [str(p) for p in self.scenario_dirs]
-        data["keys"] = [str(p) for p in self.keys]
-        data["callback_allow"] = list(self.callback_allow)
-        data["callback_ca"] = str(self.callback_ca) if self.callback_ca is not None else None
-        return json.dumps(data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        data = json.loads(text)
-        data["scenario_dirs"] = tuple(Path(p) for p in data["scenario_dirs"])
-        data["keys"] = tuple(Path(p) for p in data["keys"])
-        data["callback_allow"] = tuple(data.get("callback_allow") or ())
-        data["callback_ca"] = Path(data["callback_ca"]) if data.get("callback_ca") else None
-        return cls(**data)
 
     @property
     def store_display(self) -> str:

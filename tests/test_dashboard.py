@@ -23,7 +23,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from mockserver.scenarios import load_directories
-from mockserver.settings import SHIPPED_SCENARIOS
+from mockserver.settings import SHIPPED_SCENARIOS, Settings
+from mockserver.testing import LiveServer
 from tests.conftest import BODIES, SUBMIT, validator_for
 from tests.services import Replica, replicas
 
@@ -496,6 +497,56 @@ def test_off_loopback_nothing_without_the_token_and_all_after_signing_in(browser
     finally:
         output = server.stop()
     assert token not in output and KEY not in output
+
+
+def test_wrong_sign_in_tokens_are_limited_per_address(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five wrong tokens a minute per address, on the machine's clock (here one the test moves):
+    then 429 with Retry-After, the right token included, until the minute has passed."""
+    from mockserver.ui import signin
+
+    now = [1000.0]
+    monkeypatch.setattr(signin, "monotonic", lambda: now[0])
+    token = "limit-admin-token-5e6f"
+    with LiveServer(Settings(clock="manual", admin_token=token)) as server:  # a token: sign-in even on loopback
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/__admin/ui/sign-in")
+        for _ in range(5):
+            page.get_by_label("Token").fill("a-guess")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("alert")).to_contain_text("not the admin token")
+        expect(page.get_by_role("alert")).to_contain_text("Too many wrong tokens from your address: try again in 60 s")
+        page.get_by_label("Token").fill(token)
+        with page.expect_response(f"{server.url}/__admin/ui/sign-in") as answered:
+            page.get_by_role("button", name="Sign in").click()
+        assert answered.value.status == 429 and answered.value.headers["retry-after"] == "60"
+        expect(page.get_by_role("alert")).to_contain_text("try again in 60 s (the right token too")
+
+        def attempt(value: str, source: str = "127.0.0.1") -> httpx.Response:
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10) as client:
+                csrf = client.get(f"{server.url}/__admin/ui/sign-in").cookies["mockserver_csrf"]
+                return client.post(f"{server.url}/__admin/ui/sign-in", data={"csrf": csrf, "token": value})
+
+        now[0] += 45
+        refused = attempt(token)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "15"
+        assert refused.json()["error"] == {
+            "message": "Too many wrong tokens from this address: 5 within 60 s. Try again in 15 s.",
+            "type": "rate_limit_error",
+            "code": "too_many_sign_in_attempts",
+        }
+        assert attempt("a-guess", "127.0.0.2").status_code == 200  # another address: its own count
+        assert attempt(token, "127.0.0.2").status_code == 303
+        now[0] += 15  # the minute has passed
+        page.get_by_label("Token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
+        context.close()
+    limiter = signin.WrongTokens(addresses=3)
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        for _ in range(5):
+            limiter.wrong(address)
+    assert len(limiter) == 3 and limiter.wait("10.0.0.1") == 0 and limiter.wait("10.0.0.4") == 60
 
 
 def test_off_loopback_without_a_token_the_dashboard_is_closed() -> None:

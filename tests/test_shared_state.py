@@ -3,6 +3,7 @@ real redis-server, steered through their HTTP APIs as a team would."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -200,6 +201,82 @@ def test_workers_share_one_store(redis_url: str) -> None:
         admin(server.url, "POST", "/clock/advance", json={"seconds": 100})
         assert {poll(server.url, task_id).json()["status"] for task_id in created} == {"completed"}
         assert admin(server.url, "GET", "/tasks").json()["count"] == 20
+
+
+PASSWORD = "pw-W0rkers-7Qx"
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    tree = [pid]
+    for parent in tree:
+        tree += [child for child, of in parents.items() if of == parent]
+    return tree
+
+
+def _holding_the_password(pid: int) -> list[str]:
+    """Which of the process's environment and command line hold the store's password."""
+    return [part for part in ("environ", "cmdline") if PASSWORD.encode() in Path(f"/proc/{pid}/{part}").read_bytes()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def _workers(supervisor: int) -> set[int]:
+    return {pid for pid in _process_tree(supervisor)[1:] if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def _until(check: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within 20 s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("given", ["flag", "variable"])
+def test_workers_get_the_store_password_in_no_environment_or_command_line(given: str) -> None:
+    """`--workers 2` on a Redis with a password, given as the flag or the variable: the workers (and
+    the worker restarted after a crash) have it in neither their environment nor their command line;
+    only the serve process itself holds it, where the user put it. They serve, and stop on SIGTERM
+    or Ctrl-C."""
+    with RedisServer(password=PASSWORD) as store:
+        flag, env = (["--store", store.url], None) if given == "flag" else ([], {"MOCKSERVER_STORE": store.url})
+        replica = Replica([*flag, "--workers", "2", "--clock", "manual", "--log-level", "info"], env).start()
+        assert replica.process is not None
+        supervisor = replica.process.pid
+        try:
+            _until(lambda: admin(replica.url, "GET", "/health").json()["replicas"] == 2, "both workers on the store")
+            workers = _workers(supervisor)
+            assert len(workers) == 2
+            assert _holding_the_password(supervisor) == ["cmdline" if given == "flag" else "environ"]
+            for pid in _process_tree(supervisor)[1:]:  # the workers and multiprocessing's resource tracker
+                assert _holding_the_password(pid) == [], Path(f"/proc/{pid}/cmdline").read_bytes()
+            created = [submit(replica.url).json()["id"] for _ in range(10)]  # a new connection each
+            os.kill(workers.pop(), signal.SIGKILL)  # a worker crashes: the supervisor starts another
+            _until(lambda: len(_workers(supervisor) - workers) == 1, "a new worker")
+            (restarted,) = _workers(supervisor) - workers
+            assert _holding_the_password(restarted) == []
+            created += [submit(replica.url).json()["id"] for _ in range(10)]
+            admin(replica.url, "POST", "/clock/advance", json={"seconds": 100})
+            assert {poll(replica.url, task_id).json()["status"] for task_id in created} == {"completed"}
+            tree = _process_tree(supervisor)
+            replica.process.send_signal(signal.SIGTERM if given == "flag" else signal.SIGINT)  # the supervisor only
+            assert replica.wait() == 0
+            _until(lambda: not [pid for pid in tree if _running(pid)], "every worker ends with the supervisor")
+        finally:
+            output = replica.stop()
+    assert "Traceback" not in output and PASSWORD not in output
+    assert "Received SIGTERM, exiting." in output if given == "flag" else "Received SIGINT, exiting." in output
 
 
 def test_workers_with_the_memory_store_are_refused() -> None:
