@@ -56,6 +56,7 @@ async def floor(scope, receive, send):
         await send(START)
         await send(ANSWER)
 
+
 if __name__ == "__main__":
     chosen = json_app if "--json" in sys.argv[2:] else floor if "--asgi" in sys.argv[2:] else app
     uvicorn.run(chosen, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off")

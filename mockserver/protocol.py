@@ -69,7 +69,7 @@ class AnswerCycle(RequestResponseCycle):
         if self.response_complete:
             self.transport.flush()  # type: ignore[attr-defined] # a head with no body to ride on (HEAD, 204)
 
-    def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
         """Send a whole answer (its `content-length` among `headers`, names in lowercase) in one
         write, as `send` would from its two messages without their per-header checks; False, and
         nothing sent, when it cannot (an answer started, a HEAD, a client gone or not reading):
@@ -83,7 +83,7 @@ class AnswerCycle(RequestResponseCycle):
         self.waiting_for_100_continue = False
         if self.more_body:  # the client is still sending: the rest is drained, not parsed
             self.keep_alive = False
-        content = [STATUS_LINE[status]]
+        content: list[bytes | memoryview] = [STATUS_LINE[status]]
         for name, value in self.default_headers:
             content += (name, b": ", value, b"\r\n")
         for name, value in headers:
