@@ -1,17 +1,22 @@
-"""Benchmark the fake against a bare Starlette ceiling and its peers, Prism and WireMock.
+"""Benchmark the fake against two bare Starlette ceilings and its peers, Prism and WireMock.
 
     python bench/bench.py [--runs 3] [--duration 5] [--connections 32] [--sustained] [--redis]
                           [--peers] [--million] [--json FILE]
 
 Servers run pinned to CPU 0 (taskset), the load generator (wrk, from Debian's packages) on CPU 1.
-The bare Starlette app (a fixed body, the request body not read) and the fakes run side by side:
+The ceilings are bare Starlette apps that do not read the request's body: the strict one answers
+bytes built once (a fixed stub), the JSON one encodes a dict per request (the ceiling of the
+first releases, kept for one release). The ceilings and the fakes run side by side:
 all started at once, each warmed up, then their runs taken in turn (run 1 of each, run 2 of
 each...), so that a slow spell of this shared machine falls on all of them alike; a ratio is the
 median of the per-run ratios. The fakes: as the benchmark runs it (`--log-level warning`, a
 thousand tasks in its store for the query figures), and as a user starts it (the access log on,
 standard output to a file). The table shows the median requests per second with the spread
 (min-max), p50 and p99 latency from the median run, idle memory, memory after the load, and the
-start-up time to the first answered request.
+start-up time to the first answered request; then the targets (submit at least 0.60x and query
+at least 0.80x of the strict ceiling, p99 within 5 ms; the access log costing query at most 10%),
+each passed or failed, and whether the day was fast enough for them to hold (the strict ceiling at
+20,000 requests per second or more).
 
 `--sustained` also measures the other way: 3 s of warm-up, then 3 runs of 10 s of submit, the
 fake's store growing all the while (to half a million tasks), then of query, bare app and fake
@@ -461,20 +466,44 @@ def ratio(measure_: Measure, ceiling: Measure) -> float:
     return statistics.median(measure_.rps) / statistics.median(ceiling.rps)
 
 
-def table(results: list[Result], bare: Result) -> str:
-    rows = [
-        "| server | endpoint | req/s median (min-max) | vs bare | p50 ms | p99 ms | non-2xx | idle MB | MB after | start-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def table(results: list[Result], strict: Result, encoded: Result) -> str:
+    head = "| server | endpoint | req/s median (min-max) | vs strict | vs JSON ceiling | p50 ms | p99 ms | non-2xx "
+    rows = [head + "| idle MB | MB after | start-up s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         for endpoint, m in result.measures.items():
             i = m.median_run()
             rows.append(
                 f"| {result.server} | {endpoint} | {statistics.median(m.rps):,.0f} ({min(m.rps):,.0f}-{max(m.rps):,.0f}) "
-                f"| {ratio(m, bare.measures[endpoint]):.0%} | {m.p50[i]:.2f} | {m.p99[i]:.2f} | {m.errors} "
+                f"| {ratio(m, strict.measures[endpoint]):.2f}x | {ratio(m, encoded.measures[endpoint]):.2f}x "
+                f"| {m.p50[i]:.2f} | {m.p99[i]:.2f} | {m.errors} "
                 f"| {result.idle_mb:.0f} | {result.loaded_mb:.0f} | {result.startup:.2f} |"
             )
     return "\n".join(rows)
+
+
+TARGETS = {"submit": 0.60, "query": 0.80}  # of the strict ceiling's requests per second
+P99_MS = 5.0
+FAST_DAY = 20_000  # the strict ceiling's req/s on a day the targets hold
+
+
+def targets(fake_: Result, strict: Result, way: str) -> tuple[str, dict]:
+    """The targets against the strict ceiling, passed or failed, and whether the day counts."""
+    lines, figures = [], {}
+    for endpoint, least in TARGETS.items():
+        m = fake_.measures[endpoint]
+        got = ratio(m, strict.measures[endpoint])
+        p99 = m.p99[m.median_run()]
+        figures[endpoint] = {"ratio": got, "p99_ms": p99, "ratio_met": got >= least, "p99_met": p99 <= P99_MS}
+        lines.append(
+            f"| {way} | {endpoint} | {got:.2f}x (target >= {least:.2f}x) | {'pass' if got >= least else 'FAIL'} "
+            f"| {p99:.2f} ms (target <= {P99_MS:g}) | {'pass' if p99 <= P99_MS else 'FAIL'} |"
+        )
+    ceiling = min(statistics.median(m.rps) for m in strict.measures.values())
+    figures["strict_ceiling_rps"] = ceiling
+    figures["day_counts"] = ceiling >= FAST_DAY
+    day = "counts" if ceiling >= FAST_DAY else f"does not count (under {FAST_DAY:,}: the targets are not judged on it)"
+    lines.append(f"| {way} | the day | strict ceiling {ceiling:,.0f} req/s | {day} | | |")
+    return "\n".join(lines), figures
 
 
 def fake(name: str, *options: str, stdout: Path | None = None, tree: Path | None = None) -> Entrant:
@@ -501,9 +530,12 @@ def drop_tree(where: Path) -> None:
     )
 
 
-def bare_app() -> Entrant:
+def bare_app(encoded: bool = False) -> Entrant:
+    """The strict ceiling (prebuilt bytes), or with `encoded` the JSON one (a dict encoded per request)."""
     port = free_port()
-    server = python_server("bare Starlette", [str(ROOT / "bench" / "bare_app.py"), str(port)], port, "/")
+    name = "bare Starlette, JSON per request" if encoded else "bare Starlette, prebuilt bytes (strict)"
+    argv = [str(ROOT / "bench" / "bare_app.py"), str(port), *(["--json"] if encoded else [])]
+    server = python_server(name, argv, port, "/")
     return Entrant(server, f"http://127.0.0.1:{port}", "/v1/tasks/any")
 
 
@@ -535,11 +567,12 @@ def main() -> None:
             sys.exit(f"bench: {tool} is missing (apt-get install wrk util-linux redis-server)")
     figures: dict = {}
 
-    # Side by side: the bare ceiling, the fake as the benchmark runs it, the fake as a user starts
+    # Side by side: the two ceilings, the fake as the benchmark runs it, the fake as a user starts
     # it (access log on, standard output to a file), and the fake on Redis.
     log = Path(tempfile.mkstemp(prefix="mockserver-access-", suffix=".log")[1])
     entrants = [
         bare_app(),
+        bare_app(encoded=True),
         fake("mockserver", "--log-level", "warning"),
         fake("mockserver (access log to a file)", stdout=log),
     ]
@@ -565,11 +598,11 @@ def main() -> None:
     logged_lines = sum(1 for _ in log.open("rb"))
     log.unlink()
     results = [entrant.result for entrant in entrants]
-    bare, memory, with_log, watched = results[:4]
+    strict, encoded, memory, with_log, watched = results[:5]
 
     other: list[Result] = []
     if args.sustained:
-        pair = [bare_app(), fake("mockserver", "--log-level", "warning")]
+        pair = [bare_app(), bare_app(encoded=True), fake("mockserver", "--log-level", "warning")]
         side_by_side(pair, [("submit", 3, 10), ("query", 3, 10)], args)
         other = [entrant.result for entrant in pair]
 
@@ -601,8 +634,8 @@ def main() -> None:
     print(
         f"\n{args.runs} runs of {args.duration:g} s, {args.connections} connections, server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU};"
     )
-    print("bare Starlette and the fakes side by side (their runs taken in turn), the peers alone\n")
-    print(table(results, bare))
+    print("the ceilings and the fakes side by side (their runs taken in turn), the peers alone\n")
+    print(table(results, strict, encoded))
     access = {e: ratio(with_log.measures[e], memory.measures[e]) for e in ("query", "submit")}
     figures.update({"access_log_vs_warning": access, "access_log_lines": logged_lines})
     print(
@@ -627,11 +660,11 @@ def main() -> None:
         print(
             "\nSustained: 3 s warm-up, then 3 runs of 10 s of submit (the store growing), then of query, side by side\n"
         )
-        print(table(other, other[0]))
+        print(table(other, other[0], other[1]))
     if redis_server is not None:
         shared = figures["redis"]
         shared.update(
-            {f"{e}_vs_memory": ratio(results[4].measures[e], memory.measures[e]) for e in ("query", "submit")}
+            {f"{e}_vs_memory": ratio(results[5].measures[e], memory.measures[e]) for e in ("query", "submit")}
         )
         print(
             f"\nRedis store vs memory store: query {shared['query_vs_memory']:.0%}, submit {shared['submit_vs_memory']:.0%}; "
@@ -639,6 +672,19 @@ def main() -> None:
             f"{shared['submit_commands_per_request']:.2f}; Redis memory per live task: {shared['bytes_per_task']:,.0f} bytes "
             f"({shared['tasks']:,.0f} tasks)."
         )
+    judged = [targets(memory, strict, "5 s runs")]
+    if other:
+        judged.append(targets(other[2], other[0], "sustained"))
+    print("\nTargets against the strict ceiling (the fake as the benchmark runs it; p99 of its median run)\n")
+    print("| runs | endpoint | vs strict ceiling | | p99 | |\n|---|---|---|---|---|---|")
+    print("\n".join(text for text, _ in judged))
+    logged = access["query"] >= 0.90
+    print(
+        f"| 5 s runs | query, access log on | {access['query']:.2f}x of the figure without it (target >= 0.90x) "
+        f"| {'pass' if logged else 'FAIL'} | | |"
+    )
+    figures["targets"] = {"5s": judged[0][1], **({"sustained": judged[1][1]} if other else {})}
+    figures["targets"]["access_log_met"] = logged
     figures["results"] = rows(results)
     if other:
         figures["sustained"] = rows(other)
