@@ -125,9 +125,8 @@ def wrk_script(method: str, body: dict | None, headers: dict[str, str]) -> Path:
         lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
     for name, value in headers.items():
         lines.append(f'wrk.headers["{name}"] = "{value}"')
-    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    handle.write("\n".join(lines) + "\n")
-    handle.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
     return Path(handle.name)
 
 
@@ -608,12 +607,11 @@ def main() -> None:
 
     if args.peers:
         binaries = install_peers()
-        document = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
         sys.path.insert(0, str(ROOT))
         from contracts import Contract
 
-        json.dump(Contract.load("seed").document, document)
-        document.close()
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as document:
+            json.dump(Contract.load("seed").document, document)
         port = free_port()
         prism = Server("Prism 5", [str(binaries / "prism"), "mock", "-h", "127.0.0.1", "-p", str(port), "-v", "warn", document.name],
                        f"http://127.0.0.1:{port}/v1/tasks/task-unified-1757165031-uyujaw3d")  # fmt: skip

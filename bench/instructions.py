@@ -113,7 +113,11 @@ def main() -> None:
     finally:
         loop.unlink()
         if earlier is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(earlier)], capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(earlier)],
+                check=False,
+                capture_output=True,
+            )
     for name, kinds in figures.items():
         print(f"{name}: submit {kinds['submit']:,.0f}, query {kinds['query']:,.0f} instructions per request")
     if args.baseline:

@@ -77,7 +77,7 @@ class AccessLog:
 
     def _head(self, client: Any) -> str:
         """The start of a line for one client address (cached: a connection sends many requests)."""
-        head = f'INFO:     {"%s:%d" % client if client else "-"} - "'
+        head = f'INFO:     {f"{client[0]}:{client[1]}" if client else "-"} - "'
         if len(self._heads) >= 4096:
             self._heads.clear()
         self._heads[client] = head

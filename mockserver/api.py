@@ -75,7 +75,7 @@ def _facts(fields: Any) -> Callable[[dict[str, Any]], tuple[Any, Any, tuple[Any,
     source = f"def facts(b):\n    return {read('model', '')}, {read('audio', True)}, ({clip},)\n"
     namespace: dict[str, Any] = {"_in": _nested}
     exec(compile(source, "<request facts>", "exec"), namespace)  # noqa: S102
-    return namespace["facts"]  # type: ignore[no-any-return]
+    return namespace["facts"]
 
 
 def _nested(body: dict[str, Any], outer: str, inner: str, default: Any) -> Any:
@@ -203,7 +203,7 @@ class ProviderApi:
             content_type = request.header(b"content-type")
             kind = is_form(content_type)
             if kind in op.forms:
-                validator, fields = op.forms[kind]
+                fields = op.forms[kind][1]
                 body = parse_form(content_type or "", await read_body(request, limit), fields.schema, self._resolve)
                 violation = op.check_form(kind, body)
                 if violation is not None:
@@ -305,7 +305,7 @@ class ProviderApi:
                 self.submission_ids,
                 callback_url,
                 callback_events,
-            )  # fmt: skip
+            )
         )
         scenario = submitted.scenario
         request.scope[SCENARIO_KEY] = scenario.name
@@ -392,9 +392,13 @@ class ProviderApi:
         media = self.rt.media
         if still is not None:
             kept = media.kept_still(task.width, task.height, still)
-            return kept or await asyncio.to_thread(media.still, task.width, task.height, still)
+            if kept is not None:
+                return kept
+            return await asyncio.to_thread(media.still, task.width, task.height, still)
         kept = media.kept(task.seconds, task.width, task.height, task.generate_audio)
-        return kept or await asyncio.to_thread(media.clip, task.seconds, task.width, task.height, task.generate_audio)
+        if kept is not None:
+            return kept
+        return await asyncio.to_thread(media.clip, task.seconds, task.width, task.height, task.generate_audio)
 
     async def content(self, request: Incoming) -> Response:
         op = self.operations["content"]
@@ -410,7 +414,7 @@ class ProviderApi:
             return serve(request, await self._clip_of(found.task, shape.still_type(variant, STILL_TYPES)))
         return serve(request, await self._clip_of(found.task), shape.media["video"])
 
-    async def _outcome(self, request: Incoming, kind: str, change: Callable[[Task, float], None]) -> Response:
+    async def _outcome(self, request: Incoming, kind: str, change: Callable[[Task, float], object]) -> Response:
         op = self.operations[kind]
         bearer_key(request, self.rt.accepted_keys)
         self._check(request, op)

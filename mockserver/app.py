@@ -198,7 +198,7 @@ class MockApp:
             await response(scope, request.receive, send)
 
     def _record(
-        self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes
+        self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes | memoryview
     ) -> None:
         scope = request.scope
         if self.access is not None:
@@ -214,7 +214,7 @@ class MockApp:
                 arrived,
                 headers,
                 bytes(answer),
-            )  # fmt: skip
+            )
         )
 
 

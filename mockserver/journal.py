@@ -343,5 +343,5 @@ class JournalMiddleware:
                     arrived,
                     capture.headers,
                     bytes(capture.answer),
-                )  # fmt: skip
+                )
             )

@@ -252,7 +252,7 @@ class MockHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {TRANSPORT_EXTENSION: self.transport}  # type: ignore[typeddict-unknown-key]
+        self.scope["extensions"] = {TRANSPORT_EXTENSION: self.transport}  # type: ignore[dict-item]  # ours
         self._in_headers = True
 
     def on_headers_complete(self) -> None:
@@ -262,7 +262,7 @@ class MockHttpProtocol(HttpToolsProtocol):
         if self.cycle is not cycle:  # a new request cycle (not a WebSocket upgrade)
             self.cycle.__class__ = AnswerCycle
             self.cycle.transport = self._answer_transport  # type: ignore[assignment]
-            self.cycle.scope[CONNECTION] = self  # type: ignore[index]  # a stream asks it: closing?
+            self.cycle.scope[CONNECTION] = self  # type: ignore[literal-required]  # a stream asks it: closing?
 
     def on_message_complete(self) -> None:
         self._in_body = False

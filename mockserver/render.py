@@ -44,7 +44,7 @@ from mockserver.state.task import Task
 __all__ = ["OMIT", "WEAK", "Renderer", "Verbatim"]
 
 
-class _Whole(dict):  # type: ignore[type-arg]
+class _Whole(dict):
     """A value rendered already (not `dict` itself: generated functions rebuild only plain dicts)."""
 
 
@@ -278,7 +278,7 @@ class Renderer:
             render = self._tasks.get(state.word or self.words[state.phase], self._task_default)
         else:
             render = self._task_default
-        return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[misc,no-any-return]
+        return render(task, state, self.results(task, state, base_url), error, base_url)  # type: ignore[misc]
 
     def _whole_task(self, task: Task, state: State, base_url: str) -> dict[str, Any]:
         """The task inside a documented callback envelope, as a poll renders it (a dict of its own
@@ -357,19 +357,19 @@ class Renderer:
         """`created()`, already encoded: the same JSON, made faster on the submit path where a
         template can hold it (the changing values filled into the rendered answer)."""
         if self._created_json is not None:
-            return self._created_json(task, estimated_time)  # type: ignore[call-arg]
+            return self._created_json(task, estimated_time)
         return _ENCODE(self.created(task, estimated_time, base_url)).encode("utf-8")
 
     def created(self, task: Task, estimated_time: int, base_url: str = "") -> dict[str, Any]:
         """The answer to a successful submit, as the contract shapes it."""
-        return self._created(self._context(task, estimated_time, base_url))  # type: ignore[no-any-return]
+        return self._created(self._context(task, estimated_time, base_url))
 
     # Pages and outcomes
 
     def page(self, items: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
         """A page of tasks (already rendered), with the paging values (has_more, next...)."""
         assert self._page is not None
-        return self._page({**values, "items": Verbatim(items)})  # type: ignore[no-any-return]
+        return self._page({**values, "items": Verbatim(items)})
 
     def outcome(self, kind: str, task: Task, state: State, base_url: str) -> Any:
         """What a cancel or delete answers: the task as it is now, where the answer is a task;
@@ -428,9 +428,13 @@ class Renderer:
         """The fake's own error on a provider route, in the contract's words where it has them. A
         bad request (400: not JSON, the wrong Content-Type) to an operation that documents 422 but
         no 400 gets the 422."""
-        if error.status == 400 and operation_id is not None and not self._documents(operation_id, 400):
-            if self._documents(operation_id, 422):
-                error = ApiError(422, error.message, code=error.code, param=error.param, headers=error.headers)
+        if (
+            error.status == 400
+            and operation_id is not None
+            and not self._documents(operation_id, 400)
+            and self._documents(operation_id, 422)
+        ):
+            error = ApiError(422, error.message, code=error.code, param=error.param, headers=error.headers)
         fields = {"message": error.message, "type": error.type, "code": error.code, "param": error.param}
         body = self.error_body(operation_id, error.status, fields, own=True)
         if body is None:

@@ -17,7 +17,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 
@@ -36,6 +36,13 @@ from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.state import Found, Store, open_store
 from mockserver.state.base import Attempt, Delivery
 from mockserver.state.task import Task
+
+
+class Addressed(Protocol):
+    """A request as the fast path reads it (mockserver.incoming.Incoming): its base URL, a property."""
+
+    @property
+    def base_url(self) -> Any: ...
 
 
 class Runtime:
@@ -124,7 +131,7 @@ class Runtime:
         parts.update({f"scenario {name}": scenario.digest for name, scenario in self._loaded.items()})
         return parts
 
-    def base_url(self, request: Request) -> str:
+    def base_url(self, request: Request | Addressed) -> str:
         """Where result URLs point: the configured public URL, else the host the client used."""
         if self.public_url is not None:
             return self.public_url

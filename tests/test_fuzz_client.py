@@ -170,7 +170,7 @@ def test_replaying_a_broken_file_names_its_file_and_line(tmp_path: Path) -> None
 def test_the_cli_shows_the_broken_property_requests_and_replay(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mockserver", "fuzz-client", "--examples", "20", "--seed", "2", "--speed", "200",
-         "--time-limit", "2", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "report.json"),
+         "--time-limit", "10", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "report.json"),
          "--", *BROKEN, "tight-loop"],
         check=False, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"},
     )  # fmt: skip
