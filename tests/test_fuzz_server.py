@@ -24,6 +24,9 @@ import contracts.checks  # noqa: F401 - our lifecycle rules run too
 from mockserver import Settings
 from mockserver.testing import LiveServer
 
+# One worker runs this whole file, in order (pytest-xdist's loadgroup): its last test counts what
+# the others sent to the servers they share.
+pytestmark = pytest.mark.xdist_group("fuzz-server")
 KEY = "sk-fuzz-0001"
 TARGET = 10_000
 SETTINGS = settings(max_examples=1250, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -486,7 +486,7 @@ def test_the_dashboard_shows_the_newest_task_first_among_more_than_500(store: st
     from mockserver.settings import Settings
     from mockserver.state import Submission
     from mockserver.testing import LiveServer
-    from mockserver.ui.dashboard import SCAN_SHARED
+    from mockserver.ui.base import SCAN_SHARED
 
     shared = {"store": redis_url, "store_prefix": "newest"} if store == "redis" else {}
     settings = Settings(clock="manual", task_retention=600, **shared)
