@@ -1,7 +1,7 @@
 """An offline fake of the veo-3.1-extend video generation API, with scripted task lifecycles.
 
-The names below are imported on first use, so that the command (`mockserver --help`, `scenarios
-list`) and the light modules do not pull in the whole server when they do not run it."""
+The names below are imported on first use, so that the command's help (`mockserver --help`,
+`mockserver serve --help`...) and the light modules do not pull in the whole server."""
 
 from __future__ import annotations
 
@@ -33,4 +33,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})

@@ -43,6 +43,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mockserver.attempts import WrongTokens, client_address, too_many
 from mockserver.clock import ClockError
 from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
@@ -171,13 +172,18 @@ class AdminGuard:
     The dashboard (`/__admin/ui`) also accepts the session cookie its sign-in form sets; without
     either, its pages redirect to the sign-in form and everything else there is refused. Requests
     that change state and come from another site (a browser's `Origin` or `Sec-Fetch-Site` says
-    so) are refused everywhere under `/__admin`, on loopback too."""
+    so) are refused everywhere under `/__admin`, on loopback too.
+
+    Wrong tokens count per client address (`attempts`, the count the sign-in form keeps too): past
+    the limit, a request that sends a token gets 429 with Retry-After, the right token included
+    (health then answers what it answers a caller without one)."""
 
     OPEN = "/__admin/health"
     BRIEF = "mockserver.brief_health"
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, wrong_tokens: WrongTokens | None = None) -> None:
         self.app = app
+        self.wrong_tokens = wrong_tokens if wrong_tokens is not None else WrongTokens()
         self.token = settings.admin_token.encode("utf-8") if settings.admin_token else None
         self.closed = self.token is None and not settings.loopback
         self.open = self.token is None and settings.loopback  # on loopback, without a token
@@ -211,7 +217,18 @@ class AdminGuard:
                 return
             if self.token or self.closed:
                 path = scope["path"]
-                refusal = self._refusal(headers.get(b"authorization"))
+                authorization = headers.get(b"authorization")
+                address = client_address(scope.get("client")) if self.token and authorization is not None else None
+                wait = self.wrong_tokens.wait(address) if address is not None else 0.0
+                if wait and path != self.OPEN:
+                    await too_many(wait).response()(scope, receive, send)
+                    return
+                refusal = self._refusal(None if wait else authorization)
+                if address is not None and not wait:
+                    if refusal is None:
+                        self.wrong_tokens.forget(address)
+                    else:
+                        self.wrong_tokens.wrong(address)
                 if refusal is not None and path.startswith(UI) and not self._signed_in(headers.get(b"cookie")):
                     if path == UI_SIGN_IN or path.startswith(UI_STATIC):
                         refusal = None  # the sign-in form and its style sheet give nothing away

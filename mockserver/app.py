@@ -246,7 +246,11 @@ def create_app(settings: Settings | None = None) -> MockApp:
     app = Starlette(
         routes=[
             *api.routes(),
-            Mount("/__admin", routes=admin, middleware=[Middleware(AdminGuard, settings=runtime.settings)]),
+            Mount(
+                "/__admin",
+                routes=admin,
+                middleware=[Middleware(AdminGuard, settings=runtime.settings, wrong_tokens=runtime.wrong_tokens)],
+            ),
         ],
         middleware=[Middleware(JournalMiddleware, record=runtime.state.record, now=runtime.state.estimate_now)],
         exception_handlers={

@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from contracts import Contract
 from mockserver import conformity, lifecycle
+from mockserver.attempts import WrongTokens
 from mockserver.callbacks import Dispatcher
 from mockserver.clock import ClockError, ClockReading, Mode
 from mockserver.errors import ApiError
@@ -48,6 +49,7 @@ class Addressed(Protocol):
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.wrong_tokens = WrongTokens()  # wrong admin tokens per address: the admin API's and the sign-in form's
         self.contract = Contract.load(settings.contract)
         self.vocabulary = self.contract.shapes.vocabulary
         directories = settings.scenario_directories

@@ -74,6 +74,9 @@ class WorkerConfig(uvicorn.Config):
 
 
 def run(settings: Settings, app: MockApp) -> None:
+    """Serve until stopped. With several workers this process's `MOCKSERVER_*` variables are removed
+    from its own environment first (the workers would inherit them, a store password included):
+    the command line's `serve` needs them no more once `settings` is made."""
     if settings.workers == 1:
         http = protocol_class(settings.header_timeout, settings.body_timeout, settings.max_connections)
         uvicorn.Server(uvicorn.Config(app, http=http, **_config_options(settings))).run()

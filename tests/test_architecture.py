@@ -51,7 +51,7 @@ LAYERS = [
     {"state", "state.memory", "state.redis", "state.link", "state.base"},
     {"render", "codegen", "conformity", "lifecycle", "matching", "keymap", "media"},
     {"state.task", "scenarios"},
-    {"faults", "journal", "intake", "forms", "incoming", "protocol", "errors", "responses"},
+    {"faults", "journal", "intake", "forms", "incoming", "protocol", "errors", "responses", "attempts"},
     {"settings", "clock", "yamlfile", "clipmaker"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -172,6 +172,23 @@ def test_requests_too_broken_for_the_app_still_get_the_provider_shape() -> None:
             assert json.loads(body)["error"]["type"] == "invalid_request_error"
 
 
+HEAVY = ("starlette", "uvicorn", "redis", "jinja2", "jsonschema_rs", "hypothesis", "schemathesis", "httpx")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["check", "--help"], ["fuzz-client", "--help"]])
+def test_help_imports_none_of_the_server(args: list[str]) -> None:
+    """A command's help is read before anything runs: it loads no web framework, store client or generator."""
+    code = (
+        "import sys\nfrom mockserver.cli import main\ntry:\n    main(sys.argv[1:], prog_name='mockserver')\n"
+        f"except SystemExit:\n    pass\nprint('loaded:', sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "Usage: mockserver" in result.stdout, result.stderr
+    assert "loaded: []" in result.stdout, result.stdout[-300:]
+
+
 def test_version() -> None:
     result = subprocess.run([str(SCRIPT), "--version"], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("mockserver, version ")

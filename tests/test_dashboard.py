@@ -501,11 +501,12 @@ def test_off_loopback_nothing_without_the_token_and_all_after_signing_in(browser
 
 def test_wrong_sign_in_tokens_are_limited_per_address(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
     """Five wrong tokens a minute per address, on the machine's clock (here one the test moves):
-    then 429 with Retry-After, the right token included, until the minute has passed."""
-    from mockserver.ui import signin
+    then 429 with Retry-After, the right token included, until the minute has passed. The admin
+    API's bearer tokens count with the form's: neither door lets a token be guessed at speed."""
+    from mockserver import attempts
 
     now = [1000.0]
-    monkeypatch.setattr(signin, "monotonic", lambda: now[0])
+    monkeypatch.setattr(attempts, "monotonic", lambda: now[0])
     token = "limit-admin-token-5e6f"
     with LiveServer(Settings(clock="manual", admin_token=token)) as server:  # a token: sign-in even on loopback
         context = browser.new_context()
@@ -513,7 +514,9 @@ def test_wrong_sign_in_tokens_are_limited_per_address(browser: Browser, monkeypa
         page.goto(f"{server.url}/__admin/ui/sign-in")
         for _ in range(5):
             page.get_by_label("Token").fill("a-guess")
-            page.get_by_role("button", name="Sign in").click()
+            with page.expect_response(f"{server.url}/__admin/ui/sign-in") as answered:
+                page.get_by_role("button", name="Sign in").click()
+            assert answered.value.status == 200
             expect(page.get_by_role("alert")).to_contain_text("not the admin token")
         expect(page.get_by_role("alert")).to_contain_text("Too many wrong tokens from your address: try again in 60 s")
         page.get_by_label("Token").fill(token)
@@ -530,23 +533,42 @@ def test_wrong_sign_in_tokens_are_limited_per_address(browser: Browser, monkeypa
         now[0] += 45
         refused = attempt(token)
         assert refused.status_code == 429 and refused.headers["retry-after"] == "15"
-        assert refused.json()["error"] == {
-            "message": "Too many wrong tokens from this address: 5 within 60 s. Try again in 15 s.",
+        said = {
+            "message": "Too many wrong admin tokens from this address: 5 within 60 s. Try again in 15 s.",
             "type": "rate_limit_error",
-            "code": "too_many_sign_in_attempts",
+            "code": "too_many_wrong_tokens",
         }
-        assert attempt("a-guess", "127.0.0.2").status_code == 200  # another address: its own count
-        assert attempt(token, "127.0.0.2").status_code == 303
-        now[0] += 15  # the minute has passed
+        assert refused.json()["error"] == said
+        # the admin API's door is shut to this address too, the right token included; health says what it
+        # says to a caller without a token
+        api = httpx.get(f"{server.url}/__admin/clock", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert api.status_code == 429 and api.headers["retry-after"] == "15" and api.json()["error"] == said
+        health = httpx.get(f"{server.url}/__admin/health", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert health.status_code == 200 and set(health.json()) == {"status", "version", "contract", "store"}
+
+        def api_call(value: str, source: str) -> httpx.Response:
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10) as client:
+                return client.get(f"{server.url}/__admin/clock", headers={"Authorization": f"Bearer {value}"})
+
+        # another address has its own count, which wrong bearer tokens use up as wrong form tokens do
+        assert attempt("a-guess", "127.0.0.2").status_code == 200
+        assert [api_call("a-guess", "127.0.0.2").status_code for _ in range(5)] == [401, 401, 401, 401, 429]
+        assert attempt(token, "127.0.0.2").status_code == 429
+        assert api_call(token, "127.0.0.3").status_code == 200  # a third: the right token, no wrong ones
+        now[0] += 15  # the minute has passed for 127.0.0.1
         page.get_by_label("Token").fill(token)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
         context.close()
-    limiter = signin.WrongTokens(addresses=3)
+    limiter = attempts.WrongTokens(addresses=3)
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
         for _ in range(5):
             limiter.wrong(address)
     assert len(limiter) == 3 and limiter.wait("10.0.0.1") == 0 and limiter.wait("10.0.0.4") == 60
+    # an IPv6 client counts by its /64: rotating addresses inside one network does not reset the count
+    assert attempts.client_address(("2001:db8:1:2::5", 1)) == attempts.client_address(("2001:db8:1:2:ffff::9", 2))
+    assert attempts.client_address(("2001:db8:1:3::5", 1)) != attempts.client_address(("2001:db8:1:2::5", 1))
+    assert attempts.client_address(("::ffff:10.0.0.7", 1)) == "10.0.0.7"
 
 
 def test_off_loopback_without_a_token_the_dashboard_is_closed() -> None:

@@ -3,6 +3,7 @@ real redis-server, steered through their HTTP APIs as a team would."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -262,7 +263,9 @@ def test_workers_get_the_store_password_in_no_environment_or_command_line(given:
             for pid in _process_tree(supervisor)[1:]:  # the workers and multiprocessing's resource tracker
                 assert _holding_the_password(pid) == [], Path(f"/proc/{pid}/cmdline").read_bytes()
             created = [submit(replica.url).json()["id"] for _ in range(10)]  # a new connection each
-            os.kill(workers.pop(), signal.SIGKILL)  # a worker crashes: the supervisor starts another
+            killed = next(iter(workers))
+            os.kill(killed, signal.SIGKILL)  # a worker crashes: the supervisor starts another
+            _until(lambda: not _running(killed), "the killed worker gone")  # never taken for the new one
             _until(lambda: len(_workers(supervisor) - workers) == 1, "a new worker")
             (restarted,) = _workers(supervisor) - workers
             assert _holding_the_password(restarted) == []
@@ -333,6 +336,16 @@ def test_a_replica_that_plays_other_scenarios_refuses_to_start(redis_url: str, t
         other_contract = Replica(args(redis_url, "--contract", "current")).start(wait=False)
         assert other_contract.wait() == 2
         assert "contract differs" in other_contract.output
+        # the live replica as another version would have written it (other scripts, other keys)
+        store = redis.Redis.from_url(redis_url)
+        (key,) = store.keys("*fingerprint")
+        stored = json.loads(store.get(key))
+        ours = stored["store layout"]
+        store.set(key, json.dumps({**stored, "store layout": "0123456789ab"}))
+        other_version = Replica(args(redis_url)).start(wait=False)
+        assert other_version.wait() == 2
+        assert f"store layout differs (here {ours}, there 0123456789ab)" in other_version.output
+        store.set(key, json.dumps(stored))
     finally:
         first.stop()  # a clean stop leaves the list of live replicas
     takeover = Replica(args(redis_url, "--scenarios", str(extra))).start()

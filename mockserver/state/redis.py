@@ -91,6 +91,8 @@ def _load_scripts() -> dict[str, str]:
 
 SCRIPTS = _load_scripts()
 SHAS = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()}
+# The keys and scripts this version keeps, as a digest of the scripts: replicas on one store run one layout
+STORE_LAYOUT = hashlib.sha1("".join(SHAS[name] for name in sorted(SHAS)).encode()).hexdigest()[:12]
 
 
 def registry_entry(scenario: Scenario) -> str:
@@ -215,7 +217,8 @@ class RedisStore:
         self.settings = settings
         self.scenarios = scenarios
         self._loaded = dict(scenarios)
-        self._fingerprint = json.dumps(dict(fingerprint), sort_keys=True)
+        # the keys and scripts this version keeps: a replica of another layout cannot join live ones
+        self._fingerprint = json.dumps({**fingerprint, "store layout": STORE_LAYOUT}, sort_keys=True)
         self._link = Link(url, self.display)
         self._ids = random.Random(settings.seed)  # task id suffixes
         self._draws = random.Random(settings.seed)  # mix draws: the same blend for the same seed
@@ -319,12 +322,12 @@ class RedisStore:
             elif part not in mine:
                 found.append(f"{part} only on the others")
             elif stored[part] != mine[part]:
-                shown = f" (here {mine[part]}, there {stored[part]})" if part == "contract" else ""
+                shown = f" (here {mine[part]}, there {stored[part]})" if part in ("contract", "store layout") else ""
                 found.append(f"{part} differs{shown}")
         return (
             f"this replica does not play what the {live} live replica(s) on {self.display} (prefix "
-            f"{self.settings.store_prefix!r}) play: {'; '.join(found)}. Start it with the same contract, scenario "
-            "folders, key maps and settings, or under another --store-prefix (or stop the others first)"
+            f"{self.settings.store_prefix!r}) play: {'; '.join(found)}. Start it with the same version, contract, "
+            "scenario folders, key maps and settings, or under another --store-prefix (or stop the others first)"
         )
 
     async def start(self) -> None:
