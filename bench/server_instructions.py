@@ -2,7 +2,7 @@
 the ceilings and the fake under the same uvicorn (httptools, uvloop), each driven over loopback.
 
     python bench/server_instructions.py [--requests 3000] [--connections 32] [--only NAME...]
-                                        [--prefill N] [--keep DIR]
+                                        [--prefill N [--cache] [--keep DIR]] [--kinds submit query]
 
 Each server runs under callgrind; a client outside it (this process, plain sockets) keeps
 `--connections` keep-alive connections busy, one request in flight on each, as wrk does. A
@@ -19,7 +19,8 @@ the kind measured, then `callgrind_control` turns the counting on, `--requests` 
 sent, and a dump is taken: the figure is the dump's total over `--requests` (the idle loop between
 them is in it, a few hundred instructions). `--keep DIR` keeps those dumps, for
 `callgrind_annotate --inclusive=yes` (where the instructions went, the garbage collector's
-`gc_collect_main` among them).
+`gc_collect_main` among them); `--cache` adds callgrind's cache simulation and prints the
+simulated cache misses per request (a model of the caches, not the machine's).
 
 Servers: the strict ceiling (prebuilt bytes), the JSON ceiling (a dict encoded per request), the
 raw ASGI floor (no Starlette: uvicorn's share alone), the fake quiet (--log-level warning), and
@@ -131,6 +132,7 @@ def one_count(
     stdout: Path | None,
     prefill: int | None = None,
     keep: Path | None = None,
+    cache: bool = False,
 ) -> int:
     """The instructions the server ran: in all (start-up to SIGTERM), or with `prefill`, over
     `n` requests sent after `prefill` submits and a warm-up, none of which are counted."""
@@ -138,6 +140,8 @@ def one_count(
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "server.callgrind"
         window = ["--instr-atstart=no"] if prefill is not None else []
+        if cache:
+            window.append("--cache-sim=yes")
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *window, sys.executable,
                    *[a.replace("PORT", str(port)) for a in argv]]  # fmt: skip
         sink = stdout.open("ab") if stdout is not None else subprocess.DEVNULL
@@ -172,7 +176,18 @@ def one_count(
                     keep.mkdir(parents=True, exist_ok=True)
                     name = Path(argv[0]).stem if argv[0] != "-m" else "fake"
                     shutil.copy(dump, keep / f"{name}-{kind}-prefill{prefill}.callgrind")
-                return int(re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE).group(1))
+                text = dump.read_text()
+                if cache:  # Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw: say the misses per request
+                    totals = [int(x) for x in re.search(r"^totals: ([\d ]+)", text, re.MULTILINE).group(1).split()]
+                    events = re.search(r"^events: (.+)", text, re.MULTILINE).group(1).split()
+                    misses = dict(zip(events, totals))
+                    print(
+                        f"  cache (simulated) per request: L1 instruction misses {misses['I1mr'] / n:,.0f}, "
+                        f"L1 data misses {(misses['D1mr'] + misses['D1mw']) / n:,.0f}, last-level misses "
+                        f"{(misses['ILmr'] + misses['DLmr'] + misses['DLmw']) / n:,.0f}",
+                        flush=True,
+                    )
+                return int(re.search(r"^totals: (\d+)", text, re.MULTILINE).group(1))
         finally:
             process.send_signal(signal.SIGTERM)
             _, err = process.communicate(timeout=600)
@@ -211,6 +226,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument("--prefill", type=int, default=None, help="count one window after this many submits")
     parser.add_argument("--kinds", nargs="*", choices=["submit", "query"], default=["submit", "query"])
+    parser.add_argument("--cache", action="store_true", help="with --prefill: simulate the caches, say misses")
     parser.add_argument("--keep", type=Path, default=None, help="keep the window's callgrind dumps here")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -224,7 +240,14 @@ def main() -> None:
                 stdout = log if name == "fake+log" else None
                 if args.prefill is not None:
                     window = one_count(
-                        SERVERS[name], kind, args.requests, args.connections, stdout, args.prefill, args.keep
+                        SERVERS[name],
+                        kind,
+                        args.requests,
+                        args.connections,
+                        stdout,
+                        args.prefill,
+                        args.keep,
+                        args.cache,
                     )
                     figures[name][kind] = window / args.requests
                 else:
