@@ -2,6 +2,7 @@
 the ceilings and the fake under the same uvicorn (httptools, uvloop), each driven over loopback.
 
     python bench/server_instructions.py [--requests 3000] [--connections 32] [--only NAME...]
+                                        [--prefill N [--cache] [--keep DIR]] [--kinds submit query]
 
 Each server runs under callgrind; a client outside it (this process, plain sockets) keeps
 `--connections` keep-alive connections busy, one request in flight on each, as wrk does. A
@@ -11,6 +12,15 @@ requests: start-up, warm-up and shutdown fall out. The ratio of two servers' fig
 approximates the ratio of their requests per second on one core, without the kernel's share
 (system calls, the same for both), so it is a bound on the gap, and it does not move with the
 machine's load as requests per second do. Needs valgrind. Not a test.
+
+With `--prefill N` a server is counted in one run over a window instead: it starts with
+callgrind's instrumentation off, is sent N submits (the store grows to N tasks) and a warm-up of
+the kind measured, then `callgrind_control` turns the counting on, `--requests` requests are
+sent, and a dump is taken: the figure is the dump's total over `--requests` (the idle loop between
+them is in it, a few hundred instructions). `--keep DIR` keeps those dumps, for
+`callgrind_annotate --inclusive=yes` (where the instructions went, the garbage collector's
+`gc_collect_main` among them); `--cache` adds callgrind's cache simulation and prints the
+simulated cache misses per request (a model of the caches, not the machine's).
 
 Servers: the strict ceiling (prebuilt bytes), the JSON ceiling (a dict encoded per request), the
 raw ASGI floor (no Starlette: uvicorn's share alone), the fake quiet (--log-level warning), and
@@ -114,15 +124,34 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
     raise RuntimeError("the server did not listen within 300 s")
 
 
-def one_count(argv: list[str], kind: str, n: int, connections: int, stdout: Path | None) -> int:
+def one_count(
+    argv: list[str],
+    kind: str,
+    n: int,
+    connections: int,
+    stdout: Path | None,
+    prefill: int | None = None,
+    keep: Path | None = None,
+    cache: bool = False,
+) -> int:
+    """The instructions the server ran: in all (start-up to SIGTERM), or with `prefill`, over
+    `n` requests sent after `prefill` submits and a warm-up, none of which are counted."""
     port = free_port()
-    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", sys.executable,
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "server.callgrind"
+        window = ["--instr-atstart=no"] if prefill is not None else []
+        if cache:
+            window.append("--cache-sim=yes")
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *window, sys.executable,
                    *[a.replace("PORT", str(port)) for a in argv]]  # fmt: skip
         sink = stdout.open("ab") if stdout is not None else subprocess.DEVNULL
         process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.PIPE, text=True)
         try:
             wait_ready(port, process)
+            if prefill:
+                bad = drive(port, request("POST", SUBMIT, BODY), prefill, connections)
+                if bad:
+                    raise RuntimeError(f"{bad} prefill answers were not 2xx")
             if kind == "query":
                 with socket.create_connection(("127.0.0.1", port)) as sock:
                     sock.sendall(request("POST", SUBMIT, BODY))
@@ -134,13 +163,44 @@ def one_count(argv: list[str], kind: str, n: int, connections: int, stdout: Path
                 payload = request("GET", f"/v1/tasks/{task}")
             else:
                 payload = request("POST", SUBMIT, BODY)
+            if prefill is not None:
+                drive(port, payload, SHORT, connections)
+                control(process.pid, "--instr=on")
             bad = drive(port, payload, n, connections)
             if bad:
                 raise RuntimeError(f"{bad} answers were not 2xx")
+            if prefill is not None:
+                control(process.pid, "--dump")
+                dump = Path(f"{out}.1")
+                if keep is not None:
+                    keep.mkdir(parents=True, exist_ok=True)
+                    name = Path(argv[0]).stem if argv[0] != "-m" else "fake"
+                    shutil.copy(dump, keep / f"{name}-{kind}-prefill{prefill}.callgrind")
+                text = dump.read_text()
+                if cache:  # Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw: say the misses per request
+                    totals = [int(x) for x in re.search(r"^totals: ([\d ]+)", text, re.MULTILINE).group(1).split()]
+                    events = re.search(r"^events: (.+)", text, re.MULTILINE).group(1).split()
+                    misses = dict(zip(events, totals))
+                    print(
+                        f"  cache (simulated) per request: L1 instruction misses {misses['I1mr'] / n:,.0f}, "
+                        f"L1 data misses {(misses['D1mr'] + misses['D1mw']) / n:,.0f}, last-level misses "
+                        f"{(misses['ILmr'] + misses['DLmr'] + misses['DLmw']) / n:,.0f}",
+                        flush=True,
+                    )
+                return int(re.search(r"^totals: (\d+)", text, re.MULTILINE).group(1))
         finally:
             process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=300)
+            _, err = process.communicate(timeout=600)
         return int(re.search(r"Collected : (\d+)", err).group(1))
+
+
+def control(pid: int, option: str) -> None:
+    """Send callgrind (running as `pid`) one command through callgrind_control."""
+    done = subprocess.run(
+        ["callgrind_control", option, str(pid)], check=False, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0 or "OK" not in done.stdout:
+        raise RuntimeError(f"callgrind_control {option} failed: {done.stdout} {done.stderr}")
 
 
 SERVERS = {
@@ -164,6 +224,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--only", nargs="*", choices=list(SERVERS), default=list(SERVERS))
+    parser.add_argument("--prefill", type=int, default=None, help="count one window after this many submits")
+    parser.add_argument("--kinds", nargs="*", choices=["submit", "query"], default=["submit", "query"])
+    parser.add_argument("--cache", action="store_true", help="with --prefill: simulate the caches, say misses")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the window's callgrind dumps here")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/server_instructions.py needs valgrind (apt-get install valgrind)")
@@ -172,11 +236,24 @@ def main() -> None:
     try:
         for name in args.only:
             figures[name] = {}
-            for kind in ("submit", "query"):
+            for kind in args.kinds:
                 stdout = log if name == "fake+log" else None
-                short = one_count(SERVERS[name], kind, SHORT, args.connections, stdout)
-                long = one_count(SERVERS[name], kind, SHORT + args.requests, args.connections, stdout)
-                figures[name][kind] = (long - short) / args.requests
+                if args.prefill is not None:
+                    window = one_count(
+                        SERVERS[name],
+                        kind,
+                        args.requests,
+                        args.connections,
+                        stdout,
+                        args.prefill,
+                        args.keep,
+                        args.cache,
+                    )
+                    figures[name][kind] = window / args.requests
+                else:
+                    short = one_count(SERVERS[name], kind, SHORT, args.connections, stdout)
+                    long = one_count(SERVERS[name], kind, SHORT + args.requests, args.connections, stdout)
+                    figures[name][kind] = (long - short) / args.requests
                 print(f"{NAMES[name]}: {kind} {figures[name][kind]:,.0f} instructions per request", flush=True)
     finally:
         lines = sum(1 for _ in log.open("rb"))
@@ -186,12 +263,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     strict = figures.get("strict")
     for name, kinds in figures.items():
-        ratios = (
-            f"{strict['submit'] / kinds['submit']:.2f}x | {strict['query'] / kinds['query']:.2f}x"
-            if strict
-            else "- | -"
-        )
-        print(f"| {NAMES[name]} | {kinds['submit']:,.0f} | {kinds['query']:,.0f} | {ratios} |")
+        cells = [f"{kinds[k]:,.0f}" if k in kinds else "-" for k in ("submit", "query")]
+        ratios = [f"{strict[k] / kinds[k]:.2f}x" if strict and k in kinds else "-" for k in ("submit", "query")]
+        print(f"| {NAMES[name]} | {' | '.join(cells)} | {' | '.join(ratios)} |")
     if os.environ.get("BENCH_JSON"):
         Path(os.environ["BENCH_JSON"]).write_text(json.dumps(figures, indent=2) + "\n")
 
