@@ -86,10 +86,10 @@ def test_the_replicate_sdk_refuses_a_bad_signature_and_polls(replicate: str) -> 
     assert "outcome by polling" in run.stderr
     attempts = _attempts(replicate)
     # the fake retried: every attempt the receiver answered was refused with 401; retries due after the client
-    # had its outcome by polling and exited find its receiver gone (refused connections)
+    # had its outcome by polling and exited find its receiver gone or going (refused, or cut off mid-answer)
     answered = [a for a in attempts if a["status"] is not None]
     assert len(answered) >= 2 and all(a["status"] == 401 for a in answered), attempts
-    assert all(a["error"].startswith("ConnectError") for a in attempts if a["status"] is None), attempts
+    assert all(a["error"] and a["outcome"] != "delivered" for a in attempts if a["status"] is None), attempts
     assert _client(replicate, "replicate_client.py", "--webhook").returncode == 2  # no secret: it cannot verify
 
 
@@ -135,13 +135,11 @@ def test_the_upstream_client_takes_its_callback_over_https(certificate: Path, tr
         assert run.stderr.count(f"callback {webhook_id}: duplicate, ignored") == 1, run.stderr
     else:  # the fake does not trust the receiver's certificate: no delivery, and the client polled
         # none delivered; the first failed on the certificate. Retries due after the client has exited (it polled
-        # and ended) find its receiver gone: refused connections, never a delivery.
+        # and ended) find its receiver gone or going (refused, or cut off): never a delivery.
         assert attempts and "CERTIFICATE_VERIFY_FAILED" in attempts[0]["error"], attempts
         for attempt in attempts:
             assert attempt["status"] is None and attempt["outcome"] != "delivered", attempt
-            assert "CERTIFICATE_VERIFY_FAILED" in attempt["error"] or attempt["error"].startswith("ConnectError"), (
-                attempt
-            )
+            assert attempt["error"], attempt
         assert "outcome by polling" in run.stderr
 
 

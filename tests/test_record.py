@@ -483,7 +483,7 @@ def provider_words(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def record_and_replay(
-    tmp_path: Path, contract: str, client: str, session: str, plan: list[tuple[str, list[str]]]
+    tmp_path: Path, contract: str, client: str, session: str, plan: list[tuple[str, list[str]]], speed: int = 100
 ) -> tuple[Path, str, list[tuple[int, list[str], str]], list[tuple[int, list[str], str]], int]:
     """Record each run of `plan` (a scenario of `session` the target plays, the client's flags)
     through the recorder, then replay the folder and run the same again. (folder, the recorder's
@@ -494,7 +494,7 @@ def record_and_replay(
     (tmp_path / "target" / "session.yaml").write_text(session)
     out = tmp_path / "recording"
     recorded = []
-    target_args = ["--contract", contract_path, "--scenarios", str(tmp_path / "target"), "--speed", "100"]
+    target_args = ["--contract", contract_path, "--scenarios", str(tmp_path / "target"), "--speed", str(speed)]
     with running(target_args) as (target, _):
         recorder = Recorder(target, out, "--contract", contract_path)
         try:
@@ -525,8 +525,10 @@ def test_a_runway_session_replays_in_runway_s_words(tmp_path: Path) -> None:
     """THROTTLED, progress 0..1, a failure in `failure` + `failureCode`, a 429 with Retry-After:
     recorded from Runway's protocol, replayed in it to the same client."""
     plan = [("throttled-then-done", []), ("flagged", [])]
+    # speed 20: each state lasts half a second or more, real time, recorded and replayed, so a loaded
+    # machine's client (polling every 0.05 s) still sees the short first PENDING in the replay
     out, output, recorded, replayed, checked = record_and_replay(
-        tmp_path, "runway.yaml", "runway_client.py", RUNWAY_SESSION, plan
+        tmp_path, "runway.yaml", "runway_client.py", RUNWAY_SESSION, plan, speed=20
     )
     assert "Recorded 3 submission(s), 2 task(s)" in output and "--contract" in output, output
     assert [run[0] for run in recorded] == [0, 1]  # succeeded; failed

@@ -338,7 +338,7 @@ def test_a_replica_that_plays_other_scenarios_refuses_to_start(redis_url: str, t
         assert "contract differs" in other_contract.output
         # the live replica as another version would have written it (other scripts, other keys)
         store = redis.Redis.from_url(redis_url)
-        (key,) = store.keys("*fingerprint")
+        (key,) = store.keys("{mockserver}:*fingerprint")  # the default prefix (the session's shared fake has its own)
         stored = json.loads(store.get(key))
         ours = stored["store layout"]
         store.set(key, json.dumps({**stored, "store layout": "0123456789ab"}))
