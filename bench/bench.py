@@ -130,20 +130,14 @@ def wrk_script(method: str, body: dict | None, headers: dict[str, str]) -> Path:
     return Path(handle.name)
 
 
+def wrk_command(url: str, script: Path, seconds: float, connections: int) -> list[str]:
+    """wrk on the load generator's core: one thread, `connections` connections, latency percentiles."""
+    duration = f"-d{max(1, round(seconds))}s"
+    return ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", duration, "--latency", "-s", str(script), url]
+
+
 def wrk(url: str, script: Path, seconds: float, connections: int) -> str:
-    command = [
-        "taskset",
-        "-c",
-        LOAD_CPU,
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--latency",
-        "-s",
-        str(script),
-        url,
-    ]
+    command = wrk_command(url, script, seconds, connections)
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import LOAD_CPU, RedisProcess, Server, free_port, rss_mb
+from bench import RedisProcess, Server, free_port, rss_mb, wrk_command
 
 LUA = r"""
 local ids, n, kept = {}, 0, 0
@@ -84,20 +84,9 @@ def main() -> None:
         server.start()
         time.sleep(0.5)
         before = rss_mb(server.process.pid)
-        command = [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            "wrk",
-            "-t1",
-            f"-c{args.connections}",
-            f"-d{args.seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            base,
-        ]
-        load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        load = subprocess.Popen(
+            wrk_command(base, script, args.seconds, args.connections), stdout=subprocess.PIPE, text=True
+        )
         started = time.perf_counter()
 
         def sample() -> None:

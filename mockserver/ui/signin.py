@@ -57,16 +57,15 @@ class SignIn(DashboardBase):
 
     def _too_many(self, request: Request, target: str, wait: float) -> Response:
         """429 with Retry-After: the sign-in page for a browser, the provider's error shape for others."""
-        seconds = math.ceil(wait)
-        headers = {"retry-after": str(seconds)}
+        refusal = too_many(wait)
         if "text/html" in request.headers.get("accept", ""):
             page = self._page(
                 request, "sign-in.html", status_code=429, title="Sign in", nav="", closed=False, target=target,
-                failed=False, wait=seconds, top=None, events="",
+                failed=False, wait=math.ceil(wait), top=None, events="",
             )  # fmt: skip
-            page.headers.update(headers)
+            page.headers.update(refusal.headers)
             return page
-        return too_many(wait).response()
+        return refusal.response()
 
     async def sign_out(self, request: Request) -> Response:
         await self._form(request)
