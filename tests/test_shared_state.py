@@ -234,7 +234,15 @@ def _running(pid: int) -> bool:
 
 
 def _workers(supervisor: int) -> set[int]:
-    return {pid for pid in _process_tree(supervisor)[1:] if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+    """The supervisor's live workers; a process reaped between the listing and the read is none."""
+    return {pid for pid in _process_tree(supervisor)[1:] if b"spawn_main" in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone meanwhile (a killed worker reaped by its supervisor)
 
 
 def _until(check: Callable[[], object], what: str) -> None:
