@@ -1,6 +1,9 @@
-# The fake API in a container: `docker build -t veo-mockserver .`
-# then `docker run --rm -p 8000:8000 veo-mockserver` (add flags after the image name, e.g. --speed 60).
-# Replicas share state through Redis: `-e MOCKSERVER_STORE=redis://:PASSWORD@redis:6379/0`.
+# The fake API in a container (docker or podman; `make image-test` builds and tests it, as CI does):
+#   docker build -t veo-mockserver .
+#   docker run --rm -p 127.0.0.1:8000:8000 -e MOCKSERVER_ADMIN_TOKEN veo-mockserver --speed 60
+# Flags go after the image name; choose the port with MOCKSERVER_PORT, not --port (the HEALTHCHECK
+# reads it). Replicas share state through Redis (`MOCKSERVER_STORE=redis://:PASSWORD@redis:6379/0`):
+# compose.yaml, docs/shared-environments.md.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,7 +16,9 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY mockserver ./mockserver
 COPY scenarios ./scenarios
+# pip builds the package in /app: its build/ and *.egg-info are removed in the same step, so no layer keeps them.
 RUN pip install '.[redis,ui]' \
+    && rm -rf build *.egg-info \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mockserver
 
 USER 10001
