@@ -34,16 +34,16 @@ lint: $(STAMP)
 # The container image, built from the Dockerfile and tested with real requests (tests/image; CI runs it
 # after `make test`). Sets up what it needs: podman, runc and debootstrap (tools/system-deps.sh image),
 # the stand-in for python:3.11-slim (tools/container/base.sh: built once, kept in podman's store).
-IMAGE ?= localhost/veo-mockserver:test
+VEO_IMAGE ?= localhost/veo-mockserver:test
 PODMAN := tools/container/podman.sh
 
 image-test: $(STAMP)
 	./tools/system-deps.sh image
 	./tools/container/base.sh
-	$(PODMAN) build --layers=false --force-rm --pull=never --network host --format docker --tag $(IMAGE) .
+	$(PODMAN) build --layers=false --force-rm --pull=never --network host --format docker --tag $(VEO_IMAGE) .
 	$(PODMAN) image prune --force >/dev/null
-	@echo "$(IMAGE): $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE)) bytes"
-	IMAGE_UNDER_TEST=$(IMAGE) $(BIN)/python -m pytest tests/image -n 0 $(ARGS)
+	@echo "$(VEO_IMAGE): $$($(PODMAN) image inspect --format '{{.Size}}' $(VEO_IMAGE)) bytes"
+	IMAGE_UNDER_TEST=$(VEO_IMAGE) $(BIN)/python -m pytest tests/image -n 0 $(ARGS)
 
 # Not part of `make test`: needs wrk and redis-server (apt-get install wrk redis-server) and, for
 # the peers, npm and Java.

@@ -60,16 +60,20 @@ class Container:
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = f"veo-image-test-{SESSION}-{uuid.uuid4().hex[:8]}"
         settings = {"MOCKSERVER_HOST": "127.0.0.1", "MOCKSERVER_PORT": str(self.port), **(env or {})}
-        env_file = folder / f"{self.name}.env"
-        descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            out.writelines(f"{name}={value}\n" for name, value in settings.items())
+        self.settings = settings
+        self.env_file = folder / f"{self.name}.env"
         volumes = [f"--volume={host}:{inside}:ro" for host, inside in mounts]
         self.command = ["run", "--detach", "--name", self.name, "--label", LABEL, "--network", "host"]
-        self.command += ["--env-file", str(env_file), *volumes, image, *args]
+        self.command += ["--env-file", str(self.env_file), *volumes, image, *args]
 
     def start(self) -> Self:
-        podman(*self.command)
+        descriptor = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.writelines(f"{name}={value}\n" for name, value in self.settings.items())
+        try:
+            podman(*self.command)
+        finally:
+            self.env_file.unlink()  # podman read it into the container's configuration
         deadline = time.monotonic() + 60
         while True:
             try:

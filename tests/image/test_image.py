@@ -106,7 +106,7 @@ def test_a_key_makes_the_task_fail_as_its_scenario_says(served: Container) -> No
 def test_the_dashboard_page_and_its_files(served: Container) -> None:
     task_id = submit(served.url)["id"]
     page = httpx.get(f"{served.url}/__admin/ui", timeout=10, follow_redirects=True)
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
     assert task_id in page.text and "mockserver dashboard" in page.text
     assets = re.findall(r'(?:href|src)="([^"]*/static/[^"]+)"', page.text)
     assert len(assets) == 3, assets  # the stylesheet, htmx and its SSE extension: package data

@@ -14,15 +14,13 @@ if "$podman" image exists "$base"; then
 fi
 echo "Building the stand-in for $base (debootstrap; once per machine)..." >&2
 rootfs="$(mktemp -d /var/tmp/python-slim-standin.XXXXXX)"
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs" "$rootfs.log"' EXIT
 chmod 755 "$rootfs"  # mktemp made it 0700: it becomes the image's /, which every user must traverse
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$rootfs.log" 2>&1 || {
   tail -n 30 "$rootfs.log" >&2
-  rm -f "$rootfs.log"
   exit 1
 }
-rm -f "$rootfs.log"
 chroot "$rootfs" /usr/bin/python3 -m venv /opt/py
 cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
 # What the real slim image does not carry either: apt's downloads and lists, documentation.
