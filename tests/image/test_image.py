@@ -6,6 +6,7 @@ HEALTHCHECK, two replicas on one Redis, callbacks to a receiver on the host. And
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +172,14 @@ def test_two_containers_on_one_redis_act_as_one_fake(image: str, tmp_path: Path)
             assert (video.status_code, video.headers["content-type"]) == (200, "video/mp4")
             tasks = admin(one.url, "GET", "/tasks", token).json()
             assert [listed["id"] for listed in tasks["tasks"]] == [created["id"]]
+            podman("healthcheck", "run", one.name)
+            redis_server.stop()  # the store goes away: health says 503, and the HEALTHCHECK fails
+            deadline = time.monotonic() + 15
+            while httpx.get(f"{one.url}/__admin/health", timeout=5).status_code != 503:
+                assert time.monotonic() < deadline, "health still 200 15 s after Redis stopped"
+                time.sleep(0.1)
+            failed = podman("healthcheck", "run", one.name, check=False)
+            assert (failed.returncode, failed.stdout.strip()) == (1, "unhealthy"), failed
             for container in (one, two):
                 output = container.logs()
                 assert "Uvicorn running" in output and password not in output and token not in output
