@@ -11,6 +11,7 @@ import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,6 +33,9 @@ from mockserver.responses import JsonBytes
 from mockserver.runtime import Runtime
 from mockserver.settings import Settings
 from mockserver.state import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mockserver.tracing import Tracing
 
 
 def routes_hint(runtime: Runtime) -> str:
@@ -86,6 +90,9 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     list of live ones) and the callbacks' delivery loop; stop both when the server stops."""
     runtime = app.state.runtime
     state = runtime.state
+    tracing = getattr(app.state, "tracing", None)
+    if tracing is not None:
+        tracing.start()  # the exporter in the process that serves (not in a --workers supervisor)
     await state.start()
     runtime.callbacks.start()  # deliveries due from before a restart go out too
     if runtime.settings.gc_freeze:
@@ -102,6 +109,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         access = app.state.access_log
         if access is not None:
             access.close()
+        if tracing is not None:
+            tracing.close()  # the last spans leave before the process does
 
 
 class MockApp:
@@ -225,6 +234,47 @@ class MockApp:
         )
 
 
+class TracedApp(MockApp):
+    """The app with a span per request (`mockserver.tracing`, when an OTLP endpoint is set). MockApp
+    stays as it is: with tracing off, the request path costs what it did."""
+
+    def __init__(self, app: Starlette, api: ProviderApi, tracing: Tracing) -> None:
+        super().__init__(app, api)
+        self.tracing = tracing
+        self.query_route = api.query_operation.route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        await self.tracing.request(scope, receive, send, super().__call__, self.route)
+
+    def route(self, scope: Scope) -> str | None:
+        """The route template a request matched: the fast path's, else the router's (None: none)."""
+        method, path = scope["method"], scope["path"]
+        if method == self.submit_method and (
+            path == self.submit_path or (self.submit_pattern is not None and self.submit_pattern.match(path))
+        ):
+            return self.submit_path
+        if method == self.query_method and self._task_id(path) is not None:
+            return self.query_route
+        route = scope.get("route")  # set by Starlette's router, from the outside in
+        if route is None:
+            return None
+        if isinstance(route, Mount):  # a mount matched, and nothing in it (or its guard answered first)
+            return scope.get("root_path", "") + "/{path}"
+        return scope.get("root_path", "") + route.path
+
+
+def _traced(app: Starlette, api: ProviderApi) -> MockApp:
+    from mockserver.tracing import Tracing
+
+    tracing = Tracing(api.rt.state)
+    api.rt.callbacks.tracing = tracing
+    app.state.tracing = tracing
+    return TracedApp(app, api, tracing)
+
+
 def _dashboard(runtime: Runtime) -> list[BaseRoute]:
     """The dashboard's routes, or, without the `ui` extra (Jinja2), one that says how to get it."""
     try:
@@ -271,6 +321,6 @@ def create_app(settings: Settings | None = None) -> MockApp:
     app.router.redirect_slashes = False  # a redirect would make a client re-send a billable submit
     app.state.runtime = runtime
     app.state.routes_hint = routes_hint(runtime)
-    mock = MockApp(app, api)
+    mock = _traced(app, api) if runtime.settings.tracing else MockApp(app, api)
     app.state.access_log = mock.access
     return mock

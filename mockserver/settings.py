@@ -67,6 +67,7 @@ class Settings:
     callback_allow: tuple[str, ...] = ()  # hosts or networks callbacks may go to, besides loopback
     callback_ca: Path | None = None  # a certificate (PEM) to trust for HTTPS receivers, besides the system's
     callback_concurrency: int = 64  # delivery attempts in flight at once
+    tracing: bool = False  # spans over OTLP/HTTP (the `otel` extra): serve turns it on when an OTLP endpoint is set
 
     @property
     def loopback(self) -> bool:

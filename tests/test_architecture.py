@@ -47,7 +47,7 @@ LAYERS = [
         "ui.signin",
     },
     {"runtime"},
-    {"callbacks", "callbacks.dispatcher", "callbacks.plan", "callbacks.policy", "callbacks.sender"},
+    {"callbacks", "callbacks.dispatcher", "callbacks.plan", "callbacks.policy", "callbacks.sender", "tracing"},
     {"state", "state.memory", "state.redis", "state.link", "state.base"},
     {"render", "codegen", "conformity", "lifecycle", "matching", "keymap", "media"},
     {"state.task", "scenarios"},

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mockserver.render import Renderer
     from mockserver.settings import Settings
     from mockserver.state.base import Store
+    from mockserver.tracing import Tracing
 
 logger = logging.getLogger("mockserver")
 SHARED_POLL = 0.25  # real seconds between looks at a shared store
@@ -72,6 +73,7 @@ class Dispatcher:
         self._inflight: set[asyncio.Task[None]] = set()
         self._following: float | None = None  # the soonest delivery the loop knows of, not yet claimed
         self.noted = False  # the console said once that this contract documents no callbacks
+        self.tracing: Tracing | None = None  # a span per attempt, its traceparent sent (the `otel` extra)
 
     # Starting, waking, stopping
 
@@ -161,7 +163,7 @@ class Dispatcher:
                 )  # fmt: skip
         webhook_id = started.get(event) or "msg_" + secrets.token_hex(12)
         delivery = Delivery(
-            secrets.token_hex(8), task.id, event, webhook_id, target, now, now, 1, 1, None, True, self.base
+            secrets.token_hex(8), task.id, event, webhook_id, target, now, now, 1, 1, None, True, self.base, task.trace
         )  # fmt: skip
         await self.store.schedule(task.id, [delivery])
         self.start()
@@ -264,7 +266,12 @@ class Dispatcher:
             await self._settle(delivery, reading.now, wall, "refused", task=task, body=body, error=refusal)
             return
         headers = self.sender.headers(delivery.webhook_id, body, spec.media, bad=delivery.fault == "bad_signature")
-        outcome = await self.sender.send(delivery.url, body, headers, spec.timeout)
+        if self.tracing is not None:
+            outcome = await self.tracing.attempt(
+                delivery, headers, lambda: self.sender.send(delivery.url, body, headers, spec.timeout)
+            )
+        else:
+            outcome = await self.sender.send(delivery.url, body, headers, spec.timeout)
         after = await self.store.clock_reading()
         if outcome.delivered:
             verdict, retry_at = "delivered", None

@@ -88,6 +88,7 @@ def plan(task: Task, spec: Callbacks, base: str, started: dict[str, str] | None 
                     fault,
                     False,
                     base,
+                    task.trace,
                 )
             )
     return out

@@ -7,13 +7,39 @@ and field of the problem, and exit status 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from mockserver.cli.options import DEFAULTS, contract_option, fail, scenario_options
 from mockserver.clock import MAX_SPEED
-from mockserver.settings import Settings
+from mockserver.settings import Settings, mask_url
+
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")  # OpenTelemetry's own
+
+
+def _traces_to() -> str | None:
+    """Where traces go, when the standard variables name an OTLP endpoint and the `otel` extra is
+    installed. Without the extra, start-up says so (here, once, whatever the workers) and serving
+    goes on: the variable is often set for every service of an environment, and a fake that
+    refused to start over its traces would stop the tests it is there for."""
+    variable = next((name for name in OTLP_ENDPOINTS if os.environ.get(name, "").strip()), None)
+    if variable is None:
+        return None  # nothing of OpenTelemetry is imported
+    try:
+        import mockserver.tracing  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        click.echo(
+            f"mockserver: {variable} is set, but traces need the 'otel' extra (pip install 'veo-mockserver[otel]'): "
+            "serving without traces",
+            err=True,
+        )
+        return None
+    endpoint = os.environ[variable].strip()
+    return endpoint if variable == OTLP_ENDPOINTS[0] else endpoint.rstrip("/") + "/v1/traces"
 
 
 @click.command()
@@ -222,6 +248,7 @@ def serve(
             f"--workers {workers} needs a shared store: with --store memory each worker would keep its own "
             "tasks, and a client would see its task vanish. Run Redis and add --store redis://HOST:6379/0"
         )
+    traces_to = _traces_to()
     settings = Settings(
         host=host,
         port=port,
@@ -252,6 +279,7 @@ def serve(
         callback_concurrency=callback_concurrency,
         log_level=log_level,
         access_log=access_log and log_level in ("info", "debug"),
+        tracing=traces_to is not None,
     )
     from contracts import ContractError
     from mockserver import serving
@@ -291,6 +319,8 @@ def serve(
             f"retries after {', '.join(f'{wait:g}' for wait in spec.retries) or 'none'} s of scenario time",
             err=True,
         )
+    if traces_to is not None:
+        click.echo(f"mockserver: traces over OTLP/HTTP to {mask_url(traces_to)} (docs/tracing.md)", err=True)
     if getattr(runtime.state, "took_over", False):
         click.echo(
             "mockserver: no live replica played what this one plays: it took over the store (its tasks stay)", err=True

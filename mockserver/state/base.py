@@ -35,6 +35,7 @@ class Submission:
     ids: Any = None  # an `ids.IdMaker` for task ids shaped like the contract's (None: today's)
     callback_url: str | None = None  # where the client asked for callbacks (when the contract documents them)
     callback_events: frozenset[str] | None = None  # the phases it asked them for (None: the contract's)
+    trace: str | None = None  # the submit's W3C traceparent, when tracing is on (mockserver.tracing)
 
 
 @dataclass(slots=True)  # not frozen: built on every request, and frozen costs a setattr per field
@@ -74,6 +75,7 @@ class Delivery:
     fault: str | None = None  # "lost" or "bad_signature", as the task's scenario scripts
     redelivery: bool = False  # asked for through the admin API
     base: str = ""  # where result URLs in its body point (the base URL the task was submitted at)
+    trace: str | None = None  # the submit's W3C traceparent (its task's): each attempt continues that trace
 
 
 @dataclass(slots=True)

@@ -260,6 +260,7 @@ class MemoryStore:
                     submission.request,
                     submission.callback_url,
                     submission.callback_events,
+                    submission.trace,
                     via,
                     selected_by,
                 )

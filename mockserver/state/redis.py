@@ -519,6 +519,7 @@ class RedisStore:
                     before, after, repr(float(submission.seconds)), str(submission.width), str(submission.height),
                     request, LIST_WINDOW if self.lists else 0, submission.callback_url or "",
                     "+" + ",".join(sorted(submission.callback_events)) if submission.callback_events is not None else "-",
+                    submission.trace or "",
                 )  # fmt: skip
                 break
             except ResponseError as error:
@@ -551,6 +552,7 @@ class RedisStore:
                 request=submission.request,
                 callback_url=submission.callback_url,
                 callback_events=submission.callback_events,
+                trace=submission.trace,
                 via=via or None,
                 selected_by=how,
             )
@@ -576,6 +578,7 @@ class RedisStore:
             request=_DECODER.decode(h["rq"]) if h.get("rq") else None,
             callback_url=h.get("cu") or None,
             callback_events=frozenset(filter(None, h["ce"][1:].split(","))) if h.get("ce") else None,
+            trace=h.get("tp") or None,
             via=h.get("v") or None,
             selected_by=h.get("sb", "default"),
             polls=int(h.get("p", 0)) + counted,

@@ -30,6 +30,9 @@ class Task:
     request: dict[str, Any] | None = None  # the request body, kept when the contract's answers echo it
     callback_url: str | None = None  # where the client asked for its callbacks (the contract documents them)
     callback_events: frozenset[str] | None = None  # the phases it asked callbacks for (None: the contract's)
+    trace: str | None = (
+        None  # the submit's W3C traceparent, kept when tracing is on: its lifecycle and callbacks join it
+    )
     via: str | None = None  # the mix the scenario was drawn from, if any
     selected_by: str = "default"
     polls: int = 0

@@ -6,7 +6,8 @@
 --       the id's text before and after its created time ('' and '': today's ids; a '-' after:
 --       the whole id is the text before), seconds, width, height, the request (JSON or ''),
 --       how many of a key's newest tasks its index keeps (0: no index, the contract lists none),
---       the callback URL ('' for none), the phases the client asked callbacks for ('-': the contract's)
+--       the callback URL ('' for none), the phases the client asked callbacks for ('-': the contract's),
+--       the submit's W3C traceparent ('' for none: tracing is off)
 local now, mode, speed, real = clock()
 if not now or redis.call('EXISTS', P .. 'registry') == 0 then
   return need_init()
@@ -116,6 +117,9 @@ if s.plan[answer][2] == 1 then
   end
   if ARGV[18] ~= '' then
     redis.call('HSET', key, 'rq', ARGV[18])
+  end
+  if ARGV[22] ~= '' then
+    redis.call('HSET', key, 'tp', ARGV[22])
   end
   if ARGV[20] ~= '' then
     redis.call('HSET', key, 'cu', ARGV[20])
