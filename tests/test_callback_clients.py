@@ -173,7 +173,11 @@ def test_fuzz_client_plays_callbacks_to_the_replicate_sdk_and_it_keeps_the_prope
     assert report.ok, report.failure and report.failure.broken
     assert [e.kind for e in report.examples] == CALLBACK_KINDS
     outcomes = {e.kind: [a["outcome"] for a in e.callbacks] for e in report.examples}
-    assert outcomes["callback-lost"] == ["lost"] and outcomes["callback-duplicate"] == ["delivered"] * 2
+    assert outcomes["callback-lost"] == ["lost"]
+    # the event went out twice; the copy finds the receiver listening, or gone once the client has its result and
+    # exits (on a loaded machine): then it is retried, never taken for a delivery
+    first, *copies = outcomes["callback-duplicate"]
+    assert first == "delivered" and copies and set(copies) <= {"delivered", "retrying", "failed"}, outcomes
     assert outcomes["callback-bad-signature"][-1] == "failed" and outcomes["callback-late"] == []
     assert report.callbacks_note is None
 
@@ -208,7 +212,8 @@ def test_fuzz_client_catches_a_client_that_mishandles_callbacks(
     report = _fuzz([*WEBHOOK_CLIENT, mode], tmp_path, replay=scenario, time_limit=4, properties=properties)
     failure = report.failure
     assert failure is not None, report.examples[0].run.output
-    assert failure.broken[0].property == "callbacks" and re.search(said, failure.broken[0].message), failure.broken
+    # the callbacks property says what the client did (a client misled by a forged callback may break others too)
+    assert any(b.property == "callbacks" and re.search(said, b.message) for b in failure.broken), failure.broken
 
 
 def test_fuzz_client_reports_the_retries_of_a_failing_receiver(tmp_path: Path) -> None:
