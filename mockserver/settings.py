@@ -67,6 +67,7 @@ class Settings:
     callback_allow: tuple[str, ...] = ()  # hosts or networks callbacks may go to, besides loopback
     callback_ca: Path | None = None  # a certificate (PEM) to trust for HTTPS receivers, besides the system's
     callback_concurrency: int = 64  # delivery attempts in flight at once
+    metrics: bool = True  # count for GET /__admin/metrics and the dashboard's overview (mockserver.metrics)
 
     @property
     def loopback(self) -> bool:

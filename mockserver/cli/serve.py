@@ -180,6 +180,13 @@ from mockserver.settings import Settings
     help="A line per request on standard output (at --log-level info or debug), written in batches off the event loop.",
 )
 @click.option(
+    "--metrics/--no-metrics",
+    default=DEFAULTS.metrics,
+    show_default=True,
+    envvar="MOCKSERVER_METRICS",
+    help="Count requests, tasks and client polls for GET /__admin/metrics (Prometheus) and the dashboard's overview.",
+)
+@click.option(
     "--log-level",
     default=DEFAULTS.log_level,
     show_default=True,
@@ -214,6 +221,7 @@ def serve(
     callback_ca: Path | None,
     callback_concurrency: int,
     access_log: bool,
+    metrics: bool,
     log_level: str,
 ) -> None:
     """Serve the fake API (and its admin API under /__admin)."""
@@ -252,6 +260,7 @@ def serve(
         callback_concurrency=callback_concurrency,
         log_level=log_level,
         access_log=access_log and log_level in ("info", "debug"),
+        metrics=metrics,
     )
     from contracts import ContractError
     from mockserver import serving
