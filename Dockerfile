@@ -13,7 +13,7 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY mockserver ./mockserver
 COPY scenarios ./scenarios
-RUN pip install '.[redis,ui]' \
+RUN pip install '.[redis,ui,metrics]' \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mockserver
 
 USER 10001

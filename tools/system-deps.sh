@@ -2,7 +2,8 @@
 # Install the system programs the tests drive for real, when they are missing: redis-server (the
 # shared store), curl (the README's first session), openssl (certificates for the HTTPS callback
 # receivers), chromium (the dashboard's browser tests, driven
-# by Playwright for Python with executable_path: `playwright install` is never needed). Debian or Ubuntu, as root or with sudo;
+# by Playwright for Python with executable_path: `playwright install` is never needed), prometheus (the
+# server that scrapes /__admin/metrics in tests/test_metrics.py). Debian or Ubuntu, as root or with sudo;
 # elsewhere it says what to install.
 set -euo pipefail
 needed=()
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
 command -v curl >/dev/null 2>&1 || needed+=(curl)
 command -v openssl >/dev/null 2>&1 || needed+=(openssl)
 command -v chromium >/dev/null 2>&1 || needed+=(chromium)
+command -v prometheus >/dev/null 2>&1 || needed+=(prometheus)
 [ ${#needed[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "make test needs: ${needed[*]} (install them with your package manager)" >&2

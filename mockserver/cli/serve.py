@@ -311,6 +311,17 @@ def serve(
         click.echo(f"mockserver: dashboard at http://{shown}:{port}/__admin/ui", err=True)
     except ImportError:
         click.echo("mockserver: no dashboard (pip install 'veo-mockserver[ui]' adds it at /__admin/ui)", err=True)
+    if settings.metrics:
+        from mockserver.metrics import INSTALL_HINT, available
+
+        if not available():
+            click.echo(f"mockserver: no /__admin/metrics for Prometheus ({INSTALL_HINT} adds it)", err=True)
+        elif workers > 1:
+            click.echo(
+                f"mockserver: metrics at http://{shown}:{port}/__admin/metrics, each worker its own (a scrape reaches "
+                "one of them: run one worker per replica to scrape them all)",
+                err=True,
+            )
     if not settings.loopback and settings.admin_token is None:
         click.echo(
             f"mockserver: listening on {host}, not loopback: the admin API refuses every request "
