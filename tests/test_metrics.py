@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mockserver.journal import key_id
 from mockserver.metrics import KEYS_KEPT, MODELS_KEPT, OTHER, POLL_INTERVAL, Keyed, Metrics
-from tests.conftest import BODIES, SUBMIT
+from tests.conftest import BODIES, SUBMIT, Fake
 from tests.processes import free_port
 from tests.services import Replica, replicas
 
@@ -186,9 +186,10 @@ def test_a_client_polling_every_10_ms_stands_out(scraped: tuple[Replica, Prometh
         f"mockserver_poll_interval_seconds_count{{{ours}}}",
         lambda r: sorted(float(x["value"][1]) for x in r) == [2, 29],
     )
-    # docs/metrics.md's query: the keys whose polls mostly come within 100 ms of the one before
+    # docs/metrics.md's query, the keys whose polls mostly come soon after the one before (here within
+    # 500 ms rather than 100: a loaded machine may take that long to answer; the polite client waits 1 s)
     too_hard = prometheus.query(
-        f"sum by (key) (mockserver_poll_interval_seconds_bucket{{le='0.1',{ours}}})"
+        f"sum by (key) (mockserver_poll_interval_seconds_bucket{{le='0.5',{ours}}})"
         f" / sum by (key) (mockserver_poll_interval_seconds_count{{{ours}}}) > 0.5"
     )
     assert [r["metric"]["key"] for r in too_hard] == [key_id(eager)]
@@ -196,13 +197,17 @@ def test_a_client_polling_every_10_ms_stands_out(scraped: tuple[Replica, Prometh
     median = "histogram_quantile(0.5, sum by (le) (mockserver_poll_interval_seconds_bucket{key='%s'}))"
     eager_median, polite_median = (prometheus.value(median.replace("%s", key_id(k))) for k in (eager, polite))
     assert eager_median is not None and polite_median is not None
-    assert eager_median <= 0.1 and polite_median >= 1.0
+    assert eager_median <= 0.5 and polite_median >= 1.0
     for key in (eager, polite):
         assert key not in httpx.get(f"{fake.url}/__admin/metrics", headers=AUTH, timeout=10).text  # ids, never keys
 
 
 def _scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    answer = httpx.get(f"{base}/__admin/metrics", timeout=10)
+    return _scrape_with(lambda: httpx.get(f"{base}/__admin/metrics", timeout=10))
+
+
+def _scrape_with(get: Callable[[], httpx.Response]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    answer = get()
     assert answer.status_code == 200, answer.text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -280,3 +285,30 @@ def test_without_metrics_or_the_library_the_endpoint_says_why() -> None:
     missing, off = out.stdout.splitlines()
     assert missing.startswith("501 metrics_not_installed") and "pip install 'veo-mockserver[metrics]'" in missing
     assert off.startswith("404 metrics_off") and "--no-metrics" in off
+
+
+def test_a_stalled_task_ends_when_resumed_and_a_vanished_one_counts_as_expired(fake: Fake) -> None:
+    """On each store: a task stalled past its scenario's end is not counted until it runs on and
+    ends; one whose scenario makes it disappear before it ends counts as expired, with its polls."""
+
+    def finished() -> dict[tuple[str, str], float]:
+        scrape = _scrape_with(lambda: fake.admin("GET", "/metrics"))
+        return {
+            (dict(labels)["scenario"], dict(labels)["status"]): value
+            for (name, labels), value in scrape.items()
+            if name == "mockserver_tasks_finished_total"
+        }
+
+    before = finished()
+    stalled = fake.create("fast")
+    assert fake.admin("POST", f"/tasks/{stalled}/stall").status_code == 200
+    vanishing = fake.create("task-disappears")
+    fake.poll(vanishing)
+    fake.advance(60)
+    assert fake.poll(vanishing).status_code == 404
+    after = finished()
+    assert after.get(("fast", "succeeded"), 0) == before.get(("fast", "succeeded"), 0)  # stalled: not ended
+    assert after[("task-disappears", "expired")] == before.get(("task-disappears", "expired"), 0) + 1
+    assert fake.admin("POST", f"/tasks/{stalled}/resume").status_code == 200
+    fake.advance(60)
+    assert finished()[("fast", "succeeded")] == before.get(("fast", "succeeded"), 0) + 1
