@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -148,6 +149,7 @@ class ProviderApi:
         )
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
         self.metrics = runtime.metrics  # None: off
+        self.poll_intervals = runtime.metrics.poll_intervals if runtime.metrics is not None else None
         self.callbacks = shapes.callbacks  # None: the contract documents none
         self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
         self._resolve = lambda schema: contract.resolve(schema, "")[0]  # a form field's schema, $ref followed
@@ -358,8 +360,13 @@ class ProviderApi:
         poll = request.method != "HEAD"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
-        if found.since >= 0 and self.metrics is not None:
-            self.metrics.poll_intervals.observe(task.key_id, found.since)
+        since = found.since
+        if since >= 0 and (keyed := self.poll_intervals) is not None:  # keyed.observe(key id, since), in place
+            child = keyed.children.get(task.key_id) or keyed.add(task.key_id)
+            keyed.tick += 1
+            child.seen = keyed.tick
+            child.counts[bisect_left(child.bounds, since)] += 1
+            child.sum += since
         if task.scenario.latency:
             await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None

@@ -182,13 +182,13 @@ def exchange(
     scope: Scope,
     body: bytes,
     status: int,
-    started: float,
+    elapsed: float,
     arrived: float,
     answer_headers: tuple[tuple[bytes, bytes], ...],
     answer: bytes,
 ) -> tuple[Any, ...]:
-    """The journal fields (those of `Entry` after `id`) of one request and its answer, with
-    credentials replaced on the way in."""
+    """The journal fields (those of `Entry` after `id`) of one request and its answer (`elapsed`:
+    seconds it took), with credentials replaced on the way in."""
     key = None
     headers = []
     secret_names = _SECRET_NAMES
@@ -213,7 +213,7 @@ def exchange(
         key,
         redact_body(body) if body else body,
         status,
-        round((time.perf_counter() - started) * 1000, 3),
+        round(elapsed * 1000, 3),
         scope.get(TASK_KEY),
         scope.get(SCENARIO_KEY),
         scope.get(FAULT_KEY),
@@ -347,7 +347,7 @@ class JournalMiddleware:
                     scope,
                     bytes(body),
                     capture.status,
-                    started,
+                    time.perf_counter() - started,
                     arrived,
                     capture.headers,
                     bytes(capture.answer),

@@ -88,15 +88,15 @@ class Keyed:
         self.tick = 0
 
     def observe(self, key: str, value: float) -> None:
+        """(`api.ProviderApi.query` does the same in place: the request path.)"""
         child = self.children.get(key)
         if child is None:
-            child = self._add(key)
+            child = self.add(key)
         self.tick += 1
         child.seen = self.tick
-        child.counts[bisect_left(child.bounds, value)] += 1  # child.observe(value), without its call
-        child.sum += value
+        child.observe(value)
 
-    def _add(self, key: str) -> Histogram:
+    def add(self, key: str) -> Histogram:
         if len(self.children) >= self.cap:  # push out the least recently seen (a scan of `cap`, on a new key only)
             oldest = min(self.children, key=lambda name: self.children[name].seen)
             self.other.add(self.children.pop(oldest))
@@ -109,23 +109,27 @@ class Keyed:
             yield OTHER, self.other
 
 
+STATUSES = 600  # HTTP statuses are below 600 (0: no answer was sent)
+
+
 class RouteCounts:
-    """One route and method: answers by status, and their durations."""
+    """One route and method: answers by status (a list indexed by status: the fast path adds to
+    it in place, `app.MockApp._record`), and their durations."""
 
     __slots__ = ("duration", "method", "statuses", "template")
 
     def __init__(self, template: str, method: str) -> None:
         self.template = template
         self.method = method
-        self.statuses: dict[int, int] = {}
+        self.statuses = [0] * STATUSES
         self.duration = Histogram(DURATION)
 
     def answered(self, status: int, seconds: float) -> None:
-        statuses = self.statuses
-        statuses[status] = statuses.get(status, 0) + 1
-        duration = self.duration
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1  # duration.observe(seconds), without its call
-        duration.sum += seconds
+        self.statuses[status if 0 <= status < STATUSES else 0] += 1
+        self.duration.observe(seconds)
+
+    def by_status(self) -> list[tuple[int, int]]:
+        return [(status, count) for status, count in enumerate(self.statuses) if count]
 
 
 class Metrics:
@@ -239,7 +243,7 @@ def families(metrics: Metrics, info: dict[str, str], store_up: bool) -> list[Any
         counter(
             "mockserver_requests", "Requests answered, by route template, method and status (0: no answer was sent).",
             ["route", "method", "status"],
-            [([r.template, r.method, str(status)], n) for r in routes for status, n in sorted(r.statuses.items())],
+            [([r.template, r.method, str(status)], n) for r in routes for status, n in r.by_status()],
         ),
         histogram(
             "mockserver_request_duration_seconds", "Time from a request's arrival to its answer, in the application.",
