@@ -17,7 +17,7 @@ COPY contracts ./contracts
 COPY mockserver ./mockserver
 COPY scenarios ./scenarios
 # pip builds the package in /app: its build/ and *.egg-info are removed in the same step, so no layer keeps them.
-RUN pip install '.[redis,ui]' \
+RUN pip install '.[redis,ui,metrics]' \
     && rm -rf build *.egg-info \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mockserver
 

@@ -1,6 +1,6 @@
 # `make serve` and `make test` set everything up on a fresh machine: they create .venv with
 # the project and its test extra installed (and `make test` the system programs the tests drive,
-# with tools/system-deps.sh: redis-server, curl, openssl, chromium), then run; `make test` first runs
+# with tools/system-deps.sh: redis-server, curl, openssl, chromium, prometheus), then run; `make test` first runs
 # `make lint` (ruff check, ruff format --check, mypy: zero findings). Pass options through ARGS, e.g.
 #   make serve ARGS="--speed 60"        make test ARGS="-k lifecycle"
 PYTHON ?= python3

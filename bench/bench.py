@@ -572,9 +572,14 @@ def main() -> None:
     dashboard = fake("mockserver (a dashboard open)", "--log-level", "warning")
     dashboard.watch = ("/__admin/ui/events?view=tasks", "/__admin/ui/events?view=journal")
     entrants.append(dashboard)
+    unmetered = fake("mockserver (--no-metrics)", "--log-level", "warning", "--no-metrics")
+    entrants.append(unmetered)  # the metrics are on by default: their cost, side by side
     redis_server = RedisProcess() if args.redis else None
-    if redis_server is not None:
-        entrants.append(fake("mockserver (Redis)", "--log-level", "warning", "--store", redis_server.url))
+    redis_fake = (
+        fake("mockserver (Redis)", "--log-level", "warning", "--store", redis_server.url) if redis_server else None
+    )
+    if redis_fake is not None:
+        entrants.append(redis_fake)
     tree = baseline_tree(args.baseline) if args.baseline else None
     earlier = fake(f"mockserver at {args.baseline}", "--log-level", "warning", tree=tree) if tree is not None else None
     if earlier is not None:
@@ -640,6 +645,12 @@ def main() -> None:
         f"With a dashboard open (its task list and journal live feeds read the whole time): query {open_['query']:.0%}, "
         f"submit {open_['submit']:.0%} of the figure without one."
     )
+    metered = {e: ratio(memory.measures[e], unmetered.result.measures[e]) for e in ("query", "submit")}
+    figures["metrics_on_vs_off"] = metered
+    print(
+        f"With the metrics on (the default) vs --no-metrics: query {metered['query']:.1%}, submit "
+        f"{metered['submit']:.1%} of the figure without them (target: within 5%)."
+    )
     if earlier is not None:
         before = earlier.result
         versus = {e: ratio(memory.measures[e], before.measures[e]) for e in ("query", "submit")}
@@ -655,8 +666,9 @@ def main() -> None:
         print(table(other, other[0], other[1]))
     if redis_server is not None:
         shared = figures["redis"]
+        assert redis_fake is not None
         shared.update(
-            {f"{e}_vs_memory": ratio(results[5].measures[e], memory.measures[e]) for e in ("query", "submit")}
+            {f"{e}_vs_memory": ratio(redis_fake.result.measures[e], memory.measures[e]) for e in ("query", "submit")}
         )
         print(
             f"\nRedis store vs memory store: query {shared['query_vs_memory']:.0%}, submit {shared['submit_vs_memory']:.0%}; "

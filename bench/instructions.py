@@ -1,7 +1,7 @@
 """Instructions per submit and per poll, counted by valgrind's callgrind: a figure that does not
 move with the machine's load, to compare two commits where requests per second are too noisy.
 
-    python bench/instructions.py [--baseline REF] [--requests 2000] [--webhook]
+    python bench/instructions.py [--baseline REF] [--requests 2000] [--webhook] [--metrics]
 
 Each count runs the fake's ASGI application in one process, with no sockets (the path every
 request takes, from the fast path to the encoded answer and the journal), `--requests` more
@@ -9,7 +9,9 @@ times than a first run, so that start-up and warm-up fall out: (Ir of the long r
 short run) / the difference in requests. With `--baseline REF`, the same for a worktree of that
 commit, and the ratio. `--webhook`: under Replicate's contract (examples/contracts/replicate.yaml),
 each submit giving a `webhook` (its deliveries planned and stored: the request path's share of
-callbacks; a commit before callbacks ignores the field). Needs valgrind (apt-get install valgrind). Not a test.
+callbacks; a commit before callbacks ignores the field). `--metrics`: this checkout also with the
+metrics off (`Settings(metrics=False)`, as `serve --no-metrics`), and the cost of having them on.
+Needs valgrind (apt-get install valgrind). Not a test.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ async def call(app, method, path, body=b""):
 
 
 async def main():
-    app = create_app(Settings(clock="manual", log_level="warning", contract=CONTRACT))
+    off = {"metrics": False} if os.environ.get("BENCH_NO_METRICS") else {}  # (an older commit has no such setting)
+    app = create_app(Settings(clock="manual", log_level="warning", contract=CONTRACT, **off))
     task = json.loads((await call(app, "POST", SUBMIT, BODY))[1]["body"])["id"]
     await app.app.state.runtime.advance(30)  # processing: progress ramps (deliveries are due at 90 s)
     for _ in range(N):
@@ -74,12 +77,13 @@ asyncio.run(main())
 """
 
 
-def count(tree: Path, kind: str, requests: int, loop: Path, webhook: bool = False) -> float:
-    """Instructions per request of `kind` for the fake in `tree`."""
+def count(tree: Path, kind: str, requests: int, loop: Path, webhook: bool = False, metrics: bool = True) -> float:
+    """Instructions per request of `kind` for the fake in `tree` (with its metrics on or off)."""
     totals = []
     for n in (SHORT, SHORT + requests):
         with tempfile.NamedTemporaryFile(suffix=".out") as out:
-            env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_WEBHOOK": "1" if webhook else ""}
+            env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_WEBHOOK": "1" if webhook else "",
+                   "BENCH_NO_METRICS": "" if metrics else "1"}  # fmt: skip
             result = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", sys.executable, str(loop), kind, str(n)],
                 cwd=tree, env=env, capture_output=True, text=True, check=True,
@@ -93,6 +97,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="also count a worktree of this commit, and compare")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--webhook", action="store_true", help="Replicate's contract, every submit giving a webhook")
+    parser.add_argument("--metrics", action="store_true", help="this checkout with its metrics off too, and the ratio")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/instructions.py needs valgrind (apt-get install valgrind)")
@@ -110,6 +115,11 @@ def main() -> None:
             name: {kind: count(tree, kind, args.requests, loop, args.webhook) for kind in ("submit", "query")}
             for name, tree in trees.items()
         }
+        if args.metrics:
+            figures["this checkout, --no-metrics"] = {
+                kind: count(ROOT, kind, args.requests, loop, args.webhook, metrics=False)
+                for kind in ("submit", "query")
+            }
     finally:
         loop.unlink()
         if earlier is not None:
@@ -125,6 +135,12 @@ def main() -> None:
         print(
             f"this checkout vs {args.baseline}: submit {mine['submit'] / theirs['submit']:.1%}, "
             f"query {mine['query'] / theirs['query']:.1%} of its instructions"
+        )
+    if args.metrics:
+        on, off = figures["this checkout"], figures["this checkout, --no-metrics"]
+        print(
+            f"metrics on vs off: submit {on['submit'] / off['submit']:.1%}, query {on['query'] / off['query']:.1%} "
+            "of the instructions without them"
         )
 
 

@@ -24,7 +24,8 @@ simulated cache misses per request (a model of the caches, not the machine's).
 
 Servers: the strict ceiling (prebuilt bytes), the JSON ceiling (a dict encoded per request), the
 raw ASGI floor (no Starlette: uvicorn's share alone), the fake quiet (--log-level warning), and
-the fake as a user starts it (the access log on, written to a file).
+the fake as a user starts it (the access log on, written to a file), and the fake quiet without
+its metrics (--no-metrics: what the metrics cost, against the fake quiet).
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ SERVERS = {
     "json": ["bench/bare_app.py", "PORT", "--json"],
     "fake": ["-m", "mockserver", "serve", "--port", "PORT", "--log-level", "warning"],
     "fake+log": ["-m", "mockserver", "serve", "--port", "PORT"],
+    "fake-no-metrics": ["-m", "mockserver", "serve", "--port", "PORT", "--log-level", "warning", "--no-metrics"],
 }
 NAMES = {
     "floor": "raw ASGI floor (no Starlette)",
@@ -216,6 +218,7 @@ NAMES = {
     "json": "JSON ceiling (encoded per request)",
     "fake": "fake, --log-level warning",
     "fake+log": "fake, access log on (to a file)",
+    "fake-no-metrics": "fake, --log-level warning --no-metrics",
 }
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 LOOP = r'''
-import asyncio, json, os, sys
+import asyncio, json, os, sys, time
 from mockserver import Settings, create_app
 import mockserver.api as api_module
 import mockserver.app as app_module
@@ -145,15 +145,16 @@ def stubs(mock):
     def both(*undos):
         return lambda: [u() for u in undos]
 
-    def record_access_only(self, request, status, started, arrived, headers, answer):
+    def record_access_only(self, request, counts, status, started, arrived, headers, answer):
         if self.access is not None:
             self.access(request.scope, status)
 
-    def record_journal_only(self, request, status, started, arrived, headers, answer):
+    def record_journal_only(self, request, counts, status, started, arrived, headers, answer):
         scope = request.scope
         now = scope.get(app_module.NOW_KEY)
         self.store.record(*app_module.exchange(self.store.estimate_now() if now is None else now, scope,
-            request.raw_body[:app_module.BODY_PREVIEW], status, started, arrived, headers, bytes(answer)))
+            request.raw_body[:app_module.BODY_PREVIEW], status, time.perf_counter() - started, arrived, headers,
+            bytes(answer)))
 
     async def read_json(request, limit):
         request.raw_body = BODY

@@ -50,7 +50,8 @@ class AccessLog:
         self._waiting: list[bytes] = []  # pieces the reader could not take yet
         self._waiting_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._dropped = 0
+        self._dropped = 0  # dropped since the last warning
+        self.dropped = 0  # dropped in all (the metrics)
         self._heads: dict[Any, str] = {}
 
     def __call__(self, scope: Any, status: int) -> None:
@@ -106,6 +107,7 @@ class AccessLog:
         if lines:
             if self._waiting_bytes > BACKLOG:
                 self._dropped += len(lines)
+                self.dropped += len(lines)
             else:
                 self._queue(lines)
         if fd is None:

@@ -1,6 +1,7 @@
 """The admin API under `/__admin`: look inside the fake and steer it (WireMock's words).
 
     GET    /__admin/health              liveness, versions and counts
+    GET    /__admin/metrics             Prometheus's text format (docs/metrics.md; the `metrics` extra)
     GET    /__admin/contract            the loaded OpenAPI document, bundled (JSON)
     GET    /__admin/scenarios           every loaded scenario; /__admin/scenarios/{name} one
     PUT    /__admin/scenarios/default   {"scenario": NAME}: the default for new tasks
@@ -49,6 +50,7 @@ from mockserver.errors import ApiError
 from mockserver.incoming import Incoming
 from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id, redact_url
+from mockserver.metrics import INSTALL_HINT, available, exposition, families
 from mockserver.responses import JsonResponse
 from mockserver.runtime import Runtime
 from mockserver.scenarios import UNSET, Scenario
@@ -277,6 +279,7 @@ class AdminApi:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/health", self.health, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
             Route("/contract", self.contract, methods=["GET"]),
             Route("/scenarios", self.scenarios, methods=["GET"]),
             Route("/scenarios/default", self.default_scenario, methods=["GET", "PUT"]),
@@ -345,6 +348,30 @@ class AdminApi:
             }
         )
         return JsonResponse(body)
+
+    async def metrics(self, request: Request) -> Response:
+        """The metrics in Prometheus's text format, made by the official client library (after
+        counting the tasks that ended since the last count)."""
+        rt = self.rt
+        if rt.metrics is None:
+            raise ApiError(
+                404, "Metrics are off: this fake was started with --no-metrics (MOCKSERVER_METRICS=false).",
+                code="metrics_off",
+            )  # fmt: skip
+        if not available():
+            raise ApiError(
+                501, f"GET /__admin/metrics needs the 'metrics' extra (the Prometheus client library): {INSTALL_HINT}. "
+                "The dashboard's overview shows the same numbers without it.", type="server_error",
+                code="metrics_not_installed",
+            )  # fmt: skip
+        try:
+            await rt.count_finished()
+        except StoreUnavailable:
+            pass  # the store's outage shows as mockserver_store_up 0; the counts so far are still true
+        up = (await rt.state.status())["status"] == "up"
+        info = {"version": VERSION, "contract": rt.contract.version, "store": rt.state.kind}
+        body, media_type = exposition(families(rt.metrics, info, up), request.headers.get("accept"))
+        return Response(body, headers={"content-type": media_type, "cache-control": "no-store"})
 
     async def contract(self, request: Request) -> Response:
         """The loaded document, pointing at this fake (its own `servers` name the paid API)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +34,7 @@ from mockserver.faults import FaultyResponse
 from mockserver.forms import is_form, parse_form
 from mockserver.incoming import Incoming
 from mockserver.intake import bearer_key, read_body, read_json, whole_number
-from mockserver.journal import FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
+from mockserver.journal import ERROR_CODE_KEY, FAULT_KEY, NOW_KEY, SCENARIO_KEY, TASK_KEY, key_id
 from mockserver.matching import SCENARIO_HEADER
 from mockserver.media import STILL_TYPES, Clip, clip_spec, serve
 from mockserver.render import Renderer
@@ -95,7 +96,10 @@ def _answer(
     if answer.status == 200:
         response = normal if normal is not None else Response(b"")
     else:
-        response = render.scripted_error(operation_id, answer.status, answer.error or {}, dict(answer.headers))
+        error = answer.error or {}
+        response = render.scripted_error(operation_id, answer.status, error, dict(answer.headers))
+        if "code" in error:
+            request.scope[ERROR_CODE_KEY] = str(error["code"])
     if answer.fault is None:
         return response
     request.scope[FAULT_KEY] = answer.fault.kind
@@ -144,6 +148,8 @@ class ProviderApi:
             if any(w in name.lower() for w in ("model", "owner", "name"))
         )
         self.needs_base_url = runtime.render.needs_base_url or shapes.location
+        self.metrics = runtime.metrics  # None: off
+        self.poll_intervals = runtime.metrics.poll_intervals if runtime.metrics is not None else None
         self.callbacks = shapes.callbacks  # None: the contract documents none
         self._clips: dict[tuple[Any, ...], tuple[float, int, int]] = {}  # what a request's values make
         self._resolve = lambda schema: contract.resolve(schema, "")[0]  # a form field's schema, $ref followed
@@ -310,6 +316,8 @@ class ProviderApi:
         scenario = submitted.scenario
         request.scope[SCENARIO_KEY] = scenario.name
         request.scope[NOW_KEY] = submitted.now
+        if self.metrics is not None and submitted.task is not None:
+            self.metrics.task_created(scenario.name, submitted.task.model)
         if scenario.latency:
             await self.rt.delay(scenario, "submit")
         answer = scenario.submit_answer(submitted.count)
@@ -352,6 +360,13 @@ class ProviderApi:
         poll = request.method != "HEAD"  # a HEAD peeks: it must not use up a held step
         found = await self._found(request, count=poll)
         task = found.task
+        since = found.since
+        if since >= 0 and (keyed := self.poll_intervals) is not None:  # keyed.observe(key id, since), in place
+            child = keyed.children.get(task.key_id) or keyed.add(task.key_id)
+            keyed.tick += 1
+            child.seen = keyed.tick
+            child.counts[bisect_left(child.bounds, since)] += 1
+            child.sum += since
         if task.scenario.latency:
             await self.rt.delay(task.scenario, "poll")
         answer = task.scenario.poll_answer(task.polls) if poll else None

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,7 +28,8 @@ from mockserver.api import Handler, ProviderApi
 from mockserver.errors import ApiError
 from mockserver.faults import FaultyResponse
 from mockserver.incoming import Incoming
-from mockserver.journal import BODY_PREVIEW, NOW_KEY, Capture, JournalMiddleware, exchange
+from mockserver.journal import BODY_PREVIEW, ERROR_CODE_KEY, NOW_KEY, Capture, JournalMiddleware, exchange
+from mockserver.metrics import RouteCounts
 from mockserver.protocol import AnswerCycle
 from mockserver.responses import JsonBytes
 from mockserver.runtime import Runtime
@@ -66,6 +68,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return request.app.state.runtime.render.any_error(error)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
+
+
+def route_templates(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
+    """Each route's endpoint -> its path template (`/v1/tasks/{task_id}`), under its mounts: the
+    metrics count requests by template, never by path (a bounded set)."""
+    found: dict[Any, str] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            found.setdefault(route.endpoint, prefix + route.path)
+        elif isinstance(route, Mount):
+            found.update(route_templates(route.routes, prefix + route.path))
+    return found
+
+
 def store_unavailable(exc: StoreUnavailable) -> ApiError:
     return ApiError(503, f"The mock server's store is unavailable: {exc}. Retry shortly.", code="store_unavailable")
 
@@ -95,6 +112,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         tracing.start()  # the exporter in the process that serves (not in a --workers supervisor)
     await state.start()
     runtime.callbacks.start()  # deliveries due from before a restart go out too
+    runtime.start_counting()
     if runtime.settings.gc_freeze:
         # What start-up built (modules, the contract, compiled validators and renderers) lives as
         # long as the server: move it out of the cyclic collector's reach now, so that the first
@@ -105,6 +123,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await runtime.callbacks.close()
+        await runtime.stop_counting()
         await state.close()
         access = app.state.access_log
         if access is not None:
@@ -130,12 +149,22 @@ class MockApp:
         self.store = api.rt.state
         self.shared = api.rt.state.kind != "memory"
         self.access = AccessLog() if api.rt.settings.access_log else None
+        self.metrics = api.rt.metrics  # None: off
         submit = api.submit_operation
         self.submit_path = submit.route
         self.submit_pattern = submit.path_regex if submit.path_parameters else None  # a model in the path
         self.submit_method = submit.method
         self.query_method = api.query_operation.method
         self.prefix, _, self.suffix = api.query_operation.route.rpartition("{" + api.task_parameter + "}")
+        self.submit_counts: RouteCounts | None = None
+        self.query_counts: RouteCounts | None = None
+        self.templates: dict[Any, str] = {}
+        if self.metrics is not None:
+            self.submit_counts = self.metrics.route(submit.route, submit.method)
+            self.query_counts = self.metrics.route(api.query_operation.route, self.query_method)
+            self.templates = route_templates(app.routes)
+            if self.access is not None:
+                self.metrics.access_log_dropped = lambda: self.access.dropped if self.access is not None else 0
 
     def _task_id(self, path: str) -> str | None:
         if not path.startswith(self.prefix) or not path.endswith(self.suffix):
@@ -150,20 +179,21 @@ class MockApp:
             if method == self.submit_method and (
                 path == self.submit_path or (self.submit_pattern is not None and self.submit_pattern.match(path))
             ):
-                handler, task_id = self.api.submit, None
+                handler, task_id, counts = self.api.submit, None, self.submit_counts
             elif method == self.query_method and (task_id := self._task_id(path)) is not None:
-                handler = self.api.query
+                handler, counts = self.api.query, self.query_counts
             if handler is not None:
-                await self._serve(handler, Incoming(scope, receive, task_id), send)
+                await self._serve(handler, counts, Incoming(scope, receive, task_id), send)
                 return
-            if self.access is not None:
-                await self._logged(scope, receive, send, self.access)
+            if self.access is not None or self.metrics is not None:
+                await self._logged(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _logged(self, scope: Scope, receive: Receive, send: Send, access: AccessLog) -> None:
-        """Serve a request off the fast path, and log it once its answer started."""
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a request off the fast path; log it once its answer started, and count it."""
         status = 0
+        started = time.perf_counter()
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -174,9 +204,26 @@ class MockApp:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            access(scope, status)
+            if self.access is not None:
+                self.access(scope, status)
+            if self.metrics is not None:
+                self._count(scope, status, time.perf_counter() - started)
 
-    async def _serve(self, handler: Handler, request: Incoming, send: Send) -> None:
+    def _count(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count a request off the fast path under its route's template (one of a bounded set)."""
+        assert self.metrics is not None
+        endpoint = scope.get("endpoint")
+        template = self.templates.get(endpoint) if endpoint is not None else None
+        if template is None:  # no route: a mount's files (the dashboard's), the admin guard's refusal, or a 404
+            root = scope.get("root_path", "")
+            if root.startswith("/__admin"):
+                template = root + "/{path}"
+            else:
+                template = "/__admin/{path}" if scope["path"].startswith("/__admin") else "unmatched"
+        method = scope["method"]
+        self.metrics.route(template, method if method in METHODS else "other").answered(status, seconds)
+
+    async def _serve(self, handler: Handler, counts: RouteCounts | None, request: Incoming, send: Send) -> None:
         """Answer, and record the exchange in the journal (before the answer goes out: a shared
         store sends the entry on its way first)."""
         started, arrived = time.perf_counter(), time.time()
@@ -185,24 +232,27 @@ class MockApp:
             response = await handler(request)
         except ApiError as error:
             response = self.api.error(handler, error)
+            scope[ERROR_CODE_KEY] = error.code
         except StoreUnavailable as exc:
             response = self.api.error(handler, store_unavailable(exc))
+            scope[ERROR_CODE_KEY] = "store_unavailable"
         except Exception as exc:  # as ServerErrorMiddleware does for the Starlette routes
             self.errors.append(exc)
             response = _server_error()
             await response(scope, request.receive, send)
-            self._record(request, 500, started, arrived, tuple(response.raw_headers), response.body)
+            self._record(request, counts, 500, started, arrived, tuple(response.raw_headers), response.body)
             raise
         if isinstance(response, FaultyResponse):  # what goes out is not what was rendered: watch it
             capture = Capture(send)
             try:
                 await response(scope, request.receive, capture)
             finally:
-                self._record(request, capture.status, started, arrived, capture.headers, bytes(capture.answer))
+                self._record(request, counts, capture.status, started, arrived, capture.headers, bytes(capture.answer))
             return
         self._record(
-            request, response.status_code, started, arrived, tuple(response.raw_headers), response.body[:BODY_PREVIEW]
-        )
+            request, counts, response.status_code, started, arrived, tuple(response.raw_headers),
+            response.body[:BODY_PREVIEW],
+        )  # fmt: skip
         if self.shared and (sent := self.store.sent()) is not None:
             await sent  # the entry is on its way to the shared journal: the answer cannot overtake it
         cycle = getattr(send, "__self__", None)  # uvicorn's request cycle, when nothing wraps the app
@@ -214,11 +264,26 @@ class MockApp:
             await response(scope, request.receive, send)
 
     def _record(
-        self, request: Incoming, status: int, started: float, arrived: float, headers: tuple, answer: bytes | memoryview
+        self,
+        request: Incoming,
+        counts: RouteCounts | None,
+        status: int,
+        started: float,
+        arrived: float,
+        headers: tuple,
+        answer: bytes | memoryview,
     ) -> None:
         scope = request.scope
+        elapsed = time.perf_counter() - started
         if self.access is not None:
             self.access(scope, status)
+        if counts is not None:  # counts.answered(status, elapsed), in place: the request path
+            counts.statuses[status] += 1  # a status of the fast path: below 600
+            duration = counts.duration
+            duration.counts[bisect_left(duration.bounds, elapsed)] += 1
+            duration.sum += elapsed
+            if status >= 400 and counts is self.submit_counts:
+                self.metrics.submit_refused(status, scope.get(ERROR_CODE_KEY))  # type: ignore[union-attr]
         now = scope.get(NOW_KEY)
         self.store.record(
             *exchange(
@@ -226,7 +291,7 @@ class MockApp:
                 scope,
                 request.raw_body[:BODY_PREVIEW],
                 status,
-                started,
+                elapsed,
                 arrived,
                 headers,
                 bytes(answer),

@@ -32,6 +32,7 @@ TASK_KEY = "mockserver.task_id"
 SCENARIO_KEY = "mockserver.scenario"
 FAULT_KEY = "mockserver.fault"
 NOW_KEY = "mockserver.now"  # the scenario time the store read while answering
+ERROR_CODE_KEY = "mockserver.error_code"  # the code of an error answer (the metrics count refused submits by it)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -181,13 +182,13 @@ def exchange(
     scope: Scope,
     body: bytes,
     status: int,
-    started: float,
+    elapsed: float,
     arrived: float,
     answer_headers: tuple[tuple[bytes, bytes], ...],
     answer: bytes,
 ) -> tuple[Any, ...]:
-    """The journal fields (those of `Entry` after `id`) of one request and its answer, with
-    credentials replaced on the way in."""
+    """The journal fields (those of `Entry` after `id`) of one request and its answer (`elapsed`:
+    seconds it took), with credentials replaced on the way in."""
     key = None
     headers = []
     secret_names = _SECRET_NAMES
@@ -212,7 +213,7 @@ def exchange(
         key,
         redact_body(body) if body else body,
         status,
-        round((time.perf_counter() - started) * 1000, 3),
+        round(elapsed * 1000, 3),
         scope.get(TASK_KEY),
         scope.get(SCENARIO_KEY),
         scope.get(FAULT_KEY),
@@ -254,9 +255,15 @@ class Journal:
         self._ids = itertools.count(1)
         self.size = size
         self.recorded = 0  # every request ever recorded, including those the bound has dropped
+        self.cleared = 0  # entries emptied by clear()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def dropped(self) -> int:
+        """Entries the bound pushed out."""
+        return self.recorded - self.cleared - len(self._entries)
 
     def record(self, *fields: Any) -> None:
         """Append an entry; `fields` are those of `Entry` after `id`, in order."""
@@ -276,6 +283,7 @@ class Journal:
         return select(self.entries(), method, path, task_id, status)
 
     def clear(self) -> None:
+        self.cleared += len(self._entries)
         self._entries.clear()
 
 
@@ -339,7 +347,7 @@ class JournalMiddleware:
                     scope,
                     bytes(body),
                     capture.status,
-                    started,
+                    time.perf_counter() - started,
                     arrived,
                     capture.headers,
                     bytes(capture.answer),

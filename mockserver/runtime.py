@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -31,12 +32,18 @@ from mockserver.journal import Entry, key_id, select
 from mockserver.keymap import key_map_files, load_key_maps
 from mockserver.matching import Selector
 from mockserver.media import Media
+from mockserver.metrics import Metrics
 from mockserver.render import Renderer
 from mockserver.scenarios import KEYMAP_FILE, Scenario, ScenarioError, check_mixes, load_directories
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
-from mockserver.state import Found, Store, open_store
-from mockserver.state.base import Attempt, Delivery
-from mockserver.state.task import Task
+from mockserver.state import Found, Store, StoreUnavailable, open_store
+from mockserver.state.base import Attempt, Delivery, Ending
+from mockserver.state.task import Task, gone
+
+logger = logging.getLogger("mockserver")
+FINISH_PAGE = 500  # ledger entries looked at per store call when counting ended tasks
+LOOK_AGAIN = 30.0  # scenario seconds before a task that had not ended when due is looked at again
+COUNT_EVERY = 2.0  # real seconds between two counts of ended tasks (a scrape counts too)
 
 
 class Addressed(Protocol):
@@ -94,7 +101,17 @@ class Runtime:
         self.state.on_reset = self._forget_added
         self.state.vocabulary = self.vocabulary
         self.state.lists = self.contract.shapes.list is not None
-        self.callbacks = Dispatcher(settings, self.contract.shapes.callbacks, self.state, self.render, self.errors)
+        self.metrics = Metrics() if settings.metrics else None
+        if self.metrics is not None:
+            self.state.metered = True
+            self.metrics.journal_dropped = self.state.journal_dropped
+            if self.state.kind != "memory":
+                setattr(self.state, "calls", self.metrics.store_call)  # noqa: B010 - the Redis store times its calls
+        self.callbacks = Dispatcher(
+            settings, self.contract.shapes.callbacks, self.state, self.render, self.errors, self.metrics
+        )
+        self._counting: asyncio.Lock | None = None
+        self._counter: asyncio.Task[None] | None = None
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.unshared: dict[str, Scenario] = {}  # added at run time, not yet registered with the store
@@ -128,6 +145,7 @@ class Runtime:
             "key map": digest(sorted((key_id(key), name) for key, name in self.selector.keys.items())),
             "settings": digest(
                 [settings.api_keys, settings.default_scenario, settings.clock, settings.speed, settings.task_retention]
+                + ([] if settings.metrics else ["no metrics"])  # the ledger of ended tasks needs every replica
             ),
         }
         parts.update({f"scenario {name}": scenario.digest for name, scenario in self._loaded.items()})
@@ -356,6 +374,64 @@ class Runtime:
         `advance` then sees what a receiver got); False after `timeout` real seconds."""
         return await self.callbacks.settle(timeout)
 
+    # Tasks that ended (the metrics).
+
+    async def count_finished(self) -> None:
+        """Count the tasks that ended since the last count: those in the store's ledger due by now
+        (their lifecycle's end, or a change), whose state is terminal (or that are forgotten: past
+        the retention, or their scenario made them disappear). Each is taken out of the ledger once,
+        whichever replica asks, so a task is counted once across replicas. Called every
+        `COUNT_EVERY` seconds and before the metrics are read."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        loop = asyncio.get_running_loop()
+        if self._counting is None or self._counting._loop is not loop:  # type: ignore[attr-defined]
+            self._counting = asyncio.Lock()
+        retention = self.settings.task_retention
+        async with self._counting:
+            while True:
+                found, held, now = await self.state.ending(FINISH_PAGE)
+                done: list[Ending] = []
+                later: list[tuple[Ending, float]] = []
+                for ending in found:
+                    status = "expired" if ending.task is None else _ended(ending.task, now, retention)
+                    if status is None:
+                        later.append((ending, now + LOOK_AGAIN))
+                    else:
+                        ending.status = status
+                        done.append(ending)
+                taken = await self.state.ended(done, later) if found else []
+                for ending in taken:
+                    metrics.task_finished(
+                        ending.scenario, ending.status, None if ending.task is None else ending.task.polls
+                    )
+                metrics.live = max(held - len(taken), 0)
+                if len(found) < FINISH_PAGE:
+                    return
+
+    def start_counting(self) -> None:
+        """Count ended tasks every `COUNT_EVERY` real seconds in this event loop (with the metrics on)."""
+        if self.metrics is not None and (self._counter is None or self._counter.done()):
+            self._counter = asyncio.get_running_loop().create_task(self._count_often(), name="mockserver-metrics")
+
+    async def stop_counting(self) -> None:
+        if self._counter is not None:
+            self._counter.cancel()
+            await asyncio.gather(self._counter, return_exceptions=True)
+            self._counter = None
+
+    async def _count_often(self) -> None:
+        while True:
+            await asyncio.sleep(COUNT_EVERY)
+            try:
+                await self.count_finished()
+            except StoreUnavailable:
+                pass  # counted once the store is back
+            except Exception as exc:
+                self.errors.append(exc)
+                logger.exception("metrics: counting the tasks that ended failed")
+
     # The journal.
 
     async def requests(
@@ -388,3 +464,12 @@ class Runtime:
         self.scenarios.clear()
         self.scenarios.update(self._loaded)
         self.selector.refresh()
+
+
+def _ended(task: Task, now: float, retention: float) -> str | None:
+    """How a task ended by `now`: its terminal phase, `expired` if it is forgotten without one, or
+    None while it runs (a held step waiting for polls, stalled by the admin API)."""
+    state = lifecycle.task_state(task, now, poll=False)
+    if lifecycle.is_terminal(state):
+        return state.phase
+    return "expired" if gone(task, now, retention) else None

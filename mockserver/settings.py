@@ -68,6 +68,7 @@ class Settings:
     callback_ca: Path | None = None  # a certificate (PEM) to trust for HTTPS receivers, besides the system's
     callback_concurrency: int = 64  # delivery attempts in flight at once
     tracing: bool = False  # spans over OTLP/HTTP (the `otel` extra): serve turns it on when an OTLP endpoint is set
+    metrics: bool = True  # count for GET /__admin/metrics and the dashboard's overview (mockserver.metrics)
 
     @property
     def loopback(self) -> bool:

@@ -52,7 +52,7 @@ LAYERS = [
     {"render", "codegen", "conformity", "lifecycle", "matching", "keymap", "media"},
     {"state.task", "scenarios"},
     {"faults", "journal", "intake", "forms", "incoming", "protocol", "errors", "responses", "attempts"},
-    {"settings", "clock", "yamlfile", "clipmaker"},
+    {"settings", "clock", "yamlfile", "clipmaker", "metrics"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

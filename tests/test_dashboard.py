@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from mockserver.journal import key_id
 from mockserver.scenarios import load_directories
 from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.testing import LiveServer
@@ -741,3 +742,35 @@ def test_a_session_ends_after_its_time() -> None:
             assert refused.status_code == 303
     finally:
         server.stop()
+
+
+def test_the_overview_shows_tasks_by_state_polls_per_task_and_the_pollers() -> None:
+    """The metrics' numbers for a person without Prometheus: plain HTTP against a fresh fake."""
+    with LiveServer(Settings(clock="manual")) as fake:
+        done = submit(fake.url)
+        failed = submit(fake.url, prompt="[mock:generation-failed] a cat")
+        for task_id in (done, failed, done, failed, done):
+            poll(fake.url, task_id)
+        never = submit(fake.url, prompt="[mock:never-finishes] a dog")
+        admin(fake.url, "POST", "/clock/advance", json={"seconds": 100})
+        page = httpx.get(f"{fake.url}/__admin/ui/overview", timeout=10)
+        assert page.status_code == 200 and never not in page.text
+        rows = dict(re.findall(r'<tr data-state="([a-z]+)"><td>[^<]*</td><td>(\d+)</td>', page.text))
+        assert rows == {"created": "3", "live": "1", "succeeded": "1", "failed": "1"}
+        polls = re.findall(r'<tr data-scenario="([a-z-]+)"><td>[^<]*</td><td>(\d+)</td><td>([\d.]+)</td>', page.text)
+        assert polls == [("default", "1", "3.0"), ("generation-failed", "1", "2.0")]
+        pollers = re.findall(r'<tr data-key="(key-[0-9a-f]{8})"><td><code>[^<]*</code></td><td>(\d+)</td>', page.text)
+        assert pollers == [(key_id(KEY), "3")] and KEY not in page.text  # each task's polls after its first
+
+
+def test_the_overview_updates_live(watched: Watched, server: Replica) -> None:
+    page = watched.page
+    page.goto(f"{server.url}/__admin/ui/overview")
+    mark_page(page)
+    key = "sk-dashboard-overview-live"
+    headers = {"Authorization": f"Bearer {key}"}
+    task_id = httpx.post(server.url + SUBMIT, json=BODIES["seed"], headers=headers, timeout=10).json()["id"]
+    for _ in range(2):
+        assert httpx.get(f"{server.url}/v1/tasks/{task_id}", headers=headers, timeout=10).status_code == 200
+    expect(page.locator(f'#pollers tr[data-key="{key_id(key)}"] td').nth(1)).to_have_text("1", timeout=LIVE)
+    not_reloaded(page)

@@ -5,13 +5,14 @@
 #                                README's first session), openssl (certificates for the HTTPS callback
 #                                receivers), chromium (the dashboard's browser tests, driven by
 #                                Playwright for Python with executable_path: `playwright install` is
-#                                never needed)
+#                                never needed), prometheus (the server that scrapes /__admin/metrics
+#                                in tests/test_metrics.py)
 #   tools/system-deps.sh image   what `make image-test` needs: podman and runc (build and run the image),
 #                                debootstrap (the stand-in base image), redis-server (two containers on
 #                                one Redis). Separate, so that `make test` never installs a container engine.
 set -euo pipefail
 case "${1:-test}" in
-  test) programs=(redis-server curl openssl chromium) ;;
+  test) programs=(redis-server curl openssl chromium prometheus) ;;
   image) programs=(podman runc debootstrap redis-server) ;;
   *) echo "usage: $0 [test|image]" >&2; exit 2 ;;
 esac

@@ -35,6 +35,7 @@ from mockserver.state.base import Attempt, Delivery, StoreUnavailable
 from mockserver.state.task import Task
 
 if TYPE_CHECKING:
+    from mockserver.metrics import Metrics
     from mockserver.render import Renderer
     from mockserver.settings import Settings
     from mockserver.state.base import Store
@@ -48,9 +49,16 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",",
 
 class Dispatcher:
     def __init__(
-        self, settings: Settings, spec: Callbacks | None, store: Store, render: Renderer, errors: list[BaseException]
+        self,
+        settings: Settings,
+        spec: Callbacks | None,
+        store: Store,
+        render: Renderer,
+        errors: list[BaseException],
+        metrics: Metrics | None = None,
     ) -> None:
-        self.spec = spec  # None: the contract documents no callbacks, and nothing is delivered
+        self.spec = spec
+        self.metrics = metrics  # counts each attempt by its outcome  # None: the contract documents no callbacks, and nothing is delivered
         self.store = store
         self.render = render
         self.errors = errors  # unexpected failures, for the pytest plugin
@@ -311,6 +319,8 @@ class Dispatcher:
             verdict, status, error, duration, delivery.copy,
         )  # fmt: skip
         await self.store.settle(delivery, attempt, retry_at)
+        if self.metrics is not None:
+            self.metrics.callback_attempt(verdict)
         parts = urlsplit(url)
         sent = tuple(
             (name.encode(), (REDACTED if SECRET_NAME.search(name) else value).encode("latin-1", "replace"))

@@ -206,6 +206,13 @@ def _traces_to() -> str | None:
     help="A line per request on standard output (at --log-level info or debug), written in batches off the event loop.",
 )
 @click.option(
+    "--metrics/--no-metrics",
+    default=DEFAULTS.metrics,
+    show_default=True,
+    envvar="MOCKSERVER_METRICS",
+    help="Count requests, tasks and client polls for GET /__admin/metrics (Prometheus) and the dashboard's overview.",
+)
+@click.option(
     "--log-level",
     default=DEFAULTS.log_level,
     show_default=True,
@@ -240,6 +247,7 @@ def serve(
     callback_ca: Path | None,
     callback_concurrency: int,
     access_log: bool,
+    metrics: bool,
     log_level: str,
 ) -> None:
     """Serve the fake API (and its admin API under /__admin)."""
@@ -280,6 +288,7 @@ def serve(
         log_level=log_level,
         access_log=access_log and log_level in ("info", "debug"),
         tracing=traces_to is not None,
+        metrics=metrics,
     )
     from contracts import ContractError
     from mockserver import serving
@@ -332,6 +341,17 @@ def serve(
         click.echo(f"mockserver: dashboard at http://{shown}:{port}/__admin/ui", err=True)
     except ImportError:
         click.echo("mockserver: no dashboard (pip install 'veo-mockserver[ui]' adds it at /__admin/ui)", err=True)
+    if settings.metrics:
+        from mockserver.metrics import INSTALL_HINT, available
+
+        if not available():
+            click.echo(f"mockserver: no /__admin/metrics for Prometheus ({INSTALL_HINT} adds it)", err=True)
+        elif workers > 1:
+            click.echo(
+                f"mockserver: metrics at http://{shown}:{port}/__admin/metrics, each worker its own (a scrape reaches "
+                "one of them: run one worker per replica to scrape them all)",
+                err=True,
+            )
     if not settings.loopback and settings.admin_token is None:
         click.echo(
             f"mockserver: listening on {host}, not loopback: the admin API refuses every request "

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mockserver.scenarios import Scenario
-from mockserver.state.base import Change, Found, Store, StoreUnavailable, Submission, Submitted
+from mockserver.state.base import Change, Ending, Found, Store, StoreUnavailable, Submission, Submitted
 from mockserver.state.task import Task
 
 
@@ -45,6 +45,7 @@ def open_store(url: str, settings: Any, scenarios: dict[str, Scenario], fingerpr
 __all__ = [
     "Change",
     "ClockReading",
+    "Ending",
     "Found",
     "Store",
     "StoreUnavailable",

@@ -53,6 +53,19 @@ class Found:
     task: Task
     now: float
     gone: bool  # its scenario made it disappear, or it is past the retention: a client gets 404
+    since: float = -1.0  # a counted poll, with the store metered: real seconds since the task's last one (-1: none)
+
+
+@dataclass(slots=True)
+class Ending:
+    """A task whose lifecycle may have ended by now, not yet counted as finished by any replica."""
+
+    member: str  # its entry in the store's ledger of tasks not yet counted
+    scenario: str
+    due: float  # scenario time at which it was due to be looked at
+    task: Task | None  # None: its facts are gone (past the retention)
+    status: str = ""  # what the counter decided: the terminal phase, or "expired"
+    due_text: str = ""  # `due` exactly as a shared store wrote it (to make it due again only if unchanged)
 
 
 Change = Callable[[Task, float], None]
@@ -104,6 +117,7 @@ class Store(Protocol):
     on_reset: Callable[[], None] | None  # called when another replica resets a shared store
     vocabulary: Any  # the contract's status words (a `contracts._vocabulary.Vocabulary`), for scenarios it reads
     lists: bool  # whether the contract lists tasks: then each key's newest tasks are indexed
+    metered: bool  # whether the metrics are on: polls keep their real time, new tasks enter the ledger
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -146,6 +160,23 @@ class Store(Protocol):
         ...
 
     async def counts(self) -> dict[str, int]: ...
+
+    # Tasks that ended, counted once (facts like polls: one replica claims each).
+
+    async def ending(self, limit: int) -> tuple[list[Ending], int, float]:
+        """Up to `limit` tasks of the ledger due to be looked at by the clock's reading (their
+        lifecycle's end, a change, a look again); how many tasks the ledger holds (not counted
+        yet); the reading."""
+        ...
+
+    async def ended(self, done: list[Ending], later: list[tuple[Ending, float]]) -> list[Ending]:
+        """Take `done` out of the ledger, each once whichever replica asks: those this call took
+        (count these); look at `later` again at those scenario times (unless changed meanwhile)."""
+        ...
+
+    def journal_dropped(self) -> int:
+        """Journal entries this process recorded that its bound pushed out (or that were lost)."""
+        ...
 
     # Callbacks (facts like polls: due deliveries are claimed by one replica, their attempts kept).
 

@@ -15,6 +15,7 @@ import itertools
 import logging
 import random
 import string
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -22,8 +23,17 @@ from typing import Any
 from mockserver.clock import Clock, ClockReading, Mode, check_advance
 from mockserver.journal import Entry, Journal
 from mockserver.scenarios import Scenario
-from mockserver.state.base import Attempt, Change, Delivery, Found, StoreUnavailable, Submission, Submitted
-from mockserver.state.task import Task, expired, gone, lifetime
+from mockserver.state.base import (
+    Attempt,
+    Change,
+    Delivery,
+    Ending,
+    Found,
+    StoreUnavailable,
+    Submission,
+    Submitted,
+)
+from mockserver.state.task import Task, due_to_end, expired, gone, lifetime
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 1296 two-character pieces
@@ -151,6 +161,7 @@ class MemoryStore:
         self.on_reset: Callable[[], None] | None = None  # this process's reset is the only one: the runtime handles it
         self.vocabulary = None  # scenarios are the runtime's own: it reads them with its vocabulary
         self._lists = False
+        self.metered = False  # set by the runtime when the metrics are on
         self._fresh()
 
     @property
@@ -179,6 +190,13 @@ class MemoryStore:
         self._started: dict[str, dict[str, str]] = {}
         self._attempts: deque[Attempt] = deque(maxlen=settings.journal_size)
         self.dropped_deliveries = 0
+        # The ledger (metered only): tasks whose end is not counted yet, per scenario in the order
+        # they were created (so in the order they are due to end: a scenario's tasks end at the
+        # same age), and those to look at again at a time (changed by the admin API, or not ended
+        # when due). A task's `counted` is the claim.
+        self._ending: dict[str, deque[Task]] = {}
+        self._again: list[tuple[float, Task]] = []
+        self._open = 0
 
     async def start(self) -> None:
         pass
@@ -265,6 +283,12 @@ class MemoryStore:
                     selected_by,
                 )
             )
+            if self.metered:
+                queue = self._ending.get(scenario.name)
+                if queue is None:
+                    queue = self._ending[scenario.name] = deque()
+                queue.append(task)
+                self._open += 1
         return Submitted(scenario, selected_by, via, count, task, now)
 
     async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
@@ -277,6 +301,10 @@ class MemoryStore:
         if count:
             task.polls += 1
             task.version += 1
+            if self.metered:
+                previous, task.polled_at = task.polled_at, time.monotonic()
+                if previous:
+                    return Found(task, now, False, task.polled_at - previous)
         return Found(task, now, False)
 
     async def update(self, task_id: str, change: Change) -> Found | None:
@@ -286,6 +314,8 @@ class MemoryStore:
         now = self.clock.now()
         change(task, now)
         task.version += 1
+        if self.metered and not task.counted:
+            self._again.append((now, task))  # it may have ended now: looked at on the next count
         return Found(task, now, False)
 
     async def tasks_now(self) -> tuple[list[Task], float]:
@@ -302,6 +332,45 @@ class MemoryStore:
 
     async def counts(self) -> dict[str, int]:
         return {"tasks": len(self.tasks), "evicted": self.tasks.evicted, "journal": len(self.journal)}
+
+    # Tasks that ended.
+
+    async def ending(self, limit: int) -> tuple[list[Ending], int, float]:
+        now = self.clock.now()
+        retention = self.tasks.retention
+        found: list[Ending] = []
+        for queue in self._ending.values():
+            while queue and len(found) < limit:
+                task = queue[0]
+                due = task.created_at + due_to_end(task.scenario, retention)
+                if not task.counted and due > now:
+                    break  # the others of this scenario are due later
+                queue.popleft()
+                if not task.counted:
+                    found.append(Ending(task.id, task.scenario.name, due, task))
+        again, self._again = self._again, []
+        for at, task in again:
+            if task.counted:
+                continue
+            if at <= now and len(found) < limit:
+                found.append(Ending(task.id, task.scenario.name, at, task))
+            else:
+                self._again.append((at, task))
+        return found, self._open, now
+
+    async def ended(self, done: list[Ending], later: list[tuple[Ending, float]]) -> list[Ending]:
+        taken = []
+        for ending in done:
+            task = ending.task
+            if task is not None and not task.counted:
+                task.counted = True
+                taken.append(ending)
+        self._open -= len(taken)
+        self._again += [(at, ending.task) for ending, at in later if ending.task is not None]
+        return taken
+
+    def journal_dropped(self) -> int:
+        return self.journal.dropped
 
     # Callbacks.
 

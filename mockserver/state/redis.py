@@ -20,6 +20,8 @@ Keys, all under `{prefix}:` (one hash slot):
     submissions         submissions per (scenario, key id)
     created             tasks created (numbers them, for listing in order)
     journal, journal:seq  the request journal (a capped stream) and its numbering
+    fin:<gen>           (with the metrics on) tasks whose end no replica has counted yet, by when
+                        they are due to be looked at: a replica takes each out once (`finish`)
     fingerprint, replicas  what the live replicas play (contract, scenarios...) and who they are
     evicted             tasks gone by their TTL
     changes             (pub/sub) "reset", "added NAME": what other replicas must hear
@@ -59,8 +61,18 @@ from contracts._vocabulary import Vocabulary
 from mockserver.clock import LATEST, ClockError, ClockReading, Mode, check_advance, check_speed
 from mockserver.journal import Entry
 from mockserver.lifecycle import FORCED_STEP, State
+from mockserver.metrics import Histogram
 from mockserver.scenarios import UNSET, Scenario, ScenarioError, parse
-from mockserver.state.base import Attempt, Change, Delivery, Found, StoreUnavailable, Submission, Submitted
+from mockserver.state.base import (
+    Attempt,
+    Change,
+    Delivery,
+    Ending,
+    Found,
+    StoreUnavailable,
+    Submission,
+    Submitted,
+)
 from mockserver.state.link import Link
 from mockserver.state.memory import random_suffix
 from mockserver.state.task import Task, expired, lifetime
@@ -69,7 +81,7 @@ logger = logging.getLogger("mockserver")
 HEARTBEAT = 15.0  # seconds a replica counts as alive after it last said so (it says so every third of it)
 _SCRIPTS = (
     "submit", "poll", "update", "clock", "journal", "tasks", "keytasks", "counts", "reset", "init", "heartbeat", "sweep",
-    "cbschedule", "cbclaim", "cbsettle",
+    "cbschedule", "cbclaim", "cbsettle", "finish",
 )  # fmt: skip
 _OURS = ("IDTAKEN", "NOSCENARIO", "LATEST")  # errors the scripts raise on purpose; the callers handle them
 PAGE = 500  # tasks per script call when listing, sweeping or stretching: Redis never blocks long
@@ -237,16 +249,24 @@ class RedisStore:
         self.on_reset: Callable[[], None] | None = None  # told when another replica resets the store
         self.vocabulary: Vocabulary | None = None  # the contract's status words, for scenarios added at run time
         self.lists = False  # whether the contract lists tasks: then each key's tasks are indexed
+        self.metered = False  # whether the metrics are on (set by the runtime)
+        # With the metrics on, how long each kind of call took (script name or command): `timed`
+        self.calls: Callable[[str], Histogram] | None = None
+        self.dropped = 0  # journal entries pushed out by its bound, or lost, from this replica's writes
 
     # Talking to Redis.
 
     async def _call(self, *args: Any) -> Any:
         """A plain command; a refusal by Redis (out of memory, read-only, loading...) is the store
         being unavailable."""
+        started = time.perf_counter()
         try:
             return await self._link.call(*args)
         except ResponseError as error:
             raise self._refused(error) from None
+        finally:
+            if self.calls is not None:
+                self.calls(str(args[0]).upper()).observe(time.perf_counter() - started)
 
     def _refused(self, error: ResponseError) -> StoreUnavailable:
         return StoreUnavailable(f"Redis at {self.display} refused the command: {str(error)[:200]}")
@@ -261,6 +281,15 @@ class RedisStore:
                     await self._call("SCRIPT", "LOAD", SCRIPTS[name])
 
     async def _eval(self, name: str, *args: Any, check: bool = True) -> Any:
+        if self.calls is None:
+            return await self._run(name, args, check)
+        started = time.perf_counter()
+        try:
+            return await self._run(name, args, check)
+        finally:
+            self.calls(name).observe(time.perf_counter() - started)
+
+    async def _run(self, name: str, args: tuple[Any, ...], check: bool) -> Any:
         if check and self._mismatch is not None:
             raise StoreUnavailable(self._mismatch)
         for _ in range(3):
@@ -437,6 +466,34 @@ class RedisStore:
         tasks, evicted, journal, replicas = await self._eval("counts", self.settings.journal_size)
         return {"tasks": tasks, "evicted": evicted, "journal": journal, "replicas": replicas}
 
+    # Tasks that ended.
+
+    async def ending(self, limit: int) -> tuple[list[Ending], int, float]:
+        now_text, held, found = await self._eval("finish", "look", limit)
+        now = float(now_text)
+        self._see(now)
+        out = []
+        for member, due, flat in found:
+            _, _, name = member.partition("\t")
+            task = await self._task(dict(zip(flat[::2], flat[1::2])), False) if flat else None
+            out.append(Ending(member, name, float(due), task, "", due))
+        return out, int(held), now
+
+    async def ended(self, done: list[Ending], later: list[tuple[Ending, float]]) -> list[Ending]:
+        if not done and not later:
+            return []
+        again = [part for e, at in later for part in (e.member, e.due_text, repr(at))]
+        taken = set(await self._eval("finish", "claim", len(done), *(e.member for e in done), *again))
+        out = []
+        for ending in done:
+            if ending.member in taken:
+                taken.discard(ending.member)  # each once, should it be listed twice
+                out.append(ending)
+        return out
+
+    def journal_dropped(self) -> int:
+        return self.dropped
+
     # The clock.
 
     async def _clock(self, *args: Any) -> ClockReading:
@@ -520,6 +577,7 @@ class RedisStore:
                     request, LIST_WINDOW if self.lists else 0, submission.callback_url or "",
                     "+" + ",".join(sorted(submission.callback_events)) if submission.callback_events is not None else "-",
                     submission.trace or "",
+                    "1" if self.metered else "0",
                 )  # fmt: skip
                 break
             except ResponseError as error:
@@ -592,16 +650,22 @@ class RedisStore:
 
     async def poll(self, task_id: str, *, count: bool, retained: bool = True) -> Found | None:
         answer = await self._eval(
-            "poll", task_id, "1" if count else "0", "1" if retained else "0", repr(float(self.settings.task_retention))
-        )
+            "poll", task_id, "1" if count else "0", "1" if retained else "0", repr(float(self.settings.task_retention)),
+            "1" if self.metered else "0",
+        )  # fmt: skip
         if answer is None:
             return None
-        verdict, now_text, flat = answer
+        verdict, now_text, flat, real = answer
         now = float(now_text)
         self._see(now)
-        task = await self._task(dict(zip(flat[::2], flat[1::2])), count and verdict == "ok")
+        h = dict(zip(flat[::2], flat[1::2]))
+        counted = count and verdict == "ok"
+        task = await self._task(h, counted)
         if task is None:
             return None
+        previous = h.get("lp") if counted else None
+        if previous:
+            return Found(task, now, False, float(real) - float(previous))
         return Found(task, now, verdict == "gone")
 
     async def update(self, task_id: str, change: Change) -> Found | None:
@@ -759,15 +823,25 @@ class RedisStore:
     def _journal_written(self, future: asyncio.Future[Any], entries: list[str]) -> None:
         self._journal_writes.discard(future)
         if future.cancelled():
+            self.dropped += len(entries)
             return
         error = future.exception()
         if isinstance(error, NoScriptError) or (isinstance(error, ResponseError) and str(error).startswith("NOINIT")):
             task = asyncio.get_running_loop().create_task(self._eval("journal", self.settings.journal_size, *entries))
             self._journal_retries.add(task)  # the slow way
             task.add_done_callback(self._journal_retries.discard)
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            task.add_done_callback(lambda done: self._journal_retried(done, len(entries)))
         elif error is not None:
+            self.dropped += len(entries)
             logger.debug("mockserver: %d journal entries were lost: %s", len(entries), error)
+        else:
+            self.dropped += int(future.result()[1])
+
+    def _journal_retried(self, task: asyncio.Task[Any], entries: int) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self.dropped += entries
+        else:
+            self.dropped += int(task.result()[1])
 
     async def flush(self) -> None:
         """Wait until every entry this replica recorded is in Redis (or could not be written)."""

@@ -42,6 +42,8 @@ class Task:
     frozen: float | None = None  # elapsed seconds at which the admin API stalled it
     version: int = 0  # bumped by every change (shared stores compare it before writing)
     deleted: bool = False  # a client deleted it: gone from then on
+    counted: bool = False  # its end is counted in the metrics (the memory store's claim)
+    polled_at: float = 0.0  # real time (monotonic) of its last counted poll, with the memory store metered
 
 
 def age(task: Task, now: float) -> float:
@@ -71,3 +73,10 @@ def gone(task: Task, now: float, retention: float | None) -> bool:
     if limit is not None and age(task, now) >= limit:
         return True
     return retention is not None and expired(task, now, retention)
+
+
+def due_to_end(scenario: Scenario, retention: float) -> float:
+    """Scenario seconds after its creation by which a task of this scenario may have ended, left
+    alone: its lifecycle's end or when it disappears, whichever comes first; else its retention."""
+    ends = [at for at in (scenario.ends_at, scenario.disappears_after) if at is not None]
+    return min(ends) if ends else retention

@@ -1,5 +1,5 @@
 """The dashboard at `/__admin/ui`: live tasks on their timelines, one-click failure states, the
-clock, the scenarios and the journal, for QA, served by the fake itself.
+clock, the scenarios, the journal and an overview of the metrics, for QA, served by the fake itself.
 
 Pages are Jinja2 templates rendered on the server; forms post to the routes here, which call the
 same run-time controls as the admin API (`Runtime`) and redirect back (post, redirect, get). The
@@ -47,6 +47,7 @@ class Dashboard(Pages, Actions, Feed, SignIn):
             Route("/scenarios", self.scenarios_page, methods=["GET"]),
             Route("/scenarios/{action:str}", self.scenario_action, methods=["POST"]),
             Route("/journal", self.journal_page, methods=["GET"]),
+            Route("/overview", self.overview_page, methods=["GET"]),
             Route("/reset", self.reset, methods=["GET", "POST"]),
             Route("/sign-in", self.sign_in, methods=["GET", "POST"]),
             Route("/sign-out", self.sign_out, methods=["POST"]),

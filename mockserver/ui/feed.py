@@ -102,6 +102,9 @@ class Feed(Views):
         async def pushed() -> str:
             return self._fragment("_pushed.html", top=await self._clock())
 
+        async def overview() -> str:
+            return self._fragment("_overview.html", overview=await self._overview())
+
         async def fragments() -> dict[str, str]:
             """This view's fragments, each rendered once per tick for every open page."""
             out = {"clock": await self._shared(("clock",), clock)}
@@ -111,6 +114,8 @@ class Feed(Views):
                 out["task"] = await self._shared(("task", task_id, base_url), task)
             elif view == "scenarios":
                 out["pushed"] = await self._shared(("pushed",), pushed)
+            elif view == "overview":
+                out["overview"] = await self._shared(("overview",), overview)
             return out
 
         async def newest_entries() -> list[Entry]:

@@ -57,6 +57,17 @@ class Pages(Views):
             events=self._events_url("task", id=task_id),
         )
 
+    async def overview_page(self, request: Request) -> Response:
+        return self._page(
+            request,
+            "overview.html",
+            title="Overview",
+            nav="overview",
+            overview=await self._overview(),
+            top=await self._clock(),
+            events=self._events_url("overview"),
+        )
+
     async def scenarios_page(self, request: Request) -> Response:
         top = await self._clock()
         groups: dict[str, list[dict[str, Any]]] = {}

@@ -65,6 +65,29 @@ class Views(DashboardBase):
             "scenario": scenario,
         }
 
+    async def _overview(self) -> dict[str, Any] | None:
+        """The metrics' numbers for a person without Prometheus (None: the metrics are off): tasks
+        by state, polls per task by scenario, the keys that poll the most, refusals, callbacks."""
+        metrics = self.rt.metrics
+        if metrics is None:
+            return None
+        await self.rt.count_finished()
+        ended = metrics.tasks_by_state()
+        polls = [
+            {"scenario": scenario, "tasks": h.count, "mean": h.sum / h.count, "median": h.quantile(0.5)}
+            for scenario, h in sorted(metrics.polls_per_task.items())
+            if h.count
+        ]
+        return {
+            "created": metrics.tasks_created(),
+            "live": metrics.live or 0,
+            "ended": sorted(ended.items()),
+            "polls": polls,
+            "pollers": metrics.pollers(),
+            "refused": [(status, code, n) for (status, code), n in sorted(metrics.refused.items())],
+            "callbacks": sorted(metrics.callbacks.items()),
+        }
+
     async def _clock(self) -> dict[str, Any]:
         reading = await self.rt.clock()
         pushed = await self.rt.pushed()

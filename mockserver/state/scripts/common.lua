@@ -60,6 +60,9 @@ end
 -- Callbacks of this generation: deliveries by id (dl), due ones by time (due), claimed ones by
 -- lease end (lease), a task's delivery ids (t:<task>) and its attempted events (s:<task>).
 local CB = P .. 'cb:' .. GEN .. ':'
+-- The ledger (with the metrics on): "id<TAB>scenario" of each task whose end no replica has counted
+-- yet, scored by the scenario time it is due to be looked at (its lifecycle's end, a change).
+local FIN = P .. 'fin:' .. GEN
 
 -- One API key's task ids, scored by creation (a client's list operation).
 local function key_tasks(key_id)

@@ -1,7 +1,8 @@
 -- A task as a client's poll (or a peek) finds it.
--- ARGV: prefix, task id, count the poll (1/0), check the retention (1/0), retention (scenario seconds)
+-- ARGV: prefix, task id, count the poll (1/0), check the retention (1/0), retention (scenario seconds),
+-- keep the real time of a counted poll in field lp (1/0: the metrics are on)
 -- Returns nil for an unknown task; else {"ok" or "gone", now, the task's fields as they were
--- before this poll}. A counted poll of a live task adds one to its polls and, unless the
+-- before this poll, Redis's real time}. A counted poll of a live task adds one to its polls and, unless the
 -- scenario answers that poll with an error or the admin API forced the task, one read to the
 -- first held step it is waiting on, exactly as mockserver.lifecycle.observe counts it.
 local key = task_key(ARGV[2])
@@ -9,7 +10,7 @@ local h = redis.call('HGETALL', key)
 if #h == 0 then
   return nil
 end
-local now = clock()
+local now, _, _, real = clock()
 if not now then
   return need_init()
 end
@@ -41,6 +42,9 @@ end
 if verdict == 'ok' and ARGV[3] == '1' then
   local polls = redis.call('HINCRBY', key, 'p', 1)
   redis.call('HINCRBY', key, 'ver', 1)
+  if ARGV[6] == '1' then
+    redis.call('HSET', key, 'lp', fmt(real))
+  end
   if s and s.held and not t.f then
     local answered = true
     for _, rule in ipairs(s.polls or {}) do
@@ -62,4 +66,4 @@ if verdict == 'ok' and ARGV[3] == '1' then
     end
   end
 end
-return {verdict, fmt(now), h}
+return {verdict, fmt(now), h, fmt(real)}

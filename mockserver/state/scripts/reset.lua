@@ -9,7 +9,7 @@ if last[2] then
   redis.call('EXPIREAT', TASKS, math.ceil(tonumber(last[2])) + 1) -- gone when its last task would be
 end
 redis.call('UNLINK', MADE, P .. 'pushed', P .. 'default', P .. 'submissions', P .. 'journal', P .. 'added', P .. 'added:src',
-  P .. 'evicted', P .. 'cb:attempts', CB .. 'dl', CB .. 'due', CB .. 'lease')
+  P .. 'evicted', P .. 'cb:attempts', CB .. 'dl', CB .. 'due', CB .. 'lease', FIN)
 local _, _, _, slower = configure(ARGV[2], ARGV[3])
 redis.call('PUBLISH', P .. 'changes', 'reset ' .. ARGV[4])
 return {old, fmt(slower or 1)}

@@ -7,7 +7,8 @@
 --       the whole id is the text before), seconds, width, height, the request (JSON or ''),
 --       how many of a key's newest tasks its index keeps (0: no index, the contract lists none),
 --       the callback URL ('' for none), the phases the client asked callbacks for ('-': the contract's),
---       the submit's W3C traceparent ('' for none: tracing is off)
+--       the submit's W3C traceparent ('' for none: tracing is off),
+--       put the task in the ledger (1/0: the metrics are on)
 local now, mode, speed, real = clock()
 if not now or redis.call('EXISTS', P .. 'registry') == 0 then
   return need_init()
@@ -139,6 +140,13 @@ if s.plan[answer][2] == 1 then
     if redis.call('PTTL', mine) < life * 1000 then
       redis.call('PEXPIRE', mine, math.ceil(life * 1000))
     end
+  end
+  if ARGV[23] == '1' then -- due when its lifecycle ends or it disappears, else when it is forgotten
+    local due = s.ends
+    if s.gone and (not due or s.gone < due) then
+      due = s.gone
+    end
+    redis.call('ZADD', FIN, now + (due or tonumber(ARGV[12])), id .. '\t' .. name)
   end
   evict(real)
 else
