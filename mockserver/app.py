@@ -334,8 +334,9 @@ class TracedApp(MockApp):
 def _traced(app: Starlette, api: ProviderApi) -> MockApp:
     from mockserver.tracing import Tracing
 
-    tracing = Tracing(api.rt.state)
+    tracing = Tracing(api.rt.state, looks=api.rt.metrics is None)  # with metrics: the count of ended tasks
     api.rt.callbacks.tracing = tracing
+    api.rt.tracing = tracing
     app.state.tracing = tracing
     return TracedApp(app, api, tracing)
 

@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 
@@ -39,6 +39,9 @@ from mockserver.settings import SHIPPED_SCENARIOS, Settings
 from mockserver.state import Found, Store, StoreUnavailable, open_store
 from mockserver.state.base import Attempt, Delivery, Ending
 from mockserver.state.task import Task, gone
+
+if TYPE_CHECKING:
+    from mockserver.tracing import Tracing
 
 logger = logging.getLogger("mockserver")
 FINISH_PAGE = 500  # ledger entries looked at per store call when counting ended tasks
@@ -102,6 +105,7 @@ class Runtime:
         self.state.vocabulary = self.vocabulary
         self.state.lists = self.contract.shapes.list is not None
         self.metrics = Metrics() if settings.metrics else None
+        self.tracing: Tracing | None = None  # set by the app when traces go out (mockserver.tracing)
         if self.metrics is not None:
             self.state.metered = True
             self.metrics.journal_dropped = self.state.journal_dropped
@@ -406,6 +410,9 @@ class Runtime:
                     metrics.task_finished(
                         ending.scenario, ending.status, None if ending.task is None else ending.task.polls
                     )
+                    if self.tracing is not None and ending.task is not None and ending.status != "expired":
+                        # its lifecycle span, once across replicas (the `otel` extra, docs/tracing.md)
+                        self.tracing.task_finished(ending.task, lifecycle.task_state(ending.task, now, poll=False), now)
                 metrics.live = max(held - len(taken), 0)
                 if len(found) < FINISH_PAGE:
                     return

@@ -76,7 +76,10 @@ class Tracing:
     and `update` of this process: the store's own code does not change); `start()` and `close()`
     run with the server's lifespan, so the exporter and its thread live in the serving process."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, looks: bool = True) -> None:
+        """`looks`: make a task's lifecycle span when this process first reads it terminal. With the
+        metrics on, the runtime's count of ended tasks calls `task_finished` instead, once per task
+        across replicas (the store's ledger), so no look is needed."""
         self.tracer: trace.Tracer = trace.NoOpTracer()  # until start()
         self.provider: TracerProvider | None = None
         self._seen: dict[str, None] = {}  # tasks this process has seen terminal, oldest first
@@ -94,8 +97,9 @@ class Tracing:
 
         # on this store object only: with tracing off nothing is wrapped, and nothing costs more
         setattr(store, "submit", traced_submit)  # noqa: B010
-        setattr(store, "poll", traced_poll)  # noqa: B010
-        setattr(store, "update", traced_update)  # noqa: B010
+        if looks:
+            setattr(store, "poll", traced_poll)  # noqa: B010
+            setattr(store, "update", traced_update)  # noqa: B010
 
     # The server's lifespan
 
