@@ -1,7 +1,7 @@
 """The container image, as teams outside Python run it: built from the repository's Dockerfile by
 `make image-test`, run by podman on the host's network, and used with real requests: health, a task
 to `completed` and its MP4, a failure by key, the dashboard, not root, a clean stop on SIGTERM, the
-HEALTHCHECK, two replicas on one Redis, callbacks to a receiver on the host. And compose.yaml, read."""
+HEALTHCHECK, two replicas on one Redis, callbacks to a receiver on the host, the metrics. And compose.yaml, read."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from tests.conftest import BODIES, validator_for
@@ -139,8 +140,36 @@ def test_the_healthcheck_is_in_the_image_and_passes(served: Container) -> None:
     assert served.inspect("{{.State.Health.Status}}") == "healthy"
 
 
-# /__admin/metrics (issue 22) belongs here: once `GET /__admin/metrics` is on main, a test that
-# scrapes it from `served` (Prometheus text with the counters of the requests it made) goes here.
+def test_metrics_count_what_the_container_served(served: Container) -> None:
+    """`GET /__admin/metrics` from the image (its `metrics` extra): the Prometheus text with this
+    test's submit, its task's end and the failed one by key."""
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        answer = admin(served.url, "GET", "/metrics")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain"), answer.text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+        }
+
+    def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+        return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
+
+    before = samples()
+    ok = submit(served.url)["id"]
+    failed = submit(served.url, key="sk-qa-content-policy")["id"]
+    advance(served.url, 120)
+    assert poll(served.url, ok)["status"] == "completed" and poll(served.url, failed)["status"] == "failed"
+    after = samples()  # a scrape counts the tasks that ended first
+    for name, labels, more in [
+        ("mockserver_requests_total", {"route": SUBMIT, "method": "POST", "status": "200"}, 2),
+        ("mockserver_tasks_created_total", {}, 2),
+        ("mockserver_tasks_finished_total", {"status": "succeeded"}, 1),
+        ("mockserver_tasks_finished_total", {"status": "failed"}, 1),
+    ]:
+        assert value(after, name, **labels) - value(before, name, **labels) >= more, (name, labels)
+    assert KEY not in admin(served.url, "GET", "/metrics").text  # key ids, never the key
 
 
 def test_sigterm_stops_it_at_once_with_exit_code_0(image: str, tmp_path: Path) -> None:
