@@ -52,7 +52,7 @@ from mockserver.intake import parse_json, read_body, whole_number
 from mockserver.journal import key_id, redact_url
 from mockserver.metrics import INSTALL_HINT, available, exposition, families
 from mockserver.responses import JsonResponse
-from mockserver.runtime import Runtime
+from mockserver.runtime import SCRAPE_PAGES, Runtime
 from mockserver.scenarios import UNSET, Scenario
 from mockserver.settings import Settings
 from mockserver.state import StoreUnavailable
@@ -365,7 +365,7 @@ class AdminApi:
                 code="metrics_not_installed",
             )  # fmt: skip
         try:
-            await rt.count_finished()
+            await rt.count_finished(pages=SCRAPE_PAGES)
         except StoreUnavailable:
             pass  # the store's outage shows as mockserver_store_up 0; the counts so far are still true
         up = (await rt.state.status())["status"] == "up"

@@ -18,6 +18,7 @@ import json
 import logging
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import Any
 from urllib.parse import urlencode
 
@@ -363,8 +364,7 @@ class ProviderApi:
         since = found.since
         if since >= 0 and (keyed := self.poll_intervals) is not None:  # keyed.observe(key id, since), in place
             child = keyed.children.get(task.key_id) or keyed.add(task.key_id)
-            keyed.tick += 1
-            child.seen = keyed.tick
+            child.seen = monotonic()
             child.counts[bisect_left(child.bounds, since)] += 1
             child.sum += since
         if task.scenario.latency:

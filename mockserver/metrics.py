@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from time import monotonic
 from typing import Any
 
 OTHER = "other"
 KEYS_KEPT = 100  # key ids with series of their own: the most recently seen
+KEY_IDLE = 300.0  # real seconds a kept key must have been quiet before a new key takes its place
 MODELS_KEPT = 50  # models with series of their own: the first seen
 INSTALL_HINT = "pip install 'veo-mockserver[metrics]'"
 # Bucket bounds (upper, inclusive), in the unit of the metric.
@@ -38,7 +40,7 @@ class Histogram:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
         self.sum = 0.0
-        self.seen = 0  # when it was last observed (a `Keyed` tick)
+        self.seen = 0.0  # when it was last observed (`Keyed`: time.monotonic())
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
@@ -76,30 +78,39 @@ class Histogram:
 
 
 class Keyed:
-    """A histogram per key id, for the `cap` most recently seen; the others' counts in `other`."""
+    """A histogram per key id, for at most `cap` keys, and `other`. A new key takes the place of the
+    least recently seen one if that one has been quiet for `idle` real seconds; its series is
+    dropped, not moved (moving its history would make `other` jump, a false burst in `rate()`).
+    While every kept key is busy, a new key's observations count under `other`."""
 
-    __slots__ = ("bounds", "cap", "children", "other", "tick")
+    __slots__ = ("bounds", "cap", "children", "full_until", "idle", "other")
 
-    def __init__(self, bounds: tuple[float, ...], cap: int = KEYS_KEPT) -> None:
+    def __init__(self, bounds: tuple[float, ...], cap: int = KEYS_KEPT, idle: float = KEY_IDLE) -> None:
         self.bounds = bounds
         self.cap = cap
+        self.idle = idle
         self.children: dict[str, Histogram] = {}
         self.other = Histogram(bounds)
-        self.tick = 0
+        self.full_until = 0.0  # no kept key can give way before then (monotonic): a new key is `other`
 
     def observe(self, key: str, value: float) -> None:
         """(`api.ProviderApi.query` does the same in place: the request path.)"""
-        child = self.children.get(key)
-        if child is None:
-            child = self.add(key)
-        self.tick += 1
-        child.seen = self.tick
+        child = self.children.get(key) or self.add(key)
+        child.seen = monotonic()
         child.observe(value)
 
     def add(self, key: str) -> Histogram:
-        if len(self.children) >= self.cap:  # push out the least recently seen (a scan of `cap`, on a new key only)
-            oldest = min(self.children, key=lambda name: self.children[name].seen)
-            self.other.add(self.children.pop(oldest))
+        """The histogram a key not kept observes into: its own, or `other` while all are busy."""
+        if len(self.children) >= self.cap:
+            now = monotonic()
+            if now < self.full_until:
+                return self.other
+            oldest = min(self.children, key=lambda name: self.children[name].seen)  # a scan of `cap`
+            quiet_since = self.children[oldest].seen
+            if now - quiet_since < self.idle:
+                self.full_until = quiet_since + self.idle
+                return self.other
+            del self.children[oldest]
         child = self.children[key] = Histogram(self.bounds)
         return child
 

@@ -47,6 +47,7 @@ logger = logging.getLogger("mockserver")
 FINISH_PAGE = 500  # ledger entries looked at per store call when counting ended tasks
 LOOK_AGAIN = 30.0  # scenario seconds before a task that had not ended when due is looked at again
 COUNT_EVERY = 2.0  # real seconds between two counts of ended tasks (a scrape counts too)
+SCRAPE_PAGES = 2  # pages a scrape or an overview counts before it answers (the loop counts the rest)
 
 
 class Addressed(Protocol):
@@ -114,7 +115,7 @@ class Runtime:
         self.callbacks = Dispatcher(
             settings, self.contract.shapes.callbacks, self.state, self.render, self.errors, self.metrics
         )
-        self._counting: asyncio.Lock | None = None
+        self._counting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # one count at a time, per loop
         self._counter: asyncio.Task[None] | None = None
         self.random = random.Random(settings.seed)  # latency samples
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -380,21 +381,25 @@ class Runtime:
 
     # Tasks that ended (the metrics).
 
-    async def count_finished(self) -> None:
+    async def count_finished(self, pages: int | None = None) -> None:
         """Count the tasks that ended since the last count: those in the store's ledger due by now
         (their lifecycle's end, or a change), whose state is terminal (or that are forgotten: past
         the retention, or their scenario made them disappear). Each is taken out of the ledger once,
         whichever replica asks, so a task is counted once across replicas. Called every
-        `COUNT_EVERY` seconds and before the metrics are read."""
+        `COUNT_EVERY` seconds (every page due) and before the metrics are read (at most `pages`
+        pages, so a scrape never waits for a backlog: the loop takes the rest). One count runs at
+        a time in a process."""
         metrics = self.metrics
         if metrics is None:
             return
         loop = asyncio.get_running_loop()
-        if self._counting is None or self._counting._loop is not loop:  # type: ignore[attr-defined]
-            self._counting = asyncio.Lock()
+        if self._counting is None or self._counting[0] is not loop:
+            self._counting = (loop, asyncio.Lock())
         retention = self.settings.task_retention
-        async with self._counting:
-            while True:
+        async with self._counting[1]:
+            while pages is None or pages > 0:
+                if pages is not None:
+                    pages -= 1
                 found, held, now = await self.state.ending(FINISH_PAGE)
                 done: list[Ending] = []
                 later: list[tuple[Ending, float]] = []

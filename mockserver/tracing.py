@@ -12,9 +12,11 @@ the request path is the one it always was (the app, the store and the dispatcher
                 and each of its callback deliveries), so the replica that finishes the task or
                 delivers its callbacks joins the submit's trace, whichever it is
     lifecycle   one span per task, from its creation to its terminal state, an event per phase it
-                reached, in scenario time: made where this replica first sees the task terminal
-                (`Tracing.task_finished`, from a read of that task: a poll, a download, a cancel,
-                a forced state, a callback delivery). Two replicas may each make one.
+                reached, in scenario time (`Tracing.task_finished`): with the metrics on, made
+                where ended tasks are counted (`Runtime.count_finished`: once across replicas);
+                with --no-metrics, where this replica first reads the task terminal (a poll, a
+                download, a cancel, a forced state, a callback delivery): two replicas may each
+                make one then.
     callbacks   a CLIENT span per delivery attempt, a child of the submit's span; its
                 `traceparent` goes out in the callback's headers
 

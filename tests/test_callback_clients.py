@@ -130,9 +130,12 @@ def test_the_upstream_client_takes_its_callback_over_https(certificate: Path, tr
     assert "verified with standardwebhooks" in run.stderr
     if trusted:
         webhook_id = attempts[0]["webhook_id"]
-        assert [a["outcome"] for a in attempts] == ["delivered", "delivered"]
-        assert f"outcome by callback {webhook_id}: task task-unified-" in run.stderr
-        assert run.stderr.count(f"callback {webhook_id}: duplicate, ignored") == 1, run.stderr
+        first, *copies = [a["outcome"] for a in attempts]
+        # the event went out twice with one webhook-id; the copy finds the client listening (it ignores it) or, on
+        # a loaded machine, gone once it had its outcome and exited (then retried, never taken for a delivery)
+        assert first == "delivered" and copies and set(copies) <= {"delivered", "retrying", "failed"}, attempts
+        assert run.stderr.count(f"outcome by callback {webhook_id}: task task-unified-") == 1, run.stderr
+        assert run.stderr.count(f"callback {webhook_id}: duplicate, ignored") == copies.count("delivered"), run.stderr
     else:  # the fake does not trust the receiver's certificate: no delivery, and the client polled
         # none delivered; the first failed on the certificate. Retries due after the client has exited (it polled
         # and ended) find its receiver gone or going (refused, or cut off): never a delivery.

@@ -255,14 +255,21 @@ def test_across_two_replicas_every_task_is_counted_once(redis_url: str) -> None:
 
 
 def test_label_sets_stay_bounded() -> None:
-    keyed = Keyed(POLL_INTERVAL)
+    keyed = Keyed(POLL_INTERVAL, idle=3600)
     for number in range(KEYS_KEPT + 20):
         keyed.observe(f"key-{number:08x}", 0.5)
-    keyed.observe("key-00000014", 0.02)  # seen again: kept among the most recent
-    names = dict(keyed.items())
-    assert len(names) == KEYS_KEPT + 1 and OTHER in names
+    names = dict(keyed.items())  # every kept key is busy: the 20 newest count under `other`
+    assert len(names) == KEYS_KEPT + 1 and names[OTHER].count == 20
+    assert "key-00000000" in names and f"key-{KEYS_KEPT:08x}" not in names
+    assert sum(h.count for h in names.values()) == KEYS_KEPT + 20  # nothing is lost
+    quiet = Keyed(POLL_INTERVAL, idle=0)  # every kept key quiet long enough: a new key takes the oldest's place
+    for number in range(KEYS_KEPT + 20):
+        quiet.observe(f"key-{number:08x}", 0.5)
+    quiet.observe("key-00000014", 0.02)  # seen again: kept among the most recent
+    names = dict(quiet.items())
+    assert len(names) == KEYS_KEPT and OTHER not in names  # a key pushed out takes its series away, moved nowhere
     assert "key-00000000" not in names and "key-00000014" in names and "key-00000077" in names
-    assert sum(h.count for h in names.values()) == KEYS_KEPT + 21  # nothing is lost: the rest counts as other
+    assert names["key-00000014"].count == 2 and sum(h.count for h in names.values()) == KEYS_KEPT + 1
     metrics = Metrics()
     for number in range(MODELS_KEPT + 5):
         metrics.task_created("default", f"model-{number}")

@@ -57,8 +57,8 @@ class Dispatcher:
         errors: list[BaseException],
         metrics: Metrics | None = None,
     ) -> None:
-        self.spec = spec
-        self.metrics = metrics  # counts each attempt by its outcome  # None: the contract documents no callbacks, and nothing is delivered
+        self.spec = spec  # None: the contract documents no callbacks, and nothing is delivered
+        self.metrics = metrics  # counts each attempt by its outcome
         self.store = store
         self.render = render
         self.errors = errors  # unexpected failures, for the pytest plugin

@@ -16,6 +16,7 @@ from mockserver.callbacks.plan import events as callback_events
 from mockserver.callbacks.plan import reached
 from mockserver.errors import ApiError
 from mockserver.journal import Entry, redact_url
+from mockserver.runtime import SCRAPE_PAGES
 from mockserver.state import Found
 from mockserver.state.base import Attempt, Delivery
 from mockserver.state.task import Task
@@ -71,7 +72,7 @@ class Views(DashboardBase):
         metrics = self.rt.metrics
         if metrics is None:
             return None
-        await self.rt.count_finished()
+        await self.rt.count_finished(pages=SCRAPE_PAGES)
         ended = metrics.tasks_by_state()
         polls = [
             {"scenario": scenario, "tasks": h.count, "mean": h.sum / h.count, "median": h.quantile(0.5)}

@@ -14,6 +14,8 @@ from tests.image.containers import image_under_test, leftovers, podman
 def image() -> Iterator[str]:
     """The image's name; when the session ends, none of its containers is left, running or not."""
     name = image_under_test()
+    for container in leftovers(every_session=True):  # an earlier run that was killed left these
+        podman("rm", "--force", "--time", "0", container, check=False)
     yield name
     for container in leftovers():  # only if a test's own removal failed
         podman("rm", "--force", "--time", "0", container, check=False)

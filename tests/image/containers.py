@@ -39,9 +39,10 @@ def image_under_test() -> str:
     return image
 
 
-def leftovers() -> list[str]:
-    """This session's containers that still exist."""
-    return podman("ps", "--all", "--quiet", "--filter", f"label={LABEL}").stdout.split()
+def leftovers(every_session: bool = False) -> list[str]:
+    """This session's containers that still exist (or any image test's, of any session)."""
+    label = LABEL.partition("=")[0] if every_session else LABEL
+    return podman("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
 
 
 class Container:

@@ -12,9 +12,15 @@ base=docker.io/library/python:3.11-slim
 if "$podman" image exists "$base"; then
   exit 0
 fi
+if [ "$(id -u)" -ne 0 ]; then  # debootstrap and chroot
+  echo "Building the stand-in for $base needs root (debootstrap, chroot): run make image-test as root." >&2
+  exit 1
+fi
 echo "Building the stand-in for $base (debootstrap; once per machine)..." >&2
 rootfs="$(mktemp -d /var/tmp/python-slim-standin.XXXXXX)"
-trap 'rm -rf "$rootfs" "$rootfs.log"' EXIT
+# never into a filesystem debootstrap left mounted inside it (/proc, /sys, a bound /dev) if it died
+trap 'for m in proc sys dev/pts dev; do umount -l "$rootfs/$m" 2>/dev/null || true; done
+      rm -rf --one-file-system "$rootfs" "$rootfs.log"' EXIT
 chmod 755 "$rootfs"  # mktemp made it 0700: it becomes the image's /, which every user must traverse
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$rootfs.log" 2>&1 || {
