@@ -20,6 +20,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def until_ready(process: subprocess.Popen, url: str, what: str, seconds: float, every: float = 0.05) -> None:
+    """Wait until `url` answers 200, while `process` (the server behind it) runs."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not answer within {seconds:g} s"
+        time.sleep(every)
+
+
 @contextmanager
 def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
@@ -37,16 +51,7 @@ def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[tupl
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                if httpx.get(f"{url}/__admin/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer within 20 s"
-            time.sleep(0.05)
+        until_ready(process, f"{url}/__admin/health", "the server", 20)
         yield url, process
     finally:
         if process.poll() is None:

@@ -27,7 +27,26 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
+class LoopbackServer:
+    """A threaded HTTP server of the tests' own, on a free port of `host`, served from `__enter__`
+    to `__exit__` in a thread of its own."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+        self.server = http.server.ThreadingHTTPServer((host, 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(LoopbackServer):
     """`answers`: what to answer each request in turn, the last one for ever after: a status
     (204, 500...), ("hang", seconds) to answer nothing for that long, or ("redirect", url)."""
 
@@ -77,25 +96,14 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
+        super().__init__(Handler, host)
         self.scheme = "http"
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             self.scheme = "https"
-        self.port = self.server.server_address[1]
         self.url = f"{self.scheme}://127.0.0.1:{self.port}/hooks/video"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def wait(self, count: int, timeout: float = 10.0) -> list[Received]:
         """The requests once `count` have arrived (an AssertionError after `timeout` real seconds)."""

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mockserver.journal import key_id
 from mockserver.metrics import KEYS_KEPT, MODELS_KEPT, OTHER, POLL_INTERVAL, Keyed, Metrics
 from tests.conftest import BODIES, SUBMIT, Fake
-from tests.processes import free_port
+from tests.processes import free_port, until_ready
 from tests.services import Replica, replicas
 
 TOKEN = "admin-tok-metrics-5Kq2"
@@ -43,7 +43,9 @@ class Prometheus:
         token_file.write_text(TOKEN)  # a file, not the command line: Prometheus reads the bearer token from it
         config = tmp / "prometheus.yml"
         config.write_text(
-            "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+            # a scrape that times out marks every series stale until the next: a loaded machine may take more than
+            # 1 s to answer one, and an instant query in between would find nothing
+            "global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 2s}\n"
             "scrape_configs:\n"
             "  - job_name: mockserver\n"
             "    metrics_path: /__admin/metrics\n"
@@ -56,16 +58,7 @@ class Prometheus:
              f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.process.poll() is None, self.process.communicate()[1]
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "prometheus did not get ready within 30 s"
-            time.sleep(0.1)
+        until_ready(self.process, f"{self.url}/-/ready", "prometheus", 30, every=0.1)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from tests.processes import free_port
-from tests.receivers import Receiver
+from tests.receivers import LoopbackServer, Receiver
 from tests.services import Replica
 from tests.test_callbacks import CREATE, DONE_AT, KEY, REPLICATE, SECRET, _admin, _headers
 
@@ -53,7 +53,7 @@ class Span:
     service: str
 
 
-class Collector:
+class Collector(LoopbackServer):
     """An OTLP/HTTP receiver: `POST /v1/traces` with an ExportTraceServiceRequest (protobuf),
     decoded with opentelemetry-proto; every request body is kept as it came."""
 
@@ -93,18 +93,8 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def named(self, name: str) -> list[Span]:
         with self.arrived:
